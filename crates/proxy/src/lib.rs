@@ -1,0 +1,18 @@
+//! rtsp-proxy: reads each back-end RTSP stream once and relays it to any number of
+//! RTSP clients.
+//!
+//! Rooms (see `docs/architecture.md`):
+//! - [`config`]: the command line (live555ProxyServer-compatible) into one [`config::Config`].
+//! - [`sdp`]: the back end's SDP in, the SDP we serve out.
+//! - [`source`]: the back-end RTSP client (sans-IO state machine + tokio driver).
+//! - [`relay`]: per-stream hub: continuity rewriting and fan-out to subscribers.
+//! - [`server`]: the front-end RTSP server.
+//! - [`demo`]: the built-in test-pattern source.
+
+pub mod config;
+pub mod demo;
+pub mod relay;
+pub mod sdp;
+pub mod server;
+pub mod source;
+pub mod app;

@@ -1,0 +1,59 @@
+//! `rtsp-proxy`: the command-line entry point.
+
+use std::process::ExitCode;
+
+use rtsp_proxy::config::{self, CliOutcome};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let mut args = std::env::args();
+    let program = args.next().unwrap_or_else(|| "rtsp-proxy".into());
+    let program = std::path::Path::new(&program)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "rtsp-proxy".into());
+    let args: Vec<String> = args.collect();
+    let cfg = match config::parse_args(&program, &args) {
+        Ok(CliOutcome::Run(cfg)) => cfg,
+        Ok(CliOutcome::Help) => {
+            println!("{}", config::usage(&program));
+            return ExitCode::SUCCESS;
+        }
+        Ok(CliOutcome::Version) => {
+            println!("rtsp-proxy {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // live555: usage errors go to stderr with exit status 1.
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    init_logging(cfg.verbosity);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("rtsp-proxy").build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(rtsp_proxy::app::run(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Default: warnings and errors. `-v`: proxy events. `-V`: also every RTSP message
+/// exchanged with back ends. `RUST_LOG` overrides all of it.
+fn init_logging(verbosity: u8) {
+    let default = match verbosity {
+        0 => "warn",
+        1 => "warn,rtsp_proxy=info",
+        _ => "warn,rtsp_proxy=debug",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}

@@ -1,0 +1,11 @@
+//! The per-stream hub between one source and its subscribers: continuity rewriting
+//! of every packet (stable SSRC, sequence and timestamp across back-end resets) and
+//! fan-out of one shared buffer to every sink.
+
+mod registry;
+pub mod sink;
+mod stream;
+
+pub use registry::StreamRegistry;
+pub use sink::{ConnOut, ConnOutReceiver, OutItem, Sink};
+pub use stream::{Closer, PresentationChange, RtcpOutcome, StartPoint, Stream, StreamStats, SubscriberId};

@@ -1,0 +1,421 @@
+//! One proxied stream: its presentation, its tracks and who is watching them.
+//!
+//! Every back-end packet passes through [`Stream::push_rtp`] exactly once: the track's
+//! [`TrackContinuity`] rewrites SSRC, sequence number and timestamp in place, the
+//! buffer is frozen into one [`Bytes`] and handed to every sink of the track.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use rtp::rtcp::{self, ReceptionStats, SenderInfo};
+use rtp::TrackContinuity;
+use tokio::sync::watch;
+
+use super::sink::Sink;
+use crate::sdp::Presentation;
+
+/// Identifies one front-end session within a stream.
+pub type SubscriberId = u64;
+
+/// Called when the stream has to drop a subscriber on its own (the back end's
+/// tracks changed, or the proxy is shutting down).
+pub type Closer = Box<dyn Fn() + Send + Sync>;
+
+/// With no sender report from the back end for this long, the relay sends its own.
+const BACKEND_SR_STALE: Duration = Duration::from_secs(12);
+/// Interval of the sender reports the relay makes itself.
+const SYNTH_SR_INTERVAL: Duration = Duration::from_secs(5);
+
+/// What [`Stream::set_presentation`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PresentationChange {
+    /// The stream had no presentation before.
+    First,
+    /// Same tracks (codec parameters may differ): subscribers carry on.
+    Updated,
+    /// Different tracks: every subscriber was closed.
+    TracksChanged,
+}
+
+/// RTP-Info values of one track at the moment a subscriber starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartPoint {
+    pub track: usize,
+    pub seq: u16,
+    pub rtptime: u32,
+}
+
+/// What a back-end RTCP packet told us.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RtcpOutcome {
+    /// The back end said BYE for the source we are relaying.
+    pub bye: bool,
+}
+
+/// Per-stream counters.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StreamStats {
+    pub rtp_in: u64,
+    pub rtp_invalid: u64,
+    pub rtcp_in: u64,
+}
+
+pub struct Stream {
+    name: String,
+    sdp_session_id: u64,
+    state: Mutex<State>,
+    demand: watch::Sender<usize>,
+}
+
+struct State {
+    presentation: Option<Arc<Presentation>>,
+    /// Bumped whenever the tracks really change; sessions set up on an older
+    /// generation are gone.
+    generation: u64,
+    tracks: Vec<Track>,
+    players: HashMap<SubscriberId, Player>,
+    next_id: SubscriberId,
+    stats: StreamStats,
+}
+
+struct Player {
+    closer: Arc<Closer>,
+}
+
+struct Track {
+    continuity: TrackContinuity,
+    reception: ReceptionStats,
+    sinks: Arc<Vec<(SubscriberId, Sink)>>,
+    backend_sr_at: Option<Instant>,
+    synth_sr_at: Option<Instant>,
+}
+
+impl Track {
+    fn new(clock_rate: u32) -> Track {
+        let clock_rate = clock_rate.max(1);
+        Track {
+            continuity: TrackContinuity::with_random_base(clock_rate),
+            reception: ReceptionStats::new(clock_rate),
+            sinks: Arc::new(Vec::new()),
+            backend_sr_at: None,
+            synth_sr_at: None,
+        }
+    }
+}
+
+impl Stream {
+    pub fn new(name: impl Into<String>) -> Arc<Stream> {
+        let (demand, _) = watch::channel(0);
+        let sdp_session_id = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        Arc::new(Stream {
+            name: name.into(),
+            sdp_session_id,
+            state: Mutex::new(State {
+                presentation: None,
+                generation: 0,
+                tracks: Vec::new(),
+                players: HashMap::new(),
+                next_id: 1,
+                stats: StreamStats::default(),
+            }),
+            demand,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The `o=` session id of the SDP we serve: fixed for the life of the stream.
+    pub fn sdp_session_id(&self) -> u64 {
+        self.sdp_session_id
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the state half-updated in a
+        // way that matters more than stopping the relay would, so carry on.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The back end's presentation, once a DESCRIBE succeeded.
+    pub fn presentation(&self) -> Option<Arc<Presentation>> {
+        self.lock().presentation.clone()
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
+    pub fn stats(&self) -> StreamStats {
+        self.lock().stats
+    }
+
+    /// The SSRC clients see on `track`.
+    pub fn track_ssrc(&self, track: usize) -> Option<u32> {
+        self.lock().tracks.get(track).map(|t| t.continuity.ssrc())
+    }
+
+    /// A new subscriber id.
+    pub fn new_subscriber(&self) -> SubscriberId {
+        let mut st = self.lock();
+        let id = st.next_id;
+        st.next_id += 1;
+        id
+    }
+
+    /// Number of subscribers currently playing.
+    pub fn players(&self) -> usize {
+        *self.demand.borrow()
+    }
+
+    /// Watches the number of playing subscribers (the source's demand).
+    pub fn watch_demand(&self) -> watch::Receiver<usize> {
+        self.demand.subscribe()
+    }
+
+    /// Installs the presentation from a (new) back-end DESCRIBE.
+    pub fn set_presentation(&self, p: Presentation) -> PresentationChange {
+        let closers;
+        let change;
+        {
+            let mut st = self.lock();
+            match &st.presentation {
+                None => {
+                    st.tracks = p.tracks.iter().map(|t| Track::new(t.clock_rate)).collect();
+                    st.presentation = Some(Arc::new(p));
+                    return PresentationChange::First;
+                }
+                Some(old) if old.same_tracks(&p) => {
+                    st.presentation = Some(Arc::new(p));
+                    return PresentationChange::Updated;
+                }
+                Some(_) => {
+                    st.tracks = p.tracks.iter().map(|t| Track::new(t.clock_rate)).collect();
+                    st.presentation = Some(Arc::new(p));
+                    st.generation += 1;
+                    closers = st.players.drain().map(|(_, p)| p.closer).collect::<Vec<_>>();
+                    change = PresentationChange::TracksChanged;
+                }
+            }
+        }
+        self.demand.send_replace(0);
+        for c in closers {
+            c();
+        }
+        change
+    }
+
+    /// The back-end session was lost: the next packet of every track is re-based so
+    /// subscribers see one continuous stream.
+    pub fn source_reset(&self) {
+        let mut st = self.lock();
+        for t in &mut st.tracks {
+            t.continuity.source_reset();
+            let clock = t.continuity.clock_rate();
+            t.reception = ReceptionStats::new(clock);
+            t.backend_sr_at = None;
+        }
+    }
+
+    /// Relays one back-end RTP packet of `track`.
+    pub fn push_rtp(&self, track: usize, mut pkt: BytesMut, now: Instant) {
+        let sinks = {
+            let mut st = self.lock();
+            st.stats.rtp_in += 1;
+            let Some(t) = st.tracks.get_mut(track) else {
+                st.stats.rtp_invalid += 1;
+                return;
+            };
+            match rtp::packet::parse_rtp(&pkt) {
+                Ok(hdr) => t.reception.on_rtp(&hdr, now),
+                Err(_) => {
+                    st.stats.rtp_invalid += 1;
+                    return;
+                }
+            }
+            if t.continuity.rewrite_rtp(&mut pkt, now).is_err() {
+                st.stats.rtp_invalid += 1;
+                return;
+            }
+            if t.sinks.is_empty() {
+                return;
+            }
+            t.sinks.clone()
+        };
+        let pkt = pkt.freeze();
+        for (_, sink) in sinks.iter() {
+            sink.send_rtp(&pkt);
+        }
+    }
+
+    /// Handles one back-end RTCP packet of `track`: sender reports are rewritten
+    /// into our SSRC/timestamp space and forwarded; BYE is reported to the caller.
+    pub fn push_rtcp(&self, track: usize, pkt: &[u8], now: Instant) -> RtcpOutcome {
+        let mut outcome = RtcpOutcome::default();
+        let (sinks, out) = {
+            let mut st = self.lock();
+            st.stats.rtcp_in += 1;
+            let Some(t) = st.tracks.get_mut(track) else { return outcome };
+            let mut out = None;
+            for sr in rtcp::sender_reports(pkt) {
+                t.reception.on_sender_report(&sr, now);
+                // Same SSRC/timestamp mapping as the RTP, the camera's NTP time kept.
+                if let Some(info) = t.continuity.map_sender_report(&sr) {
+                    t.backend_sr_at = Some(now);
+                    let mut buf = BytesMut::with_capacity(64);
+                    rtcp::build_sender_report(&mut buf, &info, "rtsp-proxy");
+                    out = Some(buf.freeze());
+                }
+            }
+            let byes = rtcp::bye_ssrcs(pkt);
+            if !byes.is_empty() {
+                // Only a BYE for the source we relay counts: a stray BYE from
+                // another SSRC (a back end restarting a pipeline) does not.
+                outcome.bye = byes.iter().any(|s| t.continuity.map_timestamp(*s, 0).is_some());
+            }
+            (t.sinks.clone(), out)
+        };
+        if let Some(out) = out {
+            for (_, sink) in sinks.iter() {
+                sink.send_rtcp(&out);
+            }
+        }
+        outcome
+    }
+
+    /// Periodic work: sender reports for tracks whose back end sends none.
+    pub fn tick(&self, now: Instant) {
+        let mut sends = Vec::new();
+        {
+            let mut st = self.lock();
+            let wall = SystemTime::now();
+            for t in &mut st.tracks {
+                if t.sinks.is_empty() || t.continuity.last_packet().is_none() {
+                    continue;
+                }
+                if t.backend_sr_at.is_some_and(|at| now.duration_since(at) < BACKEND_SR_STALE) {
+                    continue;
+                }
+                if t.synth_sr_at.is_some_and(|at| now.duration_since(at) < SYNTH_SR_INTERVAL) {
+                    continue;
+                }
+                t.synth_sr_at = Some(now);
+                let info = SenderInfo {
+                    ssrc: t.continuity.ssrc(),
+                    ntp: rtcp::ntp_from_system_time(wall),
+                    rtp_timestamp: t.continuity.rtptime_at(now),
+                    packet_count: t.continuity.packets_sent(),
+                    octet_count: t.continuity.octets_sent(),
+                };
+                let mut buf = BytesMut::with_capacity(64);
+                rtcp::build_sender_report(&mut buf, &info, "rtsp-proxy");
+                sends.push((t.sinks.clone(), buf.freeze()));
+            }
+        }
+        for (sinks, pkt) in sends {
+            for (_, sink) in sinks.iter() {
+                sink.send_rtcp(&pkt);
+            }
+        }
+    }
+
+    /// The receiver report the proxy sends to the back end for `track`.
+    pub fn receiver_report(&self, track: usize, reporter_ssrc: u32, now: Instant) -> Option<Bytes> {
+        let mut st = self.lock();
+        let t = st.tracks.get_mut(track)?;
+        let block = t.reception.report_block(now)?;
+        let mut buf = BytesMut::with_capacity(64);
+        rtcp::build_receiver_report(&mut buf, reporter_ssrc, &[block], "rtsp-proxy");
+        Some(buf.freeze())
+    }
+
+    /// Starts (or resumes) delivery to a subscriber. Under the stream lock, so that
+    /// no packet can slip between them: computes where each track stands, lets
+    /// `respond` queue the PLAY response with those RTP-Info values, then adds the
+    /// sinks. Returns None (and calls nothing) if a track index is unknown or the
+    /// generation has moved on.
+    pub fn play(
+        &self,
+        id: SubscriberId,
+        generation: u64,
+        sinks: Vec<(usize, Sink)>,
+        closer: Arc<Closer>,
+        now: Instant,
+        respond: impl FnOnce(&[StartPoint]),
+    ) -> Option<()> {
+        let players = {
+            let mut st = self.lock();
+            if st.generation != generation || sinks.iter().any(|(t, _)| *t >= st.tracks.len()) {
+                return None;
+            }
+            let points: Vec<StartPoint> = sinks
+                .iter()
+                .map(|(t, _)| {
+                    let c = &st.tracks[*t].continuity;
+                    StartPoint { track: *t, seq: c.next_seq(), rtptime: c.rtptime_at(now) }
+                })
+                .collect();
+            respond(&points);
+            remove_sinks(&mut st, id);
+            for (t, sink) in sinks {
+                let track = &mut st.tracks[t];
+                let mut list = Vec::with_capacity(track.sinks.len() + 1);
+                list.extend(track.sinks.iter().cloned());
+                list.push((id, sink));
+                track.sinks = Arc::new(list);
+            }
+            st.players.insert(id, Player { closer });
+            st.players.len()
+        };
+        self.demand.send_replace(players);
+        Some(())
+    }
+
+    /// Stops delivery to a subscriber (PAUSE, TEARDOWN, timeout, disconnect).
+    pub fn stop(&self, id: SubscriberId) {
+        let players = {
+            let mut st = self.lock();
+            if st.players.remove(&id).is_none() {
+                return;
+            }
+            remove_sinks(&mut st, id);
+            st.players.len()
+        };
+        self.demand.send_replace(players);
+    }
+
+    /// Closes every subscriber (shutdown).
+    pub fn close_all(&self) {
+        let closers: Vec<_> = {
+            let mut st = self.lock();
+            for t in &mut st.tracks {
+                t.sinks = Arc::new(Vec::new());
+            }
+            st.players.drain().map(|(_, p)| p.closer).collect()
+        };
+        self.demand.send_replace(0);
+        for c in closers {
+            c();
+        }
+    }
+}
+
+fn remove_sinks(st: &mut State, id: SubscriberId) {
+    for t in &mut st.tracks {
+        if t.sinks.iter().any(|(s, _)| *s == id) {
+            let list: Vec<_> = t.sinks.iter().filter(|(s, _)| *s != id).cloned().collect();
+            t.sinks = Arc::new(list);
+        }
+    }
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stream").field("name", &self.name).finish_non_exhaustive()
+    }
+}

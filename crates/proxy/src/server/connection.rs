@@ -1,0 +1,239 @@
+//! One front-end TCP connection: reads requests (and interleaved RTCP), hands them
+//! to the handler, and writes responses and interleaved media from its queue.
+//!
+//! A connection that starts with an HTTP request is an RTSP-over-HTTP tunnel half
+//! (see [`super::tunnel`]).
+
+use std::io::IoSlice;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use rtsp::{Frame, Response};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tracing::{debug, info};
+
+use super::handler::{self, ConnContext};
+use super::media_udp::normalize;
+use super::{tunnel, ServerContext};
+use crate::relay::sink::DEFAULT_QUEUE_PACKETS;
+use crate::relay::{ConnOut, ConnOutReceiver, OutItem};
+
+/// A request must be complete within this long once its first byte arrived
+/// (slow-loris guard).
+pub const PARTIAL_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// A write that makes no progress for this long means the client is gone.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Items written per vectored write.
+const WRITE_BATCH: usize = 64;
+
+pub async fn serve(ctx: Arc<ServerContext>, stream: TcpStream, peer: SocketAddr, local: SocketAddr) {
+    let peer = normalize(peer);
+    let local = normalize(local);
+    debug!(%peer, "connection opened");
+    let (mut rd, wr) = stream.into_split();
+    let (out, out_rx) = ConnOut::new(DEFAULT_QUEUE_PACKETS);
+    let writer = tokio::spawn(write_loop(wr, out_rx, out.clone()));
+    let mut conn = ConnContext { local, peer, out: out.clone(), tunnelled: false };
+    let mut buf = BytesMut::with_capacity(4096);
+
+    match tunnel::classify(&ctx, &mut rd, &mut buf).await {
+        tunnel::Start::Rtsp => {
+            let _ = rtsp_loop(&ctx, &conn, &mut rd, &mut buf, None).await;
+        }
+        tunnel::Start::HttpGet { cookie } => {
+            conn.tunnelled = true;
+            if let Some(input) = tunnel::open_get(&ctx, &conn, &cookie) {
+                let _ = rtsp_loop(&ctx, &conn, &mut rd, &mut buf, Some(input)).await;
+                ctx.tunnels.remove(&cookie, &out);
+            }
+        }
+        tunnel::Start::HttpPost { cookie } => {
+            tunnel::pump_post(&ctx, &conn, &cookie, &mut rd, buf).await;
+        }
+        tunnel::Start::HttpOther(resp) => {
+            out.send_control(resp);
+        }
+        tunnel::Start::Closed => {}
+    }
+
+    // Interleaved sessions die with their connection; UDP sessions live on until
+    // their timeout, as in live555.
+    for id in ctx.sessions.on_connection(&out) {
+        if ctx.sessions.remove(&id).is_some() {
+            info!(session = %id, "client connection closed; session ended");
+        }
+    }
+    // Let the writer flush what is queued (a final error response), then stop it.
+    drop(conn);
+    let flush = tokio::time::timeout(Duration::from_secs(2), async {
+        while out.queued() > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    let _ = flush.await;
+    out.close();
+    let _ = writer.await;
+    debug!(%peer, "connection closed");
+}
+
+/// Where a connection's RTSP bytes come from: its own socket, or (for the GET half
+/// of an HTTP tunnel) the decoded POST bodies.
+pub type TunnelInput = tokio::sync::mpsc::Receiver<bytes::Bytes>;
+
+/// Reads and handles RTSP until the peer closes, a fatal parse error, a timeout or
+/// a close request.
+async fn rtsp_loop<R: AsyncRead + Unpin>(
+    ctx: &Arc<ServerContext>,
+    conn: &ConnContext,
+    rd: &mut R,
+    buf: &mut BytesMut,
+    mut tunnel_input: Option<TunnelInput>,
+) -> Result<(), ()> {
+    let idle_timeout = ctx.session_timeout * 2;
+    let mut partial_since: Option<Instant> = None;
+    let mut sockbuf = BytesMut::with_capacity(4096);
+    loop {
+        // Handle everything complete in the buffer.
+        loop {
+            match rtsp::parse_frame(buf, &ctx.limits) {
+                Ok(Some(Frame::Request(req))) => {
+                    handler::handle(ctx, conn, &req, Instant::now());
+                }
+                Ok(Some(Frame::Interleaved { channel, .. })) => {
+                    // Client RTCP on an odd channel: a receiver report keeps its
+                    // sessions alive. Anything else from the client is ignored.
+                    if channel % 2 == 1 {
+                        ctx.sessions.touch_connection(&conn.out, Instant::now());
+                    }
+                }
+                Ok(Some(Frame::Response(_))) => {}
+                Ok(None) => break,
+                Err(e) => {
+                    debug!(peer = %conn.peer, "bad request: {e}");
+                    let cseq = e.cseq.map(|c| c.to_string());
+                    handler::send(ctx, conn, cseq.as_deref(), Response::new(e.status()).with_header("Allow", handler::PUBLIC));
+                    if !e.recoverable {
+                        return Err(());
+                    }
+                }
+            }
+        }
+        if conn.out.is_closed() {
+            return Ok(());
+        }
+        partial_since = if buf.is_empty() { None } else { partial_since.or(Some(Instant::now())) };
+        let wait = match partial_since {
+            Some(t) => PARTIAL_REQUEST_TIMEOUT.saturating_sub(t.elapsed()),
+            None => idle_timeout,
+        };
+        let read = async {
+            match tunnel_input.as_mut() {
+                // Tunnel GET half: requests arrive through the POST half; the GET
+                // socket itself only tells us when the client goes away.
+                Some(input) => tokio::select! {
+                    chunk = input.recv() => match chunk {
+                        Some(c) => { buf.extend_from_slice(&c); Ok(c.len()) }
+                        None => Ok(0),
+                    },
+                    n = rd.read_buf(&mut sockbuf) => { sockbuf.clear(); n.map(|n| if n == 0 { 0 } else { usize::MAX }) }
+                },
+                None => rd.read_buf(buf).await,
+            }
+        };
+        tokio::select! {
+            r = tokio::time::timeout(wait, read) => match r {
+                Ok(Ok(0)) | Ok(Err(_)) => return Ok(()),
+                Ok(Ok(_)) => {}
+                Err(_) => {
+                    debug!(peer = %conn.peer, "connection timed out (idle or incomplete request)");
+                    return Err(());
+                }
+            },
+            _ = conn.out.closed() => return Ok(()),
+        }
+        if buf.len() > ctx.limits.max_head_bytes + ctx.limits.max_body + 4 + rtsp::interleaved::MAX_PAYLOAD {
+            // parse_frame bounds each message; this is a last-resort guard.
+            return Err(());
+        }
+    }
+}
+
+/// Writes queued responses and media until the connection closes.
+async fn write_loop(mut wr: OwnedWriteHalf, mut rx: ConnOutReceiver, out: ConnOut) {
+    let mut batch: Vec<OutItem> = Vec::with_capacity(WRITE_BATCH);
+    loop {
+        let first = tokio::select! {
+            biased;
+            item = rx.recv() => item,
+            _ = out.closed() => None,
+        };
+        let Some(first) = first else { break };
+        batch.push(first);
+        while batch.len() < WRITE_BATCH {
+            match rx.try_recv() {
+                Some(i) => batch.push(i),
+                None => break,
+            }
+        }
+        let res = tokio::time::timeout(WRITE_TIMEOUT, write_items(&mut wr, &batch)).await;
+        for item in batch.drain(..) {
+            if matches!(item, OutItem::Media { .. }) {
+                rx.media_done();
+            }
+        }
+        if !matches!(res, Ok(Ok(()))) {
+            debug!("client write failed or stalled; closing connection");
+            out.close();
+            break;
+        }
+    }
+    // Account for media still queued so counters stay right, then close.
+    while let Some(item) = rx.try_recv() {
+        if matches!(item, OutItem::Media { .. }) {
+            rx.media_done();
+        }
+    }
+    let _ = wr.shutdown().await;
+}
+
+/// Writes a batch with vectored writes, coping with partial writes.
+async fn write_items(wr: &mut OwnedWriteHalf, items: &[OutItem]) -> std::io::Result<()> {
+    let mut parts: Vec<&[u8]> = Vec::with_capacity(items.len() * 2);
+    for item in items {
+        match item {
+            OutItem::Control(b) => parts.push(b),
+            OutItem::Media { header, payload } => {
+                parts.push(header);
+                parts.push(payload);
+            }
+        }
+    }
+    let (mut idx, mut off) = (0usize, 0usize);
+    while idx < parts.len() {
+        let slices: Vec<IoSlice<'_>> = std::iter::once(&parts[idx][off..])
+            .chain(parts[idx + 1..].iter().copied())
+            .take(256)
+            .map(IoSlice::new)
+            .collect();
+        let mut n = wr.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while n > 0 && idx < parts.len() {
+            let left = parts[idx].len() - off;
+            if n >= left {
+                n -= left;
+                idx += 1;
+                off = 0;
+            } else {
+                off += n;
+                n = 0;
+            }
+        }
+    }
+    Ok(())
+}

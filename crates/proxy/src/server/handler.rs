@@ -1,0 +1,508 @@
+//! Front-end request handling: one RTSP request in, one response queued on the
+//! connection. Synchronous: it touches only in-memory state (streams, sessions), so
+//! every rule here is testable without sockets.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use rtsp::header::range::Range;
+use rtsp::header::rtp_info::{self, RtpInfo};
+use rtsp::header::session::SessionHeader;
+use rtsp::header::transport::{Cast, ChannelRange, LowerTransport, PortRange, Transport};
+use rtsp::{Method, Request, Response, Version};
+use tracing::{debug, info};
+
+use super::session::{self, SessionRef, SessionState, TrackTransport};
+use super::target::{self, Target};
+use super::ServerContext;
+use crate::relay::{Closer, ConnOut, Sink, StartPoint};
+use crate::sdp::{self, RenderOptions};
+
+/// Methods we implement, in the order of the `Public:` header.
+pub const PUBLIC: &str = "OPTIONS, DESCRIBE, SETUP, TEARDOWN, PLAY, PAUSE, GET_PARAMETER, SET_PARAMETER";
+
+/// What the handler needs to know about the connection a request came on.
+#[derive(Clone)]
+pub struct ConnContext {
+    pub local: SocketAddr,
+    pub peer: SocketAddr,
+    pub out: ConnOut,
+    /// RTSP-over-HTTP: every track must be interleaved.
+    pub tunnelled: bool,
+}
+
+/// Adds the headers every response carries and queues it on the connection.
+pub fn send(ctx: &ServerContext, conn: &ConnContext, cseq: Option<&str>, mut resp: Response) {
+    conn.out.send_control(finish(ctx, cseq, &mut resp));
+}
+
+fn finish(ctx: &ServerContext, cseq: Option<&str>, resp: &mut Response) -> Bytes {
+    let mut headers = rtsp::Headers::new();
+    if let Some(c) = cseq {
+        headers.set("CSeq", c);
+    }
+    headers.set("Date", rtsp::date::format_date(SystemTime::now()));
+    headers.set("Server", ctx.server_name.as_str());
+    for (k, v) in resp.headers.iter() {
+        headers.append(k, v);
+    }
+    resp.headers = headers;
+    resp.to_bytes()
+}
+
+/// An error answer: status plus a log line at debug level.
+fn error(status: u16, why: &str) -> Response {
+    debug!(status, "{why}");
+    Response::new(status)
+}
+
+/// Handles one request, queueing exactly one response.
+pub fn handle(ctx: &Arc<ServerContext>, conn: &ConnContext, req: &Request, now: Instant) {
+    let cseq = req.header("CSeq").map(str::to_owned);
+    let Some(cseq) = cseq.filter(|c| !c.is_empty() && c.len() <= 10 && c.bytes().all(|b| b.is_ascii_digit())) else {
+        send(ctx, conn, None, error(400, "request without a valid CSeq"));
+        return;
+    };
+    let cseq = Some(cseq.as_str());
+    if req.version != Version::Rtsp10 {
+        send(ctx, conn, cseq, error(505, "unsupported RTSP version"));
+        return;
+    }
+    // RFC 2326 12.32: we support no option tags, so any Require is refused.
+    let required: Vec<&str> = req.headers.get_all("Require").chain(req.headers.get_all("Proxy-Require")).collect();
+    if !required.is_empty() {
+        let resp = error(551, "Require header").with_header("Unsupported", required.join(", "));
+        send(ctx, conn, cseq, resp);
+        return;
+    }
+    // A Session header must name a live session (any method), and keeps it alive.
+    let session = match req.header("Session") {
+        None => None,
+        Some(v) => {
+            let found = SessionHeader::parse(v).ok().and_then(|h| ctx.sessions.get(&h.id));
+            match found {
+                Some(s) => {
+                    session::lock(&s).last_activity = now;
+                    Some(s)
+                }
+                None => {
+                    send(ctx, conn, cseq, error(454, "unknown session"));
+                    return;
+                }
+            }
+        }
+    };
+    let resp = match &req.method {
+        Method::Options => Some(Response::new(200).with_header("Public", PUBLIC)),
+        Method::Describe => Some(describe(ctx, conn, req)),
+        Method::Setup => Some(setup(ctx, conn, req, session, now)),
+        Method::Play => match session {
+            Some(s) => play(ctx, conn, req, &s, cseq, now),
+            None => Some(error(454, "PLAY without a session")),
+        },
+        Method::Pause => Some(match session {
+            Some(s) => pause(ctx, req, &s),
+            None => error(454, "PAUSE without a session"),
+        }),
+        Method::Teardown => Some(match session {
+            Some(s) => teardown(ctx, req, &s, now),
+            None => error(454, "TEARDOWN without a session"),
+        }),
+        Method::GetParameter | Method::SetParameter => Some(parameter(ctx, req, session.as_ref())),
+        Method::Announce | Method::Record | Method::Redirect | Method::Register | Method::Deregister => {
+            Some(error(405, "method not allowed on a proxy stream").with_header("Allow", PUBLIC))
+        }
+        Method::Get | Method::Post | Method::Extension(_) => {
+            Some(error(501, "unknown method").with_header("Allow", PUBLIC))
+        }
+    };
+    if let Some(resp) = resp {
+        send(ctx, conn, cseq, resp);
+    }
+}
+
+fn session_header(s: &SessionRef, with_timeout: Option<u64>) -> String {
+    let id = session::lock(s).id.clone();
+    match with_timeout {
+        Some(t) => format!("{id};timeout={t}"),
+        None => id,
+    }
+}
+
+fn describe(ctx: &ServerContext, conn: &ConnContext, req: &Request) -> Response {
+    let name = match target::resolve(&req.uri, |n| ctx.streams.get(n).is_some()) {
+        Some(Target::Stream { name, track: None }) => name,
+        _ => return error(404, "DESCRIBE of an unknown stream"),
+    };
+    let Some(stream) = ctx.streams.get(&name) else { return error(404, "stream vanished") };
+    let Some(presentation) = stream.presentation() else {
+        // The back end was never reached: tell the client to come back later.
+        return error(503, "DESCRIBE before the back end answered").with_header("Retry-After", "5");
+    };
+    let opts = RenderOptions {
+        session_id: stream.sdp_session_id(),
+        origin: conn.local.ip(),
+        tool: ctx.server_name.clone(),
+    };
+    let body = sdp::render(&presentation, &opts);
+    Response::new(200)
+        .with_header("Content-Base", format!("{}/", base_url(conn, &name)))
+        .with_body("application/sdp", body)
+}
+
+/// `rtsp://<address the client connected to>/<stream>`.
+fn base_url(conn: &ConnContext, stream: &str) -> String {
+    let host = match conn.local.ip() {
+        IpAddr::V4(ip) => ip.to_string(),
+        IpAddr::V6(ip) => match ip.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => format!("[{ip}]"),
+        },
+    };
+    format!("rtsp://{host}:{}/{stream}", conn.local.port())
+}
+
+/// The transport we will use for one SETUP, chosen from the client's offers.
+enum Chosen {
+    Udp { client: PortRange },
+    Interleaved { channels: Option<ChannelRange> },
+}
+
+fn choose_transport(conn: &ConnContext, offers: &[Transport]) -> Option<Chosen> {
+    for t in offers {
+        if !t.protocol.eq_ignore_ascii_case("RTP") || !t.profile.eq_ignore_ascii_case("AVP") {
+            continue;
+        }
+        if t.cast == Some(Cast::Multicast) {
+            continue;
+        }
+        match t.lower {
+            LowerTransport::Tcp => return Some(Chosen::Interleaved { channels: t.interleaved }),
+            // Over an HTTP tunnel there is no UDP path: live555 forces TCP too.
+            LowerTransport::Udp if conn.tunnelled => return Some(Chosen::Interleaved { channels: None }),
+            LowerTransport::Udp => {
+                if let Some(client) = t.client_port.filter(|p| p.rtp != 0) {
+                    return Some(Chosen::Udp { client });
+                }
+            }
+        }
+    }
+    None
+}
+
+fn setup(ctx: &Arc<ServerContext>, conn: &ConnContext, req: &Request, session: Option<SessionRef>, now: Instant) -> Response {
+    let (name, track) = match target::resolve(&req.uri, |n| ctx.streams.get(n).is_some()) {
+        Some(Target::Stream { name, track }) => (name, track),
+        _ => return error(404, "SETUP of an unknown stream or track"),
+    };
+    let Some(stream) = ctx.streams.get(&name) else { return error(404, "stream vanished") };
+    let Some(presentation) = stream.presentation() else {
+        return error(503, "SETUP before the back end answered").with_header("Retry-After", "5");
+    };
+    let track = match track {
+        Some(t) if t < presentation.tracks.len() => t,
+        Some(_) => return error(404, "SETUP of an unknown track"),
+        // Aggregate SETUP works only for a single-track stream.
+        None if presentation.tracks.len() == 1 => 0,
+        None => return error(459, "aggregate SETUP of a multi-track stream"),
+    };
+    let Some(offers) = req.header("Transport").and_then(|v| Transport::parse_list(v).ok()) else {
+        return error(461, "SETUP without a usable Transport header");
+    };
+    let Some(chosen) = choose_transport(conn, &offers) else {
+        return error(461, "no supported transport offered (RTP/AVP unicast over UDP or TCP)");
+    };
+    let session = match session {
+        Some(s) => {
+            let st = session::lock(&s);
+            if st.stream.name() != name {
+                return error(459, "SETUP of another stream in an existing session");
+            }
+            if st.state != SessionState::Ready && st.tracks.contains_key(&track) {
+                return error(455, "transport change while playing");
+            }
+            drop(st);
+            s
+        }
+        None => match ctx.sessions.create(stream.clone(), conn.peer.ip(), now) {
+            Some(s) => s,
+            None => return error(453, "too many sessions"),
+        },
+    };
+    let mut st = session::lock(&session);
+    let peer_ip = conn.peer.ip();
+    let ssrc = stream_ssrc_hint(ctx, &st.stream, track);
+    let transport_reply = match chosen {
+        Chosen::Udp { client } => {
+            let Some(pair) = ctx.media_for(peer_ip) else {
+                drop(st);
+                return error(461, "no UDP media socket for this address family");
+            };
+            let rtcp_port = client.rtcp.unwrap_or(client.rtp.wrapping_add(1));
+            // Media goes only to the address the request came from: a client cannot
+            // point us at a third party (no reflection/amplification).
+            let rtp = SocketAddr::new(peer_ip, client.rtp);
+            let rtcp = SocketAddr::new(peer_ip, rtcp_port);
+            st.tracks.insert(track, TrackTransport::Udp { rtp, rtcp });
+            ctx.sessions.index_rtcp(rtcp, &st.id);
+            let mut t = reply_transport(LowerTransport::Udp);
+            t.destination = Some(ip_text(peer_ip));
+            t.source = Some(ip_text(conn.local.ip()));
+            t.client_port = Some(PortRange { rtp: client.rtp, rtcp: Some(rtcp_port) });
+            t.server_port = Some(PortRange { rtp: pair.rtp_port, rtcp: Some(pair.rtcp_port) });
+            t.ssrc = ssrc;
+            t
+        }
+        Chosen::Interleaved { channels } => {
+            if st.conn.as_ref().is_some_and(|c| !c.same(&conn.out)) {
+                drop(st);
+                return error(455, "interleaved tracks of one session must share one connection");
+            }
+            let used: Vec<u8> = st
+                .tracks
+                .iter()
+                .filter(|(t, _)| **t != track)
+                .filter_map(|(_, tt)| match tt {
+                    TrackTransport::Interleaved { rtp_channel, rtcp_channel } => Some([*rtp_channel, *rtcp_channel]),
+                    _ => None,
+                })
+                .flatten()
+                .collect();
+            let (rtp_ch, rtcp_ch) = match channels {
+                Some(c) => (c.rtp, c.rtcp.unwrap_or(c.rtp.wrapping_add(1))),
+                None => {
+                    let mut k = 0u8;
+                    while used.contains(&k) || used.contains(&(k + 1)) {
+                        k = match k.checked_add(2) {
+                            Some(k) if k < 254 => k,
+                            _ => break,
+                        };
+                    }
+                    (k, k + 1)
+                }
+            };
+            if used.contains(&rtp_ch) || used.contains(&rtcp_ch) {
+                drop(st);
+                return error(461, "interleaved channels already in use in this session");
+            }
+            st.tracks.insert(track, TrackTransport::Interleaved { rtp_channel: rtp_ch, rtcp_channel: rtcp_ch });
+            st.conn = Some(conn.out.clone());
+            let mut t = reply_transport(LowerTransport::Tcp);
+            t.destination = Some(ip_text(peer_ip));
+            t.source = Some(ip_text(conn.local.ip()));
+            t.interleaved = Some(ChannelRange { rtp: rtp_ch, rtcp: Some(rtcp_ch) });
+            t.ssrc = ssrc;
+            t
+        }
+    };
+    let playing = st.state == SessionState::Playing;
+    let id = st.id.clone();
+    drop(st);
+    info!(session = %id, stream = %name, track = track + 1, transport = %transport_reply, "client SETUP");
+    if playing {
+        // A track added to a playing session starts at once.
+        restart_delivery(ctx, &session, now);
+    }
+    Response::new(200)
+        .with_header("Transport", transport_reply.to_string())
+        .with_header("Session", session_header(&session, Some(ctx.session_timeout.as_secs())))
+}
+
+fn stream_ssrc_hint(_ctx: &ServerContext, stream: &crate::relay::Stream, track: usize) -> Option<u32> {
+    stream.track_ssrc(track)
+}
+
+/// A unicast RTP/AVP transport with no parameters yet.
+fn reply_transport(lower: LowerTransport) -> Transport {
+    Transport {
+        protocol: "RTP".into(),
+        profile: "AVP".into(),
+        lower,
+        cast: Some(Cast::Unicast),
+        destination: None,
+        source: None,
+        client_port: None,
+        server_port: None,
+        port: None,
+        interleaved: None,
+        ttl: None,
+        ssrc: None,
+        mode: None,
+        other: Vec::new(),
+    }
+}
+
+fn ip_text(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => v6.to_string(),
+        },
+        v4 => v4.to_string(),
+    }
+}
+
+/// Builds the sinks of a session's tracks.
+fn sinks_of(ctx: &ServerContext, s: &session::ClientSession) -> Option<Vec<(usize, Sink)>> {
+    s.tracks
+        .iter()
+        .map(|(track, tt)| {
+            let sink = match *tt {
+                TrackTransport::Udp { rtp, rtcp } => {
+                    let pair = ctx.media_for(rtp.ip())?;
+                    Sink::Udp { rtp_socket: pair.rtp.clone(), rtcp_socket: pair.rtcp.clone(), rtp_addr: rtp, rtcp_addr: rtcp }
+                }
+                TrackTransport::Interleaved { rtp_channel, rtcp_channel } => {
+                    Sink::Interleaved { out: s.conn.clone()?, rtp_channel, rtcp_channel }
+                }
+            };
+            Some((*track, sink))
+        })
+        .collect()
+}
+
+/// What the stream calls when it has to drop this session by itself.
+fn closer_for(ctx: &Arc<ServerContext>, id: &str, conn: Option<ConnOut>) -> Arc<Closer> {
+    let ctx = Arc::downgrade(ctx);
+    let id = id.to_string();
+    Arc::new(Box::new(move || {
+        if let Some(ctx) = ctx.upgrade() {
+            ctx.sessions.remove(&id);
+        }
+        if let Some(c) = &conn {
+            c.close();
+        }
+    }))
+}
+
+fn restart_delivery(ctx: &Arc<ServerContext>, session: &SessionRef, now: Instant) {
+    let st = session::lock(session);
+    let Some(sinks) = sinks_of(ctx, &st) else { return };
+    let closer = closer_for(ctx, &st.id, st.conn.clone());
+    let (stream, sub, generation) = (st.stream.clone(), st.subscriber, st.generation);
+    drop(st);
+    stream.play(sub, generation, sinks, closer, now, |_| {});
+}
+
+/// Checks that a request URL names the session's stream (or one of its tracks).
+fn url_matches_session(ctx: &ServerContext, req: &Request, stream_name: &str) -> bool {
+    if req.uri == "*" {
+        return true;
+    }
+    matches!(target::resolve(&req.uri, |n| ctx.streams.get(n).is_some()),
+        Some(Target::Stream { name, .. }) if name == stream_name)
+}
+
+fn play(
+    ctx: &Arc<ServerContext>,
+    conn: &ConnContext,
+    req: &Request,
+    session: &SessionRef,
+    cseq: Option<&str>,
+    now: Instant,
+) -> Option<Response> {
+    let st = session::lock(session);
+    if !url_matches_session(ctx, req, st.stream.name()) {
+        return Some(error(404, "PLAY URL does not match the session's stream"));
+    }
+    if st.tracks.is_empty() {
+        return Some(error(455, "PLAY before any SETUP"));
+    }
+    let Some(sinks) = sinks_of(ctx, &st) else {
+        return Some(error(454, "session transport is gone"));
+    };
+    let closer = closer_for(ctx, &st.id, st.conn.clone());
+    let (stream, sub, generation, id) = (st.stream.clone(), st.subscriber, st.generation, st.id.clone());
+    drop(st);
+    let base = base_url(conn, stream.name());
+    // A live stream cannot seek: whatever Range was asked, it starts now.
+    let range = Range::Npt { start: Some(0.0), end: None }.to_string();
+    let started = stream.play(sub, generation, sinks, closer, now, |points: &[StartPoint]| {
+        let infos: Vec<RtpInfo> = points
+            .iter()
+            .map(|p| RtpInfo { url: format!("{base}/track{}", p.track + 1), seq: Some(p.seq), rtptime: Some(p.rtptime) })
+            .collect();
+        let resp = Response::new(200)
+            .with_header("Range", range.clone())
+            .with_header("Session", id.clone())
+            .with_header("RTP-Info", rtp_info::format_list(&infos));
+        send(ctx, conn, cseq, resp);
+    });
+    match started {
+        Some(()) => {
+            session::lock(session).state = SessionState::Playing;
+            info!(session = %id, stream = %stream.name(), "client PLAY");
+            None
+        }
+        None => {
+            ctx.sessions.remove(&id);
+            Some(error(454, "the stream's tracks changed; session closed"))
+        }
+    }
+}
+
+fn pause(ctx: &ServerContext, req: &Request, session: &SessionRef) -> Response {
+    let mut st = session::lock(session);
+    if !url_matches_session(ctx, req, st.stream.name()) {
+        return error(404, "PAUSE URL does not match the session's stream");
+    }
+    match st.state {
+        SessionState::Ready => return error(455, "PAUSE before PLAY"),
+        SessionState::Paused => {}
+        SessionState::Playing => {
+            st.stream.stop(st.subscriber);
+            st.state = SessionState::Paused;
+            info!(session = %st.id, "client PAUSE");
+        }
+    }
+    Response::new(200).with_header("Session", st.id.clone())
+}
+
+fn teardown(ctx: &Arc<ServerContext>, req: &Request, session: &SessionRef, now: Instant) -> Response {
+    let (id, name) = {
+        let st = session::lock(session);
+        (st.id.clone(), st.stream.name().to_string())
+    };
+    match target::resolve(&req.uri, |n| ctx.streams.get(n).is_some()) {
+        Some(Target::Stream { name: n, track: Some(t) }) if n == name => {
+            let mut st = session::lock(session);
+            st.tracks.remove(&t);
+            if !st.tracks.is_empty() {
+                // Per-track TEARDOWN: the rest of the session goes on.
+                let playing = st.state == SessionState::Playing;
+                drop(st);
+                if playing {
+                    restart_delivery(ctx, session, now);
+                }
+                return Response::new(200).with_header("Session", id);
+            }
+        }
+        Some(Target::Stream { name: n, track: None }) if n == name => {}
+        Some(Target::Server) => {}
+        _ => return error(404, "TEARDOWN URL does not match the session's stream"),
+    }
+    ctx.sessions.remove(&id);
+    info!(session = %id, "client TEARDOWN");
+    Response::new(200)
+}
+
+fn parameter(ctx: &ServerContext, req: &Request, session: Option<&SessionRef>) -> Response {
+    if session.is_none() && req.uri != "*" {
+        // Without a session, the URL must at least name something we serve.
+        if !matches!(target::resolve(&req.uri, |n| ctx.streams.get(n).is_some()), Some(Target::Stream { .. })) {
+            return error(404, "parameter request for an unknown stream");
+        }
+    }
+    let mut resp = if req.method == Method::SetParameter && !req.body.iter().all(|b| b.is_ascii_whitespace()) {
+        // We have no settable parameters.
+        error(451, "SET_PARAMETER with parameters")
+    } else {
+        Response::new(200)
+    };
+    if let Some(s) = session {
+        resp = resp.with_header("Session", session::lock(s).id.clone());
+    }
+    resp
+}

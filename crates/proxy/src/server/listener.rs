@@ -1,0 +1,107 @@
+//! Listening sockets: the RTSP port on IPv4 and IPv6, with live555's fallback to
+//! the standard ports (554, then 8554) when the asked-for port cannot be used.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::TcpListener;
+use tracing::{debug, warn};
+
+use super::ServerContext;
+
+/// At most this many client connections at once; further ones are closed at once.
+pub const MAX_CONNECTIONS: usize = 4096;
+
+/// Why no listening socket could be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("Failed to create RTSP server: {0}")]
+pub struct BindError(pub String);
+
+fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let domain = if addr.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
+    let s = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_reuse_address(true)?;
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    s.listen(128)?;
+    TcpListener::from_std(s.into())
+}
+
+/// Binds `port` on every address; succeeds if at least one binds.
+pub fn bind_port(addrs: &[IpAddr], port: u16) -> Result<Vec<TcpListener>, String> {
+    let mut listeners = Vec::new();
+    let mut last_err = String::from("no address to bind");
+    for ip in addrs {
+        match bind_tcp(SocketAddr::new(*ip, port)) {
+            Ok(l) => listeners.push(l),
+            Err(e) => {
+                debug!("bind {ip} port {port}: {e}");
+                last_err = format!("{} bind() error (port number: {port}): {e}", if ip.is_ipv4() { "IPv4" } else { "IPv6" });
+            }
+        }
+    }
+    if listeners.is_empty() {
+        Err(last_err)
+    } else {
+        Ok(listeners)
+    }
+}
+
+/// Binds the RTSP port as live555ProxyServer does: the asked-for port, else 554,
+/// else 8554. Messages about the fallback go to stderr, as live555 prints them.
+pub fn bind_with_fallback(addrs: &[IpAddr], port: u16) -> Result<(Vec<TcpListener>, u16), BindError> {
+    match bind_port(addrs, port) {
+        Ok(l) => return Ok((l, port)),
+        Err(e) if port != 554 => {
+            eprintln!("Unable to create a RTSP server with port number {port}: {e}");
+            eprintln!("Trying instead with the standard port numbers (554 and 8554)...");
+        }
+        Err(_) => {}
+    }
+    let mut last = String::new();
+    for p in [554u16, 8554] {
+        match bind_port(addrs, p) {
+            Ok(l) => return Ok((l, p)),
+            Err(e) => last = e,
+        }
+    }
+    Err(BindError(last))
+}
+
+/// Accepts connections until the listener fails for good.
+pub async fn accept_loop(ctx: Arc<ServerContext>, listener: TcpListener) {
+    let open = Arc::new(AtomicUsize::new(0));
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                if open.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
+                    warn!(%peer, "too many connections; refusing");
+                    continue;
+                }
+                let local = match stream.local_addr() {
+                    Ok(a) => a,
+                    Err(_) => continue,
+                };
+                let _ = stream.set_nodelay(true);
+                open.fetch_add(1, Ordering::Relaxed);
+                let ctx = ctx.clone();
+                let open = open.clone();
+                tokio::spawn(async move {
+                    super::connection::serve(ctx, stream, peer, local).await;
+                    open.fetch_sub(1, Ordering::Relaxed);
+                });
+            }
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}

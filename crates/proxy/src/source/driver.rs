@@ -1,0 +1,530 @@
+//! The tokio side of a back-end source: connects, runs the [`BackendSession`]
+//! machine over the connection, receives media (UDP sockets or interleaved) into
+//! the relay, sends receiver reports, and reconnects with back-off.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use rand::Rng;
+use rtsp::auth::Credentials;
+use rtsp::url::RtspUrl;
+use rtsp::{Frame, Request, Response};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use super::backoff::{Backoff, STABLE_AFTER};
+use super::session::{BackendSession, Event, Failure, Output, SessionConfig, MAX_REDIRECTS};
+use crate::config::BackendTransport;
+use crate::relay::{PresentationChange, Stream};
+
+/// Receiver reports to the back end go out this often.
+const RR_INTERVAL: Duration = Duration::from_secs(5);
+/// Receive buffer of back-end media sockets (a keyframe burst must fit).
+const RECV_BUFFER: usize = 4 * 1024 * 1024;
+
+/// Everything a source needs besides its stream.
+#[derive(Clone, Debug)]
+pub struct SourceSettings {
+    /// The URL as given (may hold credentials; never logged as is).
+    pub url: String,
+    /// `-u`: used when the URL has none.
+    pub credentials: Option<Credentials>,
+    pub transport: BackendTransport,
+    pub response_timeout: Duration,
+    pub udp_timeout: Duration,
+    pub max_gap: Option<Duration>,
+    pub linger: Duration,
+    pub reconnect_min: Duration,
+    pub reconnect_max: Duration,
+}
+
+/// A running source; dropping it does not stop it, [`SourceHandle::shutdown`] does.
+pub struct SourceHandle {
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl SourceHandle {
+    /// Asks for a graceful stop (TEARDOWN) and waits for it, at most `within`.
+    pub async fn shutdown(self, within: Duration) {
+        let _ = self.shutdown.send(true);
+        let mut task = self.task;
+        if tokio::time::timeout(within, &mut task).await.is_err() {
+            task.abort();
+        }
+    }
+}
+
+/// Starts the source task of `stream`.
+pub fn spawn(stream: Arc<Stream>, settings: SourceSettings) -> SourceHandle {
+    let (tx, rx) = watch::channel(false);
+    let task = tokio::spawn(run(stream, settings, rx));
+    SourceHandle { shutdown: tx, task }
+}
+
+enum Outcome {
+    Shutdown,
+    Redirect(String),
+    Failed(Failure),
+}
+
+async fn run(stream: Arc<Stream>, settings: SourceSettings, mut shutdown: watch::Receiver<bool>) {
+    let original = match RtspUrl::parse(&settings.url) {
+        Ok(u) => u,
+        Err(e) => {
+            // Config validation should have caught this; never panic on it.
+            warn!(stream = %stream.name(), "invalid back-end URL {}: {e}", rtsp::url::redact(&settings.url));
+            return;
+        }
+    };
+    let credentials = original.credentials.clone().or(settings.credentials.clone());
+    let mut url = original.clone();
+    let mut transport = settings.transport.clone();
+    let mut backoff = Backoff::new(settings.reconnect_min, settings.reconnect_max);
+    let mut redirects = 0u32;
+    let mut down_since: Option<Instant> = None;
+    let mut ever_up = false;
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let started = Instant::now();
+        let cfg = SessionConfig {
+            url: url.clone(),
+            credentials: credentials.clone(),
+            transport: transport.clone(),
+            response_timeout: settings.response_timeout,
+            udp_timeout: settings.udp_timeout,
+            max_gap: settings.max_gap,
+            linger: settings.linger,
+            user_agent: format!("rtsp-proxy/{}", env!("CARGO_PKG_VERSION")),
+        };
+        let mut up = false;
+        let outcome = run_connection(&stream, cfg, &mut shutdown, &mut up).await;
+        stream.source_reset();
+        if up {
+            if let Some(since) = down_since.take() {
+                warn!(stream = %stream.name(), "back end {} is back after {:.1} s", url, since.elapsed().as_secs_f64());
+            } else if !ever_up {
+                info!(stream = %stream.name(), "back end {} described", url);
+            }
+            ever_up = true;
+        }
+        let failure = match outcome {
+            Outcome::Shutdown => return,
+            Outcome::Redirect(to) => {
+                redirects += 1;
+                match RtspUrl::parse(&to) {
+                    Ok(mut u) if redirects <= MAX_REDIRECTS => {
+                        info!(stream = %stream.name(), "back end redirects to {u}");
+                        if u.credentials.is_none() {
+                            u.credentials = original.credentials.clone();
+                        }
+                        url = u;
+                        continue;
+                    }
+                    Ok(_) => Failure::TooManyRedirects,
+                    Err(e) => Failure::Malformed { what: "redirect Location".into(), detail: e.to_string() },
+                }
+            }
+            Outcome::Failed(f) => f,
+        };
+        redirects = 0;
+        url = original.clone();
+        if failure.wants_tcp() && transport == BackendTransport::Udp {
+            warn!(stream = %stream.name(), "{failure}; switching the back end to RTP over TCP");
+            transport = BackendTransport::Tcp;
+            continue;
+        }
+        if started.elapsed() >= STABLE_AFTER {
+            backoff.reset();
+        }
+        let delay = backoff.next_delay(rand::thread_rng().gen::<f64>());
+        if down_since.is_none() {
+            down_since = Some(Instant::now());
+            warn!(stream = %stream.name(), "back end {url}: {failure}; reconnecting (first retry in {:.1} s)", delay.as_secs_f64());
+        } else {
+            debug!(stream = %stream.name(), "back end {url}: {failure}; retry in {:.1} s", delay.as_secs_f64());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// UDP media sockets of one back-end session, and their receive tasks.
+struct UdpMedia {
+    /// RTP port of each track.
+    ports: Vec<u16>,
+    rtcp_sockets: Vec<Arc<UdpSocket>>,
+    /// Where each track's receiver reports go (the back end's RTCP port).
+    rtcp_dest: Vec<Option<SocketAddr>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for UdpMedia {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+fn bind_udp(ip: IpAddr, port: u16) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let domain = if ip.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
+    let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
+    let _ = s.set_recv_buffer_size(RECV_BUFFER);
+    s.set_nonblocking(true)?;
+    s.bind(&SocketAddr::new(ip, port).into())?;
+    UdpSocket::from_std(s.into())
+}
+
+/// Binds an even/odd port pair on the family of `peer`.
+fn bind_udp_pair(peer: IpAddr) -> std::io::Result<(UdpSocket, UdpSocket)> {
+    let any: IpAddr = if peer.is_ipv4() { std::net::Ipv4Addr::UNSPECIFIED.into() } else { std::net::Ipv6Addr::UNSPECIFIED.into() };
+    let mut last = None;
+    for _ in 0..100 {
+        let probe = bind_udp(any, 0)?;
+        let port = probe.local_addr()?.port() & !1;
+        drop(probe);
+        if port == 0 {
+            continue;
+        }
+        match (bind_udp(any, port), bind_udp(any, port + 1)) {
+            (Ok(a), Ok(b)) => return Ok((a, b)),
+            (Err(e), _) | (_, Err(e)) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::AddrInUse, "no free UDP port pair")))
+}
+
+/// Receives one track's RTP into the relay. Only datagrams from the back end's
+/// address are accepted.
+async fn receive_rtp(stream: Arc<Stream>, track: usize, socket: Arc<UdpSocket>, allowed: Arc<Mutex<Vec<IpAddr>>>, count: Arc<AtomicU64>) {
+    let mut buf = BytesMut::with_capacity(256 * 1024);
+    loop {
+        if buf.capacity() - buf.len() < 65536 {
+            buf.reserve(256 * 1024);
+        }
+        match socket.recv_buf_from(&mut buf).await {
+            Ok((n, from)) => {
+                let pkt = buf.split_to(n);
+                if !is_allowed(&allowed, from.ip()) {
+                    continue;
+                }
+                count.fetch_add(1, Ordering::Relaxed);
+                stream.push_rtp(track, pkt, Instant::now());
+            }
+            Err(e) => {
+                buf.clear();
+                debug!("back-end RTP receive: {e}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+async fn receive_rtcp(stream: Arc<Stream>, track: usize, socket: Arc<UdpSocket>, allowed: Arc<Mutex<Vec<IpAddr>>>, bye: mpsc::Sender<()>) {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        match socket.recv_from(&mut buf).await {
+            Ok((n, from)) => {
+                if !is_allowed(&allowed, from.ip()) {
+                    continue;
+                }
+                if stream.push_rtcp(track, &buf[..n], Instant::now()).bye {
+                    let _ = bye.try_send(());
+                }
+            }
+            Err(e) => {
+                debug!("back-end RTCP receive: {e}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+fn is_allowed(allowed: &Mutex<Vec<IpAddr>>, ip: IpAddr) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    };
+    allowed.lock().map(|a| a.contains(&ip)).unwrap_or(false)
+}
+
+/// Logs an RTSP message exchanged with the back end (`-V`), credentials hidden.
+fn log_wire(stream: &str, dir: &str, text: &str) {
+    let redacted: String = text
+        .split("\r\n")
+        .map(|l| if l.to_ascii_lowercase().starts_with("authorization:") { "Authorization: <redacted>".to_string() } else { l.to_string() })
+        .collect::<Vec<_>>()
+        .join("\n");
+    debug!(target: "rtsp_proxy::backend", "[{stream}] {dir}\n{}", redacted.trim_end());
+}
+
+async fn write_request(wr: &mut OwnedWriteHalf, stream: &str, req: &Request, timeout: Duration) -> Result<(), Failure> {
+    let bytes = req.to_bytes();
+    log_wire(stream, "sending request:", &String::from_utf8_lossy(&bytes));
+    write_bytes(wr, &bytes, timeout).await
+}
+
+async fn write_bytes(wr: &mut OwnedWriteHalf, bytes: &[u8], timeout: Duration) -> Result<(), Failure> {
+    match tokio::time::timeout(timeout, wr.write_all(bytes)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(Failure::ConnectionLost(e.to_string())),
+        Err(_) => Err(Failure::ConnectionLost("write timed out".into())),
+    }
+}
+
+async fn connect(url: &RtspUrl, timeout: Duration) -> Result<TcpStream, Failure> {
+    let (host, port) = url.connect_target();
+    let attempt = async {
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port)).await.map_err(|e| e.to_string())?.collect();
+        let mut last = String::from("no address");
+        for a in addrs {
+            match TcpStream::connect(a).await {
+                Ok(s) => return Ok(s),
+                Err(e) => last = e.to_string(),
+            }
+        }
+        Err(last)
+    };
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(Ok(s)) => {
+            let _ = s.set_nodelay(true);
+            Ok(s)
+        }
+        Ok(Err(e)) => Err(Failure::Connect(e)),
+        Err(_) => Err(Failure::Connect(format!("timed out after {} s", timeout.as_secs()))),
+    }
+}
+
+/// One connection to the back end, from connect to failure or shutdown.
+async fn run_connection(stream: &Arc<Stream>, cfg: SessionConfig, shutdown: &mut watch::Receiver<bool>, up: &mut bool) -> Outcome {
+    let name = stream.name().to_string();
+    let response_timeout = cfg.response_timeout;
+    debug!(stream = %name, "connecting to {}", cfg.url);
+    let tcp = tokio::select! {
+        r = connect(&cfg.url, response_timeout) => match r {
+            Ok(s) => s,
+            Err(f) => return Outcome::Failed(f),
+        },
+        _ = shutdown.changed() => return Outcome::Shutdown,
+    };
+    let peer_ip = match tcp.peer_addr() {
+        Ok(a) => crate::server::media_udp::normalize(a).ip(),
+        Err(e) => return Outcome::Failed(Failure::ConnectionLost(e.to_string())),
+    };
+    let (mut rd, mut wr) = tcp.into_split();
+    let mut machine = BackendSession::new(cfg);
+    let mut demand = stream.watch_demand();
+    let media_count = Arc::new(AtomicU64::new(0));
+    let allowed = Arc::new(Mutex::new(vec![peer_ip]));
+    let (bye_tx, mut bye_rx) = mpsc::channel::<()>(4);
+    let mut udp: Option<UdpMedia> = None;
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let limits = rtsp::Limits { max_body: 256 * 1024, ..rtsp::Limits::default() };
+    let reporter_ssrc: u32 = rand::thread_rng().gen::<u32>() | 1;
+    let mut rr_timer = tokio::time::interval(RR_INTERVAL);
+    rr_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut shutting_down = false;
+
+    let now = Instant::now();
+    machine.on_connected(now);
+    machine.set_demand(*demand.borrow_and_update() > 0, now);
+
+    loop {
+        // Act on everything the machine wants.
+        while let Some(out) = machine.poll_output() {
+            match out {
+                Output::Send(req) => {
+                    if let Err(f) = write_request(&mut wr, &name, &req, response_timeout).await {
+                        return Outcome::Failed(f);
+                    }
+                }
+                Output::Event(ev) => match ev {
+                    Event::Described(p) => {
+                        *up = true;
+                        let tracks = p.tracks.len();
+                        info!(stream = %name, tracks, base = %machine.base_url(), "back end described");
+                        match stream.set_presentation(p) {
+                            PresentationChange::TracksChanged => {
+                                warn!(stream = %name, "the back end's tracks changed; clients were closed and will get the new SDP")
+                            }
+                            PresentationChange::Updated | PresentationChange::First => {}
+                        }
+                        let mut ports = Vec::new();
+                        if *machine.transport() == BackendTransport::Udp {
+                            match open_udp(stream, tracks, peer_ip, &allowed, &media_count, &bye_tx) {
+                                Ok(m) => {
+                                    ports = m.ports.clone();
+                                    udp = Some(m);
+                                }
+                                Err(e) => {
+                                    warn!(stream = %name, "cannot open UDP sockets for the back end ({e}); using TCP");
+                                    return Outcome::Failed(Failure::UdpRefused);
+                                }
+                            }
+                        }
+                        machine.media_ready(ports, Instant::now());
+                    }
+                    Event::TrackSetUp { track, reply } => {
+                        if let Some(m) = udp.as_mut() {
+                            let src_ip = reply.source.as_deref().and_then(|s| s.parse::<IpAddr>().ok()).unwrap_or(peer_ip);
+                            if let Ok(mut a) = allowed.lock() {
+                                if !a.contains(&src_ip) {
+                                    a.push(src_ip);
+                                }
+                            }
+                            let rtcp_port = reply.server_port.and_then(|p| p.rtcp.or(Some(p.rtp.wrapping_add(1))));
+                            if let Some(slot) = m.rtcp_dest.get_mut(track) {
+                                *slot = rtcp_port.map(|p| SocketAddr::new(src_ip, p));
+                            }
+                        }
+                        debug!(stream = %name, track = track + 1, transport = %reply, "back-end track set up");
+                    }
+                    Event::Playing => info!(stream = %name, "back end playing"),
+                    Event::Paused => info!(stream = %name, "no clients left; back end paused"),
+                    Event::Redirect(to) => return Outcome::Redirect(to),
+                    Event::Failed(f) => return Outcome::Failed(f),
+                    Event::Closed => return Outcome::Shutdown,
+                },
+            }
+        }
+
+        let deadline = machine.poll_timeout().map(tokio::time::Instant::from_std);
+        let sleep = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            r = rd.read_buf(&mut buf) => {
+                match r {
+                    Ok(0) => return Outcome::Failed(Failure::ConnectionLost("closed by the back end".into())),
+                    Err(e) => return Outcome::Failed(Failure::ConnectionLost(e.to_string())),
+                    Ok(_) => {}
+                }
+                loop {
+                    match rtsp::parse_frame(&mut buf, &limits) {
+                        Ok(Some(Frame::Response(resp))) => {
+                            log_wire(&name, "received response:", &String::from_utf8_lossy(&resp.to_bytes()));
+                            machine.handle_response(&resp, Instant::now());
+                        }
+                        Ok(Some(Frame::Interleaved { channel, payload })) => {
+                            let Some((track, is_rtcp)) = machine.channel_track(channel) else { continue };
+                            let now = Instant::now();
+                            if is_rtcp {
+                                if stream.push_rtcp(track, &payload, now).bye {
+                                    machine.on_bye(now);
+                                }
+                            } else {
+                                media_count.fetch_add(1, Ordering::Relaxed);
+                                let pkt = payload.try_into_mut().unwrap_or_else(|b| BytesMut::from(&b[..]));
+                                stream.push_rtp(track, pkt, now);
+                            }
+                        }
+                        Ok(Some(Frame::Request(req))) => {
+                            let resp: Response = machine.handle_request(&req);
+                            if let Err(f) = write_bytes(&mut wr, &resp.to_bytes(), response_timeout).await {
+                                return Outcome::Failed(f);
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            return Outcome::Failed(Failure::Malformed { what: "message".into(), detail: e.to_string() });
+                        }
+                    }
+                }
+            }
+            _ = sleep => {
+                let now = Instant::now();
+                machine.on_media(media_count.load(Ordering::Relaxed), now);
+                machine.handle_timeout(now);
+            }
+            r = demand.changed() => {
+                if r.is_ok() {
+                    let players = *demand.borrow_and_update();
+                    machine.set_demand(players > 0, Instant::now());
+                }
+            }
+            _ = bye_rx.recv() => machine.on_bye(Instant::now()),
+            _ = rr_timer.tick() => {
+                let now = Instant::now();
+                machine.on_media(media_count.load(Ordering::Relaxed), now);
+                if machine.is_playing() {
+                    if let Err(f) = send_receiver_reports(stream, &machine, udp.as_ref(), &mut wr, reporter_ssrc, response_timeout).await {
+                        return Outcome::Failed(f);
+                    }
+                }
+            }
+            r = shutdown.changed(), if !shutting_down => {
+                shutting_down = true;
+                let _ = r;
+                machine.teardown(Instant::now());
+            }
+        }
+    }
+}
+
+fn open_udp(
+    stream: &Arc<Stream>,
+    tracks: usize,
+    peer_ip: IpAddr,
+    allowed: &Arc<Mutex<Vec<IpAddr>>>,
+    count: &Arc<AtomicU64>,
+    bye: &mpsc::Sender<()>,
+) -> std::io::Result<UdpMedia> {
+    let mut m = UdpMedia { ports: Vec::new(), rtcp_sockets: Vec::new(), rtcp_dest: vec![None; tracks], tasks: Vec::new() };
+    for track in 0..tracks {
+        let (rtp, rtcp) = bind_udp_pair(peer_ip)?;
+        m.ports.push(rtp.local_addr()?.port());
+        let rtp = Arc::new(rtp);
+        let rtcp = Arc::new(rtcp);
+        m.rtcp_sockets.push(rtcp.clone());
+        m.tasks.push(tokio::spawn(receive_rtp(stream.clone(), track, rtp, allowed.clone(), count.clone())));
+        m.tasks.push(tokio::spawn(receive_rtcp(stream.clone(), track, rtcp, allowed.clone(), bye.clone())));
+    }
+    Ok(m)
+}
+
+async fn send_receiver_reports(
+    stream: &Arc<Stream>,
+    machine: &BackendSession,
+    udp: Option<&UdpMedia>,
+    wr: &mut OwnedWriteHalf,
+    reporter_ssrc: u32,
+    timeout: Duration,
+) -> Result<(), Failure> {
+    let tracks = machine.presentation().map_or(0, |p| p.tracks.len());
+    let now = Instant::now();
+    for track in 0..tracks {
+        let Some(rr) = stream.receiver_report(track, reporter_ssrc, now) else { continue };
+        match udp {
+            Some(m) => {
+                if let (Some(sock), Some(Some(dest))) = (m.rtcp_sockets.get(track), m.rtcp_dest.get(track)) {
+                    let _ = sock.try_send_to(&rr, *dest);
+                }
+            }
+            None => {
+                if let (Some(ch), Ok(len)) = (machine.rtcp_channel(track), u16::try_from(rr.len())) {
+                    let mut frame = Vec::with_capacity(rr.len() + 4);
+                    frame.extend_from_slice(&rtsp::interleaved::header(ch, len));
+                    frame.extend_from_slice(&rr);
+                    write_bytes(wr, &frame, timeout).await?;
+                }
+            }
+        }
+    }
+    Ok(())
+}

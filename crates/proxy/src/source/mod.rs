@@ -1,0 +1,10 @@
+//! The back end: the proxy as an RTSP client of a camera (or another server).
+//!
+//! [`session`] is the sans-IO protocol state machine, [`driver`] the tokio code
+//! that runs it over real sockets and reconnects, [`backoff`] the reconnect policy.
+
+pub mod backoff;
+pub mod driver;
+pub mod session;
+
+pub use driver::{spawn, SourceHandle, SourceSettings};

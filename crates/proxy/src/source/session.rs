@@ -1,0 +1,1107 @@
+//! The back-end RTSP client session as a sans-IO state machine.
+//!
+//! The driver feeds it connection events, responses, media activity and time; it
+//! answers with requests to send and events. One request is outstanding at a time
+//! (RTSP servers in cameras rarely cope with pipelining).
+//!
+//! Lifecycle on one connection: OPTIONS (learn `Public`) -> DESCRIBE -> (driver
+//! prepares media sockets) -> Ready. With demand: SETUP each track -> PLAY ->
+//! Playing. Without demand for `linger`: PAUSE -> Paused. Keep-alive at half the
+//! session timeout. Any failure ends the connection with [`Event::Failed`]; the
+//! driver reconnects with back-off and a new session machine.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rtsp::auth::{ClientAuth, Credentials};
+use rtsp::header::session::SessionHeader;
+use rtsp::header::transport::{ChannelRange, LowerTransport, PortRange, Transport};
+use rtsp::url::{resolve_control, RtspUrl};
+use rtsp::{Method, Request, Response};
+
+use crate::config::BackendTransport;
+use crate::sdp::{self, Presentation};
+
+/// Session timeout assumed when the back end announces none (RFC 2326: 60 s).
+pub const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(60);
+/// Largest keep-alive interval we use, whatever the back end announces.
+const MAX_KEEPALIVE: Duration = Duration::from_secs(60);
+/// Smallest keep-alive interval (a back end announcing timeout=1 is not obeyed
+/// into a request storm).
+const MIN_KEEPALIVE: Duration = Duration::from_secs(2);
+/// Redirects followed in a row before giving up.
+pub const MAX_REDIRECTS: u32 = 5;
+
+/// Settings of one back-end session.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    /// The URL to DESCRIBE (credentials already taken out).
+    pub url: RtspUrl,
+    pub credentials: Option<Credentials>,
+    pub transport: BackendTransport,
+    pub response_timeout: Duration,
+    /// With UDP: no packet this long after PLAY means UDP does not get through.
+    pub udp_timeout: Duration,
+    /// No packet for this long while playing means the back end is stalled (`-D`).
+    pub max_gap: Option<Duration>,
+    /// Keep playing this long after the last client left.
+    pub linger: Duration,
+    pub user_agent: String,
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    #[error("{method} answered {status} {reason}")]
+    Status { method: String, status: u16, reason: String },
+    #[error("no response to {method} within {secs} s")]
+    Timeout { method: String, secs: u64 },
+    #[error("authentication failed for {method} (check -u or the URL's credentials)")]
+    Auth { method: String },
+    #[error("bad {what} from the back end: {detail}")]
+    Malformed { what: String, detail: String },
+    #[error("the back end refused UDP (461 Unsupported Transport)")]
+    UdpRefused,
+    #[error("no media arrived over UDP within {0} s after PLAY")]
+    UdpSilent(u64),
+    #[error("no media for {0} s while playing")]
+    Stalled(u64),
+    #[error("the back end ended the stream (RTCP BYE)")]
+    Bye,
+    #[error("too many redirects")]
+    TooManyRedirects,
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    #[error("connection lost: {0}")]
+    ConnectionLost(String),
+}
+
+impl Failure {
+    /// Failures after which UDP is given up for TCP.
+    pub fn wants_tcp(&self) -> bool {
+        matches!(self, Failure::UdpRefused | Failure::UdpSilent(_))
+    }
+}
+
+/// What the driver must act on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// DESCRIBE succeeded. The driver prepares media (UDP sockets) for these
+    /// tracks and calls [`BackendSession::media_ready`].
+    Described(Presentation),
+    /// A track was set up; the back end's answer is in `reply`.
+    TrackSetUp { track: usize, reply: Transport },
+    /// PLAY answered: media flows.
+    Playing,
+    /// PAUSE answered.
+    Paused,
+    /// A 3xx: connect to this URL instead.
+    Redirect(String),
+    /// The session is over; drop the connection (a TEARDOWN may precede this).
+    Failed(Failure),
+    /// TEARDOWN done (or not needed): the driver may exit.
+    Closed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Options { keepalive: bool },
+    Describe,
+    Setup(usize),
+    Play,
+    Pause,
+    GetParameter,
+    Teardown,
+}
+
+impl Kind {
+    fn method(self) -> Method {
+        match self {
+            Kind::Options { .. } => Method::Options,
+            Kind::Describe => Method::Describe,
+            Kind::Setup(_) => Method::Setup,
+            Kind::Play => Method::Play,
+            Kind::Pause => Method::Pause,
+            Kind::GetParameter => Method::GetParameter,
+            Kind::Teardown => Method::Teardown,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Not connected yet.
+    Idle,
+    /// OPTIONS/DESCRIBE under way.
+    Describing,
+    /// Described; waiting for the driver's media sockets.
+    AwaitingMedia,
+    /// Described, media ready, nothing set up or paused before setup.
+    Ready,
+    /// SETUPs under way.
+    SettingUp,
+    /// PLAY sent.
+    Starting,
+    Playing,
+    /// PAUSE sent.
+    Pausing,
+    Paused,
+    TearingDown,
+    /// Failed or closed: nothing more happens.
+    Done,
+}
+
+struct Pending {
+    kind: Kind,
+    cseq: u32,
+    sent_at: Instant,
+    /// Sent again after a 401 already.
+    auth_retried: bool,
+}
+
+pub struct BackendSession {
+    cfg: SessionConfig,
+    state: State,
+    cseq: u32,
+    auth: Option<ClientAuth>,
+    pending: Option<Pending>,
+    queue: VecDeque<Kind>,
+    out: VecDeque<Output>,
+    /// Base URL for relative controls: Content-Base, Content-Location or the URL.
+    base: String,
+    presentation: Option<Presentation>,
+    public: Option<String>,
+    session_id: Option<String>,
+    session_timeout: Duration,
+    udp_ports: Vec<u16>,
+    /// Interleaved channel of each track's RTP (RTCP is +1).
+    channels: Vec<Option<u8>>,
+    set_up: Vec<bool>,
+    transport: BackendTransport,
+    demand: bool,
+    demand_lost_at: Option<Instant>,
+    last_request_at: Option<Instant>,
+    playing_since: Option<Instant>,
+    media_count: u64,
+    media_at: Option<Instant>,
+    media_since_play: bool,
+}
+
+/// One output of the machine.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    Send(Request),
+    Event(Event),
+}
+
+impl BackendSession {
+    pub fn new(cfg: SessionConfig) -> BackendSession {
+        let base = cfg.url.without_credentials();
+        let auth = cfg.credentials.clone().map(ClientAuth::new);
+        let transport = cfg.transport.clone();
+        BackendSession {
+            cfg,
+            state: State::Idle,
+            cseq: 1,
+            auth,
+            pending: None,
+            queue: VecDeque::new(),
+            out: VecDeque::new(),
+            base,
+            presentation: None,
+            public: None,
+            session_id: None,
+            session_timeout: DEFAULT_SESSION_TIMEOUT,
+            udp_ports: Vec::new(),
+            channels: Vec::new(),
+            set_up: Vec::new(),
+            transport,
+            demand: false,
+            demand_lost_at: None,
+            last_request_at: None,
+            playing_since: None,
+            media_count: 0,
+            media_at: None,
+            media_since_play: false,
+        }
+    }
+
+    /// The next thing to do, if any.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    pub fn transport(&self) -> &BackendTransport {
+        &self.transport
+    }
+
+    pub fn is_playing(&self) -> bool {
+        self.state == State::Playing
+    }
+
+    /// The track and kind (RTCP or not) of an interleaved channel.
+    pub fn channel_track(&self, channel: u8) -> Option<(usize, bool)> {
+        self.channels.iter().enumerate().find_map(|(i, c)| match c {
+            Some(c) if *c == channel => Some((i, false)),
+            Some(c) if c.wrapping_add(1) == channel => Some((i, true)),
+            _ => None,
+        })
+    }
+
+    /// The RTCP interleaved channel of a track.
+    pub fn rtcp_channel(&self, track: usize) -> Option<u8> {
+        self.channels.get(track).copied().flatten().map(|c| c.wrapping_add(1))
+    }
+
+    /// The TCP connection is up: start with OPTIONS, then DESCRIBE.
+    pub fn on_connected(&mut self, now: Instant) {
+        self.state = State::Describing;
+        self.queue.push_back(Kind::Options { keepalive: false });
+        self.queue.push_back(Kind::Describe);
+        self.pump(now);
+    }
+
+    /// The driver's media sockets are ready (`udp_ports[i]` = RTP port of track i;
+    /// empty with TCP).
+    pub fn media_ready(&mut self, udp_ports: Vec<u16>, now: Instant) {
+        if self.state != State::AwaitingMedia {
+            return;
+        }
+        self.udp_ports = udp_ports;
+        self.state = State::Ready;
+        self.evaluate(now);
+    }
+
+    /// The number of playing clients went from zero to some or back.
+    pub fn set_demand(&mut self, demand: bool, now: Instant) {
+        if demand == self.demand {
+            return;
+        }
+        self.demand = demand;
+        self.demand_lost_at = if demand { None } else { Some(now) };
+        self.evaluate(now);
+    }
+
+    /// Total media packets received so far on this session (any track). The
+    /// driver reports it before each timeout check.
+    pub fn on_media(&mut self, count: u64, now: Instant) {
+        if count != self.media_count {
+            self.media_count = count;
+            self.media_at = Some(now);
+            if matches!(self.state, State::Playing) {
+                self.media_since_play = true;
+            }
+        }
+    }
+
+    /// The back end sent RTCP BYE for the stream.
+    pub fn on_bye(&mut self, _now: Instant) {
+        self.fail(Failure::Bye);
+    }
+
+    /// Shut down: TEARDOWN if a session exists, then [`Event::Closed`].
+    pub fn teardown(&mut self, now: Instant) {
+        if matches!(self.state, State::Done | State::TearingDown) {
+            if self.state == State::Done {
+                self.out.push_back(Output::Event(Event::Closed));
+            }
+            return;
+        }
+        self.queue.clear();
+        if self.session_id.is_some() && self.state != State::Idle {
+            self.state = State::TearingDown;
+            // Whatever is outstanding is abandoned: TEARDOWN goes out now.
+            self.pending = None;
+            self.send(Kind::Teardown, now);
+        } else {
+            self.state = State::Done;
+            self.out.push_back(Output::Event(Event::Closed));
+        }
+    }
+
+    /// When [`BackendSession::handle_timeout`] wants to be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.state == State::Done {
+            return None;
+        }
+        let mut t: Option<Instant> = None;
+        let mut consider = |x: Instant| t = Some(t.map_or(x, |t| t.min(x)));
+        if let Some(p) = &self.pending {
+            consider(p.sent_at + self.cfg.response_timeout);
+        }
+        if let Some(last) = self.last_request_at {
+            consider(last + self.keepalive_interval());
+        }
+        if let Some(lost) = self.demand_lost_at {
+            if matches!(self.state, State::Playing) {
+                consider(lost + self.cfg.linger);
+            }
+        }
+        if self.state == State::Playing {
+            // Media watchdogs are checked every second while playing.
+            consider(self.media_at.unwrap_or(self.playing_since.unwrap_or(Instant::now())) + Duration::from_secs(1));
+        }
+        t
+    }
+
+    /// Time passed: response timeouts, keep-alive, linger, media watchdogs.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.state == State::Done {
+            return;
+        }
+        if let Some(p) = &self.pending {
+            if now >= p.sent_at + self.cfg.response_timeout {
+                let method = p.kind.method().as_str().to_string();
+                if p.kind == Kind::Teardown {
+                    self.state = State::Done;
+                    self.pending = None;
+                    self.out.push_back(Output::Event(Event::Closed));
+                    return;
+                }
+                self.fail(Failure::Timeout { method, secs: self.cfg.response_timeout.as_secs() });
+                return;
+            }
+        }
+        if self.state == State::Playing {
+            let since_play = self.playing_since.map(|t| now.saturating_duration_since(t)).unwrap_or_default();
+            if self.transport == BackendTransport::Udp && !self.media_since_play && since_play >= self.cfg.udp_timeout {
+                self.fail(Failure::UdpSilent(self.cfg.udp_timeout.as_secs()));
+                return;
+            }
+            if let Some(gap) = self.cfg.max_gap {
+                let last = self.media_at.map(|m| m.max(self.playing_since.unwrap_or(m))).or(self.playing_since);
+                if let Some(last) = last {
+                    if now.saturating_duration_since(last) >= gap && (self.media_since_play || self.transport == BackendTransport::Tcp || since_play >= gap) {
+                        self.fail(Failure::Stalled(gap.as_secs()));
+                        return;
+                    }
+                }
+            }
+        }
+        if let Some(last) = self.last_request_at {
+            if now >= last + self.keepalive_interval() && self.pending.is_none() && self.queue.is_empty() {
+                let kind = if self.session_id.is_some() && self.supports("GET_PARAMETER") {
+                    Kind::GetParameter
+                } else {
+                    Kind::Options { keepalive: true }
+                };
+                self.queue.push_back(kind);
+            }
+        }
+        self.evaluate(now);
+    }
+
+    fn keepalive_interval(&self) -> Duration {
+        (self.session_timeout / 2).clamp(MIN_KEEPALIVE, MAX_KEEPALIVE)
+    }
+
+    fn supports(&self, method: &str) -> bool {
+        self.public.as_deref().is_some_and(|p| rtsp::header::public::supports(p, method))
+    }
+
+    /// Decides what to do next from demand and state, then sends.
+    fn evaluate(&mut self, now: Instant) {
+        match self.state {
+            State::Ready if self.demand => {
+                self.state = State::SettingUp;
+                let n = self.presentation.as_ref().map_or(0, |p| p.tracks.len());
+                self.set_up = vec![false; n];
+                self.channels = vec![None; n];
+                for i in 0..n {
+                    self.queue.push_back(Kind::Setup(i));
+                }
+                self.queue.push_back(Kind::Play);
+            }
+            State::Paused if self.demand => {
+                self.state = State::Starting;
+                self.queue.push_back(Kind::Play);
+            }
+            State::Playing if !self.demand => {
+                if self.demand_lost_at.is_some_and(|t| now >= t + self.cfg.linger) {
+                    self.state = State::Pausing;
+                    self.queue.push_back(Kind::Pause);
+                }
+            }
+            _ => {}
+        }
+        self.pump(now);
+    }
+
+    /// Sends the next queued request if none is outstanding.
+    fn pump(&mut self, now: Instant) {
+        if self.pending.is_some() {
+            return;
+        }
+        if let Some(kind) = self.queue.pop_front() {
+            self.send(kind, now);
+        }
+    }
+
+    fn next_cseq(&mut self) -> u32 {
+        let c = self.cseq;
+        self.cseq = self.cseq.wrapping_add(1).max(1);
+        c
+    }
+
+    fn session_url(&self) -> String {
+        match self.presentation.as_ref().and_then(|p| p.session_control.as_deref()) {
+            Some(c) if c != "*" && !c.is_empty() => resolve_control(&self.base, c),
+            _ => self.base.clone(),
+        }
+    }
+
+    fn track_url(&self, track: usize) -> String {
+        let control = self.presentation.as_ref().and_then(|p| p.tracks.get(track)).and_then(|t| t.control.as_deref());
+        match control {
+            Some(c) => resolve_control(&self.base, c),
+            None => self.base.clone(),
+        }
+    }
+
+    fn build(&mut self, kind: Kind) -> Request {
+        let uri = match kind {
+            Kind::Options { .. } | Kind::Describe => {
+                if kind == Kind::Describe {
+                    self.cfg.url.without_credentials()
+                } else {
+                    self.base.clone()
+                }
+            }
+            Kind::Setup(i) => self.track_url(i),
+            Kind::Play | Kind::Pause | Kind::GetParameter | Kind::Teardown => self.session_url(),
+        };
+        let cseq = self.next_cseq();
+        let mut req = Request::new(kind.method(), uri)
+            .with_header("CSeq", cseq.to_string())
+            .with_header("User-Agent", self.cfg.user_agent.clone());
+        match kind {
+            Kind::Describe => req = req.with_header("Accept", "application/sdp"),
+            Kind::Setup(i) => {
+                let t = match self.transport {
+                    BackendTransport::Udp => {
+                        let port = self.udp_ports.get(i).copied().unwrap_or(0);
+                        format!("RTP/AVP;unicast;client_port={}-{}", port, port.wrapping_add(1))
+                    }
+                    BackendTransport::Tcp => {
+                        let ch = (i * 2).min(254) as u8;
+                        format!("RTP/AVP/TCP;unicast;interleaved={}-{}", ch, ch + 1)
+                    }
+                };
+                req = req.with_header("Transport", t);
+            }
+            Kind::Play => req = req.with_header("Range", "npt=0.000-"),
+            _ => {}
+        }
+        if let Some(id) = &self.session_id {
+            if !matches!(kind, Kind::Describe | Kind::Options { keepalive: false }) {
+                req = req.with_header("Session", id.clone());
+            }
+        }
+        if let Some(auth) = self.auth.as_mut() {
+            if let Some(value) = auth.authorization(kind.method().as_str(), &req.uri) {
+                req = req.with_header("Authorization", value);
+            }
+        }
+        req
+    }
+
+    fn send(&mut self, kind: Kind, now: Instant) {
+        self.send_with(kind, now, false);
+    }
+
+    fn send_with(&mut self, kind: Kind, now: Instant, auth_retried: bool) {
+        let req = self.build(kind);
+        let cseq = req.cseq().unwrap_or(0);
+        self.pending = Some(Pending { kind, cseq, sent_at: now, auth_retried });
+        self.last_request_at = Some(now);
+        self.out.push_back(Output::Send(req));
+    }
+
+    fn fail(&mut self, failure: Failure) {
+        if self.state == State::Done {
+            return;
+        }
+        // Leave the back end tidy when we give up on a live session (cameras that
+        // allow one session would otherwise refuse our next attempt).
+        if self.session_id.is_some() && !matches!(failure, Failure::Timeout { .. }) {
+            let req = self.build(Kind::Teardown);
+            self.out.push_back(Output::Send(req));
+        }
+        self.state = State::Done;
+        self.pending = None;
+        self.queue.clear();
+        self.out.push_back(Output::Event(Event::Failed(failure)));
+    }
+
+    /// A request from the back end (some servers send OPTIONS or GET_PARAMETER as
+    /// their own keep-alive). Returns the answer to write.
+    pub fn handle_request(&self, req: &Request) -> Response {
+        let status = match req.method {
+            Method::Options | Method::GetParameter | Method::SetParameter => 200,
+            _ => 501,
+        };
+        let mut resp = Response::new(status);
+        if let Some(c) = req.header("CSeq") {
+            resp = resp.with_header("CSeq", c);
+        }
+        resp
+    }
+
+    /// A response from the back end.
+    pub fn handle_response(&mut self, resp: &Response, now: Instant) {
+        let Some(pending) = self.pending.take() else { return };
+        if resp.cseq().is_some_and(|c| c != pending.cseq) {
+            // Not the answer we wait for (a late answer to an abandoned request).
+            self.pending = Some(pending);
+            return;
+        }
+        let kind = pending.kind;
+        let method = kind.method().as_str().to_string();
+        if resp.status == 401 {
+            let retry = !pending.auth_retried
+                && self.auth.as_mut().is_some_and(|a| a.on_unauthorized(resp.headers.get_all("WWW-Authenticate")));
+            if retry {
+                self.send_with(kind, now, true);
+            } else if matches!(kind, Kind::Options { keepalive: false }) {
+                // A refused first OPTIONS is not fatal: DESCRIBE, next in the
+                // queue, tells whether we can get in.
+                self.pump(now);
+            } else if kind == Kind::Teardown {
+                self.finish_teardown();
+            } else {
+                self.fail(Failure::Auth { method });
+            }
+            return;
+        }
+        if (300..400).contains(&resp.status) {
+            if let Some(loc) = resp.header("Location") {
+                if matches!(kind, Kind::Options { keepalive: false } | Kind::Describe) {
+                    self.state = State::Done;
+                    self.queue.clear();
+                    self.out.push_back(Output::Event(Event::Redirect(loc.to_string())));
+                    return;
+                }
+            }
+        }
+        if let Some(s) = resp.header("Session").and_then(|v| SessionHeader::parse(v).ok()) {
+            if let Some(t) = s.timeout.filter(|t| *t > 0) {
+                self.session_timeout = Duration::from_secs(u64::from(t));
+            }
+            if matches!(kind, Kind::Setup(_)) {
+                self.session_id = Some(s.id);
+            }
+        }
+        match kind {
+            Kind::Options { keepalive } => {
+                if resp.is_success() {
+                    if let Some(p) = resp.header("Public") {
+                        self.public = Some(p.to_string());
+                    }
+                } else if keepalive {
+                    // A keep-alive answered with an error: the session is gone.
+                    self.fail(status_failure(&method, resp));
+                    return;
+                }
+                // A failed first OPTIONS is not fatal: DESCRIBE decides.
+            }
+            Kind::GetParameter => {
+                if !resp.is_success() {
+                    if resp.status == 501 || resp.status == 405 || resp.status == 551 {
+                        // Listed in Public but not really supported: use OPTIONS.
+                        self.public = None;
+                    } else {
+                        self.fail(status_failure(&method, resp));
+                        return;
+                    }
+                }
+            }
+            Kind::Describe => {
+                if !resp.is_success() {
+                    self.fail(status_failure(&method, resp));
+                    return;
+                }
+                let body = String::from_utf8_lossy(&resp.body);
+                let presentation = match sdp::parse(&body) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        self.fail(Failure::Malformed { what: "SDP".into(), detail: e.to_string() });
+                        return;
+                    }
+                };
+                if let Some(base) = resp.header("Content-Base").or(resp.header("Content-Location")) {
+                    if base.contains("://") {
+                        self.base = rtsp::url::redact(base.trim());
+                    }
+                }
+                self.presentation = Some(presentation.clone());
+                self.state = State::AwaitingMedia;
+                self.out.push_back(Output::Event(Event::Described(presentation)));
+            }
+            Kind::Setup(i) => {
+                if resp.status == 461 && self.transport == BackendTransport::Udp {
+                    self.fail(Failure::UdpRefused);
+                    return;
+                }
+                if !resp.is_success() {
+                    self.fail(status_failure(&method, resp));
+                    return;
+                }
+                if self.session_id.is_none() {
+                    self.fail(Failure::Malformed { what: "SETUP response".into(), detail: "no Session header".into() });
+                    return;
+                }
+                let reply = resp.header("Transport").and_then(|t| Transport::parse(t).ok());
+                let reply = match reply {
+                    Some(r) => r,
+                    None => {
+                        // Some servers omit Transport in the answer: assume ours.
+                        self.assumed_transport(i)
+                    }
+                };
+                if self.transport == BackendTransport::Tcp {
+                    let ch = reply.interleaved.map(|c| c.rtp).unwrap_or((i * 2).min(254) as u8);
+                    if let Some(slot) = self.channels.get_mut(i) {
+                        *slot = Some(ch);
+                    }
+                } else if reply.lower == LowerTransport::Tcp {
+                    self.fail(Failure::Malformed { what: "SETUP response".into(), detail: "TCP transport answered to a UDP request".into() });
+                    return;
+                }
+                if let Some(s) = self.set_up.get_mut(i) {
+                    *s = true;
+                }
+                self.out.push_back(Output::Event(Event::TrackSetUp { track: i, reply }));
+            }
+            Kind::Play => {
+                if !resp.is_success() {
+                    self.fail(status_failure(&method, resp));
+                    return;
+                }
+                self.state = State::Playing;
+                self.playing_since = Some(now);
+                self.media_since_play = false;
+                self.out.push_back(Output::Event(Event::Playing));
+                if !self.demand {
+                    self.demand_lost_at = self.demand_lost_at.or(Some(now));
+                }
+            }
+            Kind::Pause => {
+                if !resp.is_success() {
+                    self.fail(status_failure(&method, resp));
+                    return;
+                }
+                self.state = State::Paused;
+                self.playing_since = None;
+                self.out.push_back(Output::Event(Event::Paused));
+            }
+            Kind::Teardown => {
+                self.finish_teardown();
+                return;
+            }
+        }
+        self.evaluate(now);
+    }
+
+    fn finish_teardown(&mut self) {
+        self.state = State::Done;
+        self.session_id = None;
+        self.out.push_back(Output::Event(Event::Closed));
+    }
+
+    fn assumed_transport(&self, i: usize) -> Transport {
+        let mut t = base_transport();
+        match self.transport {
+            BackendTransport::Udp => {
+                let p = self.udp_ports.get(i).copied().unwrap_or(0);
+                t.client_port = Some(PortRange { rtp: p, rtcp: Some(p.wrapping_add(1)) });
+            }
+            BackendTransport::Tcp => {
+                t.lower = LowerTransport::Tcp;
+                let ch = (i * 2).min(254) as u8;
+                t.interleaved = Some(ChannelRange { rtp: ch, rtcp: Some(ch + 1) });
+            }
+        }
+        t
+    }
+
+    /// The back end's presentation as last described.
+    pub fn presentation(&self) -> Option<&Presentation> {
+        self.presentation.as_ref()
+    }
+
+    /// The base URL now in use (for logs).
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// Bytes to write for a request.
+    pub fn encode(req: &Request) -> Bytes {
+        req.to_bytes()
+    }
+}
+
+/// `RTP/AVP` over UDP with no parameters.
+fn base_transport() -> Transport {
+    Transport {
+        protocol: "RTP".into(),
+        profile: "AVP".into(),
+        lower: LowerTransport::Udp,
+        cast: None,
+        destination: None,
+        source: None,
+        client_port: None,
+        server_port: None,
+        port: None,
+        interleaved: None,
+        ttl: None,
+        ssrc: None,
+        mode: None,
+        other: Vec::new(),
+    }
+}
+
+fn status_failure(method: &str, resp: &Response) -> Failure {
+    Failure::Status { method: method.to_string(), status: resp.status, reason: resp.reason.clone() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BytesMut;
+    use rtsp::Frame;
+
+    const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=Session streamed with GStreamer\r\nt=0 0\r\na=control:*\r\na=range:npt=now-\r\n\
+m=video 0 RTP/AVP 96\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1\r\na=control:stream=0\r\n\
+m=audio 0 RTP/AVP 97\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:97 MPEG4-GENERIC/48000/2\r\na=control:stream=1\r\n";
+
+    fn cfg(transport: BackendTransport) -> SessionConfig {
+        SessionConfig {
+            url: RtspUrl::parse("rtsp://127.0.0.1:31554/h264aac").unwrap(),
+            credentials: None,
+            transport,
+            response_timeout: Duration::from_secs(5),
+            udp_timeout: Duration::from_secs(4),
+            max_gap: Some(Duration::from_secs(10)),
+            linger: Duration::from_secs(1),
+            user_agent: "test".into(),
+        }
+    }
+
+    fn response(text: &str) -> Response {
+        let mut buf = BytesMut::from(text.replace('\n', "\r\n").replace("\r\r\n", "\r\n").as_bytes());
+        match rtsp::parse_frame(&mut buf, &rtsp::Limits::default()) {
+            Ok(Some(Frame::Response(r))) => r,
+            other => panic!("not a response: {other:?}", other = other.is_ok()),
+        }
+    }
+
+    fn ok(cseq: u32, extra: &str) -> Response {
+        let extra = if extra.is_empty() { String::new() } else { format!("{extra}\n") };
+        response(&format!("RTSP/1.0 200 OK\nCSeq: {cseq}\n{extra}\n"))
+    }
+
+    fn describe_ok(cseq: u32) -> Response {
+        let mut r = ok(cseq, "Content-Base: rtsp://127.0.0.1:31554/h264aac/\nContent-Type: application/sdp");
+        r.body = bytes::Bytes::from_static(SDP.as_bytes());
+        r
+    }
+
+    /// Drains outputs: the requests sent and the events raised.
+    fn drain(s: &mut BackendSession) -> (Vec<Request>, Vec<Event>) {
+        let (mut reqs, mut evs) = (Vec::new(), Vec::new());
+        while let Some(o) = s.poll_output() {
+            match o {
+                Output::Send(r) => reqs.push(r),
+                Output::Event(e) => evs.push(e),
+            }
+        }
+        (reqs, evs)
+    }
+
+    fn one_request(s: &mut BackendSession) -> Request {
+        let (reqs, _) = drain(s);
+        assert_eq!(reqs.len(), 1, "expected exactly one request, got {reqs:?}");
+        reqs.into_iter().next().unwrap()
+    }
+
+    /// Connects and gets to Ready with the GStreamer-like SDP.
+    fn described(transport: BackendTransport, t0: Instant) -> BackendSession {
+        let mut s = BackendSession::new(cfg(transport));
+        s.on_connected(t0);
+        let opt = one_request(&mut s);
+        assert_eq!(opt.method, Method::Options);
+        assert_eq!(opt.uri, "rtsp://127.0.0.1:31554/h264aac");
+        s.handle_response(&ok(opt.cseq().unwrap(), "Public: OPTIONS, DESCRIBE, GET_PARAMETER, PAUSE, PLAY, SETUP, TEARDOWN"), t0);
+        let desc = one_request(&mut s);
+        assert_eq!(desc.method, Method::Describe);
+        assert_eq!(desc.header("Accept"), Some("application/sdp"));
+        s.handle_response(&describe_ok(desc.cseq().unwrap()), t0);
+        let (reqs, evs) = drain(&mut s);
+        assert!(reqs.is_empty());
+        assert!(matches!(&evs[..], [Event::Described(p)] if p.tracks.len() == 2));
+        let ports = if transport == BackendTransport::Udp { vec![5000, 5002] } else { vec![] };
+        s.media_ready(ports, t0);
+        assert_eq!(drain(&mut s).0.len(), 0, "nothing is set up without demand");
+        s
+    }
+
+    /// Drives SETUP x2 and PLAY; returns the session at Playing.
+    fn playing(transport: BackendTransport, t0: Instant) -> BackendSession {
+        let mut s = described(transport.clone(), t0);
+        s.set_demand(true, t0);
+        let setup0 = one_request(&mut s);
+        assert_eq!(setup0.method, Method::Setup);
+        assert_eq!(setup0.uri, "rtsp://127.0.0.1:31554/h264aac/stream=0");
+        assert_eq!(setup0.header("Session"), None);
+        match transport {
+            BackendTransport::Udp => assert_eq!(setup0.header("Transport"), Some("RTP/AVP;unicast;client_port=5000-5001")),
+            BackendTransport::Tcp => assert_eq!(setup0.header("Transport"), Some("RTP/AVP/TCP;unicast;interleaved=0-1")),
+        }
+        let t = if transport == BackendTransport::Udp {
+            "Transport: RTP/AVP;unicast;client_port=5000-5001;server_port=49464-49465;ssrc=C6841965;mode=\"PLAY\""
+        } else {
+            "Transport: RTP/AVP/TCP;unicast;interleaved=0-1;ssrc=C6841965;mode=\"PLAY\""
+        };
+        s.handle_response(&ok(setup0.cseq().unwrap(), &format!("{t}\nSession: eOPsLOC-c2f+SZ8M;timeout=60")), t0);
+        let (reqs, evs) = drain(&mut s);
+        assert!(matches!(&evs[..], [Event::TrackSetUp { track: 0, .. }]));
+        let setup1 = &reqs[0];
+        assert_eq!(setup1.uri, "rtsp://127.0.0.1:31554/h264aac/stream=1");
+        assert_eq!(setup1.header("Session"), Some("eOPsLOC-c2f+SZ8M"));
+        let t1 = if transport == BackendTransport::Udp {
+            "Transport: RTP/AVP;unicast;client_port=5002-5003;server_port=59828-59829"
+        } else {
+            "Transport: RTP/AVP/TCP;unicast;interleaved=2-3"
+        };
+        s.handle_response(&ok(setup1.cseq().unwrap(), &format!("{t1}\nSession: eOPsLOC-c2f+SZ8M")), t0);
+        let (reqs, _) = drain(&mut s);
+        let play = &reqs[0];
+        assert_eq!(play.method, Method::Play);
+        assert_eq!(play.uri, "rtsp://127.0.0.1:31554/h264aac/");
+        assert_eq!(play.header("Session"), Some("eOPsLOC-c2f+SZ8M"));
+        s.handle_response(&ok(play.cseq().unwrap(), "Session: eOPsLOC-c2f+SZ8M\nRange: npt=now-"), t0);
+        let (_, evs) = drain(&mut s);
+        assert_eq!(evs, vec![Event::Playing]);
+        assert!(s.is_playing());
+        s
+    }
+
+    #[test]
+    fn describes_sets_up_and_plays_over_udp() {
+        playing(BackendTransport::Udp, Instant::now());
+    }
+
+    #[test]
+    fn interleaved_channels_follow_the_servers_answer() {
+        let s = playing(BackendTransport::Tcp, Instant::now());
+        assert_eq!(s.channel_track(0), Some((0, false)));
+        assert_eq!(s.channel_track(1), Some((0, true)));
+        assert_eq!(s.channel_track(2), Some((1, false)));
+        assert_eq!(s.channel_track(3), Some((1, true)));
+        assert_eq!(s.channel_track(4), None);
+        assert_eq!(s.rtcp_channel(1), Some(3));
+    }
+
+    #[test]
+    fn keepalive_uses_get_parameter_at_half_the_timeout() {
+        let t0 = Instant::now();
+        let mut s = playing(BackendTransport::Udp, t0);
+        s.on_media(1, t0 + Duration::from_secs(1));
+        assert!(s.poll_timeout().unwrap() <= t0 + Duration::from_secs(30));
+        for sec in 1..30 {
+            s.on_media(sec, t0 + Duration::from_secs(sec));
+            s.handle_timeout(t0 + Duration::from_secs(sec));
+            assert!(drain(&mut s).0.is_empty(), "no keep-alive before 30 s (at {sec})");
+        }
+        s.on_media(30, t0 + Duration::from_secs(30));
+        s.handle_timeout(t0 + Duration::from_secs(30));
+        let ka = one_request(&mut s);
+        assert_eq!(ka.method, Method::GetParameter);
+        assert_eq!(ka.header("Session"), Some("eOPsLOC-c2f+SZ8M"));
+    }
+
+    #[test]
+    fn keepalive_falls_back_to_options_without_get_parameter() {
+        let t0 = Instant::now();
+        let mut s = BackendSession::new(cfg(BackendTransport::Udp));
+        s.on_connected(t0);
+        let opt = one_request(&mut s);
+        s.handle_response(&ok(opt.cseq().unwrap(), "Public: OPTIONS, DESCRIBE, SETUP, PLAY"), t0);
+        let desc = one_request(&mut s);
+        s.handle_response(&describe_ok(desc.cseq().unwrap()), t0);
+        drain(&mut s);
+        s.media_ready(vec![5000, 5002], t0);
+        s.handle_timeout(t0 + Duration::from_secs(30));
+        let ka = one_request(&mut s);
+        assert_eq!(ka.method, Method::Options);
+    }
+
+    #[test]
+    fn last_client_leaving_pauses_after_the_linger_and_a_new_one_resumes() {
+        let t0 = Instant::now();
+        let mut s = playing(BackendTransport::Udp, t0);
+        s.on_media(5, t0);
+        s.set_demand(false, t0);
+        assert!(drain(&mut s).0.is_empty(), "no PAUSE before the linger");
+        s.handle_timeout(t0 + Duration::from_millis(500));
+        assert!(drain(&mut s).0.is_empty());
+        s.handle_timeout(t0 + Duration::from_secs(1));
+        let pause = one_request(&mut s);
+        assert_eq!(pause.method, Method::Pause);
+        s.handle_response(&ok(pause.cseq().unwrap(), "Session: eOPsLOC-c2f+SZ8M"), t0 + Duration::from_secs(1));
+        assert_eq!(drain(&mut s).1, vec![Event::Paused]);
+        s.set_demand(true, t0 + Duration::from_secs(2));
+        let play = one_request(&mut s);
+        assert_eq!(play.method, Method::Play);
+    }
+
+    #[test]
+    fn a_client_returning_within_the_linger_cancels_the_pause() {
+        let t0 = Instant::now();
+        let mut s = playing(BackendTransport::Udp, t0);
+        s.on_media(5, t0);
+        s.set_demand(false, t0);
+        s.set_demand(true, t0 + Duration::from_millis(300));
+        s.handle_timeout(t0 + Duration::from_secs(2));
+        assert!(drain(&mut s).0.is_empty());
+    }
+
+    #[test]
+    fn udp_refused_with_461_asks_for_tcp() {
+        let t0 = Instant::now();
+        let mut s = described(BackendTransport::Udp, t0);
+        s.set_demand(true, t0);
+        let setup = one_request(&mut s);
+        s.handle_response(&response(&format!("RTSP/1.0 461 Unsupported transport\nCSeq: {}\n\n", setup.cseq().unwrap())), t0);
+        let (_, evs) = drain(&mut s);
+        assert_eq!(evs, vec![Event::Failed(Failure::UdpRefused)]);
+        assert!(Failure::UdpRefused.wants_tcp());
+    }
+
+    #[test]
+    fn silent_udp_after_play_asks_for_tcp() {
+        let t0 = Instant::now();
+        let mut s = playing(BackendTransport::Udp, t0);
+        s.handle_timeout(t0 + Duration::from_secs(3));
+        assert!(drain(&mut s).1.is_empty());
+        s.handle_timeout(t0 + Duration::from_secs(4));
+        let (reqs, evs) = drain(&mut s);
+        assert_eq!(reqs[0].method, Method::Teardown, "the dead session is torn down first");
+        assert_eq!(evs, vec![Event::Failed(Failure::UdpSilent(4))]);
+    }
+
+    #[test]
+    fn media_stall_is_detected_after_the_gap() {
+        let t0 = Instant::now();
+        let mut s = playing(BackendTransport::Tcp, t0);
+        s.on_media(10, t0 + Duration::from_secs(1));
+        s.handle_timeout(t0 + Duration::from_secs(10));
+        assert!(drain(&mut s).1.is_empty());
+        s.handle_timeout(t0 + Duration::from_secs(11));
+        let (_, evs) = drain(&mut s);
+        assert_eq!(evs, vec![Event::Failed(Failure::Stalled(10))]);
+    }
+
+    #[test]
+    fn an_unanswered_request_times_out() {
+        let t0 = Instant::now();
+        let mut s = BackendSession::new(cfg(BackendTransport::Udp));
+        s.on_connected(t0);
+        drain(&mut s);
+        assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(5)));
+        s.handle_timeout(t0 + Duration::from_secs(5));
+        let (_, evs) = drain(&mut s);
+        assert_eq!(evs, vec![Event::Failed(Failure::Timeout { method: "OPTIONS".into(), secs: 5 })]);
+    }
+
+    #[test]
+    fn digest_challenge_is_answered_once_then_fails() {
+        let t0 = Instant::now();
+        let mut c = cfg(BackendTransport::Udp);
+        c.credentials = Some(Credentials { username: "user".into(), password: "pass".into() });
+        let mut s = BackendSession::new(c);
+        s.on_connected(t0);
+        let opt = one_request(&mut s);
+        s.handle_response(&ok(opt.cseq().unwrap(), "Public: OPTIONS, DESCRIBE"), t0);
+        let desc = one_request(&mut s);
+        assert_eq!(desc.header("Authorization"), None, "no credentials before a challenge");
+        let challenge = format!(
+            "RTSP/1.0 401 Unauthorized\nCSeq: {}\nWWW-Authenticate: Digest realm=\"cam\", nonce=\"abc123\"\n\n",
+            desc.cseq().unwrap()
+        );
+        s.handle_response(&response(&challenge), t0);
+        let retry = one_request(&mut s);
+        assert_eq!(retry.method, Method::Describe);
+        assert!(retry.cseq().unwrap() > desc.cseq().unwrap());
+        let auth = retry.header("Authorization").unwrap();
+        assert!(auth.starts_with("Digest "), "{auth}");
+        assert!(auth.contains("username=\"user\"") && auth.contains("uri=\"rtsp://127.0.0.1:31554/h264aac\""), "{auth}");
+        assert!(!auth.contains("pass"));
+        let again = challenge.replace(&format!("CSeq: {}", desc.cseq().unwrap()), &format!("CSeq: {}", retry.cseq().unwrap()));
+        s.handle_response(&response(&again), t0);
+        let (_, evs) = drain(&mut s);
+        assert_eq!(evs, vec![Event::Failed(Failure::Auth { method: "DESCRIBE".into() })]);
+    }
+
+    #[test]
+    fn redirect_is_reported() {
+        let t0 = Instant::now();
+        let mut s = BackendSession::new(cfg(BackendTransport::Udp));
+        s.on_connected(t0);
+        let opt = one_request(&mut s);
+        s.handle_response(&ok(opt.cseq().unwrap(), ""), t0);
+        let desc = one_request(&mut s);
+        let r = format!("RTSP/1.0 302 Moved Temporarily\nCSeq: {}\nLocation: rtsp://10.0.0.9/other\n\n", desc.cseq().unwrap());
+        s.handle_response(&response(&r), t0);
+        assert_eq!(drain(&mut s).1, vec![Event::Redirect("rtsp://10.0.0.9/other".into())]);
+    }
+
+    #[test]
+    fn describe_error_fails_with_the_status() {
+        let t0 = Instant::now();
+        let mut s = BackendSession::new(cfg(BackendTransport::Udp));
+        s.on_connected(t0);
+        let opt = one_request(&mut s);
+        s.handle_response(&ok(opt.cseq().unwrap(), ""), t0);
+        let desc = one_request(&mut s);
+        s.handle_response(&response(&format!("RTSP/1.0 404 Not Found\nCSeq: {}\n\n", desc.cseq().unwrap())), t0);
+        let (_, evs) = drain(&mut s);
+        assert!(matches!(&evs[..], [Event::Failed(Failure::Status { status: 404, .. })]));
+    }
+
+    #[test]
+    fn teardown_on_shutdown() {
+        let t0 = Instant::now();
+        let mut s = playing(BackendTransport::Udp, t0);
+        s.teardown(t0);
+        let td = one_request(&mut s);
+        assert_eq!(td.method, Method::Teardown);
+        assert_eq!(td.header("Session"), Some("eOPsLOC-c2f+SZ8M"));
+        s.handle_response(&ok(td.cseq().unwrap(), ""), t0);
+        assert_eq!(drain(&mut s).1, vec![Event::Closed]);
+    }
+
+    #[test]
+    fn a_stale_answer_is_ignored() {
+        let t0 = Instant::now();
+        let mut s = BackendSession::new(cfg(BackendTransport::Udp));
+        s.on_connected(t0);
+        let opt = one_request(&mut s);
+        s.handle_response(&ok(opt.cseq().unwrap() + 40, ""), t0);
+        assert!(drain(&mut s).0.is_empty());
+        s.handle_response(&ok(opt.cseq().unwrap(), ""), t0);
+        assert_eq!(one_request(&mut s).method, Method::Describe);
+    }
+
+    #[test]
+    fn back_end_requests_get_answers() {
+        let s = BackendSession::new(cfg(BackendTransport::Udp));
+        let req = Request::new(Method::GetParameter, "rtsp://x/").with_header("CSeq", "7");
+        let resp = s.handle_request(&req);
+        assert_eq!(resp.status, 200);
+        assert_eq!(resp.header("CSeq"), Some("7"));
+        let req = Request::new(Method::Announce, "rtsp://x/").with_header("CSeq", "8");
+        assert_eq!(s.handle_request(&req).status, 501);
+    }
+}
