@@ -8,4 +8,4 @@ mod stream;
 
 pub use registry::StreamRegistry;
 pub use sink::{ConnOut, ConnOutReceiver, OutItem, Sink};
-pub use stream::{Closer, PresentationChange, RtcpOutcome, StartPoint, Stream, StreamStats, SubscriberId};
+pub use stream::{Availability, Closer, PresentationChange, RtcpOutcome, StartPoint, Stream, StreamStats, SubscriberId};

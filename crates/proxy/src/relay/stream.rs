@@ -62,11 +62,23 @@ pub struct StreamStats {
     pub rtcp_in: u64,
 }
 
+/// Whether clients can be served yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Availability {
+    /// The source's first attempt is under way: requests wait for it.
+    Pending,
+    /// A presentation is known.
+    Described,
+    /// The back end has not been reached so far: requests are refused at once.
+    Unreachable,
+}
+
 pub struct Stream {
     name: String,
     sdp_session_id: u64,
     state: Mutex<State>,
     demand: watch::Sender<usize>,
+    availability: watch::Sender<Availability>,
 }
 
 struct State {
@@ -108,6 +120,7 @@ impl Track {
 impl Stream {
     pub fn new(name: impl Into<String>) -> Arc<Stream> {
         let (demand, _) = watch::channel(0);
+        let (availability, _) = watch::channel(Availability::Pending);
         let sdp_session_id = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -124,7 +137,31 @@ impl Stream {
                 stats: StreamStats::default(),
             }),
             demand,
+            availability,
         })
+    }
+
+    /// Whether the stream can be served (see [`Availability`]).
+    pub fn availability(&self) -> Availability {
+        *self.availability.borrow()
+    }
+
+    /// The source could not reach its back end, and no presentation is known.
+    pub fn mark_unreachable(&self) {
+        self.availability.send_if_modified(|a| {
+            let change = *a == Availability::Pending;
+            if change {
+                *a = Availability::Unreachable;
+            }
+            change
+        });
+    }
+
+    /// Waits, at most `max`, while the source's first attempt is under way.
+    pub async fn settled(&self, max: std::time::Duration) -> Availability {
+        let mut rx = self.availability.subscribe();
+        let _ = tokio::time::timeout(max, rx.wait_for(|a| *a != Availability::Pending)).await;
+        self.availability()
     }
 
     pub fn name(&self) -> &str {
@@ -180,6 +217,12 @@ impl Stream {
 
     /// Installs the presentation from a (new) back-end DESCRIBE.
     pub fn set_presentation(&self, p: Presentation) -> PresentationChange {
+        let change = self.install_presentation(p);
+        self.availability.send_replace(Availability::Described);
+        change
+    }
+
+    fn install_presentation(&self, p: Presentation) -> PresentationChange {
         let closers;
         let change;
         {

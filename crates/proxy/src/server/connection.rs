@@ -27,6 +27,8 @@ use crate::relay::{ConnOut, ConnOutReceiver, OutItem};
 pub const PARTIAL_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// A write that makes no progress for this long means the client is gone.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a request waits for a source's first back-end DESCRIBE.
+pub const FIRST_DESCRIBE_WAIT: Duration = Duration::from_secs(10);
 /// Items written per vectored write.
 const WRITE_BATCH: usize = 64;
 
@@ -101,6 +103,14 @@ async fn rtsp_loop<R: AsyncRead + Unpin>(
         loop {
             match rtsp::parse_frame(buf, &ctx.limits) {
                 Ok(Some(Frame::Request(req))) => {
+                    if let Some(stream) = handler::pending_stream(ctx, &req) {
+                        // The proxy has just started and is still asking the back
+                        // end: answer once it knows, rather than 503 at once.
+                        tokio::select! {
+                            _ = stream.settled(FIRST_DESCRIBE_WAIT) => {}
+                            _ = conn.out.closed() => return Ok(()),
+                        }
+                    }
                     handler::handle(ctx, conn, &req, Instant::now());
                 }
                 Ok(Some(Frame::Interleaved { channel, .. })) => {

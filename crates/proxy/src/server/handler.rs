@@ -17,7 +17,7 @@ use tracing::{debug, info};
 use super::session::{self, SessionRef, SessionState, TrackTransport};
 use super::target::{self, Target};
 use super::ServerContext;
-use crate::relay::{Closer, ConnOut, Sink, StartPoint};
+use crate::relay::{Availability, Closer, ConnOut, Sink, StartPoint};
 use crate::sdp::{self, RenderOptions};
 
 /// Methods we implement, in the order of the `Public:` header.
@@ -56,6 +56,18 @@ fn finish(ctx: &ServerContext, cseq: Option<&str>, resp: &mut Response) -> Bytes
 fn error(status: u16, why: &str) -> Response {
     debug!(status, "{why}");
     Response::new(status)
+}
+
+/// The stream a DESCRIBE or SETUP is for, when that stream's source is still on
+/// its first attempt (the caller waits for it before handling the request).
+pub fn pending_stream(ctx: &ServerContext, req: &Request) -> Option<Arc<crate::relay::Stream>> {
+    if !matches!(req.method, Method::Describe | Method::Setup) {
+        return None;
+    }
+    match target::resolve(&req.uri, |n| ctx.streams.get(n).is_some())? {
+        Target::Stream { name, .. } => ctx.streams.get(&name).filter(|s| s.availability() == Availability::Pending),
+        Target::Server => None,
+    }
 }
 
 /// Handles one request, queueing exactly one response.

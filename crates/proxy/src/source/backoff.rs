@@ -1,11 +1,18 @@
 //! Reconnect delays: exponential back-off with jitter, capped, reset once a
 //! connection has proved stable. Sans-IO: the caller supplies the random draw.
+//!
+//! The first [`FAST_RETRIES`] retries come at the minimum delay (about 1 s), so a
+//! camera that reboots or drops off for a few seconds is picked up within a second
+//! of its return; after that the delay doubles up to the cap. A 60 s outage costs
+//! about ten connection attempts with the defaults (1 s, 30 s).
 
 use std::time::Duration;
 
 /// How long a back-end session must stay up before a failure counts as a fresh
 /// start (delays go back to the minimum).
 pub const STABLE_AFTER: Duration = Duration::from_secs(30);
+/// Retries at the minimum delay before the delay starts doubling.
+pub const FAST_RETRIES: u32 = 5;
 
 #[derive(Debug, Clone)]
 pub struct Backoff {
@@ -25,7 +32,7 @@ impl Backoff {
     /// many proxies over [75 %, 100 %] of the nominal delay so they do not poll a
     /// camera in step.
     pub fn next_delay(&mut self, jitter: f64) -> Duration {
-        let exp = self.failures.min(20);
+        let exp = self.failures.saturating_sub(FAST_RETRIES - 1).min(20);
         self.failures = self.failures.saturating_add(1);
         let nominal = self.min.saturating_mul(1u32 << exp.min(31)).min(self.max);
         let factor = 0.75 + 0.25 * jitter.clamp(0.0, 1.0);
@@ -50,26 +57,27 @@ mod tests {
     #[test]
     fn doubles_up_to_the_cap() {
         let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
-        let ms: Vec<u128> = (0..8).map(|_| b.next_delay(1.0).as_millis()).collect();
-        assert_eq!(ms, vec![1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]);
+        let ms: Vec<u128> = (0..12).map(|_| b.next_delay(1.0).as_millis()).collect();
+        assert_eq!(ms, vec![1000, 1000, 1000, 1000, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]);
     }
 
     #[test]
     fn jitter_stays_within_a_quarter() {
         let mut b = Backoff::new(Duration::from_secs(4), Duration::from_secs(60));
-        let d = b.next_delay(0.0);
-        assert_eq!(d, Duration::from_secs(3));
-        let d = b.next_delay(0.5);
-        assert_eq!(d.as_millis(), 7000);
+        assert_eq!(b.next_delay(0.0), Duration::from_secs(3));
+        for _ in 1..FAST_RETRIES {
+            b.next_delay(0.0);
+        }
+        assert_eq!(b.next_delay(0.5).as_millis(), 7000);
     }
 
     #[test]
     fn reset_starts_over() {
         let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
-        for _ in 0..5 {
+        for _ in 0..8 {
             b.next_delay(1.0);
         }
-        assert_eq!(b.failures(), 5);
+        assert_eq!(b.failures(), 8);
         b.reset();
         assert_eq!(b.next_delay(1.0), Duration::from_secs(1));
     }

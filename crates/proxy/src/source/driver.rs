@@ -90,7 +90,6 @@ async fn run(stream: Arc<Stream>, settings: SourceSettings, mut shutdown: watch:
     let mut backoff = Backoff::new(settings.reconnect_min, settings.reconnect_max);
     let mut redirects = 0u32;
     let mut down_since: Option<Instant> = None;
-    let mut ever_up = false;
     loop {
         if *shutdown.borrow() {
             return;
@@ -106,16 +105,10 @@ async fn run(stream: Arc<Stream>, settings: SourceSettings, mut shutdown: watch:
             linger: settings.linger,
             user_agent: format!("rtsp-proxy/{}", env!("CARGO_PKG_VERSION")),
         };
-        let mut up = false;
-        let outcome = run_connection(&stream, cfg, &mut shutdown, &mut up).await;
+        let outcome = run_connection(&stream, cfg, &mut shutdown, &mut down_since).await;
         stream.source_reset();
-        if up {
-            if let Some(since) = down_since.take() {
-                warn!(stream = %stream.name(), "back end {} is back after {:.1} s", url, since.elapsed().as_secs_f64());
-            } else if !ever_up {
-                info!(stream = %stream.name(), "back end {} described", url);
-            }
-            ever_up = true;
+        if !matches!(outcome, Outcome::Redirect(_)) && stream.presentation().is_none() {
+            stream.mark_unreachable();
         }
         let failure = match outcome {
             Outcome::Shutdown => return,
@@ -309,7 +302,14 @@ async fn connect(url: &RtspUrl, timeout: Duration) -> Result<TcpStream, Failure>
 }
 
 /// One connection to the back end, from connect to failure or shutdown.
-async fn run_connection(stream: &Arc<Stream>, cfg: SessionConfig, shutdown: &mut watch::Receiver<bool>, up: &mut bool) -> Outcome {
+/// `down_since` is when the back end was lost (None while it is fine); it is
+/// cleared, with a log line, once the back end answers DESCRIBE again.
+async fn run_connection(
+    stream: &Arc<Stream>,
+    cfg: SessionConfig,
+    shutdown: &mut watch::Receiver<bool>,
+    down_since: &mut Option<Instant>,
+) -> Outcome {
     let name = stream.name().to_string();
     let response_timeout = cfg.response_timeout;
     debug!(stream = %name, "connecting to {}", cfg.url);
@@ -353,9 +353,11 @@ async fn run_connection(stream: &Arc<Stream>, cfg: SessionConfig, shutdown: &mut
                 }
                 Output::Event(ev) => match ev {
                     Event::Described(p) => {
-                        *up = true;
                         let tracks = p.tracks.len();
-                        info!(stream = %name, tracks, base = %machine.base_url(), "back end described");
+                        match down_since.take() {
+                            Some(since) => warn!(stream = %name, "back end {} is back after {:.1} s", machine.base_url(), since.elapsed().as_secs_f64()),
+                            None => info!(stream = %name, tracks, base = %machine.base_url(), "back end described"),
+                        }
                         match stream.set_presentation(p) {
                             PresentationChange::TracksChanged => {
                                 warn!(stream = %name, "the back end's tracks changed; clients were closed and will get the new SDP")

@@ -1,0 +1,401 @@
+//! RTSP clients for the tests: ffprobe, ffmpeg, GStreamer's `rtspsrc` and a
+//! raw TCP exchange. Each one is bounded by a timeout and killed when it
+//! expires.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::process::command_line;
+
+/// How long [`rtsp_exchange`] waits for more bytes before deciding the peer
+/// has said everything.
+const QUIET: Duration = Duration::from_millis(300);
+/// [`rtsp_exchange`] stops collecting beyond this many bytes.
+const MAX_EXCHANGE_BYTES: usize = 1 << 20;
+
+/// Runs `cmd` to completion (stdin from `/dev/null`, stdout and stderr
+/// captured) and returns its output whatever its exit status. Kills it and
+/// fails if it runs longer than `timeout`. The command line is logged on
+/// stderr.
+pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<Output, String> {
+    let line = command_line(cmd);
+    eprintln!("[e2e] run: {line}");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {line}: {e}"))?;
+    let stdout = child.stdout.take().map(collect);
+    let stderr = child.stderr.take().map(collect);
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
+            Ok(None) => {
+                // Errors mean it exited meanwhile; wait() reaps it either way.
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("waiting for {line}: {e}"));
+            }
+        }
+    };
+    let stdout = stdout.map(join).unwrap_or_default();
+    let stderr = stderr.map(join).unwrap_or_default();
+    match status {
+        Some(status) => Ok(Output {
+            status,
+            stdout,
+            stderr,
+        }),
+        None => Err(format!(
+            "{line} was killed after {timeout:?}; stderr:\n{}",
+            String::from_utf8_lossy(&stderr)
+        )),
+    }
+}
+
+fn collect(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = pipe.read_to_end(&mut buf);
+        buf
+    })
+}
+
+fn join(handle: thread::JoinHandle<Vec<u8>>) -> Vec<u8> {
+    handle.join().unwrap_or_default()
+}
+
+/// Runs `cmd` with [`run_with_timeout`] and fails unless it exits with 0.
+fn run_ok(cmd: &mut Command, timeout: Duration) -> Result<Output, String> {
+    let out = run_with_timeout(cmd, timeout)?;
+    if out.status.success() {
+        Ok(out)
+    } else {
+        Err(format!(
+            "{} failed ({}); stderr:\n{}",
+            command_line(cmd),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// One stream as ffprobe reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProbedStream {
+    /// ffmpeg's codec name: `h264`, `hevc`, `mjpeg`, `aac`, `opus`...
+    pub codec_name: String,
+    /// `video` or `audio`.
+    pub codec_type: String,
+    /// Video only.
+    pub width: Option<u32>,
+    /// Video only.
+    pub height: Option<u32>,
+    /// Audio only, in Hz.
+    pub sample_rate: Option<u32>,
+}
+
+/// Probes `url` with ffprobe over `transport` (`udp`, `tcp` or `http`, i.e.
+/// ffmpeg's `-rtsp_transport`) and returns its streams in index order.
+///
+/// Fails if ffprobe fails (e.g. 401, 461, nothing received) or runs longer
+/// than `timeout`.
+pub fn ffprobe_streams(
+    url: &str,
+    transport: &str,
+    timeout: Duration,
+) -> Result<Vec<ProbedStream>, String> {
+    let out = run_ok(
+        Command::new("ffprobe")
+            .args(["-hide_banner", "-v", "error", "-rtsp_transport", transport])
+            .args(["-show_entries", "stream=index,codec_name,codec_type,width,height,sample_rate"])
+            .args(["-of", "compact=p=0"])
+            .arg(url),
+        timeout,
+    )?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut streams = parse_probe(&text);
+    if streams.is_empty() {
+        return Err(format!("ffprobe found no stream in {url}; stdout:\n{text}"));
+    }
+    streams.sort_by_key(|(index, _)| *index);
+    Ok(streams.into_iter().map(|(_, s)| s).collect())
+}
+
+/// Parses ffprobe's `compact=p=0` output: `index=0|codec_name=h264|...`.
+pub(crate) fn parse_probe(text: &str) -> Vec<(u32, ProbedStream)> {
+    let mut streams = Vec::new();
+    for line in text.lines().filter(|l| l.starts_with("index=")) {
+        let mut index = 0;
+        let mut stream = ProbedStream::default();
+        for field in line.split('|') {
+            let Some((key, value)) = field.split_once('=') else {
+                continue;
+            };
+            match key {
+                "index" => index = value.parse().unwrap_or(0),
+                "codec_name" => stream.codec_name = value.to_owned(),
+                "codec_type" => stream.codec_type = value.to_owned(),
+                "width" => stream.width = value.parse().ok(),
+                "height" => stream.height = value.parse().ok(),
+                "sample_rate" => stream.sample_rate = value.parse().ok(),
+                _ => {}
+            }
+        }
+        streams.push((index, stream));
+    }
+    streams
+}
+
+/// One packet written by [`ffmpeg_record`] (one video frame or one audio
+/// frame), as ffmpeg's `framecrc` muxer prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedPacket {
+    /// Stream index, as in [`RecordResult::streams`].
+    pub stream: usize,
+    /// Decoding timestamp, in the stream's time base (90 kHz for video, the
+    /// sample rate for audio).
+    pub dts: i64,
+    /// Presentation timestamp, same time base.
+    pub pts: i64,
+    /// Duration, same time base.
+    pub duration: i64,
+    /// Payload size in bytes.
+    pub size: usize,
+    /// Marked as a keyframe by ffmpeg.
+    pub keyframe: bool,
+}
+
+/// What [`ffmpeg_record`] received.
+#[derive(Debug, Clone, Default)]
+pub struct RecordResult {
+    /// Packets (frames) of the video streams.
+    pub video_frames: u64,
+    /// Packets (frames) of the audio streams.
+    pub audio_frames: u64,
+    /// Video frames ffmpeg flagged as keyframes.
+    pub video_keyframes: u64,
+    /// `(index, media type, codec)` of each stream, e.g. `(0, "video", "h264")`.
+    pub streams: Vec<(usize, String, String)>,
+    /// Every packet in output order.
+    pub packets: Vec<RecordedPacket>,
+    /// ffmpeg's stderr (warnings and errors only).
+    pub stderr: String,
+    /// ffmpeg complained about non-monotonic DTS, or a packet of a stream was
+    /// written with a DTS not larger than the previous one (a tie between a
+    /// stream's first two packets excepted: see [`ffmpeg_record`]).
+    pub non_monotonic_dts: bool,
+}
+
+impl RecordResult {
+    /// The media type (`video`, `audio`) of stream `index`.
+    pub fn media_type(&self, index: usize) -> Option<&str> {
+        self.streams
+            .iter()
+            .find(|(i, _, _)| *i == index)
+            .map(|(_, t, _)| t.as_str())
+    }
+}
+
+/// Plays `url` with ffmpeg over `transport` (`udp`, `tcp` or `http`) for
+/// `seconds` of media, copying every stream without decoding, and reports what
+/// arrived.
+///
+/// Fails if ffmpeg exits with an error, or has not finished within
+/// `2 * seconds + 20` s (connection and probing included).
+///
+/// Note: before its RTP/RTCP timing is established, ffmpeg may write the first
+/// packet of a stream without timestamps (they become 0, and ffmpeg warns
+/// "Timestamps are unset"); that first packet may then tie with the second
+/// one, which is not counted as non-monotonic.
+pub fn ffmpeg_record(url: &str, transport: &str, seconds: u32) -> Result<RecordResult, String> {
+    let timeout = Duration::from_secs(u64::from(seconds) * 2 + 20);
+    let out = run_ok(
+        Command::new("ffmpeg")
+            .args(["-hide_banner", "-nostdin", "-nostats", "-loglevel", "warning"])
+            .args(["-rtsp_transport", transport, "-i", url])
+            .args(["-t", &seconds.to_string(), "-map", "0", "-c", "copy"])
+            .args(["-f", "framecrc", "-"]),
+        timeout,
+    )?;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let mut result = parse_framecrc(&String::from_utf8_lossy(&out.stdout));
+    let lower = stderr.to_ascii_lowercase();
+    result.non_monotonic_dts |= ["non monotonous dts", "non-monotonous dts", "non monotonically increasing dts"]
+        .iter()
+        .any(|p| lower.contains(p));
+    result.stderr = stderr;
+    Ok(result)
+}
+
+/// Parses the `framecrc` muxer's output: `#media_type N: video` and
+/// `#codec_id N: h264` header lines, then one
+/// `stream, dts, pts, duration, size, crc[, F=flags]` line per packet (no `F=`
+/// means the flags are exactly "keyframe").
+pub(crate) fn parse_framecrc(text: &str) -> RecordResult {
+    let mut result = RecordResult::default();
+    // Per stream: (index, last DTS, packets seen).
+    let mut last_dts: Vec<(usize, i64, u64)> = Vec::new();
+    for line in text.lines() {
+        if let Some(header) = line.strip_prefix('#') {
+            parse_framecrc_header(header, &mut result.streams);
+            continue;
+        }
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        let [stream, dts, pts, duration, size, _crc, rest @ ..] = fields.as_slice() else {
+            continue;
+        };
+        let (Ok(stream), Ok(dts), Ok(pts), Ok(duration), Ok(size)) = (
+            stream.parse::<usize>(),
+            dts.parse::<i64>(),
+            pts.parse::<i64>(),
+            duration.parse::<i64>(),
+            size.parse::<usize>(),
+        ) else {
+            continue;
+        };
+        let keyframe = match rest.iter().find_map(|f| f.strip_prefix("F=0x")) {
+            Some(flags) => i64::from_str_radix(flags, 16).map_or(false, |f| f & 1 == 1),
+            None => true,
+        };
+        match last_dts.iter_mut().find(|(s, _, _)| *s == stream) {
+            Some((_, last, seen)) => {
+                // ffmpeg's RTSP demuxer may leave the very first packet of a
+                // stream without timestamps (muxed as 0, with a "Timestamps are
+                // unset" warning), so the second one can tie with it.
+                if dts < *last || (dts == *last && *seen > 1) {
+                    result.non_monotonic_dts = true;
+                }
+                *last = dts;
+                *seen += 1;
+            }
+            None => last_dts.push((stream, dts, 1)),
+        }
+        match result.media_type(stream) {
+            Some("video") => {
+                result.video_frames += 1;
+                if keyframe {
+                    result.video_keyframes += 1;
+                }
+            }
+            Some("audio") => result.audio_frames += 1,
+            _ => {}
+        }
+        result.packets.push(RecordedPacket {
+            stream,
+            dts,
+            pts,
+            duration,
+            size,
+            keyframe,
+        });
+    }
+    result
+}
+
+fn parse_framecrc_header(header: &str, streams: &mut Vec<(usize, String, String)>) {
+    let Some((key, value)) = header.split_once(':') else {
+        return;
+    };
+    let Some((name, index)) = key.split_once(' ') else {
+        return;
+    };
+    let Ok(index) = index.trim().parse::<usize>() else {
+        return;
+    };
+    let value = value.trim().to_owned();
+    let entry = match streams.iter().position(|(i, _, _)| *i == index) {
+        Some(pos) => &mut streams[pos],
+        None => {
+            streams.push((index, String::new(), String::new()));
+            let last = streams.len() - 1;
+            &mut streams[last]
+        }
+    };
+    match name {
+        "media_type" => entry.1 = value,
+        "codec_id" => entry.2 = value,
+        _ => {}
+    }
+}
+
+/// Plays the first track of `url` with GStreamer (`rtspsrc ! decodebin !
+/// fakesink`) until `buffers` decoded buffers went through, then EOS. See
+/// [`gst_play_media`].
+pub fn gst_play(url: &str, protocols: &str, buffers: u32, timeout: Duration) -> Result<(), String> {
+    gst_play_media(url, protocols, None, buffers, timeout)
+}
+
+/// Plays `url` with `gst-launch-1.0 -e rtspsrc ! decodebin ! fakesink
+/// num-buffers=<buffers>`; `protocols` is `udp`, `tcp` or `http` (the
+/// RTSP-over-HTTP tunnel: the URL's scheme becomes `rtsph`); `media`
+/// (`video`/`audio`) chooses the track to decode, `None` takes the first one
+/// `rtspsrc` exposes.
+///
+/// Succeeds when the pipeline reached EOS and gst-launch exited with 0; fails
+/// on any error or when `timeout` expires.
+pub fn gst_play_media(
+    url: &str,
+    protocols: &str,
+    media: Option<&str>,
+    buffers: u32,
+    timeout: Duration,
+) -> Result<(), String> {
+    let (location, protocols) = match protocols {
+        "http" => (url.replacen("rtsp://", "rtsph://", 1), "tcp"),
+        other => (url.to_owned(), other),
+    };
+    let mut cmd = Command::new("gst-launch-1.0");
+    cmd.args(["-e", "-q", "rtspsrc"])
+        .arg(format!("location={location}"))
+        .arg(format!("protocols={protocols}"))
+        .args(["latency=200", "!"]);
+    if let Some(media) = media {
+        cmd.args([format!("application/x-rtp,media={media}").as_str(), "!"]);
+    }
+    cmd.args(["decodebin", "!", "fakesink", "sync=false"])
+        .arg(format!("num-buffers={buffers}"));
+    run_ok(&mut cmd, timeout).map(|_| ())
+}
+
+/// Connects to `addr`, writes `raw`, and returns everything the peer sends
+/// back until it is quiet for 300 ms, closes the connection, or `timeout`
+/// expires (at most 1 MiB). Fails only if connecting or writing fails.
+///
+/// Meant for protocol-level checks: malformed requests, error codes, headers.
+pub fn rtsp_exchange(addr: SocketAddr, raw: &[u8], timeout: Duration) -> Result<String, String> {
+    let deadline = Instant::now() + timeout;
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    stream
+        .set_write_timeout(Some(timeout))
+        .and_then(|()| stream.set_read_timeout(Some(QUIET)))
+        .map_err(|e| format!("socket options: {e}"))?;
+    stream
+        .write_all(raw)
+        .map_err(|e| format!("cannot write to {addr}: {e}"))?;
+    let mut received = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    while Instant::now() < deadline && received.len() < MAX_EXCHANGE_BYTES {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => received.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            // A reset after the answer is how some servers close: keep what came.
+            Err(_) => break,
+        }
+    }
+    Ok(String::from_utf8_lossy(&received).into_owned())
+}

@@ -1,0 +1,39 @@
+//! Shared helpers for the end-to-end tests of `rtsp-proxy`.
+//!
+//! Every test file in `crates/proxy/tests/` pulls them in with `mod support;`
+//! and then drives real processes:
+//!
+//! - [`Backend`]: a GStreamer RTSP server playing a live test stream (the
+//!   "camera"), from `tests/backend/gst_rtsp_backend.py`;
+//! - [`Proxy`]: the `rtsp-proxy` binary under test;
+//! - clients: [`ffprobe_streams`], [`ffmpeg_record`], [`gst_play`] and the raw
+//!   [`rtsp_exchange`], each bounded by a timeout;
+//! - [`free_port`] for ports that parallel tests will not fight over.
+//!
+//! Every process a test starts is wrapped in a [`Proc`], which records its
+//! output (also into `target/e2e-logs/<test>-<label>.log`), logs its command
+//! line on stderr, and is killed and reaped when dropped, even when the test
+//! panics.
+//!
+//! These helpers panic with a descriptive message where a test cannot go on
+//! (the back end does not start, the proxy does not listen); the clients
+//! return `Result` so that tests can assert failures too.
+
+// Each test binary uses a different subset of the helpers.
+#![allow(dead_code)]
+
+mod backend;
+/// Public within the test crate so that `backend_smoke` can unit-test the parsers.
+pub(crate) mod clients;
+mod ports;
+mod process;
+mod proxy;
+
+pub use backend::{Backend, BackendOpts};
+pub use clients::{
+    ffmpeg_record, ffprobe_streams, gst_play, gst_play_media, rtsp_exchange, run_with_timeout,
+    ProbedStream, RecordResult, RecordedPacket,
+};
+pub use ports::free_port;
+pub use process::{Proc, Signal};
+pub use proxy::{Proxy, PLAY_LINE};

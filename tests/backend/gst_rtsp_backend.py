@@ -1,0 +1,354 @@
+#!/usr/bin/python3
+"""A real RTSP back end ("camera") for the end-to-end tests of rtsp-proxy.
+
+It serves one live, shared stream with GStreamer's RTSP server (python3-gi,
+GstRtspServer 1.0) and reports what happens on stdout, one line per event,
+flushed at once, so that tests can wait for and count events:
+
+    READY rtsp://127.0.0.1:PORT/path       once, when the server listens
+    CLIENT-CONNECTED <ip>:<port>           each new RTSP (TCP) connection
+    CLIENT-CLOSED <ip>:<port>              each closed RTSP connection
+    REQUEST <METHOD>                       each RTSP request received (see below)
+    RESPONSE <code>                        each RTSP response sent
+    SESSION-EXPIRED <count>                sessions removed for lack of keep-alive
+
+`REQUEST` lines come from the client's `pre-*-request` signals, which fire for
+every request that reached its handler with a syntactically valid message (and,
+for session-bound methods, a known session), *before* authorization and media
+checks: a SETUP refused with 461 or a DESCRIBE answered with 401 is still
+counted.
+
+Everything the media produces is live (`is-live=true`), the media is shared
+between clients, and it is reset when suspended so that a client that DESCRIBEs
+and PLAYs later does not receive a burst of stale frames.
+
+Exit status: 0 after SIGTERM/SIGINT, 2 on bad arguments or when the port cannot
+be bound, 3 when a GStreamer element is missing.
+
+Example:
+    /usr/bin/python3 tests/backend/gst_rtsp_backend.py --port 8554 --codecs h264,aac
+"""
+
+import argparse
+import signal
+import sys
+import warnings
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtsp", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
+
+VIDEO_CODECS = ("h264", "h265", "mjpeg")
+AUDIO_CODECS = ("aac", "opus")
+ALL_CODECS = VIDEO_CODECS + AUDIO_CODECS
+
+# Methods whose pre-*-request signal is reported as "REQUEST <METHOD>".
+REQUEST_SIGNALS = (
+    ("options", "OPTIONS"),
+    ("describe", "DESCRIBE"),
+    ("setup", "SETUP"),
+    ("play", "PLAY"),
+    ("pause", "PAUSE"),
+    ("teardown", "TEARDOWN"),
+    ("get-parameter", "GET_PARAMETER"),
+    ("set-parameter", "SET_PARAMETER"),
+    ("announce", "ANNOUNCE"),
+    ("record", "RECORD"),
+)
+
+# How often expired RTSP sessions are removed, in seconds.
+SESSION_CLEANUP_INTERVAL_S = 1
+
+
+def emit(line):
+    """Writes one event line on stdout and flushes it."""
+    print(line, flush=True)
+
+
+def fail(message, status):
+    """Reports a fatal error on stderr and exits with `status`."""
+    print(f"gst_rtsp_backend: {message}", file=sys.stderr, flush=True)
+    sys.exit(status)
+
+
+def have_element(name):
+    return Gst.ElementFactory.find(name) is not None
+
+
+def require_elements(names):
+    missing = [n for n in names if not have_element(n)]
+    if missing:
+        fail("missing GStreamer element(s): " + ", ".join(missing), 3)
+
+
+def aac_encoder():
+    """Returns the first AAC encoder available (Debian: avenc_aac or voaacenc)."""
+    for name in ("avenc_aac", "voaacenc", "fdkaacenc"):
+        if have_element(name):
+            return name
+    fail("no AAC encoder (avenc_aac, voaacenc or fdkaacenc)", 3)
+    return None  # unreachable
+
+
+def video_source(args):
+    # A moving pattern so that motion is visible; the leaky queue right after
+    # the live source drops frames (instead of queueing them) whenever the
+    # pipeline downstream is blocked, e.g. between DESCRIBE and PLAY.
+    return (
+        f"videotestsrc is-live=true pattern=ball ! "
+        f"video/x-raw,format=I420,width={args.width},height={args.height},"
+        f"framerate={args.fps}/1 ! "
+        "queue leaky=downstream max-size-buffers=2 max-size-bytes=0 max-size-time=0"
+    )
+
+
+def audio_source():
+    # 20 ms buffers at 48 kHz stereo.
+    return (
+        "audiotestsrc is-live=true wave=sine freq=440 volume=0.2 samplesperbuffer=960 ! "
+        "audioconvert ! audioresample ! audio/x-raw,rate=48000,channels=2 ! "
+        "queue leaky=downstream max-size-buffers=4 max-size-bytes=0 max-size-time=0"
+    )
+
+
+def branch(codec, index, args):
+    """The launch-line fragment of one track, payloader named pay<index>."""
+    pt = 96 + index
+    pay = f"name=pay{index} pt={pt}"
+    if codec == "h264":
+        require_elements(["x264enc", "rtph264pay"])
+        return (
+            f"{video_source(args)} ! "
+            f"x264enc speed-preset=ultrafast tune=zerolatency threads=1 key-int-max={args.fps} "
+            f"bitrate={args.bitrate} byte-stream=true ! "
+            "video/x-h264,profile=constrained-baseline ! "
+            f"rtph264pay {pay} config-interval=0"
+        )
+    if codec == "h265":
+        require_elements(["x265enc", "rtph265pay"])
+        return (
+            f"{video_source(args)} ! "
+            f"x265enc speed-preset=ultrafast tune=zerolatency key-int-max={args.fps} "
+            f"bitrate={args.bitrate} option-string=open-gop=0:repeat-headers=1:info=0 ! "
+            f"rtph265pay {pay} config-interval=0"
+        )
+    if codec == "mjpeg":
+        require_elements(["jpegenc", "rtpjpegpay"])
+        return f"{video_source(args)} ! jpegenc quality=50 ! rtpjpegpay {pay}"
+    if codec == "aac":
+        encoder = aac_encoder()
+        require_elements(["rtpmp4gpay"])
+        return f"{audio_source()} ! {encoder} bitrate=64000 ! rtpmp4gpay {pay}"
+    if codec == "opus":
+        require_elements(["opusenc", "rtpopuspay"])
+        return f"{audio_source()} ! opusenc bitrate=64000 ! rtpopuspay {pay}"
+    fail(f"unknown codec {codec!r}", 2)
+    return None  # unreachable
+
+
+def launch_line(args):
+    return "( " + "  ".join(branch(c, i, args) for i, c in enumerate(args.codecs)) + " )"
+
+
+def parse_codecs(text):
+    codecs = [c.strip().lower() for c in text.split(",") if c.strip()]
+    if not codecs:
+        raise argparse.ArgumentTypeError("at least one codec is needed")
+    for codec in codecs:
+        if codec not in ALL_CODECS:
+            raise argparse.ArgumentTypeError(
+                f"unknown codec {codec!r} (choose from {', '.join(ALL_CODECS)})"
+            )
+    if len(set(codecs)) != len(codecs):
+        raise argparse.ArgumentTypeError("a codec is listed twice")
+    return codecs
+
+
+def parse_protocols(text):
+    flags = GstRtsp.RTSPLowerTrans(0)
+    names = [p.strip().lower() for p in text.split(",") if p.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("at least one protocol is needed")
+    for name in names:
+        if name == "udp":
+            flags |= GstRtsp.RTSPLowerTrans.UDP
+        elif name == "tcp":
+            flags |= GstRtsp.RTSPLowerTrans.TCP
+        else:
+            raise argparse.ArgumentTypeError(f"unknown protocol {name!r} (udp or tcp)")
+    return flags
+
+
+def parse_path(text):
+    if not text.startswith("/") or len(text) < 2:
+        raise argparse.ArgumentTypeError("the path must start with '/' and not be empty")
+    return text
+
+
+def positive(text):
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be > 0")
+    return value
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description="GStreamer RTSP back end for rtsp-proxy tests")
+    p.add_argument("--address", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8554, help="RTSP port; 0 picks a free one")
+    p.add_argument("--path", type=parse_path, default="/stream", help="mount path (default /stream)")
+    p.add_argument("--codecs", type=parse_codecs, default=["h264", "aac"],
+                   help="comma list of h264,h265,mjpeg,aac,opus; video first (default h264,aac)")
+    p.add_argument("--user", help="require authentication with this user name")
+    p.add_argument("--password", help="password of --user")
+    p.add_argument("--auth", choices=("digest", "basic"), default="digest",
+                   help="authentication scheme with --user (default digest)")
+    p.add_argument("--protocols", type=parse_protocols, default=None,
+                   help="allowed lower transports, comma list of udp,tcp (default both)")
+    p.add_argument("--width", type=positive, default=320)
+    p.add_argument("--height", type=positive, default=240)
+    p.add_argument("--fps", type=positive, default=25)
+    p.add_argument("--bitrate", type=positive, default=500, help="video bitrate, kbit/s")
+    p.add_argument("--session-timeout", type=positive, default=None,
+                   help="RTSP session timeout announced and enforced (s); without it "
+                   "GStreamer announces 60 s and expires sessions 5 s later")
+    args = p.parse_args(argv)
+    if (args.user is None) != (args.password is None):
+        p.error("--user and --password go together")
+    if not 0 <= args.port <= 65535:
+        p.error("--port must be within 0..65535")
+    return args
+
+
+def peer_of(client):
+    """`ip:port` of the client's connection, or just `ip` if the port is unknown."""
+    conn = client.get_connection()
+    if conn is None:
+        return "?"
+    ip = conn.get_ip()
+    try:
+        sock = conn.get_read_socket()
+        port = sock.get_remote_address().get_port() if sock is not None else None
+    except GLib.Error:
+        port = None
+    return f"{ip}:{port}" if port else str(ip)
+
+
+# The introspection data of GstRTSPClient::send-message still describes its
+# first argument as a GstRTSPSession while 1.22 passes a GstRTSPContext, so
+# PyGObject logs one harmless g_value_get_object critical (turned into a Python
+# warning) per emission; the handler never uses that argument.
+warnings.filterwarnings("ignore", message=r".*G_VALUE_HOLDS_OBJECT.*")
+
+
+def on_response_sent(_client, _unused, message):
+    if message.get_type() != GstRtsp.RTSPMsgType.RESPONSE:
+        return
+    result, code, _reason, _version = message.parse_response()
+    if result == GstRtsp.RTSPResult.OK:
+        emit(f"RESPONSE {int(code)}")
+
+
+def make_request_handler(method):
+    def handler(_client, _ctx):
+        emit(f"REQUEST {method}")
+        return GstRtsp.RTSPStatusCode.OK
+
+    return handler
+
+
+def on_new_session(_client, session, timeout):
+    # Announce `timeout` and enforce exactly that: by default GStreamer grants
+    # 5 s beyond the announced timeout (the session's extra-timeout).
+    session.set_timeout(timeout)
+    session.set_property("extra-timeout", 0)
+
+
+def on_client_connected(_server, client, session_timeout):
+    peer = peer_of(client)
+    emit(f"CLIENT-CONNECTED {peer}")
+    for signal_name, method in REQUEST_SIGNALS:
+        client.connect(f"pre-{signal_name}-request", make_request_handler(method))
+    client.connect("send-message", on_response_sent)
+    client.connect("closed", lambda _c: emit(f"CLIENT-CLOSED {peer}"))
+    if session_timeout is not None:
+        client.connect("new-session", on_new_session, session_timeout)
+
+
+def configure_auth(server, factory, args):
+    token = GstRtspServer.RTSPToken()
+    token.set_string("media.factory.role", "tester")
+    auth = GstRtspServer.RTSPAuth()
+    if args.auth == "digest":
+        auth.add_digest(args.user, args.password, token)
+        auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+    else:
+        auth.add_basic(GstRtspServer.RTSPAuth.make_basic(args.user, args.password), token)
+        auth.set_supported_methods(GstRtsp.RTSPAuthMethod.BASIC)
+    server.set_auth(auth)
+    permissions = GstRtspServer.RTSPPermissions()
+    permissions.add_permission_for_role("tester", "media.factory.access", True)
+    permissions.add_permission_for_role("tester", "media.factory.construct", True)
+    factory.set_permissions(permissions)
+
+
+def main(argv):
+    args = parse_args(argv)
+    Gst.init(None)
+    require_elements(["videotestsrc", "audiotestsrc", "queue", "audioconvert", "audioresample"])
+
+    server = GstRtspServer.RTSPServer()
+    server.set_address(args.address)
+    server.set_service(str(args.port))
+
+    factory = GstRtspServer.RTSPMediaFactory()
+    factory.set_launch(launch_line(args))
+    factory.set_shared(True)
+    # Bring the pipeline back to NULL whenever the media is suspended (after
+    # DESCRIBE prepared it, before PLAY): PLAY then restarts the live sources
+    # with a fresh base time instead of releasing frames queued meanwhile.
+    factory.set_suspend_mode(GstRtspServer.RTSPSuspendMode.RESET)
+    if args.protocols is not None:
+        factory.set_protocols(args.protocols)
+    if args.user is not None:
+        configure_auth(server, factory, args)
+    server.get_mount_points().add_factory(args.path, factory)
+    server.connect("client-connected", on_client_connected, args.session_timeout)
+
+    try:
+        source_id = server.attach(None)
+    except GLib.Error as err:
+        fail(f"cannot listen on {args.address}:{args.port}: {err.message}", 2)
+    if source_id == 0:
+        fail(f"cannot listen on {args.address}:{args.port}", 2)
+
+    pool = server.get_session_pool()
+
+    def cleanup_sessions():
+        expired = pool.cleanup()
+        if expired > 0:
+            emit(f"SESSION-EXPIRED {expired}")
+        return GLib.SOURCE_CONTINUE
+
+    GLib.timeout_add_seconds(SESSION_CLEANUP_INTERVAL_S, cleanup_sessions)
+
+    loop = GLib.MainLoop()
+
+    def stop():
+        loop.quit()
+        return GLib.SOURCE_REMOVE
+
+    GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGTERM, stop)
+    GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGINT, stop)
+
+    host = args.address if ":" not in args.address else f"[{args.address}]"
+    emit(f"READY rtsp://{host}:{server.get_bound_port()}{args.path}")
+    loop.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
