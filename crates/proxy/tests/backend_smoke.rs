@@ -168,6 +168,21 @@ fn ffmpeg_records_real_time_media() {
 }
 
 #[test]
+fn other_codecs_record_with_monotonic_timestamps() {
+    for codecs in ["h265,opus", "mjpeg"] {
+        let backend = Backend::start(BackendOpts::codecs(codecs));
+        let rec = ffmpeg_record(backend.url(), "udp", 2).expect("ffmpeg record");
+        assert!((45..=57).contains(&rec.video_frames), "{codecs}: {rec:?}");
+        assert!(rec.video_keyframes >= 2, "{codecs}: {}", rec.video_keyframes);
+        assert!(!rec.non_monotonic_dts, "{codecs}: {}", rec.stderr);
+        if codecs.contains("opus") {
+            // 20 ms Opus frames.
+            assert!((90..=110).contains(&rec.audio_frames), "{}", rec.audio_frames);
+        }
+    }
+}
+
+#[test]
 fn gstreamer_plays_over_udp_tcp_and_http_tunnel() {
     let backend = Backend::start(BackendOpts::default());
     for protocols in ["udp", "tcp", "http"] {

@@ -20,7 +20,7 @@
 //! return `Result` so that tests can assert failures too.
 
 // Each test binary uses a different subset of the helpers.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 mod backend;
 /// Public within the test crate so that `backend_smoke` can unit-test the parsers.

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# The test suite of rtsp-proxy: unit tests of every crate and the end-to-end
+# tests (the real binary between a GStreamer RTSP back end and real clients:
+# ffprobe, ffmpeg, gst-launch-1.0).
+#
+#   scripts/test.sh                 # everything, as CI runs it
+#   scripts/test.sh -p rtsp         # extra arguments go to `cargo test`
+#   scripts/test.sh --test core_proxy
+#
+# First it checks the tools the end-to-end tests need (Debian 12 packages). If
+# some are missing it installs them when run as root, otherwise it prints the
+# apt-get command to run and exits with 1.
+#
+# Logs of every process an end-to-end test started: target/e2e-logs/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=/usr/bin/python3
+
+missing_packages=()
+problems=()
+
+need() { # need <package> <problem description>
+  problems+=("$2")
+  local p
+  for p in "${missing_packages[@]+"${missing_packages[@]}"}"; do
+    [[ "$p" == "$1" ]] && return 0
+  done
+  missing_packages+=("$1")
+}
+
+have_element() {
+  command -v gst-inspect-1.0 >/dev/null 2>&1 && gst-inspect-1.0 --exists "$1" >/dev/null 2>&1
+}
+
+check_tools() {
+  missing_packages=()
+  problems=()
+
+  command -v ffmpeg >/dev/null 2>&1 || need ffmpeg "ffmpeg not found"
+  command -v ffprobe >/dev/null 2>&1 || need ffmpeg "ffprobe not found"
+  command -v gst-launch-1.0 >/dev/null 2>&1 || need gstreamer1.0-tools "gst-launch-1.0 not found"
+  command -v gst-inspect-1.0 >/dev/null 2>&1 || need gstreamer1.0-tools "gst-inspect-1.0 not found"
+
+  if [[ ! -x "$PYTHON" ]]; then
+    need python3-gi "$PYTHON not found"
+  elif ! "$PYTHON" -c 'import gi' >/dev/null 2>&1; then
+    need python3-gi "python module gi (PyGObject) not importable by $PYTHON"
+  fi
+  if [[ -x "$PYTHON" ]] && ! "$PYTHON" -c '
+import gi
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtsp", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import Gst, GstRtsp, GstRtspServer
+' >/dev/null 2>&1; then
+    need gir1.2-gst-rtsp-server-1.0 "GstRtspServer 1.0 introspection data not importable"
+  fi
+
+  local element package
+  # element:package (Debian 12)
+  for pair in \
+    videotestsrc:gstreamer1.0-plugins-base \
+    audiotestsrc:gstreamer1.0-plugins-base \
+    audioconvert:gstreamer1.0-plugins-base \
+    audioresample:gstreamer1.0-plugins-base \
+    decodebin:gstreamer1.0-plugins-base \
+    opusenc:gstreamer1.0-plugins-base \
+    rtspsrc:gstreamer1.0-plugins-good \
+    rtph264pay:gstreamer1.0-plugins-good \
+    rtph265pay:gstreamer1.0-plugins-good \
+    rtpjpegpay:gstreamer1.0-plugins-good \
+    rtpopuspay:gstreamer1.0-plugins-good \
+    rtpmp4gpay:gstreamer1.0-plugins-good \
+    jpegenc:gstreamer1.0-plugins-good \
+    x264enc:gstreamer1.0-plugins-ugly \
+    x265enc:gstreamer1.0-plugins-bad \
+    avdec_h264:gstreamer1.0-libav; do
+    element=${pair%%:*}
+    package=${pair#*:}
+    have_element "$element" || need "$package" "GStreamer element $element missing"
+  done
+  # Any AAC encoder will do: avenc_aac (gstreamer1.0-libav) is the usual one.
+  if ! have_element avenc_aac && ! have_element voaacenc && ! have_element fdkaacenc; then
+    need gstreamer1.0-libav "no GStreamer AAC encoder (avenc_aac, voaacenc or fdkaacenc)"
+  fi
+}
+
+check_tools
+if ((${#missing_packages[@]} > 0)); then
+  printf 'test.sh: %s\n' "${problems[@]}" >&2
+  install=(apt-get install -y --no-install-recommends "${missing_packages[@]}")
+  if [[ "$(id -u)" -ne 0 ]]; then
+    echo "test.sh: install the missing tools, then run again:" >&2
+    echo "  sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive ${install[*]}" >&2
+    exit 1
+  fi
+  echo "+ apt-get update"
+  apt-get update
+  echo "+ DEBIAN_FRONTEND=noninteractive ${install[*]}"
+  DEBIAN_FRONTEND=noninteractive "${install[@]}"
+  check_tools
+  if ((${#missing_packages[@]} > 0)); then
+    printf 'test.sh: still missing after install: %s\n' "${problems[@]}" >&2
+    exit 1
+  fi
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "test.sh: cargo not found (install Rust: https://rustup.rs)" >&2
+  exit 1
+fi
+
+export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
+cmd=(cargo test --workspace --locked "$@" -- --test-threads=2)
+echo "+ ${cmd[*]}"
+status=0
+"${cmd[@]}" || status=$?
+if ((status != 0)); then
+  echo "test.sh: FAILED (exit $status); end-to-end process logs: target/e2e-logs/" >&2
+fi
+exit "$status"
