@@ -118,6 +118,10 @@ def branch(codec, index, args):
     """The launch-line fragment of one track, payloader named pay<index>."""
     pt = 96 + index
     pay = f"name=pay{index} pt={pt}"
+    # Like a camera: one slice per frame (threads=1: zerolatency would
+    # otherwise cut frames into slices), a closed GOP of one second, and the
+    # parameter sets in-band before every IDR, once (the encoder repeats them,
+    # so the payloader does not insert them again: config-interval=0).
     if codec == "h264":
         require_elements(["x264enc", "rtph264pay"])
         return (

@@ -55,8 +55,14 @@ fn h264_aac_probes_over_udp_and_tcp() {
     assert_eq!(backend.connections(), 2);
     assert_eq!(backend.requests("DESCRIBE"), 2);
     assert_eq!(backend.requests("SETUP"), 4);
-    assert!(backend.requests("PLAY") >= 2, "ffprobe plays to read packets");
-    assert_eq!(backend.responses(200), backend.proc.count_lines("RESPONSE "));
+    assert!(
+        backend.requests("PLAY") >= 2,
+        "ffprobe plays to read packets"
+    );
+    assert_eq!(
+        backend.responses(200),
+        backend.proc.count_lines("RESPONSE ")
+    );
 }
 
 #[test]
@@ -80,7 +86,10 @@ fn opus_probes() {
 #[test]
 fn video_and_audio_mixes_probe() {
     let backend = Backend::start(BackendOpts::codecs("h265,opus"));
-    assert_eq!(probe(backend.url(), "udp"), vec![video("hevc"), audio("opus")]);
+    assert_eq!(
+        probe(backend.url(), "udp"),
+        vec![video("hevc"), audio("opus")]
+    );
 }
 
 #[test]
@@ -92,11 +101,17 @@ fn tcp_only_back_end_refuses_udp() {
     // ffmpeg does not fall back from a refused UDP SETUP; whatever a client
     // does next, the back end must have refused the UDP transport.
     let over_udp = ffprobe_streams(backend.url(), "udp", PROBE_TIMEOUT);
-    assert!(backend.responses(461) >= 1, "UDP SETUP must get 461: {over_udp:?}");
+    assert!(
+        backend.responses(461) >= 1,
+        "UDP SETUP must get 461: {over_udp:?}"
+    );
     if let Ok(streams) = over_udp {
         assert_eq!(streams, vec![video("h264"), audio("aac")]);
     }
-    assert_eq!(probe(backend.url(), "tcp"), vec![video("h264"), audio("aac")]);
+    assert_eq!(
+        probe(backend.url(), "tcp"),
+        vec![video("h264"), audio("aac")]
+    );
 }
 
 #[test]
@@ -125,7 +140,10 @@ fn digest_auth_needs_credentials() {
     )
     .expect("raw DESCRIBE");
     assert!(challenge.starts_with("RTSP/1.0 401"), "{challenge}");
-    assert!(challenge.contains("WWW-Authenticate: Digest "), "{challenge}");
+    assert!(
+        challenge.contains("WWW-Authenticate: Digest "),
+        "{challenge}"
+    );
 }
 
 #[test]
@@ -147,7 +165,10 @@ fn basic_auth_needs_credentials() {
         Duration::from_secs(5),
     )
     .expect("raw DESCRIBE");
-    assert!(challenge.contains("WWW-Authenticate: Basic "), "{challenge}");
+    assert!(
+        challenge.contains("WWW-Authenticate: Basic "),
+        "{challenge}"
+    );
 }
 
 #[test]
@@ -159,10 +180,17 @@ fn ffmpeg_records_real_time_media() {
     // 3 s at 25 fps and 48000/1024 AAC frames per second, give or take the
     // start-up, and a live source cannot deliver 3 s of media much faster.
     assert!((70..=85).contains(&rec.video_frames), "{rec:?}");
-    assert!((130..=155).contains(&rec.audio_frames), "{:?}", rec.audio_frames);
+    assert!(
+        (130..=155).contains(&rec.audio_frames),
+        "{:?}",
+        rec.audio_frames
+    );
     assert!(rec.video_keyframes >= 3, "1 s GOP: {}", rec.video_keyframes);
     assert!(!rec.non_monotonic_dts, "{}", rec.stderr);
-    assert!(elapsed >= Duration::from_millis(2_700), "too fast: {elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(2_700),
+        "too fast: {elapsed:?}"
+    );
     assert_eq!(rec.media_type(0), Some("video"));
     assert_eq!(rec.media_type(1), Some("audio"));
 }
@@ -173,11 +201,19 @@ fn other_codecs_record_with_monotonic_timestamps() {
         let backend = Backend::start(BackendOpts::codecs(codecs));
         let rec = ffmpeg_record(backend.url(), "udp", 2).expect("ffmpeg record");
         assert!((45..=57).contains(&rec.video_frames), "{codecs}: {rec:?}");
-        assert!(rec.video_keyframes >= 2, "{codecs}: {}", rec.video_keyframes);
+        assert!(
+            rec.video_keyframes >= 2,
+            "{codecs}: {}",
+            rec.video_keyframes
+        );
         assert!(!rec.non_monotonic_dts, "{codecs}: {}", rec.stderr);
         if codecs.contains("opus") {
             // 20 ms Opus frames.
-            assert!((90..=110).contains(&rec.audio_frames), "{}", rec.audio_frames);
+            assert!(
+                (90..=110).contains(&rec.audio_frames),
+                "{}",
+                rec.audio_frames
+            );
         }
     }
 }
@@ -237,7 +273,10 @@ fn stopped_back_end_does_not_answer_until_continued() {
     let backend = Backend::start(BackendOpts::codecs("h264"));
     backend.proc.signal(Signal::Stop).expect("SIGSTOP");
     let frozen = ffprobe_streams(backend.url(), "tcp", Duration::from_secs(3));
-    assert!(frozen.is_err(), "a stopped server cannot answer: {frozen:?}");
+    assert!(
+        frozen.is_err(),
+        "a stopped server cannot answer: {frozen:?}"
+    );
     backend.proc.signal(Signal::Cont).expect("SIGCONT");
     assert_eq!(probe(backend.url(), "tcp"), vec![video("h264")]);
 }
@@ -251,7 +290,10 @@ fn sigterm_exits_cleanly() {
         .wait_timeout(Duration::from_secs(10))
         .expect("exits after SIGTERM");
     assert!(status.success(), "{status}");
-    assert!(backend.proc.signal(Signal::Kill).is_err(), "no signal after exit");
+    assert!(
+        backend.proc.signal(Signal::Kill).is_err(),
+        "no signal after exit"
+    );
 }
 
 #[test]
@@ -304,7 +346,11 @@ fn late_play_starts_at_the_live_edge_without_a_burst() {
         .expect("timeout");
     let mut buf = Vec::new();
     let url = backend.url().to_owned();
-    request(&mut conn, &mut buf, &format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\n\r\n"));
+    request(
+        &mut conn,
+        &mut buf,
+        &format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\n\r\n"),
+    );
     let setup = request(
         &mut conn,
         &mut buf,
@@ -343,11 +389,22 @@ fn late_play_starts_at_the_live_edge_without_a_burst() {
         .filter(|(at, _)| *at < Duration::from_millis(300))
         .count();
     assert!(early <= 10, "burst of {early} frames in the first 300 ms");
-    assert!((40..=55).contains(&frames.len()), "{} frames in 2 s", frames.len());
-    let span = frames.last().map_or(0, |(_, ts)| ts.wrapping_sub(frames[0].1));
-    let wall = frames.last().map_or(0.0, |(at, _)| (*at - frames[0].0).as_secs_f64());
+    assert!(
+        (40..=55).contains(&frames.len()),
+        "{} frames in 2 s",
+        frames.len()
+    );
+    let span = frames
+        .last()
+        .map_or(0, |(_, ts)| ts.wrapping_sub(frames[0].1));
+    let wall = frames
+        .last()
+        .map_or(0.0, |(at, _)| (*at - frames[0].0).as_secs_f64());
     let media = f64::from(span) / 90_000.0;
-    assert!((media - wall).abs() < 0.25, "media {media:.2} s vs wall {wall:.2} s");
+    assert!(
+        (media - wall).abs() < 0.25,
+        "media {media:.2} s vs wall {wall:.2} s"
+    );
 }
 
 /// Sends `req` and returns the response head (body skipped).
@@ -427,15 +484,25 @@ fn parses_framecrc_output() {
     let r = parse_framecrc(text);
     assert_eq!(r.streams[0], (0, "video".to_owned(), "h264".to_owned()));
     assert_eq!(r.streams[1], (1, "audio".to_owned(), "aac".to_owned()));
-    assert_eq!((r.video_frames, r.audio_frames, r.video_keyframes), (2, 2, 1));
+    assert_eq!(
+        (r.video_frames, r.audio_frames, r.video_keyframes),
+        (2, 2, 1)
+    );
     assert!(!r.non_monotonic_dts);
     assert_eq!(r.packets[2].size, 366);
     assert!(!r.packets[2].keyframe);
 
-    let repeated = format!("{text}0,       3600,       3600,     3600,      366, 0x2dde8eaf, F=0x0\n");
-    assert!(parse_framecrc(&repeated).non_monotonic_dts, "equal DTS is flagged");
+    let repeated =
+        format!("{text}0,       3600,       3600,     3600,      366, 0x2dde8eaf, F=0x0\n");
+    assert!(
+        parse_framecrc(&repeated).non_monotonic_dts,
+        "equal DTS is flagged"
+    );
     let backwards = format!("{text}1,       1000,       1000,     1024,      196, 0xe2de6284\n");
-    assert!(parse_framecrc(&backwards).non_monotonic_dts, "decreasing DTS is flagged");
+    assert!(
+        parse_framecrc(&backwards).non_monotonic_dts,
+        "decreasing DTS is flagged"
+    );
 
     // ffmpeg's unset first timestamp: the first two packets may tie.
     let start = "#media_type 0: video\n0, 0, 0, 3600, 1066, 0x1\n0, 0, 0, 3600, 502, 0x2, F=0x0\n\

@@ -322,3 +322,28 @@ fn usage_errors_exit_with_status_1() {
         assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout");
     }
 }
+
+#[test]
+fn ipv6_clients_over_udp_and_tcp() {
+    let proxy = Proxy::start(&["--demo"]);
+    let url = format!("rtsp://[::1]:{}/demo", proxy.port());
+    for transport in ["udp", "tcp"] {
+        let s = ffprobe_streams(&url, transport, PROBE).unwrap_or_else(|e| panic!("IPv6 {transport}: {e}"));
+        assert_eq!(codecs(&s), vec!["h264"]);
+    }
+    gst_play(&url, "udp", 20, GST).expect("gstreamer over IPv6 UDP");
+}
+
+#[test]
+fn basic_auth_back_end() {
+    let backend = Backend::start(BackendOpts {
+        user: Some("viewer".into()),
+        password: Some("basic-pw".into()),
+        auth: Some("basic".into()),
+        ..BackendOpts::default()
+    });
+    let proxy = Proxy::start(&["-u", "viewer", "basic-pw", backend.url()]);
+    let s = ffprobe_streams(&proxy.url("proxyStream"), "tcp", PROBE).expect("probe through basic auth");
+    assert_h264_aac(&s, "basic");
+    assert!(backend.responses(401) >= 1);
+}

@@ -762,6 +762,21 @@ mod tests {
     }
 
     #[test]
+    fn invalid_utf8_is_replaced_not_refused() {
+        let Frame::Response(resp) =
+            one(b"RTSP/1.0 200 OK\r\nCSeq: 7\r\nServer: cam\xb9\xb9\r\n\r\n")
+        else {
+            panic!()
+        };
+        assert_eq!(resp.header("Server"), Some("cam\u{fffd}\u{fffd}"));
+        // Re-encoded it grows (3 bytes per replacement) but means the same.
+        let Frame::Response(again) = one(&resp.to_bytes()) else {
+            panic!()
+        };
+        assert_eq!(again, resp);
+    }
+
+    #[test]
     fn scan_cseq_variants() {
         assert_eq!(scan_cseq(b"X\r\ncseq :  12 \r\n"), Some(12));
         assert_eq!(scan_cseq(b"CSeq: 1\r\nX: 2\r\n"), None); // first line is the start line

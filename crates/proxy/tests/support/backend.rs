@@ -171,7 +171,8 @@ impl Backend {
     /// TCP connections accepted so far. An RTSP-over-HTTP tunnel counts two
     /// (its GET and POST connections).
     pub fn connections(&self) -> usize {
-        self.proc.count_where(|l| l.starts_with("CLIENT-CONNECTED "))
+        self.proc
+            .count_where(|l| l.starts_with("CLIENT-CONNECTED "))
     }
 
     /// Requests of `method` (e.g. `"PAUSE"`) received so far, including those
@@ -188,7 +189,9 @@ impl Backend {
         timeout: Duration,
     ) -> Result<usize, String> {
         self.proc
-            .wait_where(&format!("REQUEST {method}"), count, timeout, |l| is_request(l, method))
+            .wait_where(&format!("REQUEST {method}"), count, timeout, |l| {
+                is_request(l, method)
+            })
     }
 
     /// Responses with status `code` sent so far.

@@ -119,7 +119,10 @@ pub fn ffprobe_streams(
     let out = run_ok(
         Command::new("ffprobe")
             .args(["-hide_banner", "-v", "error", "-rtsp_transport", transport])
-            .args(["-show_entries", "stream=index,codec_name,codec_type,width,height,sample_rate"])
+            .args([
+                "-show_entries",
+                "stream=index,codec_name,codec_type,width,height,sample_rate",
+            ])
             .args(["-of", "compact=p=0"])
             .arg(url),
         timeout,
@@ -223,7 +226,13 @@ pub fn ffmpeg_record(url: &str, transport: &str, seconds: u32) -> Result<RecordR
     let timeout = Duration::from_secs(u64::from(seconds) * 2 + 20);
     let out = run_ok(
         Command::new("ffmpeg")
-            .args(["-hide_banner", "-nostdin", "-nostats", "-loglevel", "warning"])
+            .args([
+                "-hide_banner",
+                "-nostdin",
+                "-nostats",
+                "-loglevel",
+                "warning",
+            ])
             .args(["-rtsp_transport", transport, "-i", url])
             .args(["-t", &seconds.to_string(), "-map", "0", "-c", "copy"])
             .args(["-f", "framecrc", "-"]),
@@ -232,9 +241,13 @@ pub fn ffmpeg_record(url: &str, transport: &str, seconds: u32) -> Result<RecordR
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let mut result = parse_framecrc(&String::from_utf8_lossy(&out.stdout));
     let lower = stderr.to_ascii_lowercase();
-    result.non_monotonic_dts |= ["non monotonous dts", "non-monotonous dts", "non monotonically increasing dts"]
-        .iter()
-        .any(|p| lower.contains(p));
+    result.non_monotonic_dts |= [
+        "non monotonous dts",
+        "non-monotonous dts",
+        "non monotonically increasing dts",
+    ]
+    .iter()
+    .any(|p| lower.contains(p));
     result.stderr = stderr;
     Ok(result)
 }
@@ -266,7 +279,7 @@ pub(crate) fn parse_framecrc(text: &str) -> RecordResult {
             continue;
         };
         let keyframe = match rest.iter().find_map(|f| f.strip_prefix("F=0x")) {
-            Some(flags) => i64::from_str_radix(flags, 16).map_or(false, |f| f & 1 == 1),
+            Some(flags) => i64::from_str_radix(flags, 16).is_ok_and(|f| f & 1 == 1),
             None => true,
         };
         match last_dts.iter_mut().find(|(s, _, _)| *s == stream) {

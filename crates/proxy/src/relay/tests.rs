@@ -1,0 +1,602 @@
+//! Sans-IO tests of the relay: a [`Stream`] fed with hand-made RTP/RTCP packets and
+//! read back through interleaved sinks ([`ConnOut`] queues), exactly as a client
+//! connection's writer would see them.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use rtp::packet::{parse_rtp, write_header};
+use rtp::rtcp::{self, SenderInfo};
+
+use super::*;
+use crate::sdp::{self, Presentation};
+
+/// A camera-like back end: H.264 video and AAC audio.
+const SDP_2_TRACKS: &str = "v=0\r\n\
+o=- 1 1 IN IP4 192.0.2.10\r\n\
+s=cam\r\n\
+t=0 0\r\n\
+a=control:*\r\n\
+m=video 0 RTP/AVP 96\r\n\
+a=rtpmap:96 H264/90000\r\n\
+a=fmtp:96 packetization-mode=1\r\n\
+a=control:trackID=0\r\n\
+m=audio 0 RTP/AVP 97\r\n\
+a=rtpmap:97 MPEG4-GENERIC/48000/2\r\n\
+a=control:trackID=1\r\n";
+
+/// The same tracks after a back-end restart: other fmtp, other control names.
+const SDP_2_TRACKS_UPDATED: &str = "v=0\r\n\
+s=cam restarted\r\n\
+m=video 0 RTP/AVP 96\r\n\
+a=rtpmap:96 H264/90000\r\n\
+a=fmtp:96 packetization-mode=1;profile-level-id=640028\r\n\
+a=control:stream=0\r\n\
+m=audio 0 RTP/AVP 97\r\n\
+a=rtpmap:97 MPEG4-GENERIC/48000/2\r\n\
+a=control:stream=1\r\n";
+
+/// Different tracks: the audio codec changed.
+const SDP_OTHER_TRACKS: &str = "v=0\r\n\
+s=cam\r\n\
+m=video 0 RTP/AVP 96\r\n\
+a=rtpmap:96 H264/90000\r\n\
+m=audio 0 RTP/AVP 0\r\n";
+
+const BACKEND_SSRC: u32 = 0x1234_5678;
+const VIDEO: usize = 0;
+const AUDIO: usize = 1;
+
+fn presentation(text: &str) -> Presentation {
+    sdp::parse(text).expect("test SDP parses")
+}
+
+fn described_stream() -> Arc<Stream> {
+    let stream = Stream::new("cam");
+    assert_eq!(stream.set_presentation(presentation(SDP_2_TRACKS)), PresentationChange::First);
+    stream
+}
+
+fn rtp_packet(seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> BytesMut {
+    let mut b = BytesMut::new();
+    write_header(&mut b, false, 96, seq, ts, ssrc);
+    b.extend_from_slice(payload);
+    b
+}
+
+/// An interleaved sink on a fresh connection queue.
+fn interleaved(limit: usize, rtp_channel: u8) -> (Sink, ConnOut, ConnOutReceiver) {
+    let (out, rx) = ConnOut::new(limit);
+    let sink = Sink::Interleaved { out: out.clone(), rtp_channel, rtcp_channel: rtp_channel + 1 };
+    (sink, out, rx)
+}
+
+/// Everything queued on a connection: (channel, payload) of each media item, as the
+/// writer would take them (each one marked done).
+fn drain_media(rx: &mut ConnOutReceiver) -> Vec<(u8, Bytes)> {
+    let mut out = Vec::new();
+    while let Some(item) = rx.try_recv() {
+        match item {
+            OutItem::Media { header, payload } => {
+                rx.media_done();
+                assert_eq!(header[0], b'$');
+                assert_eq!(usize::from(u16::from_be_bytes([header[2], header[3]])), payload.len());
+                out.push((header[1], payload));
+            }
+            OutItem::Control(c) => panic!("unexpected control item {c:?}"),
+        }
+    }
+    out
+}
+
+fn on_channel(items: &[(u8, Bytes)], channel: u8) -> Vec<Bytes> {
+    items.iter().filter(|(c, _)| *c == channel).map(|(_, p)| p.clone()).collect()
+}
+
+fn counting_closer() -> (Arc<Closer>, Arc<AtomicUsize>) {
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    let closer: Closer = Box::new(move || {
+        c.fetch_add(1, Ordering::SeqCst);
+    });
+    (Arc::new(closer), count)
+}
+
+/// Starts delivery of `sinks` to subscriber `id`; returns the start points given
+/// to the respond closure.
+fn play(stream: &Stream, id: SubscriberId, sinks: Vec<(usize, Sink)>, now: Instant) -> Vec<StartPoint> {
+    let (closer, _) = counting_closer();
+    let mut points = Vec::new();
+    stream
+        .play(id, stream.generation(), sinks, closer, now, |p| points = p.to_vec())
+        .expect("play accepted");
+    points
+}
+
+fn seq_ts_ssrc(pkt: &[u8]) -> (u16, u32, u32) {
+    let h = parse_rtp(pkt).expect("relayed packet is RTP");
+    (h.sequence, h.timestamp, h.ssrc)
+}
+
+/// Signed distance a - b between two RTP timestamps.
+fn ts_diff(a: u32, b: u32) -> i64 {
+    i64::from(a.wrapping_sub(b) as i32)
+}
+
+fn backend_sr(ssrc: u32, ntp: u64, rtp_timestamp: u32) -> Bytes {
+    let mut b = BytesMut::new();
+    let info = SenderInfo { ssrc, ntp, rtp_timestamp, packet_count: 10, octet_count: 1000 };
+    rtcp::build_sender_report(&mut b, &info, "camera");
+    b.freeze()
+}
+
+#[test]
+fn packets_before_any_subscriber_go_nowhere() {
+    let stream = described_stream();
+    let t0 = Instant::now();
+    for i in 0..5u16 {
+        stream.push_rtp(VIDEO, rtp_packet(100 + i, 9000 * u32::from(i), BACKEND_SSRC, b"x"), t0);
+    }
+    let stats = stream.stats();
+    assert_eq!(stats.rtp_in, 5);
+    assert_eq!(stats.rtp_invalid, 0);
+    assert_eq!(stream.players(), 0);
+    assert_eq!(*stream.watch_demand().borrow(), 0);
+}
+
+#[test]
+fn push_to_a_stream_without_presentation_is_counted_invalid() {
+    let stream = Stream::new("idle");
+    let now = Instant::now();
+    stream.push_rtp(0, rtp_packet(1, 1, BACKEND_SSRC, b"x"), now);
+    assert_eq!(stream.push_rtcp(0, &backend_sr(BACKEND_SSRC, 1, 1), now), RtcpOutcome::default());
+    stream.tick(now);
+    assert_eq!(stream.track_ssrc(0), None);
+    assert_eq!(stream.stats().rtp_invalid, 1);
+}
+
+#[test]
+fn invalid_packets_and_unknown_tracks_are_dropped() {
+    let stream = described_stream();
+    let (sink, _out, mut rx) = interleaved(16, 0);
+    let now = Instant::now();
+    play(&stream, 1, vec![(VIDEO, sink)], now);
+    // Too short, wrong version, and a track the presentation does not have.
+    stream.push_rtp(VIDEO, BytesMut::from(&[0x80u8, 96, 0, 1][..]), now);
+    let mut v1 = rtp_packet(1, 1, BACKEND_SSRC, b"x");
+    v1[0] = 0x40;
+    stream.push_rtp(VIDEO, v1, now);
+    stream.push_rtp(7, rtp_packet(1, 1, BACKEND_SSRC, b"x"), now);
+    assert_eq!(stream.stats().rtp_invalid, 3);
+    assert!(drain_media(&mut rx).is_empty());
+}
+
+#[test]
+fn subscriber_gets_our_ssrc_from_the_start_point() {
+    let stream = described_stream();
+    let our_ssrc = stream.track_ssrc(VIDEO).expect("track exists");
+    let t0 = Instant::now();
+    // Some traffic before anybody watches: the continuity moves on.
+    for i in 0..3u16 {
+        stream.push_rtp(VIDEO, rtp_packet(500 + i, 1_000 + 3_000 * u32::from(i), BACKEND_SSRC, b"early"), t0);
+    }
+    let (sink, _out, mut rx) = interleaved(64, 0);
+    let t1 = t0 + Duration::from_millis(40);
+    let points = play(&stream, stream.new_subscriber(), vec![(VIDEO, sink)], t1);
+    assert_eq!(points.len(), 1);
+    assert_eq!(points[0].track, VIDEO);
+
+    for i in 0..10u16 {
+        // The camera's clock moves by 3600 ticks every 40 ms from the last early
+        // packet (ts 7000 at t0).
+        let ts = 7_000 + 3_600 * (u32::from(i) + 1);
+        stream.push_rtp(VIDEO, rtp_packet(503 + i, ts, BACKEND_SSRC, b"payload"), t1 + Duration::from_millis(40 * u64::from(i)));
+    }
+    let got = on_channel(&drain_media(&mut rx), 0);
+    assert_eq!(got.len(), 10);
+    let (first_seq, first_ts, _) = seq_ts_ssrc(&got[0]);
+    assert_eq!(first_seq, points[0].seq, "first packet carries the RTP-Info seq");
+    // RTP-Info's rtptime is the wall-clock projection of the last packet; the
+    // first packet agrees with it (within a millisecond).
+    assert!(ts_diff(first_ts, points[0].rtptime).abs() <= 90, "rtptime {} vs first ts {first_ts}", points[0].rtptime);
+    for (i, pkt) in got.iter().enumerate() {
+        let (seq, ts, ssrc) = seq_ts_ssrc(pkt);
+        assert_eq!(ssrc, our_ssrc);
+        assert_ne!(ssrc, BACKEND_SSRC);
+        assert_eq!(seq, points[0].seq.wrapping_add(i as u16));
+        assert_eq!(ts_diff(ts, first_ts), 3_600 * i as i64);
+        assert_eq!(&pkt[12..], b"payload");
+    }
+}
+
+#[test]
+fn start_point_before_the_first_packet_ever_is_exact() {
+    let stream = described_stream();
+    let (sink, _out, mut rx) = interleaved(64, 0);
+    let now = Instant::now();
+    let points = play(&stream, 1, vec![(VIDEO, sink)], now);
+    stream.push_rtp(VIDEO, rtp_packet(40_000, 123, BACKEND_SSRC, b"x"), now);
+    let got = on_channel(&drain_media(&mut rx), 0);
+    assert_eq!(got.len(), 1);
+    let (seq, ts, _) = seq_ts_ssrc(&got[0]);
+    assert_eq!((seq, ts), (points[0].seq, points[0].rtptime));
+}
+
+#[test]
+fn start_points_cover_every_track_played() {
+    let stream = described_stream();
+    let (video, _vo, mut vrx) = interleaved(64, 0);
+    let (audio, _ao, mut arx) = interleaved(64, 2);
+    let now = Instant::now();
+    let points = play(&stream, 1, vec![(VIDEO, video), (AUDIO, audio)], now);
+    assert_eq!(points.iter().map(|p| p.track).collect::<Vec<_>>(), vec![VIDEO, AUDIO]);
+    stream.push_rtp(AUDIO, rtp_packet(7, 1024, 0xAAAA, b"aac"), now);
+    stream.push_rtp(VIDEO, rtp_packet(9, 90, 0xBBBB, b"h264"), now);
+    let a = on_channel(&drain_media(&mut arx), 2);
+    let v = on_channel(&drain_media(&mut vrx), 0);
+    assert_eq!(seq_ts_ssrc(&a[0]).2, stream.track_ssrc(AUDIO).expect("audio"));
+    assert_eq!(seq_ts_ssrc(&v[0]).2, stream.track_ssrc(VIDEO).expect("video"));
+    assert_eq!(seq_ts_ssrc(&a[0]).0, points[1].seq);
+    assert_eq!(seq_ts_ssrc(&v[0]).0, points[0].seq);
+    assert_ne!(stream.track_ssrc(AUDIO), stream.track_ssrc(VIDEO));
+}
+
+#[test]
+fn every_subscriber_gets_the_same_buffer() {
+    let stream = described_stream();
+    let (s1, _o1, mut rx1) = interleaved(64, 0);
+    let (s2, _o2, mut rx2) = interleaved(64, 4);
+    let now = Instant::now();
+    play(&stream, 1, vec![(VIDEO, s1)], now);
+    play(&stream, 2, vec![(VIDEO, s2)], now);
+    for i in 0..3u16 {
+        stream.push_rtp(VIDEO, rtp_packet(i, u32::from(i) * 3000, BACKEND_SSRC, b"frame"), now);
+    }
+    let a = on_channel(&drain_media(&mut rx1), 0);
+    let b = on_channel(&drain_media(&mut rx2), 4);
+    assert_eq!(a.len(), 3);
+    assert_eq!(b.len(), 3);
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x, y);
+        assert_eq!(x.as_ptr(), y.as_ptr(), "one allocation shared by all sinks, no per-client copy");
+    }
+}
+
+#[test]
+fn a_slow_subscriber_loses_only_its_own_packets() {
+    let stream = described_stream();
+    let (slow, slow_out, mut slow_rx) = interleaved(2, 0);
+    let (fast, fast_out, mut fast_rx) = interleaved(1024, 0);
+    let now = Instant::now();
+    play(&stream, 1, vec![(VIDEO, slow)], now);
+    play(&stream, 2, vec![(VIDEO, fast)], now);
+    for i in 0..10u16 {
+        stream.push_rtp(VIDEO, rtp_packet(i, u32::from(i), BACKEND_SSRC, b"x"), now);
+    }
+    assert_eq!(slow_out.dropped(), 8);
+    assert_eq!(slow_out.queued(), 2);
+    assert_eq!(fast_out.dropped(), 0);
+    let fast_got = drain_media(&mut fast_rx);
+    assert_eq!(fast_got.len(), 10);
+    // The slow client got the first two, in order, and nothing else.
+    let slow_got = drain_media(&mut slow_rx);
+    assert_eq!(slow_got.len(), 2);
+    assert_eq!(slow_got[0].1, fast_got[0].1);
+    assert_eq!(slow_got[1].1, fast_got[1].1);
+    // Once drained it receives again.
+    stream.push_rtp(VIDEO, rtp_packet(10, 10, BACKEND_SSRC, b"x"), now);
+    assert_eq!(drain_media(&mut slow_rx).len(), 1);
+    assert_eq!(slow_out.dropped(), 8);
+}
+
+#[test]
+fn source_reset_keeps_one_continuous_stream() {
+    let stream = described_stream();
+    let our_ssrc = stream.track_ssrc(VIDEO).expect("track");
+    let (sink, _out, mut rx) = interleaved(64, 0);
+    let t0 = Instant::now();
+    play(&stream, 1, vec![(VIDEO, sink)], t0);
+    for i in 0..5u16 {
+        stream.push_rtp(VIDEO, rtp_packet(1000 + i, 50_000 + 3000 * u32::from(i), BACKEND_SSRC, b"a"), t0);
+    }
+    stream.source_reset();
+    // The back end comes back two seconds later with everything new.
+    let t1 = t0 + Duration::from_secs(2);
+    for i in 0..3u16 {
+        stream.push_rtp(VIDEO, rtp_packet(60_000 + i, 7 + 3000 * u32::from(i), 0xDEAD_BEEF, b"b"), t1);
+    }
+    let got: Vec<_> = on_channel(&drain_media(&mut rx), 0).iter().map(|p| seq_ts_ssrc(p)).collect();
+    assert_eq!(got.len(), 8);
+    for w in got.windows(2) {
+        assert_eq!(w[1].0, w[0].0.wrapping_add(1), "sequence goes on by one across the reset");
+    }
+    assert!(got.iter().all(|(_, _, ssrc)| *ssrc == our_ssrc));
+    // The first packet after the reset is two seconds of 90 kHz after the last one
+    // (the whole first run arrived at t0).
+    let before = got[4].1;
+    let after = got[5].1;
+    assert_eq!(ts_diff(after, before), 2 * 90_000);
+    assert_eq!(ts_diff(got[7].1, after), 2 * 3000, "then the new source's own steps");
+    assert_eq!(stream.track_ssrc(VIDEO), Some(our_ssrc));
+}
+
+#[test]
+fn backend_sender_report_is_mapped_like_the_rtp() {
+    let stream = described_stream();
+    let our_ssrc = stream.track_ssrc(VIDEO).expect("track");
+    let (sink, _out, mut rx) = interleaved(64, 0);
+    let now = Instant::now();
+    play(&stream, 1, vec![(VIDEO, sink)], now);
+    let in_ts = 3_000_000_000u32;
+    stream.push_rtp(VIDEO, rtp_packet(10, in_ts, BACKEND_SSRC, b"x"), now);
+    let ntp = rtcp::ntp_from_system_time(SystemTime::now());
+    let sr_ts = in_ts.wrapping_add(45_000);
+    let outcome = stream.push_rtcp(VIDEO, &backend_sr(BACKEND_SSRC, ntp, sr_ts), now);
+    assert_eq!(outcome, RtcpOutcome { bye: false });
+
+    let items = drain_media(&mut rx);
+    let rtp = on_channel(&items, 0);
+    let rtcp_items = on_channel(&items, 1);
+    assert_eq!(rtp.len(), 1);
+    assert_eq!(rtcp_items.len(), 1, "the SR goes out on the RTCP channel");
+    let (_, out_ts, _) = seq_ts_ssrc(&rtp[0]);
+    let srs = rtcp::sender_reports(&rtcp_items[0]);
+    assert_eq!(srs.len(), 1);
+    assert_eq!(srs[0].ssrc, our_ssrc);
+    assert_eq!(srs[0].ntp, ntp, "the camera's wall clock is kept");
+    assert_eq!(srs[0].rtp_timestamp, sr_ts.wrapping_add(out_ts.wrapping_sub(in_ts)), "same offset as the RTP");
+    assert_eq!(srs[0].packet_count, 1);
+    assert_eq!(srs[0].octet_count, 1);
+    assert!(rtcp::is_valid_compound(&rtcp_items[0]));
+    assert_eq!(stream.stats().rtcp_in, 1);
+}
+
+#[test]
+fn sender_report_of_an_unknown_ssrc_is_not_forwarded() {
+    let stream = described_stream();
+    let (sink, _out, mut rx) = interleaved(64, 0);
+    let now = Instant::now();
+    play(&stream, 1, vec![(VIDEO, sink)], now);
+    // Before any RTP nothing is mapped at all.
+    stream.push_rtcp(VIDEO, &backend_sr(BACKEND_SSRC, 1 << 32, 5), now);
+    stream.push_rtp(VIDEO, rtp_packet(10, 10, BACKEND_SSRC, b"x"), now);
+    stream.push_rtcp(VIDEO, &backend_sr(0x0BAD_0BAD, 1 << 32, 5), now);
+    // Garbage is ignored too.
+    stream.push_rtcp(VIDEO, &[0xff; 7], now);
+    stream.push_rtcp(VIDEO, &[], now);
+    let items = drain_media(&mut rx);
+    assert!(on_channel(&items, 1).is_empty());
+    assert_eq!(on_channel(&items, 0).len(), 1);
+    // An SR of the other track's source on this track is also unknown here.
+    stream.push_rtcp(AUDIO, &backend_sr(BACKEND_SSRC, 1 << 32, 5), now);
+    assert!(drain_media(&mut rx).is_empty());
+}
+
+#[test]
+fn bye_counts_only_for_the_relayed_source() {
+    let stream = described_stream();
+    let now = Instant::now();
+    let bye = |ssrc| {
+        let mut b = BytesMut::new();
+        rtcp::build_bye(&mut b, ssrc);
+        b.freeze()
+    };
+    // Nothing relayed yet: no source to say goodbye.
+    assert_eq!(stream.push_rtcp(VIDEO, &bye(BACKEND_SSRC), now), RtcpOutcome { bye: false });
+    stream.push_rtp(VIDEO, rtp_packet(1, 1, BACKEND_SSRC, b"x"), now);
+    assert_eq!(stream.push_rtcp(VIDEO, &bye(0x5555_5555), now), RtcpOutcome { bye: false });
+    assert_eq!(stream.push_rtcp(VIDEO, &bye(BACKEND_SSRC), now), RtcpOutcome { bye: true });
+    // The audio track relays nothing from that SSRC.
+    assert_eq!(stream.push_rtcp(AUDIO, &bye(BACKEND_SSRC), now), RtcpOutcome { bye: false });
+    // After a reset the old source is no longer the relayed one.
+    stream.source_reset();
+    assert_eq!(stream.push_rtcp(VIDEO, &bye(BACKEND_SSRC), now), RtcpOutcome { bye: false });
+    // An unknown track never reports a BYE.
+    assert_eq!(stream.push_rtcp(9, &bye(BACKEND_SSRC), now), RtcpOutcome { bye: false });
+}
+
+#[test]
+fn tick_synthesizes_sender_reports_without_backend_ones() {
+    let stream = described_stream();
+    let our_ssrc = stream.track_ssrc(VIDEO).expect("track");
+    let (sink, _out, mut rx) = interleaved(64, 0);
+    let t0 = Instant::now();
+    // Nobody watching, or nothing relayed yet: nothing to report.
+    stream.tick(t0);
+    play(&stream, 1, vec![(VIDEO, sink)], t0);
+    stream.tick(t0);
+    assert!(drain_media(&mut rx).is_empty());
+
+    stream.push_rtp(VIDEO, rtp_packet(1, 1, BACKEND_SSRC, b"abc"), t0);
+    let rtp = on_channel(&drain_media(&mut rx), 0);
+    let (_, out_ts, _) = seq_ts_ssrc(&rtp[0]);
+
+    let t1 = t0 + Duration::from_secs(1);
+    let before = rtcp::ntp_from_system_time(SystemTime::now());
+    stream.tick(t1);
+    let after = rtcp::ntp_from_system_time(SystemTime::now());
+    let items = drain_media(&mut rx);
+    let rtcp_items = on_channel(&items, 1);
+    assert_eq!(items.len(), 1);
+    let srs = rtcp::sender_reports(&rtcp_items[0]);
+    assert_eq!(srs.len(), 1);
+    assert_eq!(srs[0].ssrc, our_ssrc);
+    // rtptime_at(t1): one second of 90 kHz after the only packet.
+    assert_eq!(srs[0].rtp_timestamp, out_ts.wrapping_add(90_000));
+    assert!(before <= srs[0].ntp && srs[0].ntp <= after, "NTP is the wall clock of the tick");
+    assert_eq!((srs[0].packet_count, srs[0].octet_count), (1, 3));
+
+    // Not again before the interval, again after it.
+    stream.tick(t1 + Duration::from_secs(2));
+    assert!(drain_media(&mut rx).is_empty());
+    stream.tick(t1 + Duration::from_secs(5));
+    let again = on_channel(&drain_media(&mut rx), 1);
+    assert_eq!(again.len(), 1);
+    assert_eq!(rtcp::sender_reports(&again[0])[0].rtp_timestamp, out_ts.wrapping_add(6 * 90_000));
+    // The audio track has no packets and no subscriber: never reported.
+}
+
+#[test]
+fn tick_is_quiet_while_the_backend_sends_reports() {
+    let stream = described_stream();
+    let (sink, _out, mut rx) = interleaved(64, 0);
+    let t0 = Instant::now();
+    play(&stream, 1, vec![(VIDEO, sink)], t0);
+    stream.push_rtp(VIDEO, rtp_packet(1, 1, BACKEND_SSRC, b"x"), t0);
+    stream.push_rtcp(VIDEO, &backend_sr(BACKEND_SSRC, 1 << 40, 1), t0);
+    let forwarded = drain_media(&mut rx);
+    assert_eq!(on_channel(&forwarded, 1).len(), 1);
+
+    for s in [1, 5, 11] {
+        stream.tick(t0 + Duration::from_secs(s));
+        assert!(drain_media(&mut rx).is_empty(), "no SR synthesized {s} s after a back-end SR");
+    }
+    // The back end went quiet: the relay takes over.
+    stream.tick(t0 + Duration::from_secs(13));
+    let synth = on_channel(&drain_media(&mut rx), 1);
+    assert_eq!(synth.len(), 1);
+    assert_ne!(rtcp::sender_reports(&synth[0])[0].ntp, 1 << 40);
+}
+
+#[test]
+fn same_tracks_update_keeps_subscribers() {
+    let stream = described_stream();
+    let generation = stream.generation();
+    let (sink, out, mut rx) = interleaved(64, 0);
+    let (closer, closed) = counting_closer();
+    let now = Instant::now();
+    stream.play(1, generation, vec![(VIDEO, sink)], closer, now, |_| {}).expect("play");
+    let ssrc = stream.track_ssrc(VIDEO);
+
+    assert_eq!(stream.set_presentation(presentation(SDP_2_TRACKS_UPDATED)), PresentationChange::Updated);
+    assert_eq!(stream.generation(), generation);
+    assert_eq!(closed.load(Ordering::SeqCst), 0);
+    assert_eq!(stream.players(), 1);
+    assert_eq!(stream.track_ssrc(VIDEO), ssrc, "the continuity survives");
+    assert_eq!(
+        stream.presentation().expect("presentation").session_name.as_deref(),
+        Some("cam restarted")
+    );
+    stream.push_rtp(VIDEO, rtp_packet(1, 1, BACKEND_SSRC, b"x"), now);
+    assert_eq!(drain_media(&mut rx).len(), 1);
+    assert!(!out.is_closed());
+    assert_eq!(stream.availability(), Availability::Described);
+}
+
+#[test]
+fn changed_tracks_close_every_subscriber_once() {
+    let stream = described_stream();
+    let old_generation = stream.generation();
+    let mut demand = stream.watch_demand();
+    let now = Instant::now();
+    let (s1, _o1, mut rx1) = interleaved(64, 0);
+    let (s2, _o2, mut rx2) = interleaved(64, 0);
+    let (c1, n1) = counting_closer();
+    let (c2, n2) = counting_closer();
+    stream.play(1, old_generation, vec![(VIDEO, s1)], c1, now, |_| {}).expect("play 1");
+    stream.play(2, old_generation, vec![(AUDIO, s2)], c2, now, |_| {}).expect("play 2");
+    assert_eq!(*demand.borrow_and_update(), 2);
+
+    assert_eq!(stream.set_presentation(presentation(SDP_OTHER_TRACKS)), PresentationChange::TracksChanged);
+    assert_eq!(n1.load(Ordering::SeqCst), 1);
+    assert_eq!(n2.load(Ordering::SeqCst), 1);
+    assert!(demand.has_changed().expect("sender alive"));
+    assert_eq!(*demand.borrow_and_update(), 0);
+    assert_eq!(stream.players(), 0);
+    assert_eq!(stream.generation(), old_generation + 1);
+
+    // The old sinks are gone with the old tracks.
+    stream.push_rtp(VIDEO, rtp_packet(1, 1, BACKEND_SSRC, b"x"), now);
+    stream.push_rtp(AUDIO, rtp_packet(1, 1, BACKEND_SSRC, b"x"), now);
+    assert!(drain_media(&mut rx1).is_empty());
+    assert!(drain_media(&mut rx2).is_empty());
+
+    // A session set up on the old generation cannot start.
+    let (s3, _o3, _rx3) = interleaved(64, 0);
+    let (c3, n3) = counting_closer();
+    let mut responded = false;
+    let r = stream.play(3, old_generation, vec![(VIDEO, s3)], c3, now, |_| responded = true);
+    assert_eq!(r, None);
+    assert!(!responded, "no response queued for a refused play");
+    assert_eq!(stream.players(), 0);
+
+    // Closers are not called again by later changes.
+    stream.close_all();
+    assert_eq!(n1.load(Ordering::SeqCst), 1);
+    assert_eq!(n2.load(Ordering::SeqCst), 1);
+    assert_eq!(n3.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn play_of_an_unknown_track_is_refused() {
+    let stream = described_stream();
+    let (sink, _out, _rx) = interleaved(64, 0);
+    let (closer, _) = counting_closer();
+    let mut responded = false;
+    let r = stream.play(1, stream.generation(), vec![(5, sink)], closer, Instant::now(), |_| responded = true);
+    assert_eq!(r, None);
+    assert!(!responded);
+    assert_eq!(stream.players(), 0);
+}
+
+#[test]
+fn demand_counts_playing_subscribers() {
+    let stream = described_stream();
+    let demand = stream.watch_demand();
+    let now = Instant::now();
+    let a = stream.new_subscriber();
+    let b = stream.new_subscriber();
+    assert_ne!(a, b);
+    let (sa, _oa, mut rxa) = interleaved(64, 0);
+    let (sb, _ob, _rxb) = interleaved(64, 0);
+    let (ca, na) = counting_closer();
+    let (cb, nb) = counting_closer();
+    stream.play(a, stream.generation(), vec![(VIDEO, sa.clone())], ca.clone(), now, |_| {}).expect("play a");
+    assert_eq!(*demand.borrow(), 1);
+    // Playing again (resume, or a track added) does not count twice, nor deliver twice.
+    stream.play(a, stream.generation(), vec![(VIDEO, sa)], ca, now, |_| {}).expect("play a again");
+    assert_eq!(*demand.borrow(), 1);
+    stream.push_rtp(VIDEO, rtp_packet(1, 1, BACKEND_SSRC, b"x"), now);
+    assert_eq!(drain_media(&mut rxa).len(), 1);
+
+    stream.play(b, stream.generation(), vec![(AUDIO, sb)], cb, now, |_| {}).expect("play b");
+    assert_eq!(*demand.borrow(), 2);
+    assert_eq!(stream.players(), 2);
+
+    stream.stop(a);
+    assert_eq!(*demand.borrow(), 1);
+    stream.push_rtp(VIDEO, rtp_packet(2, 2, BACKEND_SSRC, b"x"), now);
+    assert!(drain_media(&mut rxa).is_empty(), "a stopped subscriber gets nothing");
+    // Stopping twice, or an unknown id, changes nothing.
+    stream.stop(a);
+    stream.stop(999);
+    assert_eq!(*demand.borrow(), 1);
+    assert_eq!(na.load(Ordering::SeqCst), 0, "stop is the subscriber's own doing: no closer");
+
+    stream.close_all();
+    assert_eq!(*demand.borrow(), 0);
+    assert_eq!(nb.load(Ordering::SeqCst), 1);
+    assert_eq!(na.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn receiver_report_for_the_backend_follows_reception() {
+    let stream = described_stream();
+    let now = Instant::now();
+    assert_eq!(stream.receiver_report(VIDEO, 0x4242, now), None, "nothing received yet");
+    for i in 0..4u16 {
+        stream.push_rtp(VIDEO, rtp_packet(100 + i, 3000 * u32::from(i), BACKEND_SSRC, b"x"), now);
+    }
+    let rr = stream.receiver_report(VIDEO, 0x4242, now).expect("report");
+    assert_eq!(rtcp::receiver_report_ssrcs(&rr), vec![0x4242]);
+    let blocks = rtcp::report_blocks(&rr);
+    assert_eq!(blocks.len(), 1);
+    assert_eq!(blocks[0].0, 0x4242);
+    // The block is about the back end's own SSRC and sequence space, not ours.
+    assert_eq!(blocks[0].1.ssrc, BACKEND_SSRC);
+    assert_eq!(blocks[0].1.highest_seq & 0xffff, 103);
+    assert_eq!(blocks[0].1.cumulative_lost, 0);
+    assert_eq!(stream.receiver_report(9, 0x4242, now), None);
+}
