@@ -39,6 +39,7 @@ pub struct ConnOut {
 struct ConnOutInner {
     tx: mpsc::UnboundedSender<OutItem>,
     queued_media: AtomicUsize,
+    queued_control: AtomicUsize,
     limit: usize,
     dropped: AtomicU64,
     closed: AtomicBool,
@@ -58,6 +59,7 @@ impl ConnOut {
         let inner = Arc::new(ConnOutInner {
             tx,
             queued_media: AtomicUsize::new(0),
+            queued_control: AtomicUsize::new(0),
             limit,
             dropped: AtomicU64::new(0),
             closed: AtomicBool::new(false),
@@ -68,7 +70,21 @@ impl ConnOut {
 
     /// Queues an RTSP message. Returns false when the connection is gone.
     pub fn send_control(&self, msg: Bytes) -> bool {
-        !self.is_closed() && self.inner.tx.send(OutItem::Control(msg)).is_ok()
+        if self.is_closed() {
+            return false;
+        }
+        self.inner.queued_control.fetch_add(1, Ordering::Relaxed);
+        if self.inner.tx.send(OutItem::Control(msg)).is_err() {
+            self.inner.queued_control.fetch_sub(1, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// Responses waiting to be written (a client that sends requests without
+    /// reading the answers makes this grow; the connection bounds it).
+    pub fn queued_control(&self) -> usize {
+        self.inner.queued_control.load(Ordering::Relaxed)
     }
 
     /// Queues an interleaved packet, or drops it (counted) when the queue is full.
@@ -141,9 +157,13 @@ impl ConnOutReceiver {
         self.rx.try_recv().ok()
     }
 
-    /// Call after a media item has been written (or discarded).
-    pub fn media_done(&self) {
-        self.inner.queued_media.fetch_sub(1, Ordering::Relaxed);
+    /// Call after an item has been written (or discarded).
+    pub fn done(&self, item: &OutItem) {
+        let counter = match item {
+            OutItem::Control(_) => &self.inner.queued_control,
+            OutItem::Media { .. } => &self.inner.queued_media,
+        };
+        counter.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -78,9 +78,9 @@ fn interleaved(limit: usize, rtp_channel: u8) -> (Sink, ConnOut, ConnOutReceiver
 fn drain_media(rx: &mut ConnOutReceiver) -> Vec<(u8, Bytes)> {
     let mut out = Vec::new();
     while let Some(item) = rx.try_recv() {
+        rx.done(&item);
         match item {
             OutItem::Media { header, payload } => {
-                rx.media_done();
                 assert_eq!(header[0], b'$');
                 assert_eq!(usize::from(u16::from_be_bytes([header[2], header[3]])), payload.len());
                 out.push((header[1], payload));

@@ -29,6 +29,8 @@ pub const PARTIAL_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a request waits for a source's first back-end DESCRIBE.
 pub const FIRST_DESCRIBE_WAIT: Duration = Duration::from_secs(10);
+/// Responses a client may leave unread before its connection is closed.
+pub const MAX_UNREAD_RESPONSES: usize = 256;
 /// Items written per vectored write.
 const WRITE_BATCH: usize = 64;
 
@@ -69,10 +71,11 @@ pub async fn serve(ctx: Arc<ServerContext>, stream: TcpStream, peer: SocketAddr,
             info!(session = %id, "client connection closed; session ended");
         }
     }
-    // Let the writer flush what is queued (a final error response), then stop it.
+    // Let the writer flush queued responses (a final error answer), then stop it;
+    // queued media is dropped.
     drop(conn);
     let flush = tokio::time::timeout(Duration::from_secs(2), async {
-        while out.queued() > 0 {
+        while out.queued_control() > 0 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     });
@@ -103,6 +106,10 @@ async fn rtsp_loop<R: AsyncRead + Unpin>(
         loop {
             match rtsp::parse_frame(buf, &ctx.limits) {
                 Ok(Some(Frame::Request(req))) => {
+                    if conn.out.queued_control() >= MAX_UNREAD_RESPONSES {
+                        debug!(peer = %conn.peer, "client does not read its responses; closing");
+                        return Err(());
+                    }
                     if let Some(stream) = handler::pending_stream(ctx, &req) {
                         // The proxy has just started and is still asking the back
                         // end: answer once it knows, rather than 503 at once.
@@ -191,9 +198,7 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: ConnOutReceiver, out: ConnOu
         }
         let res = tokio::time::timeout(WRITE_TIMEOUT, write_items(&mut wr, &batch)).await;
         for item in batch.drain(..) {
-            if matches!(item, OutItem::Media { .. }) {
-                rx.media_done();
-            }
+            rx.done(&item);
         }
         if !matches!(res, Ok(Ok(()))) {
             debug!("client write failed or stalled; closing connection");
@@ -203,9 +208,7 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: ConnOutReceiver, out: ConnOu
     }
     // Account for media still queued so counters stay right, then close.
     while let Some(item) = rx.try_recv() {
-        if matches!(item, OutItem::Media { .. }) {
-            rx.media_done();
-        }
+        rx.done(&item);
     }
     let _ = wr.shutdown().await;
 }

@@ -182,7 +182,7 @@ enum Chosen {
     Interleaved { channels: Option<ChannelRange> },
 }
 
-fn choose_transport(conn: &ConnContext, offers: &[Transport]) -> Option<Chosen> {
+fn choose_transport(ctx: &ServerContext, conn: &ConnContext, offers: &[Transport]) -> Option<Chosen> {
     for t in offers {
         if !t.protocol.eq_ignore_ascii_case("RTP") || !t.profile.eq_ignore_ascii_case("AVP") {
             continue;
@@ -194,6 +194,9 @@ fn choose_transport(conn: &ConnContext, offers: &[Transport]) -> Option<Chosen> 
             LowerTransport::Tcp => return Some(Chosen::Interleaved { channels: t.interleaved }),
             // Over an HTTP tunnel there is no UDP path: live555 forces TCP too.
             LowerTransport::Udp if conn.tunnelled => return Some(Chosen::Interleaved { channels: None }),
+            // Without a media socket for the client's address family UDP is not on
+            // offer: try the next alternative.
+            LowerTransport::Udp if ctx.media_for(conn.peer.ip()).is_none() => {}
             LowerTransport::Udp => {
                 if let Some(client) = t.client_port.filter(|p| p.rtp != 0) {
                     return Some(Chosen::Udp { client });
@@ -223,7 +226,7 @@ fn setup(ctx: &Arc<ServerContext>, conn: &ConnContext, req: &Request, session: O
     let Some(offers) = req.header("Transport").and_then(|v| Transport::parse_list(v).ok()) else {
         return error(461, "SETUP without a usable Transport header");
     };
-    let Some(chosen) = choose_transport(conn, &offers) else {
+    let Some(chosen) = choose_transport(ctx, conn, &offers) else {
         return error(461, "no supported transport offered (RTP/AVP unicast over UDP or TCP)");
     };
     let session = match session {
@@ -244,6 +247,7 @@ fn setup(ctx: &Arc<ServerContext>, conn: &ConnContext, req: &Request, session: O
         },
     };
     let mut st = session::lock(&session);
+    let mut rtcp_index = None;
     let peer_ip = conn.peer.ip();
     let ssrc = stream_ssrc_hint(ctx, &st.stream, track);
     let transport_reply = match chosen {
@@ -258,7 +262,9 @@ fn setup(ctx: &Arc<ServerContext>, conn: &ConnContext, req: &Request, session: O
             let rtp = SocketAddr::new(peer_ip, client.rtp);
             let rtcp = SocketAddr::new(peer_ip, rtcp_port);
             st.tracks.insert(track, TrackTransport::Udp { rtp, rtcp });
-            ctx.sessions.index_rtcp(rtcp, &st.id);
+            // Indexed below, once the session lock is released: the table locks
+            // sessions while it holds its own lock, never the other way round.
+            rtcp_index = Some(rtcp);
             let mut t = reply_transport(LowerTransport::Udp);
             t.destination = Some(ip_text(peer_ip));
             t.source = Some(ip_text(conn.local.ip()));
@@ -312,6 +318,9 @@ fn setup(ctx: &Arc<ServerContext>, conn: &ConnContext, req: &Request, session: O
     let playing = st.state == SessionState::Playing;
     let id = st.id.clone();
     drop(st);
+    if let Some(rtcp) = rtcp_index {
+        ctx.sessions.index_rtcp(rtcp, &id);
+    }
     info!(session = %id, stream = %name, track = track + 1, transport = %transport_reply, "client SETUP");
     if playing {
         // A track added to a playing session starts at once.
@@ -518,3 +527,7 @@ fn parameter(ctx: &ServerContext, req: &Request, session: Option<&SessionRef>) -
     }
     resp
 }
+
+#[cfg(test)]
+#[path = "handler_tests.rs"]
+mod tests;

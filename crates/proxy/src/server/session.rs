@@ -109,9 +109,12 @@ impl SessionTable {
     }
 
     /// Remembers the RTCP address of a UDP track so receiver reports keep the
-    /// session alive.
+    /// session alive. Nothing is indexed for a session that is gone already.
     pub fn index_rtcp(&self, addr: SocketAddr, id: &str) {
-        self.lock().by_rtcp_addr.insert(addr, id.to_string());
+        let mut inner = self.lock();
+        if inner.by_id.contains_key(id) {
+            inner.by_rtcp_addr.insert(addr, id.to_string());
+        }
     }
 
     /// The session whose client sends RTCP from `addr`.
