@@ -4,7 +4,8 @@
 //! The first [`FAST_RETRIES`] retries come at the minimum delay (about 1 s), so a
 //! camera that reboots or drops off for a few seconds is picked up within a second
 //! of its return; after that the delay doubles up to the cap. A 60 s outage costs
-//! about ten connection attempts with the defaults (1 s, 30 s).
+//! about fifteen connection attempts with the defaults (1 s, 30 s), then two a
+//! minute.
 
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use std::time::Duration;
 /// start (delays go back to the minimum).
 pub const STABLE_AFTER: Duration = Duration::from_secs(30);
 /// Retries at the minimum delay before the delay starts doubling.
-pub const FAST_RETRIES: u32 = 5;
+pub const FAST_RETRIES: u32 = 10;
 
 #[derive(Debug, Clone)]
 pub struct Backoff {
@@ -57,8 +58,10 @@ mod tests {
     #[test]
     fn doubles_up_to_the_cap() {
         let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
-        let ms: Vec<u128> = (0..12).map(|_| b.next_delay(1.0).as_millis()).collect();
-        assert_eq!(ms, vec![1000, 1000, 1000, 1000, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]);
+        let ms: Vec<u128> = (0..17).map(|_| b.next_delay(1.0).as_millis()).collect();
+        let mut want = vec![1000; 10];
+        want.extend([2000, 4000, 8000, 16000, 30000, 30000, 30000]);
+        assert_eq!(ms, want);
     }
 
     #[test]
@@ -74,10 +77,10 @@ mod tests {
     #[test]
     fn reset_starts_over() {
         let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
-        for _ in 0..8 {
+        for _ in 0..13 {
             b.next_delay(1.0);
         }
-        assert_eq!(b.failures(), 8);
+        assert_eq!(b.failures(), 13);
         b.reset();
         assert_eq!(b.next_delay(1.0), Duration::from_secs(1));
     }

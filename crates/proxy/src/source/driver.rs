@@ -144,7 +144,7 @@ async fn run(stream: Arc<Stream>, settings: SourceSettings, mut shutdown: watch:
             down_since = Some(Instant::now());
             warn!(stream = %stream.name(), "back end {url}: {failure}; reconnecting (first retry in {:.1} s)", delay.as_secs_f64());
         } else {
-            debug!(stream = %stream.name(), "back end {url}: {failure}; retry in {:.1} s", delay.as_secs_f64());
+            info!(stream = %stream.name(), "back end {url}: {failure}; retry in {:.1} s", delay.as_secs_f64());
         }
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
