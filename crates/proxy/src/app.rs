@@ -36,10 +36,21 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     let (listeners, port) = listener::bind_with_fallback(&config.bind_addresses, config.rtsp_port)?;
     let wants_v4 = config.bind_addresses.iter().any(|a| a.is_ipv4());
     let wants_v6 = config.bind_addresses.iter().any(|a| a.is_ipv6());
-    let media_v4 = if wants_v4 { Some(media_udp::bind_pair(false, 0).map_err(AppError::Media)?) } else { None };
-    let media_v6 = if wants_v6 { media_udp::bind_pair(true, 0).ok() } else { None };
+    let media_v4 = if wants_v4 {
+        Some(media_udp::bind_pair(false, 0).map_err(AppError::Media)?)
+    } else {
+        None
+    };
+    let media_v6 = if wants_v6 {
+        media_udp::bind_pair(true, 0).ok()
+    } else {
+        None
+    };
 
-    eprintln!("rtsp-proxy {} (a live555ProxyServer-compatible RTSP proxy)", env!("CARGO_PKG_VERSION"));
+    eprintln!(
+        "rtsp-proxy {} (a live555ProxyServer-compatible RTSP proxy)",
+        env!("CARGO_PKG_VERSION")
+    );
     eprintln!();
     let host = advertised_ip(&config);
     let url_of = |name: &str| {
@@ -63,7 +74,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         let settings = SourceSettings {
             url: url.clone(),
             credentials: config.backend_credentials.clone(),
-            transport: config.backend_transport.clone(),
+            transport: config.backend_transport,
             response_timeout: config.response_timeout,
             udp_timeout: config.udp_fallback_timeout,
             max_gap: config.inter_packet_gap,
@@ -72,7 +83,10 @@ pub async fn run(config: Config) -> Result<(), AppError> {
             reconnect_max: config.reconnect_max,
         };
         sources.push(source::spawn(stream, settings));
-        eprintln!("RTSP stream, proxying the stream \"{}\"", rtsp::url::redact(url));
+        eprintln!(
+            "RTSP stream, proxying the stream \"{}\"",
+            rtsp::url::redact(url)
+        );
         eprintln!("\tPlay this stream using the URL: {}", url_of(&name));
     }
     let mut demo_task = None;
@@ -83,12 +97,20 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         }
         demo_task = Some(crate::demo::spawn(stream)?);
         eprintln!("Built-in demo stream (H.264 test pattern)");
-        eprintln!("\tPlay this stream using the URL: {}", url_of(crate::demo::STREAM_NAME));
+        eprintln!(
+            "\tPlay this stream using the URL: {}",
+            url_of(crate::demo::STREAM_NAME)
+        );
     }
     eprintln!();
     eprintln!("(RTSP-over-HTTP tunneling is accepted on port {port}.)");
 
-    let ctx = Arc::new(ServerContext::new(streams.clone(), media_v4, media_v6, config.session_timeout));
+    let ctx = Arc::new(ServerContext::new(
+        streams.clone(),
+        media_v4,
+        media_v6,
+        config.session_timeout,
+    ));
     let server_task = tokio::spawn(server::serve(ctx.clone(), listeners));
     let ticker_streams = streams.clone();
     let ticker = tokio::spawn(async move {
@@ -113,7 +135,10 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     for s in streams.all() {
         s.close_all();
     }
-    let stops: Vec<_> = sources.into_iter().map(|s| tokio::spawn(s.shutdown(SHUTDOWN_GRACE))).collect();
+    let stops: Vec<_> = sources
+        .into_iter()
+        .map(|s| tokio::spawn(s.shutdown(SHUTDOWN_GRACE)))
+        .collect();
     for s in stops {
         let _ = s.await;
     }
@@ -147,11 +172,18 @@ async fn wait_for_signal() {
 /// address of an interface that is up and not loopback; 127.0.0.1 when there is
 /// none (or when the server is bound to loopback only).
 fn advertised_ip(config: &Config) -> IpAddr {
-    let explicit: Vec<IpAddr> = config.bind_addresses.iter().copied().filter(|a| !a.is_unspecified()).collect();
+    let explicit: Vec<IpAddr> = config
+        .bind_addresses
+        .iter()
+        .copied()
+        .filter(|a| !a.is_unspecified())
+        .collect();
     if let Some(first) = explicit.first() {
         return *first;
     }
-    first_interface_ipv4().map(IpAddr::V4).unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+    first_interface_ipv4()
+        .map(IpAddr::V4)
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
 }
 
 #[cfg(unix)]
@@ -169,7 +201,11 @@ fn first_interface_ipv4() -> Option<Ipv4Addr> {
             let ifa = &*cur;
             let up = ifa.ifa_flags & (libc::IFF_UP as libc::c_uint) != 0;
             let loopback = ifa.ifa_flags & (libc::IFF_LOOPBACK as libc::c_uint) != 0;
-            if up && !loopback && !ifa.ifa_addr.is_null() && i32::from((*ifa.ifa_addr).sa_family) == libc::AF_INET {
+            if up
+                && !loopback
+                && !ifa.ifa_addr.is_null()
+                && i32::from((*ifa.ifa_addr).sa_family) == libc::AF_INET
+            {
                 let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
                 found = Some(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)));
                 break;

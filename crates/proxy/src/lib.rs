@@ -9,10 +9,10 @@
 //! - [`server`]: the front-end RTSP server.
 //! - [`demo`]: the built-in test-pattern source.
 
+pub mod app;
 pub mod config;
 pub mod demo;
 pub mod relay;
 pub mod sdp;
 pub mod server;
 pub mod source;
-pub mod app;

@@ -30,7 +30,11 @@ fn main() -> ExitCode {
         }
     };
     init_logging(cfg.verbosity);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("rtsp-proxy").build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("rtsp-proxy")
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");
@@ -55,5 +59,9 @@ fn init_logging(verbosity: u8) {
         _ => "warn,rtsp_proxy=debug",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
 }

@@ -8,7 +8,10 @@ mod stream;
 
 pub use registry::StreamRegistry;
 pub use sink::{ConnOut, ConnOutReceiver, OutItem, Sink};
-pub use stream::{Availability, Closer, PresentationChange, RtcpOutcome, StartPoint, Stream, StreamStats, SubscriberId};
+pub use stream::{
+    Availability, Closer, PresentationChange, RtcpOutcome, StartPoint, Stream, StreamStats,
+    SubscriberId,
+};
 
 #[cfg(test)]
 mod tests;

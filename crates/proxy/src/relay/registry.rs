@@ -28,14 +28,26 @@ impl StreamRegistry {
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<Stream>> {
-        self.streams.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+        self.streams
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
     }
 
     pub fn remove(&self, name: &str) -> Option<Arc<Stream>> {
-        self.streams.write().unwrap_or_else(|e| e.into_inner()).remove(name)
+        self.streams
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name)
     }
 
     pub fn all(&self) -> Vec<Arc<Stream>> {
-        self.streams.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+        self.streams
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 }

@@ -65,7 +65,12 @@ impl ConnOut {
             closed: AtomicBool::new(false),
             close_notify: Notify::new(),
         });
-        (ConnOut { inner: inner.clone() }, ConnOutReceiver { rx, inner })
+        (
+            ConnOut {
+                inner: inner.clone(),
+            },
+            ConnOutReceiver { rx, inner },
+        )
     }
 
     /// Queues an RTSP message. Returns false when the connection is gone.
@@ -101,7 +106,10 @@ impl ConnOut {
             return false;
         }
         self.inner.queued_media.fetch_add(1, Ordering::Relaxed);
-        let item = OutItem::Media { header: rtsp::interleaved::header(channel, len), payload: payload.clone() };
+        let item = OutItem::Media {
+            header: rtsp::interleaved::header(channel, len),
+            payload: payload.clone(),
+        };
         if self.inner.tx.send(item).is_err() {
             self.inner.queued_media.fetch_sub(1, Ordering::Relaxed);
             return false;
@@ -171,19 +179,34 @@ impl ConnOutReceiver {
 #[derive(Debug, Clone)]
 pub enum Sink {
     /// UDP unicast from the server's shared RTP/RTCP sockets.
-    Udp { rtp_socket: Arc<UdpSocket>, rtcp_socket: Arc<UdpSocket>, rtp_addr: SocketAddr, rtcp_addr: SocketAddr },
+    Udp {
+        rtp_socket: Arc<UdpSocket>,
+        rtcp_socket: Arc<UdpSocket>,
+        rtp_addr: SocketAddr,
+        rtcp_addr: SocketAddr,
+    },
     /// Interleaved in the client's RTSP connection (or HTTP tunnel).
-    Interleaved { out: ConnOut, rtp_channel: u8, rtcp_channel: u8 },
+    Interleaved {
+        out: ConnOut,
+        rtp_channel: u8,
+        rtcp_channel: u8,
+    },
 }
 
 impl Sink {
     /// Sends an RTP packet without waiting; a full buffer drops it.
     pub fn send_rtp(&self, pkt: &Bytes) {
         match self {
-            Sink::Udp { rtp_socket, rtp_addr, .. } => {
+            Sink::Udp {
+                rtp_socket,
+                rtp_addr,
+                ..
+            } => {
                 let _ = rtp_socket.try_send_to(pkt, *rtp_addr);
             }
-            Sink::Interleaved { out, rtp_channel, .. } => {
+            Sink::Interleaved {
+                out, rtp_channel, ..
+            } => {
                 out.send_media(*rtp_channel, pkt);
             }
         }
@@ -192,10 +215,16 @@ impl Sink {
     /// Sends an RTCP packet without waiting.
     pub fn send_rtcp(&self, pkt: &Bytes) {
         match self {
-            Sink::Udp { rtcp_socket, rtcp_addr, .. } => {
+            Sink::Udp {
+                rtcp_socket,
+                rtcp_addr,
+                ..
+            } => {
                 let _ = rtcp_socket.try_send_to(pkt, *rtcp_addr);
             }
-            Sink::Interleaved { out, rtcp_channel, .. } => {
+            Sink::Interleaved {
+                out, rtcp_channel, ..
+            } => {
                 out.send_media(*rtcp_channel, pkt);
             }
         }

@@ -241,7 +241,11 @@ impl Stream {
                     st.tracks = p.tracks.iter().map(|t| Track::new(t.clock_rate)).collect();
                     st.presentation = Some(Arc::new(p));
                     st.generation += 1;
-                    closers = st.players.drain().map(|(_, p)| p.closer).collect::<Vec<_>>();
+                    closers = st
+                        .players
+                        .drain()
+                        .map(|(_, p)| p.closer)
+                        .collect::<Vec<_>>();
                     change = PresentationChange::TracksChanged;
                 }
             }
@@ -303,7 +307,9 @@ impl Stream {
         let (sinks, out) = {
             let mut st = self.lock();
             st.stats.rtcp_in += 1;
-            let Some(t) = st.tracks.get_mut(track) else { return outcome };
+            let Some(t) = st.tracks.get_mut(track) else {
+                return outcome;
+            };
             let mut out = None;
             for sr in rtcp::sender_reports(pkt) {
                 t.reception.on_sender_report(&sr, now);
@@ -319,7 +325,9 @@ impl Stream {
             if !byes.is_empty() {
                 // Only a BYE for the source we relay counts: a stray BYE from
                 // another SSRC (a back end restarting a pipeline) does not.
-                outcome.bye = byes.iter().any(|s| t.continuity.map_timestamp(*s, 0).is_some());
+                outcome.bye = byes
+                    .iter()
+                    .any(|s| t.continuity.map_timestamp(*s, 0).is_some());
             }
             (t.sinks.clone(), out)
         };
@@ -341,10 +349,14 @@ impl Stream {
                 if t.sinks.is_empty() || t.continuity.last_packet().is_none() {
                     continue;
                 }
-                if t.backend_sr_at.is_some_and(|at| now.duration_since(at) < BACKEND_SR_STALE) {
+                if t.backend_sr_at
+                    .is_some_and(|at| now.duration_since(at) < BACKEND_SR_STALE)
+                {
                     continue;
                 }
-                if t.synth_sr_at.is_some_and(|at| now.duration_since(at) < SYNTH_SR_INTERVAL) {
+                if t.synth_sr_at
+                    .is_some_and(|at| now.duration_since(at) < SYNTH_SR_INTERVAL)
+                {
                     continue;
                 }
                 t.synth_sr_at = Some(now);
@@ -400,7 +412,11 @@ impl Stream {
                 .iter()
                 .map(|(t, _)| {
                     let c = &st.tracks[*t].continuity;
-                    StartPoint { track: *t, seq: c.next_seq(), rtptime: c.rtptime_at(now) }
+                    StartPoint {
+                        track: *t,
+                        seq: c.next_seq(),
+                        rtptime: c.rtptime_at(now),
+                    }
                 })
                 .collect();
             respond(&points);
@@ -459,6 +475,8 @@ fn remove_sinks(st: &mut State, id: SubscriberId) {
 
 impl std::fmt::Debug for Stream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Stream").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("Stream")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }

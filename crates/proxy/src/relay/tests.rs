@@ -55,7 +55,10 @@ fn presentation(text: &str) -> Presentation {
 
 fn described_stream() -> Arc<Stream> {
     let stream = Stream::new("cam");
-    assert_eq!(stream.set_presentation(presentation(SDP_2_TRACKS)), PresentationChange::First);
+    assert_eq!(
+        stream.set_presentation(presentation(SDP_2_TRACKS)),
+        PresentationChange::First
+    );
     stream
 }
 
@@ -69,7 +72,11 @@ fn rtp_packet(seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> BytesMut {
 /// An interleaved sink on a fresh connection queue.
 fn interleaved(limit: usize, rtp_channel: u8) -> (Sink, ConnOut, ConnOutReceiver) {
     let (out, rx) = ConnOut::new(limit);
-    let sink = Sink::Interleaved { out: out.clone(), rtp_channel, rtcp_channel: rtp_channel + 1 };
+    let sink = Sink::Interleaved {
+        out: out.clone(),
+        rtp_channel,
+        rtcp_channel: rtp_channel + 1,
+    };
     (sink, out, rx)
 }
 
@@ -82,7 +89,10 @@ fn drain_media(rx: &mut ConnOutReceiver) -> Vec<(u8, Bytes)> {
         match item {
             OutItem::Media { header, payload } => {
                 assert_eq!(header[0], b'$');
-                assert_eq!(usize::from(u16::from_be_bytes([header[2], header[3]])), payload.len());
+                assert_eq!(
+                    usize::from(u16::from_be_bytes([header[2], header[3]])),
+                    payload.len()
+                );
                 out.push((header[1], payload));
             }
             OutItem::Control(c) => panic!("unexpected control item {c:?}"),
@@ -92,7 +102,11 @@ fn drain_media(rx: &mut ConnOutReceiver) -> Vec<(u8, Bytes)> {
 }
 
 fn on_channel(items: &[(u8, Bytes)], channel: u8) -> Vec<Bytes> {
-    items.iter().filter(|(c, _)| *c == channel).map(|(_, p)| p.clone()).collect()
+    items
+        .iter()
+        .filter(|(c, _)| *c == channel)
+        .map(|(_, p)| p.clone())
+        .collect()
 }
 
 fn counting_closer() -> (Arc<Closer>, Arc<AtomicUsize>) {
@@ -106,11 +120,18 @@ fn counting_closer() -> (Arc<Closer>, Arc<AtomicUsize>) {
 
 /// Starts delivery of `sinks` to subscriber `id`; returns the start points given
 /// to the respond closure.
-fn play(stream: &Stream, id: SubscriberId, sinks: Vec<(usize, Sink)>, now: Instant) -> Vec<StartPoint> {
+fn play(
+    stream: &Stream,
+    id: SubscriberId,
+    sinks: Vec<(usize, Sink)>,
+    now: Instant,
+) -> Vec<StartPoint> {
     let (closer, _) = counting_closer();
     let mut points = Vec::new();
     stream
-        .play(id, stream.generation(), sinks, closer, now, |p| points = p.to_vec())
+        .play(id, stream.generation(), sinks, closer, now, |p| {
+            points = p.to_vec()
+        })
         .expect("play accepted");
     points
 }
@@ -127,7 +148,13 @@ fn ts_diff(a: u32, b: u32) -> i64 {
 
 fn backend_sr(ssrc: u32, ntp: u64, rtp_timestamp: u32) -> Bytes {
     let mut b = BytesMut::new();
-    let info = SenderInfo { ssrc, ntp, rtp_timestamp, packet_count: 10, octet_count: 1000 };
+    let info = SenderInfo {
+        ssrc,
+        ntp,
+        rtp_timestamp,
+        packet_count: 10,
+        octet_count: 1000,
+    };
     rtcp::build_sender_report(&mut b, &info, "camera");
     b.freeze()
 }
@@ -137,7 +164,11 @@ fn packets_before_any_subscriber_go_nowhere() {
     let stream = described_stream();
     let t0 = Instant::now();
     for i in 0..5u16 {
-        stream.push_rtp(VIDEO, rtp_packet(100 + i, 9000 * u32::from(i), BACKEND_SSRC, b"x"), t0);
+        stream.push_rtp(
+            VIDEO,
+            rtp_packet(100 + i, 9000 * u32::from(i), BACKEND_SSRC, b"x"),
+            t0,
+        );
     }
     let stats = stream.stats();
     assert_eq!(stats.rtp_in, 5);
@@ -151,7 +182,10 @@ fn push_to_a_stream_without_presentation_is_counted_invalid() {
     let stream = Stream::new("idle");
     let now = Instant::now();
     stream.push_rtp(0, rtp_packet(1, 1, BACKEND_SSRC, b"x"), now);
-    assert_eq!(stream.push_rtcp(0, &backend_sr(BACKEND_SSRC, 1, 1), now), RtcpOutcome::default());
+    assert_eq!(
+        stream.push_rtcp(0, &backend_sr(BACKEND_SSRC, 1, 1), now),
+        RtcpOutcome::default()
+    );
     stream.tick(now);
     assert_eq!(stream.track_ssrc(0), None);
     assert_eq!(stream.stats().rtp_invalid, 1);
@@ -180,7 +214,16 @@ fn subscriber_gets_our_ssrc_from_the_start_point() {
     let t0 = Instant::now();
     // Some traffic before anybody watches: the continuity moves on.
     for i in 0..3u16 {
-        stream.push_rtp(VIDEO, rtp_packet(500 + i, 1_000 + 3_000 * u32::from(i), BACKEND_SSRC, b"early"), t0);
+        stream.push_rtp(
+            VIDEO,
+            rtp_packet(
+                500 + i,
+                1_000 + 3_000 * u32::from(i),
+                BACKEND_SSRC,
+                b"early",
+            ),
+            t0,
+        );
     }
     let (sink, _out, mut rx) = interleaved(64, 0);
     let t1 = t0 + Duration::from_millis(40);
@@ -192,15 +235,26 @@ fn subscriber_gets_our_ssrc_from_the_start_point() {
         // The camera's clock moves by 3600 ticks every 40 ms from the last early
         // packet (ts 7000 at t0).
         let ts = 7_000 + 3_600 * (u32::from(i) + 1);
-        stream.push_rtp(VIDEO, rtp_packet(503 + i, ts, BACKEND_SSRC, b"payload"), t1 + Duration::from_millis(40 * u64::from(i)));
+        stream.push_rtp(
+            VIDEO,
+            rtp_packet(503 + i, ts, BACKEND_SSRC, b"payload"),
+            t1 + Duration::from_millis(40 * u64::from(i)),
+        );
     }
     let got = on_channel(&drain_media(&mut rx), 0);
     assert_eq!(got.len(), 10);
     let (first_seq, first_ts, _) = seq_ts_ssrc(&got[0]);
-    assert_eq!(first_seq, points[0].seq, "first packet carries the RTP-Info seq");
+    assert_eq!(
+        first_seq, points[0].seq,
+        "first packet carries the RTP-Info seq"
+    );
     // RTP-Info's rtptime is the wall-clock projection of the last packet; the
     // first packet agrees with it (within a millisecond).
-    assert!(ts_diff(first_ts, points[0].rtptime).abs() <= 90, "rtptime {} vs first ts {first_ts}", points[0].rtptime);
+    assert!(
+        ts_diff(first_ts, points[0].rtptime).abs() <= 90,
+        "rtptime {} vs first ts {first_ts}",
+        points[0].rtptime
+    );
     for (i, pkt) in got.iter().enumerate() {
         let (seq, ts, ssrc) = seq_ts_ssrc(pkt);
         assert_eq!(ssrc, our_ssrc);
@@ -231,13 +285,22 @@ fn start_points_cover_every_track_played() {
     let (audio, _ao, mut arx) = interleaved(64, 2);
     let now = Instant::now();
     let points = play(&stream, 1, vec![(VIDEO, video), (AUDIO, audio)], now);
-    assert_eq!(points.iter().map(|p| p.track).collect::<Vec<_>>(), vec![VIDEO, AUDIO]);
+    assert_eq!(
+        points.iter().map(|p| p.track).collect::<Vec<_>>(),
+        vec![VIDEO, AUDIO]
+    );
     stream.push_rtp(AUDIO, rtp_packet(7, 1024, 0xAAAA, b"aac"), now);
     stream.push_rtp(VIDEO, rtp_packet(9, 90, 0xBBBB, b"h264"), now);
     let a = on_channel(&drain_media(&mut arx), 2);
     let v = on_channel(&drain_media(&mut vrx), 0);
-    assert_eq!(seq_ts_ssrc(&a[0]).2, stream.track_ssrc(AUDIO).expect("audio"));
-    assert_eq!(seq_ts_ssrc(&v[0]).2, stream.track_ssrc(VIDEO).expect("video"));
+    assert_eq!(
+        seq_ts_ssrc(&a[0]).2,
+        stream.track_ssrc(AUDIO).expect("audio")
+    );
+    assert_eq!(
+        seq_ts_ssrc(&v[0]).2,
+        stream.track_ssrc(VIDEO).expect("video")
+    );
     assert_eq!(seq_ts_ssrc(&a[0]).0, points[1].seq);
     assert_eq!(seq_ts_ssrc(&v[0]).0, points[0].seq);
     assert_ne!(stream.track_ssrc(AUDIO), stream.track_ssrc(VIDEO));
@@ -252,7 +315,11 @@ fn every_subscriber_gets_the_same_buffer() {
     play(&stream, 1, vec![(VIDEO, s1)], now);
     play(&stream, 2, vec![(VIDEO, s2)], now);
     for i in 0..3u16 {
-        stream.push_rtp(VIDEO, rtp_packet(i, u32::from(i) * 3000, BACKEND_SSRC, b"frame"), now);
+        stream.push_rtp(
+            VIDEO,
+            rtp_packet(i, u32::from(i) * 3000, BACKEND_SSRC, b"frame"),
+            now,
+        );
     }
     let a = on_channel(&drain_media(&mut rx1), 0);
     let b = on_channel(&drain_media(&mut rx2), 4);
@@ -260,7 +327,11 @@ fn every_subscriber_gets_the_same_buffer() {
     assert_eq!(b.len(), 3);
     for (x, y) in a.iter().zip(&b) {
         assert_eq!(x, y);
-        assert_eq!(x.as_ptr(), y.as_ptr(), "one allocation shared by all sinks, no per-client copy");
+        assert_eq!(
+            x.as_ptr(),
+            y.as_ptr(),
+            "one allocation shared by all sinks, no per-client copy"
+        );
     }
 }
 
@@ -299,18 +370,33 @@ fn source_reset_keeps_one_continuous_stream() {
     let t0 = Instant::now();
     play(&stream, 1, vec![(VIDEO, sink)], t0);
     for i in 0..5u16 {
-        stream.push_rtp(VIDEO, rtp_packet(1000 + i, 50_000 + 3000 * u32::from(i), BACKEND_SSRC, b"a"), t0);
+        stream.push_rtp(
+            VIDEO,
+            rtp_packet(1000 + i, 50_000 + 3000 * u32::from(i), BACKEND_SSRC, b"a"),
+            t0,
+        );
     }
     stream.source_reset();
     // The back end comes back two seconds later with everything new.
     let t1 = t0 + Duration::from_secs(2);
     for i in 0..3u16 {
-        stream.push_rtp(VIDEO, rtp_packet(60_000 + i, 7 + 3000 * u32::from(i), 0xDEAD_BEEF, b"b"), t1);
+        stream.push_rtp(
+            VIDEO,
+            rtp_packet(60_000 + i, 7 + 3000 * u32::from(i), 0xDEAD_BEEF, b"b"),
+            t1,
+        );
     }
-    let got: Vec<_> = on_channel(&drain_media(&mut rx), 0).iter().map(|p| seq_ts_ssrc(p)).collect();
+    let got: Vec<_> = on_channel(&drain_media(&mut rx), 0)
+        .iter()
+        .map(|p| seq_ts_ssrc(p))
+        .collect();
     assert_eq!(got.len(), 8);
     for w in got.windows(2) {
-        assert_eq!(w[1].0, w[0].0.wrapping_add(1), "sequence goes on by one across the reset");
+        assert_eq!(
+            w[1].0,
+            w[0].0.wrapping_add(1),
+            "sequence goes on by one across the reset"
+        );
     }
     assert!(got.iter().all(|(_, _, ssrc)| *ssrc == our_ssrc));
     // The first packet after the reset is two seconds of 90 kHz after the last one
@@ -318,7 +404,11 @@ fn source_reset_keeps_one_continuous_stream() {
     let before = got[4].1;
     let after = got[5].1;
     assert_eq!(ts_diff(after, before), 2 * 90_000);
-    assert_eq!(ts_diff(got[7].1, after), 2 * 3000, "then the new source's own steps");
+    assert_eq!(
+        ts_diff(got[7].1, after),
+        2 * 3000,
+        "then the new source's own steps"
+    );
     assert_eq!(stream.track_ssrc(VIDEO), Some(our_ssrc));
 }
 
@@ -346,7 +436,11 @@ fn backend_sender_report_is_mapped_like_the_rtp() {
     assert_eq!(srs.len(), 1);
     assert_eq!(srs[0].ssrc, our_ssrc);
     assert_eq!(srs[0].ntp, ntp, "the camera's wall clock is kept");
-    assert_eq!(srs[0].rtp_timestamp, sr_ts.wrapping_add(out_ts.wrapping_sub(in_ts)), "same offset as the RTP");
+    assert_eq!(
+        srs[0].rtp_timestamp,
+        sr_ts.wrapping_add(out_ts.wrapping_sub(in_ts)),
+        "same offset as the RTP"
+    );
     assert_eq!(srs[0].packet_count, 1);
     assert_eq!(srs[0].octet_count, 1);
     assert!(rtcp::is_valid_compound(&rtcp_items[0]));
@@ -384,17 +478,35 @@ fn bye_counts_only_for_the_relayed_source() {
         b.freeze()
     };
     // Nothing relayed yet: no source to say goodbye.
-    assert_eq!(stream.push_rtcp(VIDEO, &bye(BACKEND_SSRC), now), RtcpOutcome { bye: false });
+    assert_eq!(
+        stream.push_rtcp(VIDEO, &bye(BACKEND_SSRC), now),
+        RtcpOutcome { bye: false }
+    );
     stream.push_rtp(VIDEO, rtp_packet(1, 1, BACKEND_SSRC, b"x"), now);
-    assert_eq!(stream.push_rtcp(VIDEO, &bye(0x5555_5555), now), RtcpOutcome { bye: false });
-    assert_eq!(stream.push_rtcp(VIDEO, &bye(BACKEND_SSRC), now), RtcpOutcome { bye: true });
+    assert_eq!(
+        stream.push_rtcp(VIDEO, &bye(0x5555_5555), now),
+        RtcpOutcome { bye: false }
+    );
+    assert_eq!(
+        stream.push_rtcp(VIDEO, &bye(BACKEND_SSRC), now),
+        RtcpOutcome { bye: true }
+    );
     // The audio track relays nothing from that SSRC.
-    assert_eq!(stream.push_rtcp(AUDIO, &bye(BACKEND_SSRC), now), RtcpOutcome { bye: false });
+    assert_eq!(
+        stream.push_rtcp(AUDIO, &bye(BACKEND_SSRC), now),
+        RtcpOutcome { bye: false }
+    );
     // After a reset the old source is no longer the relayed one.
     stream.source_reset();
-    assert_eq!(stream.push_rtcp(VIDEO, &bye(BACKEND_SSRC), now), RtcpOutcome { bye: false });
+    assert_eq!(
+        stream.push_rtcp(VIDEO, &bye(BACKEND_SSRC), now),
+        RtcpOutcome { bye: false }
+    );
     // An unknown track never reports a BYE.
-    assert_eq!(stream.push_rtcp(9, &bye(BACKEND_SSRC), now), RtcpOutcome { bye: false });
+    assert_eq!(
+        stream.push_rtcp(9, &bye(BACKEND_SSRC), now),
+        RtcpOutcome { bye: false }
+    );
 }
 
 #[test]
@@ -425,7 +537,10 @@ fn tick_synthesizes_sender_reports_without_backend_ones() {
     assert_eq!(srs[0].ssrc, our_ssrc);
     // rtptime_at(t1): one second of 90 kHz after the only packet.
     assert_eq!(srs[0].rtp_timestamp, out_ts.wrapping_add(90_000));
-    assert!(before <= srs[0].ntp && srs[0].ntp <= after, "NTP is the wall clock of the tick");
+    assert!(
+        before <= srs[0].ntp && srs[0].ntp <= after,
+        "NTP is the wall clock of the tick"
+    );
     assert_eq!((srs[0].packet_count, srs[0].octet_count), (1, 3));
 
     // Not again before the interval, again after it.
@@ -434,7 +549,10 @@ fn tick_synthesizes_sender_reports_without_backend_ones() {
     stream.tick(t1 + Duration::from_secs(5));
     let again = on_channel(&drain_media(&mut rx), 1);
     assert_eq!(again.len(), 1);
-    assert_eq!(rtcp::sender_reports(&again[0])[0].rtp_timestamp, out_ts.wrapping_add(6 * 90_000));
+    assert_eq!(
+        rtcp::sender_reports(&again[0])[0].rtp_timestamp,
+        out_ts.wrapping_add(6 * 90_000)
+    );
     // The audio track has no packets and no subscriber: never reported.
 }
 
@@ -451,7 +569,10 @@ fn tick_is_quiet_while_the_backend_sends_reports() {
 
     for s in [1, 5, 11] {
         stream.tick(t0 + Duration::from_secs(s));
-        assert!(drain_media(&mut rx).is_empty(), "no SR synthesized {s} s after a back-end SR");
+        assert!(
+            drain_media(&mut rx).is_empty(),
+            "no SR synthesized {s} s after a back-end SR"
+        );
     }
     // The back end went quiet: the relay takes over.
     stream.tick(t0 + Duration::from_secs(13));
@@ -467,16 +588,25 @@ fn same_tracks_update_keeps_subscribers() {
     let (sink, out, mut rx) = interleaved(64, 0);
     let (closer, closed) = counting_closer();
     let now = Instant::now();
-    stream.play(1, generation, vec![(VIDEO, sink)], closer, now, |_| {}).expect("play");
+    stream
+        .play(1, generation, vec![(VIDEO, sink)], closer, now, |_| {})
+        .expect("play");
     let ssrc = stream.track_ssrc(VIDEO);
 
-    assert_eq!(stream.set_presentation(presentation(SDP_2_TRACKS_UPDATED)), PresentationChange::Updated);
+    assert_eq!(
+        stream.set_presentation(presentation(SDP_2_TRACKS_UPDATED)),
+        PresentationChange::Updated
+    );
     assert_eq!(stream.generation(), generation);
     assert_eq!(closed.load(Ordering::SeqCst), 0);
     assert_eq!(stream.players(), 1);
     assert_eq!(stream.track_ssrc(VIDEO), ssrc, "the continuity survives");
     assert_eq!(
-        stream.presentation().expect("presentation").session_name.as_deref(),
+        stream
+            .presentation()
+            .expect("presentation")
+            .session_name
+            .as_deref(),
         Some("cam restarted")
     );
     stream.push_rtp(VIDEO, rtp_packet(1, 1, BACKEND_SSRC, b"x"), now);
@@ -495,11 +625,18 @@ fn changed_tracks_close_every_subscriber_once() {
     let (s2, _o2, mut rx2) = interleaved(64, 0);
     let (c1, n1) = counting_closer();
     let (c2, n2) = counting_closer();
-    stream.play(1, old_generation, vec![(VIDEO, s1)], c1, now, |_| {}).expect("play 1");
-    stream.play(2, old_generation, vec![(AUDIO, s2)], c2, now, |_| {}).expect("play 2");
+    stream
+        .play(1, old_generation, vec![(VIDEO, s1)], c1, now, |_| {})
+        .expect("play 1");
+    stream
+        .play(2, old_generation, vec![(AUDIO, s2)], c2, now, |_| {})
+        .expect("play 2");
     assert_eq!(*demand.borrow_and_update(), 2);
 
-    assert_eq!(stream.set_presentation(presentation(SDP_OTHER_TRACKS)), PresentationChange::TracksChanged);
+    assert_eq!(
+        stream.set_presentation(presentation(SDP_OTHER_TRACKS)),
+        PresentationChange::TracksChanged
+    );
     assert_eq!(n1.load(Ordering::SeqCst), 1);
     assert_eq!(n2.load(Ordering::SeqCst), 1);
     assert!(demand.has_changed().expect("sender alive"));
@@ -517,7 +654,9 @@ fn changed_tracks_close_every_subscriber_once() {
     let (s3, _o3, _rx3) = interleaved(64, 0);
     let (c3, n3) = counting_closer();
     let mut responded = false;
-    let r = stream.play(3, old_generation, vec![(VIDEO, s3)], c3, now, |_| responded = true);
+    let r = stream.play(3, old_generation, vec![(VIDEO, s3)], c3, now, |_| {
+        responded = true
+    });
     assert_eq!(r, None);
     assert!(!responded, "no response queued for a refused play");
     assert_eq!(stream.players(), 0);
@@ -535,7 +674,14 @@ fn play_of_an_unknown_track_is_refused() {
     let (sink, _out, _rx) = interleaved(64, 0);
     let (closer, _) = counting_closer();
     let mut responded = false;
-    let r = stream.play(1, stream.generation(), vec![(5, sink)], closer, Instant::now(), |_| responded = true);
+    let r = stream.play(
+        1,
+        stream.generation(),
+        vec![(5, sink)],
+        closer,
+        Instant::now(),
+        |_| responded = true,
+    );
     assert_eq!(r, None);
     assert!(!responded);
     assert_eq!(stream.players(), 0);
@@ -553,27 +699,47 @@ fn demand_counts_playing_subscribers() {
     let (sb, _ob, _rxb) = interleaved(64, 0);
     let (ca, na) = counting_closer();
     let (cb, nb) = counting_closer();
-    stream.play(a, stream.generation(), vec![(VIDEO, sa.clone())], ca.clone(), now, |_| {}).expect("play a");
+    stream
+        .play(
+            a,
+            stream.generation(),
+            vec![(VIDEO, sa.clone())],
+            ca.clone(),
+            now,
+            |_| {},
+        )
+        .expect("play a");
     assert_eq!(*demand.borrow(), 1);
     // Playing again (resume, or a track added) does not count twice, nor deliver twice.
-    stream.play(a, stream.generation(), vec![(VIDEO, sa)], ca, now, |_| {}).expect("play a again");
+    stream
+        .play(a, stream.generation(), vec![(VIDEO, sa)], ca, now, |_| {})
+        .expect("play a again");
     assert_eq!(*demand.borrow(), 1);
     stream.push_rtp(VIDEO, rtp_packet(1, 1, BACKEND_SSRC, b"x"), now);
     assert_eq!(drain_media(&mut rxa).len(), 1);
 
-    stream.play(b, stream.generation(), vec![(AUDIO, sb)], cb, now, |_| {}).expect("play b");
+    stream
+        .play(b, stream.generation(), vec![(AUDIO, sb)], cb, now, |_| {})
+        .expect("play b");
     assert_eq!(*demand.borrow(), 2);
     assert_eq!(stream.players(), 2);
 
     stream.stop(a);
     assert_eq!(*demand.borrow(), 1);
     stream.push_rtp(VIDEO, rtp_packet(2, 2, BACKEND_SSRC, b"x"), now);
-    assert!(drain_media(&mut rxa).is_empty(), "a stopped subscriber gets nothing");
+    assert!(
+        drain_media(&mut rxa).is_empty(),
+        "a stopped subscriber gets nothing"
+    );
     // Stopping twice, or an unknown id, changes nothing.
     stream.stop(a);
     stream.stop(999);
     assert_eq!(*demand.borrow(), 1);
-    assert_eq!(na.load(Ordering::SeqCst), 0, "stop is the subscriber's own doing: no closer");
+    assert_eq!(
+        na.load(Ordering::SeqCst),
+        0,
+        "stop is the subscriber's own doing: no closer"
+    );
 
     stream.close_all();
     assert_eq!(*demand.borrow(), 0);
@@ -585,9 +751,17 @@ fn demand_counts_playing_subscribers() {
 fn receiver_report_for_the_backend_follows_reception() {
     let stream = described_stream();
     let now = Instant::now();
-    assert_eq!(stream.receiver_report(VIDEO, 0x4242, now), None, "nothing received yet");
+    assert_eq!(
+        stream.receiver_report(VIDEO, 0x4242, now),
+        None,
+        "nothing received yet"
+    );
     for i in 0..4u16 {
-        stream.push_rtp(VIDEO, rtp_packet(100 + i, 3000 * u32::from(i), BACKEND_SSRC, b"x"), now);
+        stream.push_rtp(
+            VIDEO,
+            rtp_packet(100 + i, 3000 * u32::from(i), BACKEND_SSRC, b"x"),
+            now,
+        );
     }
     let rr = stream.receiver_report(VIDEO, 0x4242, now).expect("report");
     assert_eq!(rtcp::receiver_report_ssrcs(&rr), vec![0x4242]);

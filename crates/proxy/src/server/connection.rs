@@ -34,14 +34,24 @@ pub const MAX_UNREAD_RESPONSES: usize = 256;
 /// Items written per vectored write.
 const WRITE_BATCH: usize = 64;
 
-pub async fn serve(ctx: Arc<ServerContext>, stream: TcpStream, peer: SocketAddr, local: SocketAddr) {
+pub async fn serve(
+    ctx: Arc<ServerContext>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+) {
     let peer = normalize(peer);
     let local = normalize(local);
     debug!(%peer, "connection opened");
     let (mut rd, wr) = stream.into_split();
     let (out, out_rx) = ConnOut::new(DEFAULT_QUEUE_PACKETS);
     let writer = tokio::spawn(write_loop(wr, out_rx, out.clone()));
-    let mut conn = ConnContext { local, peer, out: out.clone(), tunnelled: false };
+    let mut conn = ConnContext {
+        local,
+        peer,
+        out: out.clone(),
+        tunnelled: false,
+    };
     let mut buf = BytesMut::with_capacity(4096);
 
     match tunnel::classify(&ctx, &mut rd, &mut buf).await {
@@ -132,7 +142,12 @@ async fn rtsp_loop<R: AsyncRead + Unpin>(
                 Err(e) => {
                     debug!(peer = %conn.peer, "bad request: {e}");
                     let cseq = e.cseq.map(|c| c.to_string());
-                    handler::send(ctx, conn, cseq.as_deref(), Response::new(e.status()).with_header("Allow", handler::PUBLIC));
+                    handler::send(
+                        ctx,
+                        conn,
+                        cseq.as_deref(),
+                        Response::new(e.status()).with_header("Allow", handler::PUBLIC),
+                    );
                     if !e.recoverable {
                         return Err(());
                     }
@@ -142,7 +157,11 @@ async fn rtsp_loop<R: AsyncRead + Unpin>(
         if conn.out.is_closed() {
             return Ok(());
         }
-        partial_since = if buf.is_empty() { None } else { partial_since.or(Some(Instant::now())) };
+        partial_since = if buf.is_empty() {
+            None
+        } else {
+            partial_since.or(Some(Instant::now()))
+        };
         let wait = match partial_since {
             Some(t) => PARTIAL_REQUEST_TIMEOUT.saturating_sub(t.elapsed()),
             None => idle_timeout,
@@ -172,7 +191,9 @@ async fn rtsp_loop<R: AsyncRead + Unpin>(
             },
             _ = conn.out.closed() => return Ok(()),
         }
-        if buf.len() > ctx.limits.max_head_bytes + ctx.limits.max_body + 4 + rtsp::interleaved::MAX_PAYLOAD {
+        if buf.len()
+            > ctx.limits.max_head_bytes + ctx.limits.max_body + 4 + rtsp::interleaved::MAX_PAYLOAD
+        {
             // parse_frame bounds each message; this is a last-resort guard.
             return Err(());
         }

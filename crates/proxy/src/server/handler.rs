@@ -21,7 +21,8 @@ use crate::relay::{Availability, Closer, ConnOut, Sink, StartPoint};
 use crate::sdp::{self, RenderOptions};
 
 /// Methods we implement, in the order of the `Public:` header.
-pub const PUBLIC: &str = "OPTIONS, DESCRIBE, SETUP, TEARDOWN, PLAY, PAUSE, GET_PARAMETER, SET_PARAMETER";
+pub const PUBLIC: &str =
+    "OPTIONS, DESCRIBE, SETUP, TEARDOWN, PLAY, PAUSE, GET_PARAMETER, SET_PARAMETER";
 
 /// What the handler needs to know about the connection a request came on.
 #[derive(Clone)]
@@ -65,7 +66,10 @@ pub fn pending_stream(ctx: &ServerContext, req: &Request) -> Option<Arc<crate::r
         return None;
     }
     match target::resolve(&req.uri, |n| ctx.streams.get(n).is_some())? {
-        Target::Stream { name, .. } => ctx.streams.get(&name).filter(|s| s.availability() == Availability::Pending),
+        Target::Stream { name, .. } => ctx
+            .streams
+            .get(&name)
+            .filter(|s| s.availability() == Availability::Pending),
         Target::Server => None,
     }
 }
@@ -73,7 +77,9 @@ pub fn pending_stream(ctx: &ServerContext, req: &Request) -> Option<Arc<crate::r
 /// Handles one request, queueing exactly one response.
 pub fn handle(ctx: &Arc<ServerContext>, conn: &ConnContext, req: &Request, now: Instant) {
     let cseq = req.header("CSeq").map(str::to_owned);
-    let Some(cseq) = cseq.filter(|c| !c.is_empty() && c.len() <= 10 && c.bytes().all(|b| b.is_ascii_digit())) else {
+    let Some(cseq) =
+        cseq.filter(|c| !c.is_empty() && c.len() <= 10 && c.bytes().all(|b| b.is_ascii_digit()))
+    else {
         send(ctx, conn, None, error(400, "request without a valid CSeq"));
         return;
     };
@@ -83,7 +89,11 @@ pub fn handle(ctx: &Arc<ServerContext>, conn: &ConnContext, req: &Request, now: 
         return;
     }
     // RFC 2326 12.32: we support no option tags, so any Require is refused.
-    let required: Vec<&str> = req.headers.get_all("Require").chain(req.headers.get_all("Proxy-Require")).collect();
+    let required: Vec<&str> = req
+        .headers
+        .get_all("Require")
+        .chain(req.headers.get_all("Proxy-Require"))
+        .collect();
     if !required.is_empty() {
         let resp = error(551, "Require header").with_header("Unsupported", required.join(", "));
         send(ctx, conn, cseq, resp);
@@ -93,7 +103,9 @@ pub fn handle(ctx: &Arc<ServerContext>, conn: &ConnContext, req: &Request, now: 
     let session = match req.header("Session") {
         None => None,
         Some(v) => {
-            let found = SessionHeader::parse(v).ok().and_then(|h| ctx.sessions.get(&h.id));
+            let found = SessionHeader::parse(v)
+                .ok()
+                .and_then(|h| ctx.sessions.get(&h.id));
             match found {
                 Some(s) => {
                     session::lock(&s).last_activity = now;
@@ -123,7 +135,11 @@ pub fn handle(ctx: &Arc<ServerContext>, conn: &ConnContext, req: &Request, now: 
             None => error(454, "TEARDOWN without a session"),
         }),
         Method::GetParameter | Method::SetParameter => Some(parameter(ctx, req, session.as_ref())),
-        Method::Announce | Method::Record | Method::Redirect | Method::Register | Method::Deregister => {
+        Method::Announce
+        | Method::Record
+        | Method::Redirect
+        | Method::Register
+        | Method::Deregister => {
             Some(error(405, "method not allowed on a proxy stream").with_header("Allow", PUBLIC))
         }
         Method::Get | Method::Post | Method::Extension(_) => {
@@ -148,7 +164,9 @@ fn describe(ctx: &ServerContext, conn: &ConnContext, req: &Request) -> Response 
         Some(Target::Stream { name, track: None }) => name,
         _ => return error(404, "DESCRIBE of an unknown stream"),
     };
-    let Some(stream) = ctx.streams.get(&name) else { return error(404, "stream vanished") };
+    let Some(stream) = ctx.streams.get(&name) else {
+        return error(404, "stream vanished");
+    };
     let Some(presentation) = stream.presentation() else {
         // The back end was never reached: tell the client to come back later.
         return error(503, "DESCRIBE before the back end answered").with_header("Retry-After", "5");
@@ -182,7 +200,11 @@ enum Chosen {
     Interleaved { channels: Option<ChannelRange> },
 }
 
-fn choose_transport(ctx: &ServerContext, conn: &ConnContext, offers: &[Transport]) -> Option<Chosen> {
+fn choose_transport(
+    ctx: &ServerContext,
+    conn: &ConnContext,
+    offers: &[Transport],
+) -> Option<Chosen> {
     for t in offers {
         if !t.protocol.eq_ignore_ascii_case("RTP") || !t.profile.eq_ignore_ascii_case("AVP") {
             continue;
@@ -191,9 +213,15 @@ fn choose_transport(ctx: &ServerContext, conn: &ConnContext, offers: &[Transport
             continue;
         }
         match t.lower {
-            LowerTransport::Tcp => return Some(Chosen::Interleaved { channels: t.interleaved }),
+            LowerTransport::Tcp => {
+                return Some(Chosen::Interleaved {
+                    channels: t.interleaved,
+                })
+            }
             // Over an HTTP tunnel there is no UDP path: live555 forces TCP too.
-            LowerTransport::Udp if conn.tunnelled => return Some(Chosen::Interleaved { channels: None }),
+            LowerTransport::Udp if conn.tunnelled => {
+                return Some(Chosen::Interleaved { channels: None })
+            }
             // Without a media socket for the client's address family UDP is not on
             // offer: try the next alternative.
             LowerTransport::Udp if ctx.media_for(conn.peer.ip()).is_none() => {}
@@ -207,12 +235,20 @@ fn choose_transport(ctx: &ServerContext, conn: &ConnContext, offers: &[Transport
     None
 }
 
-fn setup(ctx: &Arc<ServerContext>, conn: &ConnContext, req: &Request, session: Option<SessionRef>, now: Instant) -> Response {
+fn setup(
+    ctx: &Arc<ServerContext>,
+    conn: &ConnContext,
+    req: &Request,
+    session: Option<SessionRef>,
+    now: Instant,
+) -> Response {
     let (name, track) = match target::resolve(&req.uri, |n| ctx.streams.get(n).is_some()) {
         Some(Target::Stream { name, track }) => (name, track),
         _ => return error(404, "SETUP of an unknown stream or track"),
     };
-    let Some(stream) = ctx.streams.get(&name) else { return error(404, "stream vanished") };
+    let Some(stream) = ctx.streams.get(&name) else {
+        return error(404, "stream vanished");
+    };
     let Some(presentation) = stream.presentation() else {
         return error(503, "SETUP before the back end answered").with_header("Retry-After", "5");
     };
@@ -223,11 +259,17 @@ fn setup(ctx: &Arc<ServerContext>, conn: &ConnContext, req: &Request, session: O
         None if presentation.tracks.len() == 1 => 0,
         None => return error(459, "aggregate SETUP of a multi-track stream"),
     };
-    let Some(offers) = req.header("Transport").and_then(|v| Transport::parse_list(v).ok()) else {
+    let Some(offers) = req
+        .header("Transport")
+        .and_then(|v| Transport::parse_list(v).ok())
+    else {
         return error(461, "SETUP without a usable Transport header");
     };
     let Some(chosen) = choose_transport(ctx, conn, &offers) else {
-        return error(461, "no supported transport offered (RTP/AVP unicast over UDP or TCP)");
+        return error(
+            461,
+            "no supported transport offered (RTP/AVP unicast over UDP or TCP)",
+        );
     };
     let session = match session {
         Some(s) => {
@@ -268,22 +310,34 @@ fn setup(ctx: &Arc<ServerContext>, conn: &ConnContext, req: &Request, session: O
             let mut t = reply_transport(LowerTransport::Udp);
             t.destination = Some(ip_text(peer_ip));
             t.source = Some(ip_text(conn.local.ip()));
-            t.client_port = Some(PortRange { rtp: client.rtp, rtcp: Some(rtcp_port) });
-            t.server_port = Some(PortRange { rtp: pair.rtp_port, rtcp: Some(pair.rtcp_port) });
+            t.client_port = Some(PortRange {
+                rtp: client.rtp,
+                rtcp: Some(rtcp_port),
+            });
+            t.server_port = Some(PortRange {
+                rtp: pair.rtp_port,
+                rtcp: Some(pair.rtcp_port),
+            });
             t.ssrc = ssrc;
             t
         }
         Chosen::Interleaved { channels } => {
             if st.conn.as_ref().is_some_and(|c| !c.same(&conn.out)) {
                 drop(st);
-                return error(455, "interleaved tracks of one session must share one connection");
+                return error(
+                    455,
+                    "interleaved tracks of one session must share one connection",
+                );
             }
             let used: Vec<u8> = st
                 .tracks
                 .iter()
                 .filter(|(t, _)| **t != track)
                 .filter_map(|(_, tt)| match tt {
-                    TrackTransport::Interleaved { rtp_channel, rtcp_channel } => Some([*rtp_channel, *rtcp_channel]),
+                    TrackTransport::Interleaved {
+                        rtp_channel,
+                        rtcp_channel,
+                    } => Some([*rtp_channel, *rtcp_channel]),
                     _ => None,
                 })
                 .flatten()
@@ -305,12 +359,21 @@ fn setup(ctx: &Arc<ServerContext>, conn: &ConnContext, req: &Request, session: O
                 drop(st);
                 return error(461, "interleaved channels already in use in this session");
             }
-            st.tracks.insert(track, TrackTransport::Interleaved { rtp_channel: rtp_ch, rtcp_channel: rtcp_ch });
+            st.tracks.insert(
+                track,
+                TrackTransport::Interleaved {
+                    rtp_channel: rtp_ch,
+                    rtcp_channel: rtcp_ch,
+                },
+            );
             st.conn = Some(conn.out.clone());
             let mut t = reply_transport(LowerTransport::Tcp);
             t.destination = Some(ip_text(peer_ip));
             t.source = Some(ip_text(conn.local.ip()));
-            t.interleaved = Some(ChannelRange { rtp: rtp_ch, rtcp: Some(rtcp_ch) });
+            t.interleaved = Some(ChannelRange {
+                rtp: rtp_ch,
+                rtcp: Some(rtcp_ch),
+            });
             t.ssrc = ssrc;
             t
         }
@@ -328,10 +391,17 @@ fn setup(ctx: &Arc<ServerContext>, conn: &ConnContext, req: &Request, session: O
     }
     Response::new(200)
         .with_header("Transport", transport_reply.to_string())
-        .with_header("Session", session_header(&session, Some(ctx.session_timeout.as_secs())))
+        .with_header(
+            "Session",
+            session_header(&session, Some(ctx.session_timeout.as_secs())),
+        )
 }
 
-fn stream_ssrc_hint(_ctx: &ServerContext, stream: &crate::relay::Stream, track: usize) -> Option<u32> {
+fn stream_ssrc_hint(
+    _ctx: &ServerContext,
+    stream: &crate::relay::Stream,
+    track: usize,
+) -> Option<u32> {
     stream.track_ssrc(track)
 }
 
@@ -373,11 +443,21 @@ fn sinks_of(ctx: &ServerContext, s: &session::ClientSession) -> Option<Vec<(usiz
             let sink = match *tt {
                 TrackTransport::Udp { rtp, rtcp } => {
                     let pair = ctx.media_for(rtp.ip())?;
-                    Sink::Udp { rtp_socket: pair.rtp.clone(), rtcp_socket: pair.rtcp.clone(), rtp_addr: rtp, rtcp_addr: rtcp }
+                    Sink::Udp {
+                        rtp_socket: pair.rtp.clone(),
+                        rtcp_socket: pair.rtcp.clone(),
+                        rtp_addr: rtp,
+                        rtcp_addr: rtcp,
+                    }
                 }
-                TrackTransport::Interleaved { rtp_channel, rtcp_channel } => {
-                    Sink::Interleaved { out: s.conn.clone()?, rtp_channel, rtcp_channel }
-                }
+                TrackTransport::Interleaved {
+                    rtp_channel,
+                    rtcp_channel,
+                } => Sink::Interleaved {
+                    out: s.conn.clone()?,
+                    rtp_channel,
+                    rtcp_channel,
+                },
             };
             Some((*track, sink))
         })
@@ -400,7 +480,9 @@ fn closer_for(ctx: &Arc<ServerContext>, id: &str, conn: Option<ConnOut>) -> Arc<
 
 fn restart_delivery(ctx: &Arc<ServerContext>, session: &SessionRef, now: Instant) {
     let st = session::lock(session);
-    let Some(sinks) = sinks_of(ctx, &st) else { return };
+    let Some(sinks) = sinks_of(ctx, &st) else {
+        return;
+    };
     let closer = closer_for(ctx, &st.id, st.conn.clone());
     let (stream, sub, generation) = (st.stream.clone(), st.subscriber, st.generation);
     drop(st);
@@ -435,22 +517,42 @@ fn play(
         return Some(error(454, "session transport is gone"));
     };
     let closer = closer_for(ctx, &st.id, st.conn.clone());
-    let (stream, sub, generation, id) = (st.stream.clone(), st.subscriber, st.generation, st.id.clone());
+    let (stream, sub, generation, id) = (
+        st.stream.clone(),
+        st.subscriber,
+        st.generation,
+        st.id.clone(),
+    );
     drop(st);
     let base = base_url(conn, stream.name());
     // A live stream cannot seek: whatever Range was asked, it starts now.
-    let range = Range::Npt { start: Some(0.0), end: None }.to_string();
-    let started = stream.play(sub, generation, sinks, closer, now, |points: &[StartPoint]| {
-        let infos: Vec<RtpInfo> = points
-            .iter()
-            .map(|p| RtpInfo { url: format!("{base}/track{}", p.track + 1), seq: Some(p.seq), rtptime: Some(p.rtptime) })
-            .collect();
-        let resp = Response::new(200)
-            .with_header("Range", range.clone())
-            .with_header("Session", id.clone())
-            .with_header("RTP-Info", rtp_info::format_list(&infos));
-        send(ctx, conn, cseq, resp);
-    });
+    let range = Range::Npt {
+        start: Some(0.0),
+        end: None,
+    }
+    .to_string();
+    let started = stream.play(
+        sub,
+        generation,
+        sinks,
+        closer,
+        now,
+        |points: &[StartPoint]| {
+            let infos: Vec<RtpInfo> = points
+                .iter()
+                .map(|p| RtpInfo {
+                    url: format!("{base}/track{}", p.track + 1),
+                    seq: Some(p.seq),
+                    rtptime: Some(p.rtptime),
+                })
+                .collect();
+            let resp = Response::new(200)
+                .with_header("Range", range.clone())
+                .with_header("Session", id.clone())
+                .with_header("RTP-Info", rtp_info::format_list(&infos));
+            send(ctx, conn, cseq, resp);
+        },
+    );
     match started {
         Some(()) => {
             session::lock(session).state = SessionState::Playing;
@@ -481,13 +583,21 @@ fn pause(ctx: &ServerContext, req: &Request, session: &SessionRef) -> Response {
     Response::new(200).with_header("Session", st.id.clone())
 }
 
-fn teardown(ctx: &Arc<ServerContext>, req: &Request, session: &SessionRef, now: Instant) -> Response {
+fn teardown(
+    ctx: &Arc<ServerContext>,
+    req: &Request,
+    session: &SessionRef,
+    now: Instant,
+) -> Response {
     let (id, name) = {
         let st = session::lock(session);
         (st.id.clone(), st.stream.name().to_string())
     };
     match target::resolve(&req.uri, |n| ctx.streams.get(n).is_some()) {
-        Some(Target::Stream { name: n, track: Some(t) }) if n == name => {
+        Some(Target::Stream {
+            name: n,
+            track: Some(t),
+        }) if n == name => {
             let mut st = session::lock(session);
             st.tracks.remove(&t);
             if !st.tracks.is_empty() {
@@ -500,7 +610,10 @@ fn teardown(ctx: &Arc<ServerContext>, req: &Request, session: &SessionRef, now: 
                 return Response::new(200).with_header("Session", id);
             }
         }
-        Some(Target::Stream { name: n, track: None }) if n == name => {}
+        Some(Target::Stream {
+            name: n,
+            track: None,
+        }) if n == name => {}
         Some(Target::Server) => {}
         _ => return error(404, "TEARDOWN URL does not match the session's stream"),
     }
@@ -512,11 +625,16 @@ fn teardown(ctx: &Arc<ServerContext>, req: &Request, session: &SessionRef, now: 
 fn parameter(ctx: &ServerContext, req: &Request, session: Option<&SessionRef>) -> Response {
     if session.is_none() && req.uri != "*" {
         // Without a session, the URL must at least name something we serve.
-        if !matches!(target::resolve(&req.uri, |n| ctx.streams.get(n).is_some()), Some(Target::Stream { .. })) {
+        if !matches!(
+            target::resolve(&req.uri, |n| ctx.streams.get(n).is_some()),
+            Some(Target::Stream { .. })
+        ) {
             return error(404, "parameter request for an unknown stream");
         }
     }
-    let mut resp = if req.method == Method::SetParameter && !req.body.iter().all(|b| b.is_ascii_whitespace()) {
+    let mut resp = if req.method == Method::SetParameter
+        && !req.body.iter().all(|b| b.is_ascii_whitespace())
+    {
         // We have no settable parameters.
         error(451, "SET_PARAMETER with parameters")
     } else {

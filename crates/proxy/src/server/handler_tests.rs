@@ -57,7 +57,11 @@ fn fixture_with(media_v4: Option<UdpPair>) -> Fixture {
     assert!(registry.insert(described("other", SDP_2_TRACKS)));
     assert!(registry.insert(Stream::new("idle")));
     let ctx = Arc::new(ServerContext::new(registry, media_v4, None, TIMEOUT));
-    Fixture { ctx, cam, t0: Instant::now() }
+    Fixture {
+        ctx,
+        cam,
+        t0: Instant::now(),
+    }
 }
 
 fn fixture() -> Fixture {
@@ -92,12 +96,22 @@ impl Client {
     fn raw(&mut self, f: &Fixture, text: &str, now: Instant) -> Response {
         handle(&f.ctx, &self.conn, &parse_request(text), now);
         let resp = self.response();
-        assert!(self.rx.try_recv().is_none(), "exactly one item queued per request");
+        assert!(
+            self.rx.try_recv().is_none(),
+            "exactly one item queued per request"
+        );
         resp
     }
 
     /// Sends `METHOD uri` with a fresh CSeq and `headers`; checks the CSeq echo.
-    fn send(&mut self, f: &Fixture, method: &str, uri: &str, headers: &[(&str, &str)], now: Instant) -> Response {
+    fn send(
+        &mut self,
+        f: &Fixture,
+        method: &str,
+        uri: &str,
+        headers: &[(&str, &str)],
+        now: Instant,
+    ) -> Response {
         self.cseq += 1;
         let mut text = format!("{method} {uri} RTSP/1.0\r\nCSeq: {}\r\n", self.cseq);
         for (k, v) in headers {
@@ -107,11 +121,19 @@ impl Client {
         let resp = self.raw(f, &text, now);
         assert_eq!(resp.cseq(), Some(self.cseq), "CSeq echoed");
         assert!(resp.header("Date").is_some(), "every response has a Date");
-        assert!(resp.header("Server").is_some_and(|s| s.starts_with("rtsp-proxy/")));
+        assert!(resp
+            .header("Server")
+            .is_some_and(|s| s.starts_with("rtsp-proxy/")));
         resp
     }
 
-    fn setup(&mut self, f: &Fixture, uri: &str, transport: &str, session: Option<&str>) -> Response {
+    fn setup(
+        &mut self,
+        f: &Fixture,
+        uri: &str,
+        transport: &str,
+        session: Option<&str>,
+    ) -> Response {
         let mut headers = vec![("Transport", transport)];
         if let Some(s) = session {
             headers.push(("Session", s));
@@ -127,7 +149,10 @@ impl Client {
         }
         match item {
             Some(OutItem::Control(bytes)) => parse_response(bytes),
-            Some(OutItem::Media { header, .. }) => panic!("media on channel {} where a response was expected", header[1]),
+            Some(OutItem::Media { header, .. }) => panic!(
+                "media on channel {} where a response was expected",
+                header[1]
+            ),
             None => panic!("no response queued"),
         }
     }
@@ -197,7 +222,12 @@ fn play_both(f: &Fixture, c: &mut Client) -> String {
     let s1 = c.setup(f, &format!("{CAM}/track1"), "RTP/AVP/TCP;unicast", None);
     assert_eq!(s1.status, 200);
     let id = session_id(&s1);
-    let s2 = c.setup(f, &format!("{CAM}/track2"), "RTP/AVP/TCP;unicast", Some(&id));
+    let s2 = c.setup(
+        f,
+        &format!("{CAM}/track2"),
+        "RTP/AVP/TCP;unicast",
+        Some(&id),
+    );
     assert_eq!(s2.status, 200);
     let p = c.send(f, "PLAY", CAM, &[("Session", &id)], f.t0);
     assert_eq!(p.status, 200);
@@ -229,17 +259,35 @@ fn describe_serves_the_sdp_with_our_control_urls() {
     assert_eq!(r.header("Content-Base"), Some("rtsp://127.0.0.1:8554/cam/"));
     assert_eq!(r.header("Content-Type"), Some("application/sdp"));
     let body = std::str::from_utf8(&r.body).expect("SDP is text");
-    assert_eq!(r.header("Content-Length"), Some(body.len().to_string().as_str()));
-    let controls: Vec<&str> = body.lines().filter(|l| l.starts_with("a=control:")).collect();
-    assert_eq!(controls, vec!["a=control:*", "a=control:track1", "a=control:track2"]);
+    assert_eq!(
+        r.header("Content-Length"),
+        Some(body.len().to_string().as_str())
+    );
+    let controls: Vec<&str> = body
+        .lines()
+        .filter(|l| l.starts_with("a=control:"))
+        .collect();
+    assert_eq!(
+        controls,
+        vec!["a=control:*", "a=control:track1", "a=control:track2"]
+    );
     assert!(body.contains("a=rtpmap:96 H264/90000"));
-    assert!(!body.contains("trackID="), "the back end's control names are not served");
-    assert!(body.contains(&format!("o=- {} 1 IN IP4 127.0.0.1", f.cam.sdp_session_id())));
+    assert!(
+        !body.contains("trackID="),
+        "the back end's control names are not served"
+    );
+    assert!(body.contains(&format!(
+        "o=- {} 1 IN IP4 127.0.0.1",
+        f.cam.sdp_session_id()
+    )));
     // The SDP we serve parses back to the same tracks.
     let served = sdp::parse(body).expect("served SDP parses");
     assert!(served.same_tracks(&f.cam.presentation().expect("presentation")));
     // A trailing slash names the same stream.
-    assert_eq!(c.send(&f, "DESCRIBE", &format!("{CAM}/"), &[], f.t0).status, 200);
+    assert_eq!(
+        c.send(&f, "DESCRIBE", &format!("{CAM}/"), &[], f.t0).status,
+        200
+    );
 }
 
 #[test]
@@ -248,7 +296,9 @@ fn describe_content_base_uses_the_address_the_client_connected_to() {
     let mut c = Client::new("[::1]:554", "[::1]:40000", false);
     let r = c.send(&f, "DESCRIBE", "rtsp://[::1]:554/cam", &[], f.t0);
     assert_eq!(r.header("Content-Base"), Some("rtsp://[::1]:554/cam/"));
-    assert!(std::str::from_utf8(&r.body).expect("text").contains("c=IN IP6 ::"));
+    assert!(std::str::from_utf8(&r.body)
+        .expect("text")
+        .contains("c=IN IP6 ::"));
     let mut c = Client::new("[::ffff:10.1.2.3]:8554", "[::ffff:10.1.2.4]:40000", false);
     let r = c.send(&f, "DESCRIBE", "rtsp://10.1.2.3:8554/cam", &[], f.t0);
     assert_eq!(r.header("Content-Base"), Some("rtsp://10.1.2.3:8554/cam/"));
@@ -258,7 +308,12 @@ fn describe_content_base_uses_the_address_the_client_connected_to() {
 fn describe_of_unknown_things_is_404() {
     let f = fixture();
     let mut c = Client::v4();
-    for uri in ["rtsp://127.0.0.1:8554/nosuch", "rtsp://127.0.0.1:8554/cam/track1", "rtsp://127.0.0.1:8554/", "*"] {
+    for uri in [
+        "rtsp://127.0.0.1:8554/nosuch",
+        "rtsp://127.0.0.1:8554/cam/track1",
+        "rtsp://127.0.0.1:8554/",
+        "*",
+    ] {
         let r = c.send(&f, "DESCRIBE", uri, &[], f.t0);
         assert_eq!(r.status, 404, "{uri}");
         assert!(r.body.is_empty());
@@ -272,7 +327,12 @@ fn describe_and_setup_before_the_backend_answered_are_503() {
     let r = c.send(&f, "DESCRIBE", "rtsp://127.0.0.1:8554/idle", &[], f.t0);
     assert_eq!(r.status, 503);
     assert!(r.header("Retry-After").is_some());
-    let r = c.setup(&f, "rtsp://127.0.0.1:8554/idle/track1", "RTP/AVP/TCP;unicast", None);
+    let r = c.setup(
+        &f,
+        "rtsp://127.0.0.1:8554/idle/track1",
+        "RTP/AVP/TCP;unicast",
+        None,
+    );
     assert_eq!(r.status, 503);
     assert!(f.ctx.sessions.is_empty());
 }
@@ -291,15 +351,32 @@ fn interleaved_setup_of_both_tracks_in_one_session() {
     assert!(id.len() >= 16, "session ids are not guessable: {id}");
     let t1 = transport(&r1);
     assert_eq!(t1.lower, LowerTransport::Tcp);
-    assert_eq!(t1.interleaved, Some(ChannelRange { rtp: 0, rtcp: Some(1) }));
+    assert_eq!(
+        t1.interleaved,
+        Some(ChannelRange {
+            rtp: 0,
+            rtcp: Some(1)
+        })
+    );
     assert_eq!(t1.ssrc, f.cam.track_ssrc(0));
     assert!(t1.ssrc.is_some());
 
-    let r2 = c.setup(&f, &format!("{CAM}/track2"), "RTP/AVP/TCP;unicast", Some(&id));
+    let r2 = c.setup(
+        &f,
+        &format!("{CAM}/track2"),
+        "RTP/AVP/TCP;unicast",
+        Some(&id),
+    );
     assert_eq!(r2.status, 200);
     assert_eq!(session_id(&r2), id, "same session");
     let t2 = transport(&r2);
-    assert_eq!(t2.interleaved, Some(ChannelRange { rtp: 2, rtcp: Some(3) }));
+    assert_eq!(
+        t2.interleaved,
+        Some(ChannelRange {
+            rtp: 2,
+            rtcp: Some(3)
+        })
+    );
     assert_eq!(t2.ssrc, f.cam.track_ssrc(1));
     assert_eq!(f.ctx.sessions.len(), 1);
     // Set up, not playing: no demand yet.
@@ -310,19 +387,57 @@ fn interleaved_setup_of_both_tracks_in_one_session() {
 fn interleaved_setup_honours_the_clients_channels() {
     let f = fixture();
     let mut c = Client::v4();
-    let r1 = c.setup(&f, &format!("{CAM}/track1"), "RTP/AVP/TCP;unicast;interleaved=6-7", None);
-    assert_eq!(transport(&r1).interleaved, Some(ChannelRange { rtp: 6, rtcp: Some(7) }));
+    let r1 = c.setup(
+        &f,
+        &format!("{CAM}/track1"),
+        "RTP/AVP/TCP;unicast;interleaved=6-7",
+        None,
+    );
+    assert_eq!(
+        transport(&r1).interleaved,
+        Some(ChannelRange {
+            rtp: 6,
+            rtcp: Some(7)
+        })
+    );
     let id = session_id(&r1);
     // Channels already used by the other track of the session are refused.
-    let clash = c.setup(&f, &format!("{CAM}/track2"), "RTP/AVP/TCP;unicast;interleaved=7-8", Some(&id));
+    let clash = c.setup(
+        &f,
+        &format!("{CAM}/track2"),
+        "RTP/AVP/TCP;unicast;interleaved=7-8",
+        Some(&id),
+    );
     assert_eq!(clash.status, 461);
     // With no channels given the first free pair is picked.
-    let r2 = c.setup(&f, &format!("{CAM}/track2"), "RTP/AVP/TCP;unicast", Some(&id));
-    assert_eq!(transport(&r2).interleaved, Some(ChannelRange { rtp: 0, rtcp: Some(1) }));
+    let r2 = c.setup(
+        &f,
+        &format!("{CAM}/track2"),
+        "RTP/AVP/TCP;unicast",
+        Some(&id),
+    );
+    assert_eq!(
+        transport(&r2).interleaved,
+        Some(ChannelRange {
+            rtp: 0,
+            rtcp: Some(1)
+        })
+    );
     // A single channel gets the next one for RTCP.
     let mut c2 = Client::v4();
-    let r = c2.setup(&f, &format!("{CAM}/track1"), "RTP/AVP/TCP;unicast;interleaved=4", None);
-    assert_eq!(transport(&r).interleaved, Some(ChannelRange { rtp: 4, rtcp: Some(5) }));
+    let r = c2.setup(
+        &f,
+        &format!("{CAM}/track1"),
+        "RTP/AVP/TCP;unicast;interleaved=4",
+        None,
+    );
+    assert_eq!(
+        transport(&r).interleaved,
+        Some(ChannelRange {
+            rtp: 4,
+            rtcp: Some(5)
+        })
+    );
 }
 
 #[test]
@@ -331,7 +446,12 @@ fn interleaved_tracks_of_a_session_share_one_connection() {
     let mut c = Client::v4();
     let id = session_id(&c.setup(&f, &format!("{CAM}/track1"), "RTP/AVP/TCP;unicast", None));
     let mut c2 = Client::v4();
-    let r = c2.setup(&f, &format!("{CAM}/track2"), "RTP/AVP/TCP;unicast", Some(&id));
+    let r = c2.setup(
+        &f,
+        &format!("{CAM}/track2"),
+        "RTP/AVP/TCP;unicast",
+        Some(&id),
+    );
     assert_eq!(r.status, 455);
 }
 
@@ -342,9 +462,20 @@ fn setup_of_unknown_tracks_and_aggregates_is_refused() {
     let tcp = "RTP/AVP/TCP;unicast";
     assert_eq!(c.setup(&f, &format!("{CAM}/track9"), tcp, None).status, 404);
     assert_eq!(c.setup(&f, &format!("{CAM}/track0"), tcp, None).status, 404);
-    assert_eq!(c.setup(&f, "rtsp://127.0.0.1:8554/nosuch/track1", tcp, None).status, 404);
-    assert_eq!(c.setup(&f, CAM, tcp, None).status, 459, "aggregate SETUP of a 2-track stream");
-    assert!(f.ctx.sessions.is_empty(), "no session left behind by a refused SETUP");
+    assert_eq!(
+        c.setup(&f, "rtsp://127.0.0.1:8554/nosuch/track1", tcp, None)
+            .status,
+        404
+    );
+    assert_eq!(
+        c.setup(&f, CAM, tcp, None).status,
+        459,
+        "aggregate SETUP of a 2-track stream"
+    );
+    assert!(
+        f.ctx.sessions.is_empty(),
+        "no session left behind by a refused SETUP"
+    );
 }
 
 #[test]
@@ -363,7 +494,12 @@ fn setup_in_a_session_of_another_stream_is_459() {
     let f = fixture();
     let mut c = Client::v4();
     let id = session_id(&c.setup(&f, &format!("{CAM}/track1"), "RTP/AVP/TCP;unicast", None));
-    let r = c.setup(&f, "rtsp://127.0.0.1:8554/other/track2", "RTP/AVP/TCP;unicast", Some(&id));
+    let r = c.setup(
+        &f,
+        "rtsp://127.0.0.1:8554/other/track2",
+        "RTP/AVP/TCP;unicast",
+        Some(&id),
+    );
     assert_eq!(r.status, 459);
     assert_eq!(f.ctx.sessions.len(), 1);
 }
@@ -372,7 +508,12 @@ fn setup_in_a_session_of_another_stream_is_459() {
 fn setup_with_an_unknown_session_is_454() {
     let f = fixture();
     let mut c = Client::v4();
-    let r = c.setup(&f, &format!("{CAM}/track1"), "RTP/AVP/TCP;unicast", Some("0123456789ABCDEF"));
+    let r = c.setup(
+        &f,
+        &format!("{CAM}/track1"),
+        "RTP/AVP/TCP;unicast",
+        Some("0123456789ABCDEF"),
+    );
     assert_eq!(r.status, 454);
     assert!(f.ctx.sessions.is_empty());
 }
@@ -401,21 +542,45 @@ fn unsupported_transports_are_461() {
     assert_eq!(c.send(&f, "SETUP", &uri, &[], f.t0).status, 461);
     assert!(f.ctx.sessions.is_empty());
     // The first supported offer of a list wins.
-    let r = c.setup(&f, &uri, "RTP/SAVP;unicast;client_port=5000-5001, RTP/AVP/TCP;unicast;interleaved=2-3", None);
+    let r = c.setup(
+        &f,
+        &uri,
+        "RTP/SAVP;unicast;client_port=5000-5001, RTP/AVP/TCP;unicast;interleaved=2-3",
+        None,
+    );
     assert_eq!(r.status, 200);
-    assert_eq!(transport(&r).interleaved, Some(ChannelRange { rtp: 2, rtcp: Some(3) }));
+    assert_eq!(
+        transport(&r).interleaved,
+        Some(ChannelRange {
+            rtp: 2,
+            rtcp: Some(3)
+        })
+    );
 }
 
 #[test]
 fn udp_setup_without_media_sockets_is_461_and_leaves_no_session() {
     let f = fixture();
     let mut c = Client::v4();
-    let r = c.setup(&f, &format!("{CAM}/track1"), "RTP/AVP;unicast;client_port=5000-5001", None);
+    let r = c.setup(
+        &f,
+        &format!("{CAM}/track1"),
+        "RTP/AVP;unicast;client_port=5000-5001",
+        None,
+    );
     assert_eq!(r.status, 461);
     assert!(r.header("Session").is_none());
-    assert!(f.ctx.sessions.is_empty(), "a refused SETUP must not create a session");
+    assert!(
+        f.ctx.sessions.is_empty(),
+        "a refused SETUP must not create a session"
+    );
     // Among alternatives, the interleaved one is taken instead.
-    let r = c.setup(&f, &format!("{CAM}/track1"), "RTP/AVP;unicast;client_port=5000-5001,RTP/AVP/TCP;unicast", None);
+    let r = c.setup(
+        &f,
+        &format!("{CAM}/track1"),
+        "RTP/AVP;unicast;client_port=5000-5001,RTP/AVP/TCP;unicast",
+        None,
+    );
     assert_eq!(r.status, 200);
     assert_eq!(transport(&r).lower, LowerTransport::Tcp);
 }
@@ -424,11 +589,22 @@ fn udp_setup_without_media_sockets_is_461_and_leaves_no_session() {
 fn a_tunnelled_connection_gets_interleaved_whatever_it_asks() {
     let f = fixture();
     let mut c = Client::new("127.0.0.1:8554", "127.0.0.1:50000", true);
-    let r = c.setup(&f, &format!("{CAM}/track1"), "RTP/AVP;unicast;client_port=5000-5001", None);
+    let r = c.setup(
+        &f,
+        &format!("{CAM}/track1"),
+        "RTP/AVP;unicast;client_port=5000-5001",
+        None,
+    );
     assert_eq!(r.status, 200);
     let t = transport(&r);
     assert_eq!(t.lower, LowerTransport::Tcp);
-    assert_eq!(t.interleaved, Some(ChannelRange { rtp: 0, rtcp: Some(1) }));
+    assert_eq!(
+        t.interleaved,
+        Some(ChannelRange {
+            rtp: 0,
+            rtcp: Some(1)
+        })
+    );
     assert_eq!(t.client_port, None);
     assert_eq!(t.server_port, None);
 }
@@ -440,7 +616,11 @@ fn play_needs_a_session() {
     let f = fixture();
     let mut c = Client::v4();
     assert_eq!(c.send(&f, "PLAY", CAM, &[], f.t0).status, 454);
-    assert_eq!(c.send(&f, "PLAY", CAM, &[("Session", "DEADBEEFDEADBEEF")], f.t0).status, 454);
+    assert_eq!(
+        c.send(&f, "PLAY", CAM, &[("Session", "DEADBEEFDEADBEEF")], f.t0)
+            .status,
+        454
+    );
     assert_eq!(c.send(&f, "PAUSE", CAM, &[], f.t0).status, 454);
     assert_eq!(c.send(&f, "TEARDOWN", CAM, &[], f.t0).status, 454);
     assert_eq!(f.cam.players(), 0);
@@ -451,13 +631,21 @@ fn play_answers_rtp_info_before_any_media() {
     let f = fixture();
     let mut c = Client::v4();
     let id = session_id(&c.setup(&f, &format!("{CAM}/track1"), "RTP/AVP/TCP;unicast", None));
-    let id2 = session_id(&c.setup(&f, &format!("{CAM}/track2"), "RTP/AVP/TCP;unicast", Some(&id)));
+    let id2 = session_id(&c.setup(
+        &f,
+        &format!("{CAM}/track2"),
+        "RTP/AVP/TCP;unicast",
+        Some(&id),
+    ));
     assert_eq!(id, id2);
     // The back end already runs for someone else.
     f.cam.push_rtp(0, rtp_packet(100, 1000), f.t0);
 
     c.cseq += 1;
-    let text = format!("PLAY {CAM} RTSP/1.0\r\nCSeq: {}\r\nSession: {id}\r\nRange: npt=10-\r\n\r\n", c.cseq);
+    let text = format!(
+        "PLAY {CAM} RTSP/1.0\r\nCSeq: {}\r\nSession: {id}\r\nRange: npt=10-\r\n\r\n",
+        c.cseq
+    );
     handle(&f.ctx, &c.conn, &parse_request(&text), f.t0);
     // The very next packets, right after the PLAY.
     f.cam.push_rtp(0, rtp_packet(101, 4000), f.t0);
@@ -465,15 +653,27 @@ fn play_answers_rtp_info_before_any_media() {
 
     let first = c.rx.try_recv().expect("response queued");
     c.rx.done(&first);
-    let OutItem::Control(bytes) = first else { panic!("media before the PLAY response") };
+    let OutItem::Control(bytes) = first else {
+        panic!("media before the PLAY response")
+    };
     let r = parse_response(bytes);
     assert_eq!(r.status, 200);
     assert_eq!(r.cseq(), Some(c.cseq));
     assert_eq!(session_id(&r), id);
-    assert_eq!(r.header("Range"), Some("npt=0.000-"), "a live stream starts now whatever was asked");
+    assert_eq!(
+        r.header("Range"),
+        Some("npt=0.000-"),
+        "a live stream starts now whatever was asked"
+    );
     let raw_info = r.header("RTP-Info").expect("RTP-Info");
-    assert!(raw_info.starts_with("url=rtsp://127.0.0.1:8554/cam/track1;seq="), "{raw_info}");
-    assert!(raw_info.contains(",url=rtsp://127.0.0.1:8554/cam/track2;seq="), "{raw_info}");
+    assert!(
+        raw_info.starts_with("url=rtsp://127.0.0.1:8554/cam/track1;seq="),
+        "{raw_info}"
+    );
+    assert!(
+        raw_info.contains(",url=rtsp://127.0.0.1:8554/cam/track2;seq="),
+        "{raw_info}"
+    );
     let infos = rtp_info::parse_list(raw_info);
     assert_eq!(infos.len(), 2);
     assert_eq!(infos[0].url, "rtsp://127.0.0.1:8554/cam/track1");
@@ -484,7 +684,11 @@ fn play_answers_rtp_info_before_any_media() {
     assert_eq!(media.len(), 2);
     assert_eq!(media[0].0, 0);
     assert_eq!(media[1].0, 2);
-    assert_eq!(Some(seq_of(&media[0].1)), infos[0].seq, "RTP-Info seq is the first packet's");
+    assert_eq!(
+        Some(seq_of(&media[0].1)),
+        infos[0].seq,
+        "RTP-Info seq is the first packet's"
+    );
     assert_eq!(Some(seq_of(&media[1].1)), infos[1].seq);
     assert_eq!(f.cam.players(), 1);
     assert_eq!(*f.cam.watch_demand().borrow(), 1);
@@ -500,7 +704,17 @@ fn play_of_one_set_up_track_lists_only_that_track() {
     assert_eq!(infos.len(), 1);
     assert_eq!(infos[0].url, "rtsp://127.0.0.1:8554/cam/track2");
     // A PLAY whose URL names another stream is refused.
-    assert_eq!(c.send(&f, "PLAY", "rtsp://127.0.0.1:8554/other", &[("Session", &id)], f.t0).status, 404);
+    assert_eq!(
+        c.send(
+            &f,
+            "PLAY",
+            "rtsp://127.0.0.1:8554/other",
+            &[("Session", &id)],
+            f.t0
+        )
+        .status,
+        404
+    );
 }
 
 #[test]
@@ -508,9 +722,16 @@ fn pause_stops_delivery_and_play_resumes_it() {
     let f = fixture();
     let mut c = Client::v4();
     let id = session_id(&c.setup(&f, &format!("{CAM}/track1"), "RTP/AVP/TCP;unicast", None));
-    assert_eq!(c.send(&f, "PAUSE", CAM, &[("Session", &id)], f.t0).status, 455, "PAUSE in Ready");
+    assert_eq!(
+        c.send(&f, "PAUSE", CAM, &[("Session", &id)], f.t0).status,
+        455,
+        "PAUSE in Ready"
+    );
 
-    assert_eq!(c.send(&f, "PLAY", CAM, &[("Session", &id)], f.t0).status, 200);
+    assert_eq!(
+        c.send(&f, "PLAY", CAM, &[("Session", &id)], f.t0).status,
+        200
+    );
     f.cam.push_rtp(0, rtp_packet(1, 0), f.t0);
     assert_eq!(c.media().len(), 1);
 
@@ -521,7 +742,10 @@ fn pause_stops_delivery_and_play_resumes_it() {
     f.cam.push_rtp(0, rtp_packet(2, 3000), f.t0);
     assert!(c.media().is_empty(), "nothing while paused");
     // PAUSE twice is fine.
-    assert_eq!(c.send(&f, "PAUSE", CAM, &[("Session", &id)], f.t0).status, 200);
+    assert_eq!(
+        c.send(&f, "PAUSE", CAM, &[("Session", &id)], f.t0).status,
+        200
+    );
 
     let r = c.send(&f, "PLAY", CAM, &[("Session", &id)], f.t0);
     assert_eq!(r.status, 200);
@@ -538,11 +762,24 @@ fn a_track_added_to_a_playing_session_starts_at_once() {
     let f = fixture();
     let mut c = Client::v4();
     let id = session_id(&c.setup(&f, &format!("{CAM}/track1"), "RTP/AVP/TCP;unicast", None));
-    assert_eq!(c.send(&f, "PLAY", CAM, &[("Session", &id)], f.t0).status, 200);
+    assert_eq!(
+        c.send(&f, "PLAY", CAM, &[("Session", &id)], f.t0).status,
+        200
+    );
     // Changing the transport of a playing track is refused.
-    let r = c.setup(&f, &format!("{CAM}/track1"), "RTP/AVP/TCP;unicast;interleaved=8-9", Some(&id));
+    let r = c.setup(
+        &f,
+        &format!("{CAM}/track1"),
+        "RTP/AVP/TCP;unicast;interleaved=8-9",
+        Some(&id),
+    );
     assert_eq!(r.status, 455);
-    let r = c.setup(&f, &format!("{CAM}/track2"), "RTP/AVP/TCP;unicast", Some(&id));
+    let r = c.setup(
+        &f,
+        &format!("{CAM}/track2"),
+        "RTP/AVP/TCP;unicast",
+        Some(&id),
+    );
     assert_eq!(r.status, 200);
     f.cam.push_rtp(0, rtp_packet(1, 0), f.t0);
     f.cam.push_rtp(1, rtp_packet(1, 0), f.t0);
@@ -558,7 +795,13 @@ fn teardown_of_one_track_keeps_the_session() {
     let f = fixture();
     let mut c = Client::v4();
     let id = play_both(&f, &mut c);
-    let r = c.send(&f, "TEARDOWN", &format!("{CAM}/track1"), &[("Session", &id)], f.t0);
+    let r = c.send(
+        &f,
+        "TEARDOWN",
+        &format!("{CAM}/track1"),
+        &[("Session", &id)],
+        f.t0,
+    );
     assert_eq!(r.status, 200);
     assert_eq!(session_id(&r), id);
     assert_eq!(f.ctx.sessions.len(), 1);
@@ -568,7 +811,11 @@ fn teardown_of_one_track_keeps_the_session() {
     let channels: Vec<u8> = c.media().iter().map(|(ch, _)| *ch).collect();
     assert_eq!(channels, vec![2], "only the remaining track is delivered");
     // The session still answers.
-    assert_eq!(c.send(&f, "GET_PARAMETER", CAM, &[("Session", &id)], f.t0).status, 200);
+    assert_eq!(
+        c.send(&f, "GET_PARAMETER", CAM, &[("Session", &id)], f.t0)
+            .status,
+        200
+    );
 }
 
 #[test]
@@ -584,12 +831,22 @@ fn teardown_of_the_last_track_or_the_aggregate_ends_the_session() {
     f.cam.push_rtp(0, rtp_packet(1, 0), f.t0);
     assert!(c.media().is_empty());
     for m in ["PLAY", "PAUSE", "TEARDOWN", "GET_PARAMETER", "OPTIONS"] {
-        assert_eq!(c.send(&f, m, CAM, &[("Session", &id)], f.t0).status, 454, "{m} after TEARDOWN");
+        assert_eq!(
+            c.send(&f, m, CAM, &[("Session", &id)], f.t0).status,
+            454,
+            "{m} after TEARDOWN"
+        );
     }
 
     // One track only: tearing it down ends the session too.
     let id = session_id(&c.setup(&f, &format!("{CAM}/track2"), "RTP/AVP/TCP;unicast", None));
-    let r = c.send(&f, "TEARDOWN", &format!("{CAM}/track2"), &[("Session", &id)], f.t0);
+    let r = c.send(
+        &f,
+        "TEARDOWN",
+        &format!("{CAM}/track2"),
+        &[("Session", &id)],
+        f.t0,
+    );
     assert_eq!(r.status, 200);
     assert!(f.ctx.sessions.is_empty());
 }
@@ -599,7 +856,13 @@ fn teardown_of_another_streams_url_is_refused() {
     let f = fixture();
     let mut c = Client::v4();
     let id = play_both(&f, &mut c);
-    let r = c.send(&f, "TEARDOWN", "rtsp://127.0.0.1:8554/other", &[("Session", &id)], f.t0);
+    let r = c.send(
+        &f,
+        "TEARDOWN",
+        "rtsp://127.0.0.1:8554/other",
+        &[("Session", &id)],
+        f.t0,
+    );
     assert_eq!(r.status, 404);
     assert_eq!(f.ctx.sessions.len(), 1);
     assert_eq!(f.cam.players(), 1);
@@ -616,15 +879,31 @@ fn protocol_errors() {
     assert_eq!(r.status, 505);
     assert_eq!(r.cseq(), Some(1));
 
-    for text in ["OPTIONS * RTSP/1.0\r\n\r\n", "OPTIONS * RTSP/1.0\r\nCSeq: x1\r\n\r\n", "OPTIONS * RTSP/1.0\r\nCSeq: 12345678901\r\n\r\n"] {
+    for text in [
+        "OPTIONS * RTSP/1.0\r\n\r\n",
+        "OPTIONS * RTSP/1.0\r\nCSeq: x1\r\n\r\n",
+        "OPTIONS * RTSP/1.0\r\nCSeq: 12345678901\r\n\r\n",
+    ] {
         let r = c.raw(&f, text, f.t0);
         assert_eq!(r.status, 400, "{text:?}");
         assert!(r.header("CSeq").is_none());
     }
 
-    let r = c.send(&f, "OPTIONS", "*", &[("Require", "implicit-play"), ("Proxy-Require", "gzipped-messages")], f.t0);
+    let r = c.send(
+        &f,
+        "OPTIONS",
+        "*",
+        &[
+            ("Require", "implicit-play"),
+            ("Proxy-Require", "gzipped-messages"),
+        ],
+        f.t0,
+    );
     assert_eq!(r.status, 551);
-    assert_eq!(r.header("Unsupported"), Some("implicit-play, gzipped-messages"));
+    assert_eq!(
+        r.header("Unsupported"),
+        Some("implicit-play, gzipped-messages")
+    );
 
     for m in ["ANNOUNCE", "RECORD", "REDIRECT"] {
         let r = c.send(&f, m, CAM, &[], f.t0);
@@ -637,7 +916,17 @@ fn protocol_errors() {
     // Parameters: allowed on the server, a stream, or a session; nothing settable.
     assert_eq!(c.send(&f, "GET_PARAMETER", "*", &[], f.t0).status, 200);
     assert_eq!(c.send(&f, "GET_PARAMETER", CAM, &[], f.t0).status, 200);
-    assert_eq!(c.send(&f, "GET_PARAMETER", "rtsp://127.0.0.1:8554/nosuch", &[], f.t0).status, 404);
+    assert_eq!(
+        c.send(
+            &f,
+            "GET_PARAMETER",
+            "rtsp://127.0.0.1:8554/nosuch",
+            &[],
+            f.t0
+        )
+        .status,
+        404
+    );
     let id = session_id(&c.setup(&f, &format!("{CAM}/track1"), "RTP/AVP/TCP;unicast", None));
     let r = c.send(&f, "GET_PARAMETER", CAM, &[("Session", &id)], f.t0);
     assert_eq!(r.status, 200);
@@ -653,7 +942,11 @@ fn protocol_errors() {
     let r = set(&mut c, "volume: 10\r\n");
     assert_eq!(r.status, 451);
     assert_eq!(session_id(&r), id);
-    assert_eq!(set(&mut c, "\r\n").status, 200, "an empty SET_PARAMETER is a keep-alive");
+    assert_eq!(
+        set(&mut c, "\r\n").status,
+        200,
+        "an empty SET_PARAMETER is a keep-alive"
+    );
 }
 
 // ---------------------------------------------------------------- session lifetime
@@ -670,7 +963,10 @@ fn idle_sessions_expire_and_stop_delivery() {
     assert_eq!(f.cam.players(), 0);
     f.cam.push_rtp(0, rtp_packet(1, 0), f.t0);
     assert!(c.media().is_empty());
-    assert!(c.conn.out.is_closed(), "an interleaved session's connection is closed with it");
+    assert!(
+        c.conn.out.is_closed(),
+        "an interleaved session's connection is closed with it"
+    );
 }
 
 #[test]
@@ -679,7 +975,11 @@ fn any_request_with_the_session_header_keeps_it_alive() {
     let mut c = Client::v4();
     let id = play_both(&f, &mut c);
     let later = f.t0 + Duration::from_secs(50);
-    assert_eq!(c.send(&f, "OPTIONS", "*", &[("Session", &id)], later).status, 200);
+    assert_eq!(
+        c.send(&f, "OPTIONS", "*", &[("Session", &id)], later)
+            .status,
+        200
+    );
     f.ctx.expire_sessions(f.t0 + Duration::from_secs(66));
     assert!(f.ctx.sessions.get(&id).is_some());
     f.ctx.expire_sessions(later + Duration::from_secs(66));
@@ -704,7 +1004,10 @@ fn interleaved_rtcp_keeps_the_sessions_of_its_connection_alive() {
     f.ctx.sessions.touch_connection(&c.conn.out, later);
     f.ctx.expire_sessions(f.t0 + Duration::from_secs(66));
     assert!(f.ctx.sessions.get(&id).is_some());
-    assert!(f.ctx.sessions.get(&other_id).is_none(), "the other connection sent nothing");
+    assert!(
+        f.ctx.sessions.get(&other_id).is_none(),
+        "the other connection sent nothing"
+    );
     assert!(!c.conn.out.is_closed());
     assert!(other.conn.out.is_closed());
     assert_eq!(f.cam.players(), 1);
@@ -715,7 +1018,11 @@ fn changed_backend_tracks_close_playing_sessions() {
     let f = fixture();
     let mut c = Client::v4();
     let id = play_both(&f, &mut c);
-    assert_eq!(f.cam.set_presentation(sdp::parse(SDP_OTHER_TRACKS).expect("sdp")), crate::relay::PresentationChange::TracksChanged);
+    assert_eq!(
+        f.cam
+            .set_presentation(sdp::parse(SDP_OTHER_TRACKS).expect("sdp")),
+        crate::relay::PresentationChange::TracksChanged
+    );
     assert!(f.ctx.sessions.get(&id).is_none());
     assert!(c.conn.out.is_closed());
     assert_eq!(f.cam.players(), 0);
@@ -726,7 +1033,8 @@ fn a_ready_session_of_an_old_generation_cannot_play() {
     let f = fixture();
     let mut c = Client::v4();
     let id = session_id(&c.setup(&f, &format!("{CAM}/track1"), "RTP/AVP/TCP;unicast", None));
-    f.cam.set_presentation(sdp::parse(SDP_OTHER_TRACKS).expect("sdp"));
+    f.cam
+        .set_presentation(sdp::parse(SDP_OTHER_TRACKS).expect("sdp"));
     let r = c.send(&f, "PLAY", CAM, &[("Session", &id)], f.t0);
     assert_eq!(r.status, 454);
     assert!(f.ctx.sessions.is_empty());
@@ -742,41 +1050,87 @@ async fn udp_setup_indexes_the_clients_rtcp_address() {
     let f = fixture_with(Some(pair));
     let mut c = Client::v4();
     // The client asks for media elsewhere: it goes to the address it came from.
-    let r = c.setup(&f, &format!("{CAM}/track1"), "RTP/AVP;unicast;destination=192.0.2.99;client_port=5000-5001", None);
+    let r = c.setup(
+        &f,
+        &format!("{CAM}/track1"),
+        "RTP/AVP;unicast;destination=192.0.2.99;client_port=5000-5001",
+        None,
+    );
     assert_eq!(r.status, 200);
     let id = session_id(&r);
     let t = transport(&r);
     assert_eq!(t.lower, LowerTransport::Udp);
     assert_eq!(t.destination.as_deref(), Some("127.0.0.1"));
     assert_eq!(t.source.as_deref(), Some("127.0.0.1"));
-    assert_eq!(t.client_port, Some(PortRange { rtp: 5000, rtcp: Some(5001) }));
-    assert_eq!(t.server_port, Some(PortRange { rtp: rtp_port, rtcp: Some(rtcp_port) }));
+    assert_eq!(
+        t.client_port,
+        Some(PortRange {
+            rtp: 5000,
+            rtcp: Some(5001)
+        })
+    );
+    assert_eq!(
+        t.server_port,
+        Some(PortRange {
+            rtp: rtp_port,
+            rtcp: Some(rtcp_port)
+        })
+    );
     assert_eq!(rtp_port % 2, 0);
     assert_eq!(t.ssrc, f.cam.track_ssrc(0));
 
     // A single client port: RTCP on the next one.
-    let r2 = c.setup(&f, &format!("{CAM}/track2"), "RTP/AVP;unicast;client_port=6000", Some(&id));
-    assert_eq!(transport(&r2).client_port, Some(PortRange { rtp: 6000, rtcp: Some(6001) }));
+    let r2 = c.setup(
+        &f,
+        &format!("{CAM}/track2"),
+        "RTP/AVP;unicast;client_port=6000",
+        Some(&id),
+    );
+    assert_eq!(
+        transport(&r2).client_port,
+        Some(PortRange {
+            rtp: 6000,
+            rtcp: Some(6001)
+        })
+    );
 
     let found = |port: u16| {
         let addr: SocketAddr = SocketAddr::new([127, 0, 0, 1].into(), port);
-        f.ctx.sessions.by_rtcp_addr(&addr).map(|s| session::lock(&s).id.clone())
+        f.ctx
+            .sessions
+            .by_rtcp_addr(&addr)
+            .map(|s| session::lock(&s).id.clone())
     };
     assert_eq!(found(5001), Some(id.clone()));
     assert_eq!(found(6001), Some(id.clone()));
     assert_eq!(found(5000), None, "RTP ports are not RTCP addresses");
-    assert_eq!(f.ctx.sessions.by_rtcp_addr(&"192.0.2.99:5001".parse().expect("addr")).map(|_| ()), None);
+    assert_eq!(
+        f.ctx
+            .sessions
+            .by_rtcp_addr(&"192.0.2.99:5001".parse().expect("addr"))
+            .map(|_| ()),
+        None
+    );
 
     // A UDP session is not tied to the connection.
     assert!(f.ctx.sessions.on_connection(&c.conn.out).is_empty());
 
     // An IPv6 client has no IPv6 media socket here.
     let mut v6 = Client::new("[::1]:8554", "[::1]:40000", false);
-    let r = v6.setup(&f, "rtsp://[::1]:8554/cam/track1", "RTP/AVP;unicast;client_port=5000-5001", None);
+    let r = v6.setup(
+        &f,
+        "rtsp://[::1]:8554/cam/track1",
+        "RTP/AVP;unicast;client_port=5000-5001",
+        None,
+    );
     assert_eq!(r.status, 461);
     assert_eq!(f.ctx.sessions.len(), 1);
 
-    assert_eq!(c.send(&f, "TEARDOWN", CAM, &[("Session", &id)], f.t0).status, 200);
+    assert_eq!(
+        c.send(&f, "TEARDOWN", CAM, &[("Session", &id)], f.t0)
+            .status,
+        200
+    );
     assert_eq!(found(5001), None, "the index goes with the session");
     assert_eq!(found(6001), None);
 }
@@ -786,7 +1140,12 @@ async fn udp_play_answers_rtp_info() {
     let pair = media_udp::bind_pair(false, 0).expect("local UDP pair");
     let f = fixture_with(Some(pair));
     let mut c = Client::v4();
-    let id = session_id(&c.setup(&f, &format!("{CAM}/track2"), "RTP/AVP;unicast;client_port=5000-5001", None));
+    let id = session_id(&c.setup(
+        &f,
+        &format!("{CAM}/track2"),
+        "RTP/AVP;unicast;client_port=5000-5001",
+        None,
+    ));
     let r = c.send(&f, "PLAY", CAM, &[("Session", &id)], f.t0);
     assert_eq!(r.status, 200);
     let infos = rtp_info::parse_list(r.header("RTP-Info").expect("RTP-Info"));
@@ -805,14 +1164,22 @@ async fn udp_play_answers_rtp_info() {
 /// locks each session).
 #[test]
 fn udp_setup_and_the_reaper_do_not_deadlock() {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let pair = {
         let _guard = rt.enter();
         media_udp::bind_pair(false, 0).expect("local UDP pair")
     };
     let f = Arc::new(fixture_with(Some(pair)));
     let mut first = Client::v4();
-    let id = session_id(&first.setup(&f, &format!("{CAM}/track1"), "RTP/AVP;unicast;client_port=5000-5001", None));
+    let id = session_id(&first.setup(
+        &f,
+        &format!("{CAM}/track1"),
+        "RTP/AVP;unicast;client_port=5000-5001",
+        None,
+    ));
 
     let (done_tx, done_rx) = mpsc::channel();
     let setups = {
@@ -821,7 +1188,12 @@ fn udp_setup_and_the_reaper_do_not_deadlock() {
         thread::spawn(move || {
             let mut c = Client::v4();
             for _ in 0..20_000 {
-                let r = c.setup(&f, &format!("{CAM}/track1"), "RTP/AVP;unicast;client_port=5000-5001", Some(&id));
+                let r = c.setup(
+                    &f,
+                    &format!("{CAM}/track1"),
+                    "RTP/AVP;unicast;client_port=5000-5001",
+                    Some(&id),
+                );
                 assert_eq!(r.status, 200);
             }
             let _ = done.send(());
@@ -838,7 +1210,9 @@ fn udp_setup_and_the_reaper_do_not_deadlock() {
         })
     };
     for _ in 0..2 {
-        done_rx.recv_timeout(Duration::from_secs(30)).expect("SETUP and the reaper deadlocked");
+        done_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("SETUP and the reaper deadlocked");
     }
     setups.join().expect("setup thread");
     reaper.join().expect("reaper thread");

@@ -21,7 +21,11 @@ pub const MAX_CONNECTIONS: usize = 4096;
 pub struct BindError(pub String);
 
 fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let domain = if addr.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
+    let domain = if addr.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
     let s = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
@@ -42,7 +46,10 @@ pub fn bind_port(addrs: &[IpAddr], port: u16) -> Result<Vec<TcpListener>, String
             Ok(l) => listeners.push(l),
             Err(e) => {
                 debug!("bind {ip} port {port}: {e}");
-                last_err = format!("{} bind() error (port number: {port}): {e}", if ip.is_ipv4() { "IPv4" } else { "IPv6" });
+                last_err = format!(
+                    "{} bind() error (port number: {port}): {e}",
+                    if ip.is_ipv4() { "IPv4" } else { "IPv6" }
+                );
             }
         }
     }
@@ -55,7 +62,10 @@ pub fn bind_port(addrs: &[IpAddr], port: u16) -> Result<Vec<TcpListener>, String
 
 /// Binds the RTSP port as live555ProxyServer does: the asked-for port, else 554,
 /// else 8554. Messages about the fallback go to stderr, as live555 prints them.
-pub fn bind_with_fallback(addrs: &[IpAddr], port: u16) -> Result<(Vec<TcpListener>, u16), BindError> {
+pub fn bind_with_fallback(
+    addrs: &[IpAddr],
+    port: u16,
+) -> Result<(Vec<TcpListener>, u16), BindError> {
     match bind_port(addrs, port) {
         Ok(l) => return Ok((l, port)),
         Err(e) if port != 554 => {

@@ -23,7 +23,11 @@ pub struct UdpPair {
 }
 
 fn bind_one(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
-    let domain = if addr.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
+    let domain = if addr.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
     let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
@@ -37,7 +41,11 @@ fn bind_one(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
 /// Binds an even/odd port pair on the unspecified address of a family, starting
 /// at `first` (0 = any ephemeral pair).
 pub fn bind_pair(ipv6: bool, first: u16) -> std::io::Result<UdpPair> {
-    let ip: IpAddr = if ipv6 { Ipv6Addr::UNSPECIFIED.into() } else { Ipv4Addr::UNSPECIFIED.into() };
+    let ip: IpAddr = if ipv6 {
+        Ipv6Addr::UNSPECIFIED.into()
+    } else {
+        Ipv4Addr::UNSPECIFIED.into()
+    };
     let mut last_err = None;
     for attempt in 0..200u16 {
         let rtp_port = if first == 0 {
@@ -52,7 +60,7 @@ pub fn bind_pair(ipv6: bool, first: u16) -> std::io::Result<UdpPair> {
                 None => break,
             }
         };
-        if rtp_port == 0 || rtp_port == u16::MAX & !1 {
+        if rtp_port == 0 {
             continue;
         }
         let rtp = match bind_one(SocketAddr::new(ip, rtp_port)) {
@@ -76,7 +84,9 @@ pub fn bind_pair(ipv6: bool, first: u16) -> std::io::Result<UdpPair> {
             rtcp_port: rtp_port + 1,
         });
     }
-    Err(last_err.unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::AddrInUse, "no free UDP port pair")))
+    Err(last_err.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::AddrInUse, "no free UDP port pair")
+    }))
 }
 
 /// Reads clients' RTCP (receiver reports): each one keeps its session alive.
@@ -119,7 +129,12 @@ pub async fn drain_rtp(socket: Arc<UdpSocket>) {
 }
 
 fn is_transient(e: &std::io::Error) -> bool {
-    matches!(e.kind(), std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::WouldBlock)
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::WouldBlock
+    )
 }
 
 /// IPv4-mapped IPv6 addresses compare as IPv4.

@@ -35,7 +35,12 @@ pub struct ServerContext {
 }
 
 impl ServerContext {
-    pub fn new(streams: Arc<StreamRegistry>, media_v4: Option<UdpPair>, media_v6: Option<UdpPair>, session_timeout: Duration) -> ServerContext {
+    pub fn new(
+        streams: Arc<StreamRegistry>,
+        media_v4: Option<UdpPair>,
+        media_v6: Option<UdpPair>,
+        session_timeout: Duration,
+    ) -> ServerContext {
         ServerContext {
             streams,
             sessions: SessionTable::default(),
@@ -83,7 +88,10 @@ impl ServerContext {
 
 /// Runs the server on already bound listeners until the task is dropped.
 pub async fn serve(ctx: Arc<ServerContext>, listeners: Vec<TcpListener>) {
-    for pair in [ctx.media_v4.clone(), ctx.media_v6.clone()].into_iter().flatten() {
+    for pair in [ctx.media_v4.clone(), ctx.media_v6.clone()]
+        .into_iter()
+        .flatten()
+    {
         tokio::spawn(media_udp::receive_rtcp(ctx.clone(), pair.rtcp.clone()));
         tokio::spawn(media_udp::drain_rtp(pair.rtp.clone()));
     }

@@ -18,7 +18,10 @@ pub enum Target {
 pub fn request_path(uri: &str) -> Option<String> {
     let rest = if let Some(pos) = uri.find("://") {
         let scheme = &uri[..pos];
-        if !["rtsp", "rtsps", "rtspu", "http", "https"].iter().any(|s| s.eq_ignore_ascii_case(scheme)) {
+        if !["rtsp", "rtsps", "rtspu", "http", "https"]
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(scheme))
+        {
             return None;
         }
         let after = &uri[pos + 3..];
@@ -42,7 +45,10 @@ pub fn resolve(uri: &str, is_stream: impl Fn(&str) -> bool) -> Option<Target> {
     }
     let path = request_path(uri)?;
     if is_stream(&path) {
-        return Some(Target::Stream { name: path, track: None });
+        return Some(Target::Stream {
+            name: path,
+            track: None,
+        });
     }
     let (stream, last) = path.rsplit_once('/')?;
     if !is_stream(stream) {
@@ -52,7 +58,10 @@ pub fn resolve(uri: &str, is_stream: impl Fn(&str) -> bool) -> Option<Target> {
     if n == 0 {
         return None;
     }
-    Some(Target::Stream { name: stream.to_string(), track: Some(n - 1) })
+    Some(Target::Stream {
+        name: stream.to_string(),
+        track: Some(n - 1),
+    })
 }
 
 /// The stream name in a URI that names an unknown track of a known stream, to tell
@@ -73,15 +82,41 @@ mod tests {
 
     #[test]
     fn aggregate_and_track_urls() {
-        let s = |name: &str, track| Some(Target::Stream { name: name.into(), track });
-        assert_eq!(resolve("rtsp://127.0.0.1:8554/proxyStream", known), s("proxyStream", None));
-        assert_eq!(resolve("rtsp://127.0.0.1:8554/proxyStream/", known), s("proxyStream", None));
-        assert_eq!(resolve("rtsp://h/proxyStream/track2", known), s("proxyStream", Some(1)));
-        assert_eq!(resolve("rtsp://[::1]:8554/proxyStream-1/track1", known), s("proxyStream-1", Some(0)));
-        assert_eq!(resolve("rtsp://h/cams/front/track1", known), s("cams/front", Some(0)));
+        let s = |name: &str, track| {
+            Some(Target::Stream {
+                name: name.into(),
+                track,
+            })
+        };
+        assert_eq!(
+            resolve("rtsp://127.0.0.1:8554/proxyStream", known),
+            s("proxyStream", None)
+        );
+        assert_eq!(
+            resolve("rtsp://127.0.0.1:8554/proxyStream/", known),
+            s("proxyStream", None)
+        );
+        assert_eq!(
+            resolve("rtsp://h/proxyStream/track2", known),
+            s("proxyStream", Some(1))
+        );
+        assert_eq!(
+            resolve("rtsp://[::1]:8554/proxyStream-1/track1", known),
+            s("proxyStream-1", Some(0))
+        );
+        assert_eq!(
+            resolve("rtsp://h/cams/front/track1", known),
+            s("cams/front", Some(0))
+        );
         assert_eq!(resolve("rtsp://h/cams/front", known), s("cams/front", None));
-        assert_eq!(resolve("RTSP://h/proxyStream?x=1", known), s("proxyStream", None));
-        assert_eq!(resolve("/proxyStream/track1", known), s("proxyStream", Some(0)));
+        assert_eq!(
+            resolve("RTSP://h/proxyStream?x=1", known),
+            s("proxyStream", None)
+        );
+        assert_eq!(
+            resolve("/proxyStream/track1", known),
+            s("proxyStream", Some(0))
+        );
         assert_eq!(resolve("*", known), Some(Target::Server));
     }
 
@@ -94,6 +129,9 @@ mod tests {
         assert_eq!(resolve("ftp://h/proxyStream", known), None);
         assert_eq!(resolve("proxyStream", known), None);
         assert_eq!(resolve("rtsp://h", known), None);
-        assert_eq!(stream_prefix("rtsp://h/proxyStream/track9", known), Some("proxyStream".into()));
+        assert_eq!(
+            stream_prefix("rtsp://h/proxyStream/track9", known),
+            Some("proxyStream".into())
+        );
     }
 }

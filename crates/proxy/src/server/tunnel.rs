@@ -49,8 +49,12 @@ impl TunnelTable {
 /// How a connection starts.
 pub enum Start {
     Rtsp,
-    HttpGet { cookie: String },
-    HttpPost { cookie: String },
+    HttpGet {
+        cookie: String,
+    },
+    HttpPost {
+        cookie: String,
+    },
     /// Another HTTP request: answer this and close.
     HttpOther(Bytes),
     Closed,
@@ -59,13 +63,18 @@ pub enum Start {
 fn http_response(status: u16) -> Response {
     let mut r = Response::new(status);
     r.version = Version::Http10;
-    r.headers.set("Date", rtsp::date::format_date(SystemTime::now()));
+    r.headers
+        .set("Date", rtsp::date::format_date(SystemTime::now()));
     r
 }
 
 /// Reads the first message head and tells an HTTP tunnel half from plain RTSP.
 /// For RTSP the bytes stay in `buf`; for HTTP the head is consumed.
-pub async fn classify<R: AsyncRead + Unpin>(ctx: &ServerContext, rd: &mut R, buf: &mut BytesMut) -> Start {
+pub async fn classify<R: AsyncRead + Unpin>(
+    ctx: &ServerContext,
+    rd: &mut R,
+    buf: &mut BytesMut,
+) -> Start {
     let deadline = tokio::time::Instant::now() + FIRST_MESSAGE_TIMEOUT;
     let head_end = loop {
         // Skip blank lines before the first message, like the RTSP parser does.
@@ -88,7 +97,11 @@ pub async fn classify<R: AsyncRead + Unpin>(ctx: &ServerContext, rd: &mut R, buf
     };
     let first_line_end = buf.iter().position(|b| *b == b'\n').unwrap_or(head_end);
     let first_line = String::from_utf8_lossy(&buf[..first_line_end]);
-    let is_http = first_line.trim_end().rsplit(' ').next().is_some_and(|v| v.starts_with("HTTP/"));
+    let is_http = first_line
+        .trim_end()
+        .rsplit(' ')
+        .next()
+        .is_some_and(|v| v.starts_with("HTTP/"));
     if !is_http {
         return Start::Rtsp;
     }
@@ -98,7 +111,11 @@ pub async fn classify<R: AsyncRead + Unpin>(ctx: &ServerContext, rd: &mut R, buf
     let mut head_only = BytesMut::with_capacity(head.len());
     for line in head[..].split(|b| *b == b'\n') {
         let text = String::from_utf8_lossy(line);
-        if text.trim_start().to_ascii_lowercase().starts_with("content-length") {
+        if text
+            .trim_start()
+            .to_ascii_lowercase()
+            .starts_with("content-length")
+        {
             continue;
         }
         head_only.extend_from_slice(line);
@@ -109,19 +126,30 @@ pub async fn classify<R: AsyncRead + Unpin>(ctx: &ServerContext, rd: &mut R, buf
         Ok(Some(Frame::Request(r))) => r,
         _ => return Start::HttpOther(http_response(400).to_bytes()),
     };
-    let cookie = req.header("x-sessioncookie").map(|c| c.trim().to_string()).filter(|c| !c.is_empty() && c.len() <= MAX_COOKIE);
+    let cookie = req
+        .header("x-sessioncookie")
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty() && c.len() <= MAX_COOKIE);
     match (&req.method, cookie) {
         (Method::Get, Some(cookie)) => Start::HttpGet { cookie },
         (Method::Post, Some(cookie)) => Start::HttpPost { cookie },
         (Method::Options, _) => {
             let mut r = http_response(200);
             r.headers.set("Access-Control-Allow-Origin", "*");
-            r.headers.set("Access-Control-Allow-Methods", "POST, GET, OPTIONS");
-            r.headers.set("Access-Control-Allow-Headers", "x-sessioncookie, Pragma, Cache-Control");
+            r.headers
+                .set("Access-Control-Allow-Methods", "POST, GET, OPTIONS");
+            r.headers.set(
+                "Access-Control-Allow-Headers",
+                "x-sessioncookie, Pragma, Cache-Control",
+            );
             r.headers.set("Access-Control-Max-Age", "1728000");
             Start::HttpOther(r.to_bytes())
         }
-        _ => Start::HttpOther(http_response(405).with_header("Allow", "GET, POST, OPTIONS").to_bytes()),
+        _ => Start::HttpOther(
+            http_response(405)
+                .with_header("Allow", "GET, POST, OPTIONS")
+                .to_bytes(),
+        ),
     }
 }
 
@@ -136,7 +164,11 @@ fn find_head_end(buf: &[u8]) -> Option<usize> {
 }
 
 /// Registers the GET half and answers it. Returns where its requests will arrive.
-pub fn open_get(ctx: &ServerContext, conn: &ConnContext, cookie: &str) -> Option<mpsc::Receiver<Bytes>> {
+pub fn open_get(
+    ctx: &ServerContext,
+    conn: &ConnContext,
+    cookie: &str,
+) -> Option<mpsc::Receiver<Bytes>> {
     let (tx, rx) = mpsc::channel(INPUT_DEPTH);
     {
         let mut map = ctx.tunnels.lock();
@@ -150,15 +182,26 @@ pub fn open_get(ctx: &ServerContext, conn: &ConnContext, cookie: &str) -> Option
     let mut r = http_response(200);
     r.headers.set("Cache-Control", "no-cache");
     r.headers.set("Pragma", "no-cache");
-    r.headers.set("Content-Type", "application/x-rtsp-tunnelled");
+    r.headers
+        .set("Content-Type", "application/x-rtsp-tunnelled");
     conn.out.send_control(r.to_bytes());
     debug!(peer = %conn.peer, "HTTP tunnel GET opened");
     Some(rx)
 }
 
 /// Feeds the POST half's decoded body to its GET half until either side closes.
-pub async fn pump_post<R: AsyncRead + Unpin>(ctx: &Arc<ServerContext>, conn: &ConnContext, cookie: &str, rd: &mut R, mut buf: BytesMut) {
-    let target = ctx.tunnels.lock().get(cookie).map(|(tx, out)| (tx.clone(), out.clone()));
+pub async fn pump_post<R: AsyncRead + Unpin>(
+    ctx: &Arc<ServerContext>,
+    conn: &ConnContext,
+    cookie: &str,
+    rd: &mut R,
+    mut buf: BytesMut,
+) {
+    let target = ctx
+        .tunnels
+        .lock()
+        .get(cookie)
+        .map(|(tx, out)| (tx.clone(), out.clone()));
     let Some((tx, get_out)) = target else {
         // No GET with that cookie (or it is this very connection): refuse and close.
         conn.out.send_control(http_response(404).to_bytes());

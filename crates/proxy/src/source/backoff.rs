@@ -26,7 +26,11 @@ pub struct Backoff {
 impl Backoff {
     pub fn new(min: Duration, max: Duration) -> Backoff {
         let min = min.max(Duration::from_millis(10));
-        Backoff { min, max: max.max(min), failures: 0 }
+        Backoff {
+            min,
+            max: max.max(min),
+            failures: 0,
+        }
     }
 
     /// The delay before the next attempt. `jitter` in [0, 1) spreads attempts of

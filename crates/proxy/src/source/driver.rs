@@ -84,9 +84,12 @@ async fn run(stream: Arc<Stream>, settings: SourceSettings, mut shutdown: watch:
             return;
         }
     };
-    let credentials = original.credentials.clone().or(settings.credentials.clone());
+    let credentials = original
+        .credentials
+        .clone()
+        .or(settings.credentials.clone());
     let mut url = original.clone();
-    let mut transport = settings.transport.clone();
+    let mut transport = settings.transport;
     let mut backoff = Backoff::new(settings.reconnect_min, settings.reconnect_max);
     let mut redirects = 0u32;
     let mut down_since: Option<Instant> = None;
@@ -98,7 +101,7 @@ async fn run(stream: Arc<Stream>, settings: SourceSettings, mut shutdown: watch:
         let cfg = SessionConfig {
             url: url.clone(),
             credentials: credentials.clone(),
-            transport: transport.clone(),
+            transport,
             response_timeout: settings.response_timeout,
             udp_timeout: settings.udp_timeout,
             max_gap: settings.max_gap,
@@ -124,7 +127,10 @@ async fn run(stream: Arc<Stream>, settings: SourceSettings, mut shutdown: watch:
                         continue;
                     }
                     Ok(_) => Failure::TooManyRedirects,
-                    Err(e) => Failure::Malformed { what: "redirect Location".into(), detail: e.to_string() },
+                    Err(e) => Failure::Malformed {
+                        what: "redirect Location".into(),
+                        detail: e.to_string(),
+                    },
                 }
             }
             Outcome::Failed(f) => f,
@@ -173,7 +179,11 @@ impl Drop for UdpMedia {
 
 fn bind_udp(ip: IpAddr, port: u16) -> std::io::Result<UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
-    let domain = if ip.is_ipv4() { Domain::IPV4 } else { Domain::IPV6 };
+    let domain = if ip.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
     let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
     let _ = s.set_recv_buffer_size(RECV_BUFFER);
     s.set_nonblocking(true)?;
@@ -183,7 +193,11 @@ fn bind_udp(ip: IpAddr, port: u16) -> std::io::Result<UdpSocket> {
 
 /// Binds an even/odd port pair on the family of `peer`.
 fn bind_udp_pair(peer: IpAddr) -> std::io::Result<(UdpSocket, UdpSocket)> {
-    let any: IpAddr = if peer.is_ipv4() { std::net::Ipv4Addr::UNSPECIFIED.into() } else { std::net::Ipv6Addr::UNSPECIFIED.into() };
+    let any: IpAddr = if peer.is_ipv4() {
+        std::net::Ipv4Addr::UNSPECIFIED.into()
+    } else {
+        std::net::Ipv6Addr::UNSPECIFIED.into()
+    };
     let mut last = None;
     for _ in 0..100 {
         let probe = bind_udp(any, 0)?;
@@ -197,12 +211,20 @@ fn bind_udp_pair(peer: IpAddr) -> std::io::Result<(UdpSocket, UdpSocket)> {
             (Err(e), _) | (_, Err(e)) => last = Some(e),
         }
     }
-    Err(last.unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::AddrInUse, "no free UDP port pair")))
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::AddrInUse, "no free UDP port pair")
+    }))
 }
 
 /// Receives one track's RTP into the relay. Only datagrams from the back end's
 /// address are accepted.
-async fn receive_rtp(stream: Arc<Stream>, track: usize, socket: Arc<UdpSocket>, allowed: Arc<Mutex<Vec<IpAddr>>>, count: Arc<AtomicU64>) {
+async fn receive_rtp(
+    stream: Arc<Stream>,
+    track: usize,
+    socket: Arc<UdpSocket>,
+    allowed: Arc<Mutex<Vec<IpAddr>>>,
+    count: Arc<AtomicU64>,
+) {
     let mut buf = BytesMut::with_capacity(256 * 1024);
     loop {
         if buf.capacity() - buf.len() < 65536 {
@@ -226,7 +248,13 @@ async fn receive_rtp(stream: Arc<Stream>, track: usize, socket: Arc<UdpSocket>, 
     }
 }
 
-async fn receive_rtcp(stream: Arc<Stream>, track: usize, socket: Arc<UdpSocket>, allowed: Arc<Mutex<Vec<IpAddr>>>, bye: mpsc::Sender<()>) {
+async fn receive_rtcp(
+    stream: Arc<Stream>,
+    track: usize,
+    socket: Arc<UdpSocket>,
+    allowed: Arc<Mutex<Vec<IpAddr>>>,
+    bye: mpsc::Sender<()>,
+) {
     let mut buf = vec![0u8; 65536];
     loop {
         match socket.recv_from(&mut buf).await {
@@ -248,7 +276,10 @@ async fn receive_rtcp(stream: Arc<Stream>, track: usize, socket: Arc<UdpSocket>,
 
 fn is_allowed(allowed: &Mutex<Vec<IpAddr>>, ip: IpAddr) -> bool {
     let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
         v4 => v4,
     };
     allowed.lock().map(|a| a.contains(&ip)).unwrap_or(false)
@@ -258,19 +289,34 @@ fn is_allowed(allowed: &Mutex<Vec<IpAddr>>, ip: IpAddr) -> bool {
 fn log_wire(stream: &str, dir: &str, text: &str) {
     let redacted: String = text
         .split("\r\n")
-        .map(|l| if l.to_ascii_lowercase().starts_with("authorization:") { "Authorization: <redacted>".to_string() } else { l.to_string() })
+        .map(|l| {
+            if l.to_ascii_lowercase().starts_with("authorization:") {
+                "Authorization: <redacted>".to_string()
+            } else {
+                l.to_string()
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n");
     debug!(target: "rtsp_proxy::backend", "[{stream}] {dir}\n{}", redacted.trim_end());
 }
 
-async fn write_request(wr: &mut OwnedWriteHalf, stream: &str, req: &Request, timeout: Duration) -> Result<(), Failure> {
+async fn write_request(
+    wr: &mut OwnedWriteHalf,
+    stream: &str,
+    req: &Request,
+    timeout: Duration,
+) -> Result<(), Failure> {
     let bytes = req.to_bytes();
     log_wire(stream, "sending request:", &String::from_utf8_lossy(&bytes));
     write_bytes(wr, &bytes, timeout).await
 }
 
-async fn write_bytes(wr: &mut OwnedWriteHalf, bytes: &[u8], timeout: Duration) -> Result<(), Failure> {
+async fn write_bytes(
+    wr: &mut OwnedWriteHalf,
+    bytes: &[u8],
+    timeout: Duration,
+) -> Result<(), Failure> {
     match tokio::time::timeout(timeout, wr.write_all(bytes)).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(Failure::ConnectionLost(e.to_string())),
@@ -281,7 +327,10 @@ async fn write_bytes(wr: &mut OwnedWriteHalf, bytes: &[u8], timeout: Duration) -
 async fn connect(url: &RtspUrl, timeout: Duration) -> Result<TcpStream, Failure> {
     let (host, port) = url.connect_target();
     let attempt = async {
-        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port)).await.map_err(|e| e.to_string())?.collect();
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map_err(|e| e.to_string())?
+            .collect();
         let mut last = String::from("no address");
         for a in addrs {
             match TcpStream::connect(a).await {
@@ -297,7 +346,10 @@ async fn connect(url: &RtspUrl, timeout: Duration) -> Result<TcpStream, Failure>
             Ok(s)
         }
         Ok(Err(e)) => Err(Failure::Connect(e)),
-        Err(_) => Err(Failure::Connect(format!("timed out after {} s", timeout.as_secs()))),
+        Err(_) => Err(Failure::Connect(format!(
+            "timed out after {} s",
+            timeout.as_secs()
+        ))),
     }
 }
 
@@ -332,7 +384,10 @@ async fn run_connection(
     let (bye_tx, mut bye_rx) = mpsc::channel::<()>(4);
     let mut udp: Option<UdpMedia> = None;
     let mut buf = BytesMut::with_capacity(64 * 1024);
-    let limits = rtsp::Limits { max_body: 256 * 1024, ..rtsp::Limits::default() };
+    let limits = rtsp::Limits {
+        max_body: 256 * 1024,
+        ..rtsp::Limits::default()
+    };
     let reporter_ssrc: u32 = rand::thread_rng().gen::<u32>() | 1;
     let mut rr_timer = tokio::time::interval(RR_INTERVAL);
     rr_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -355,8 +410,12 @@ async fn run_connection(
                     Event::Described(p) => {
                         let tracks = p.tracks.len();
                         match down_since.take() {
-                            Some(since) => warn!(stream = %name, "back end {} is back after {:.1} s", machine.base_url(), since.elapsed().as_secs_f64()),
-                            None => info!(stream = %name, tracks, base = %machine.base_url(), "back end described"),
+                            Some(since) => {
+                                warn!(stream = %name, "back end {} is back after {:.1} s", machine.base_url(), since.elapsed().as_secs_f64())
+                            }
+                            None => {
+                                info!(stream = %name, tracks, base = %machine.base_url(), "back end described")
+                            }
                         }
                         match stream.set_presentation(p) {
                             PresentationChange::TracksChanged => {
@@ -366,7 +425,8 @@ async fn run_connection(
                         }
                         let mut ports = Vec::new();
                         if *machine.transport() == BackendTransport::Udp {
-                            match open_udp(stream, tracks, peer_ip, &allowed, &media_count, &bye_tx) {
+                            match open_udp(stream, tracks, peer_ip, &allowed, &media_count, &bye_tx)
+                            {
                                 Ok(m) => {
                                     ports = m.ports.clone();
                                     udp = Some(m);
@@ -381,13 +441,19 @@ async fn run_connection(
                     }
                     Event::TrackSetUp { track, reply } => {
                         if let Some(m) = udp.as_mut() {
-                            let src_ip = reply.source.as_deref().and_then(|s| s.parse::<IpAddr>().ok()).unwrap_or(peer_ip);
+                            let src_ip = reply
+                                .source
+                                .as_deref()
+                                .and_then(|s| s.parse::<IpAddr>().ok())
+                                .unwrap_or(peer_ip);
                             if let Ok(mut a) = allowed.lock() {
                                 if !a.contains(&src_ip) {
                                     a.push(src_ip);
                                 }
                             }
-                            let rtcp_port = reply.server_port.and_then(|p| p.rtcp.or(Some(p.rtp.wrapping_add(1))));
+                            let rtcp_port = reply
+                                .server_port
+                                .and_then(|p| p.rtcp.or(Some(p.rtp.wrapping_add(1))));
                             if let Some(slot) = m.rtcp_dest.get_mut(track) {
                                 *slot = rtcp_port.map(|p| SocketAddr::new(src_ip, p));
                             }
@@ -487,15 +553,32 @@ fn open_udp(
     count: &Arc<AtomicU64>,
     bye: &mpsc::Sender<()>,
 ) -> std::io::Result<UdpMedia> {
-    let mut m = UdpMedia { ports: Vec::new(), rtcp_sockets: Vec::new(), rtcp_dest: vec![None; tracks], tasks: Vec::new() };
+    let mut m = UdpMedia {
+        ports: Vec::new(),
+        rtcp_sockets: Vec::new(),
+        rtcp_dest: vec![None; tracks],
+        tasks: Vec::new(),
+    };
     for track in 0..tracks {
         let (rtp, rtcp) = bind_udp_pair(peer_ip)?;
         m.ports.push(rtp.local_addr()?.port());
         let rtp = Arc::new(rtp);
         let rtcp = Arc::new(rtcp);
         m.rtcp_sockets.push(rtcp.clone());
-        m.tasks.push(tokio::spawn(receive_rtp(stream.clone(), track, rtp, allowed.clone(), count.clone())));
-        m.tasks.push(tokio::spawn(receive_rtcp(stream.clone(), track, rtcp, allowed.clone(), bye.clone())));
+        m.tasks.push(tokio::spawn(receive_rtp(
+            stream.clone(),
+            track,
+            rtp,
+            allowed.clone(),
+            count.clone(),
+        )));
+        m.tasks.push(tokio::spawn(receive_rtcp(
+            stream.clone(),
+            track,
+            rtcp,
+            allowed.clone(),
+            bye.clone(),
+        )));
     }
     Ok(m)
 }
@@ -511,15 +594,20 @@ async fn send_receiver_reports(
     let tracks = machine.presentation().map_or(0, |p| p.tracks.len());
     let now = Instant::now();
     for track in 0..tracks {
-        let Some(rr) = stream.receiver_report(track, reporter_ssrc, now) else { continue };
+        let Some(rr) = stream.receiver_report(track, reporter_ssrc, now) else {
+            continue;
+        };
         match udp {
             Some(m) => {
-                if let (Some(sock), Some(Some(dest))) = (m.rtcp_sockets.get(track), m.rtcp_dest.get(track)) {
+                if let (Some(sock), Some(Some(dest))) =
+                    (m.rtcp_sockets.get(track), m.rtcp_dest.get(track))
+                {
                     let _ = sock.try_send_to(&rr, *dest);
                 }
             }
             None => {
-                if let (Some(ch), Ok(len)) = (machine.rtcp_channel(track), u16::try_from(rr.len())) {
+                if let (Some(ch), Ok(len)) = (machine.rtcp_channel(track), u16::try_from(rr.len()))
+                {
                     let mut frame = Vec::with_capacity(rr.len() + 4);
                     frame.extend_from_slice(&rtsp::interleaved::header(ch, len));
                     frame.extend_from_slice(&rr);

@@ -54,7 +54,11 @@ pub struct SessionConfig {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Failure {
     #[error("{method} answered {status} {reason}")]
-    Status { method: String, status: u16, reason: String },
+    Status {
+        method: String,
+        status: u16,
+        reason: String,
+    },
     #[error("no response to {method} within {secs} s")]
     Timeout { method: String, secs: u64 },
     #[error("authentication failed for {method} (check -u or the URL's credentials)")]
@@ -199,7 +203,7 @@ impl BackendSession {
     pub fn new(cfg: SessionConfig) -> BackendSession {
         let base = cfg.url.without_credentials();
         let auth = cfg.credentials.clone().map(ClientAuth::new);
-        let transport = cfg.transport.clone();
+        let transport = cfg.transport;
         BackendSession {
             cfg,
             state: State::Idle,
@@ -251,7 +255,11 @@ impl BackendSession {
 
     /// The RTCP interleaved channel of a track.
     pub fn rtcp_channel(&self, track: usize) -> Option<u8> {
-        self.channels.get(track).copied().flatten().map(|c| c.wrapping_add(1))
+        self.channels
+            .get(track)
+            .copied()
+            .flatten()
+            .map(|c| c.wrapping_add(1))
     }
 
     /// The TCP connection is up: start with OPTIONS, then DESCRIBE.
@@ -340,7 +348,11 @@ impl BackendSession {
         }
         if self.state == State::Playing {
             // Media watchdogs are checked every second while playing.
-            consider(self.media_at.unwrap_or(self.playing_since.unwrap_or(Instant::now())) + Duration::from_secs(1));
+            consider(
+                self.media_at
+                    .unwrap_or(self.playing_since.unwrap_or(Instant::now()))
+                    + Duration::from_secs(1),
+            );
         }
         t
     }
@@ -359,20 +371,36 @@ impl BackendSession {
                     self.out.push_back(Output::Event(Event::Closed));
                     return;
                 }
-                self.fail(Failure::Timeout { method, secs: self.cfg.response_timeout.as_secs() });
+                self.fail(Failure::Timeout {
+                    method,
+                    secs: self.cfg.response_timeout.as_secs(),
+                });
                 return;
             }
         }
         if self.state == State::Playing {
-            let since_play = self.playing_since.map(|t| now.saturating_duration_since(t)).unwrap_or_default();
-            if self.transport == BackendTransport::Udp && !self.media_since_play && since_play >= self.cfg.udp_timeout {
+            let since_play = self
+                .playing_since
+                .map(|t| now.saturating_duration_since(t))
+                .unwrap_or_default();
+            if self.transport == BackendTransport::Udp
+                && !self.media_since_play
+                && since_play >= self.cfg.udp_timeout
+            {
                 self.fail(Failure::UdpSilent(self.cfg.udp_timeout.as_secs()));
                 return;
             }
             if let Some(gap) = self.cfg.max_gap {
-                let last = self.media_at.map(|m| m.max(self.playing_since.unwrap_or(m))).or(self.playing_since);
+                let last = self
+                    .media_at
+                    .map(|m| m.max(self.playing_since.unwrap_or(m)))
+                    .or(self.playing_since);
                 if let Some(last) = last {
-                    if now.saturating_duration_since(last) >= gap && (self.media_since_play || self.transport == BackendTransport::Tcp || since_play >= gap) {
+                    if now.saturating_duration_since(last) >= gap
+                        && (self.media_since_play
+                            || self.transport == BackendTransport::Tcp
+                            || since_play >= gap)
+                    {
                         self.fail(Failure::Stalled(gap.as_secs()));
                         return;
                     }
@@ -380,7 +408,10 @@ impl BackendSession {
             }
         }
         if let Some(last) = self.last_request_at {
-            if now >= last + self.keepalive_interval() && self.pending.is_none() && self.queue.is_empty() {
+            if now >= last + self.keepalive_interval()
+                && self.pending.is_none()
+                && self.queue.is_empty()
+            {
                 let kind = if self.session_id.is_some() && self.supports("GET_PARAMETER") {
                     Kind::GetParameter
                 } else {
@@ -397,7 +428,9 @@ impl BackendSession {
     }
 
     fn supports(&self, method: &str) -> bool {
-        self.public.as_deref().is_some_and(|p| rtsp::header::public::supports(p, method))
+        self.public
+            .as_deref()
+            .is_some_and(|p| rtsp::header::public::supports(p, method))
     }
 
     /// Decides what to do next from demand and state, then sends.
@@ -417,11 +450,14 @@ impl BackendSession {
                 self.state = State::Starting;
                 self.queue.push_back(Kind::Play);
             }
-            State::Playing if !self.demand => {
-                if self.demand_lost_at.is_some_and(|t| now >= t + self.cfg.linger) {
-                    self.state = State::Pausing;
-                    self.queue.push_back(Kind::Pause);
-                }
+            State::Playing
+                if !self.demand
+                    && self
+                        .demand_lost_at
+                        .is_some_and(|t| now >= t + self.cfg.linger) =>
+            {
+                self.state = State::Pausing;
+                self.queue.push_back(Kind::Pause);
             }
             _ => {}
         }
@@ -445,14 +481,22 @@ impl BackendSession {
     }
 
     fn session_url(&self) -> String {
-        match self.presentation.as_ref().and_then(|p| p.session_control.as_deref()) {
+        match self
+            .presentation
+            .as_ref()
+            .and_then(|p| p.session_control.as_deref())
+        {
             Some(c) if c != "*" && !c.is_empty() => resolve_control(&self.base, c),
             _ => self.base.clone(),
         }
     }
 
     fn track_url(&self, track: usize) -> String {
-        let control = self.presentation.as_ref().and_then(|p| p.tracks.get(track)).and_then(|t| t.control.as_deref());
+        let control = self
+            .presentation
+            .as_ref()
+            .and_then(|p| p.tracks.get(track))
+            .and_then(|t| t.control.as_deref());
         match control {
             Some(c) => resolve_control(&self.base, c),
             None => self.base.clone(),
@@ -481,7 +525,11 @@ impl BackendSession {
                 let t = match self.transport {
                     BackendTransport::Udp => {
                         let port = self.udp_ports.get(i).copied().unwrap_or(0);
-                        format!("RTP/AVP;unicast;client_port={}-{}", port, port.wrapping_add(1))
+                        format!(
+                            "RTP/AVP;unicast;client_port={}-{}",
+                            port,
+                            port.wrapping_add(1)
+                        )
                     }
                     BackendTransport::Tcp => {
                         let ch = (i * 2).min(254) as u8;
@@ -513,7 +561,12 @@ impl BackendSession {
     fn send_with(&mut self, kind: Kind, now: Instant, auth_retried: bool) {
         let req = self.build(kind);
         let cseq = req.cseq().unwrap_or(0);
-        self.pending = Some(Pending { kind, cseq, sent_at: now, auth_retried });
+        self.pending = Some(Pending {
+            kind,
+            cseq,
+            sent_at: now,
+            auth_retried,
+        });
         self.last_request_at = Some(now);
         self.out.push_back(Output::Send(req));
     }
@@ -550,7 +603,9 @@ impl BackendSession {
 
     /// A response from the back end.
     pub fn handle_response(&mut self, resp: &Response, now: Instant) {
-        let Some(pending) = self.pending.take() else { return };
+        let Some(pending) = self.pending.take() else {
+            return;
+        };
         if resp.cseq().is_some_and(|c| c != pending.cseq) {
             // Not the answer we wait for (a late answer to an abandoned request).
             self.pending = Some(pending);
@@ -560,7 +615,10 @@ impl BackendSession {
         let method = kind.method().as_str().to_string();
         if resp.status == 401 {
             let retry = !pending.auth_retried
-                && self.auth.as_mut().is_some_and(|a| a.on_unauthorized(resp.headers.get_all("WWW-Authenticate")));
+                && self
+                    .auth
+                    .as_mut()
+                    .is_some_and(|a| a.on_unauthorized(resp.headers.get_all("WWW-Authenticate")));
             if retry {
                 self.send_with(kind, now, true);
             } else if matches!(kind, Kind::Options { keepalive: false }) {
@@ -579,12 +637,16 @@ impl BackendSession {
                 if matches!(kind, Kind::Options { keepalive: false } | Kind::Describe) {
                     self.state = State::Done;
                     self.queue.clear();
-                    self.out.push_back(Output::Event(Event::Redirect(loc.to_string())));
+                    self.out
+                        .push_back(Output::Event(Event::Redirect(loc.to_string())));
                     return;
                 }
             }
         }
-        if let Some(s) = resp.header("Session").and_then(|v| SessionHeader::parse(v).ok()) {
+        if let Some(s) = resp
+            .header("Session")
+            .and_then(|v| SessionHeader::parse(v).ok())
+        {
             if let Some(t) = s.timeout.filter(|t| *t > 0) {
                 self.session_timeout = Duration::from_secs(u64::from(t));
             }
@@ -625,18 +687,25 @@ impl BackendSession {
                 let presentation = match sdp::parse(&body) {
                     Ok(p) => p,
                     Err(e) => {
-                        self.fail(Failure::Malformed { what: "SDP".into(), detail: e.to_string() });
+                        self.fail(Failure::Malformed {
+                            what: "SDP".into(),
+                            detail: e.to_string(),
+                        });
                         return;
                     }
                 };
-                if let Some(base) = resp.header("Content-Base").or(resp.header("Content-Location")) {
+                if let Some(base) = resp
+                    .header("Content-Base")
+                    .or(resp.header("Content-Location"))
+                {
                     if base.contains("://") {
                         self.base = rtsp::url::redact(base.trim());
                     }
                 }
                 self.presentation = Some(presentation.clone());
                 self.state = State::AwaitingMedia;
-                self.out.push_back(Output::Event(Event::Described(presentation)));
+                self.out
+                    .push_back(Output::Event(Event::Described(presentation)));
             }
             Kind::Setup(i) => {
                 if resp.status == 461 && self.transport == BackendTransport::Udp {
@@ -648,10 +717,15 @@ impl BackendSession {
                     return;
                 }
                 if self.session_id.is_none() {
-                    self.fail(Failure::Malformed { what: "SETUP response".into(), detail: "no Session header".into() });
+                    self.fail(Failure::Malformed {
+                        what: "SETUP response".into(),
+                        detail: "no Session header".into(),
+                    });
                     return;
                 }
-                let reply = resp.header("Transport").and_then(|t| Transport::parse(t).ok());
+                let reply = resp
+                    .header("Transport")
+                    .and_then(|t| Transport::parse(t).ok());
                 let reply = match reply {
                     Some(r) => r,
                     None => {
@@ -660,18 +734,25 @@ impl BackendSession {
                     }
                 };
                 if self.transport == BackendTransport::Tcp {
-                    let ch = reply.interleaved.map(|c| c.rtp).unwrap_or((i * 2).min(254) as u8);
+                    let ch = reply
+                        .interleaved
+                        .map(|c| c.rtp)
+                        .unwrap_or((i * 2).min(254) as u8);
                     if let Some(slot) = self.channels.get_mut(i) {
                         *slot = Some(ch);
                     }
                 } else if reply.lower == LowerTransport::Tcp {
-                    self.fail(Failure::Malformed { what: "SETUP response".into(), detail: "TCP transport answered to a UDP request".into() });
+                    self.fail(Failure::Malformed {
+                        what: "SETUP response".into(),
+                        detail: "TCP transport answered to a UDP request".into(),
+                    });
                     return;
                 }
                 if let Some(s) = self.set_up.get_mut(i) {
                     *s = true;
                 }
-                self.out.push_back(Output::Event(Event::TrackSetUp { track: i, reply }));
+                self.out
+                    .push_back(Output::Event(Event::TrackSetUp { track: i, reply }));
             }
             Kind::Play => {
                 if !resp.is_success() {
@@ -714,12 +795,18 @@ impl BackendSession {
         match self.transport {
             BackendTransport::Udp => {
                 let p = self.udp_ports.get(i).copied().unwrap_or(0);
-                t.client_port = Some(PortRange { rtp: p, rtcp: Some(p.wrapping_add(1)) });
+                t.client_port = Some(PortRange {
+                    rtp: p,
+                    rtcp: Some(p.wrapping_add(1)),
+                });
             }
             BackendTransport::Tcp => {
                 t.lower = LowerTransport::Tcp;
                 let ch = (i * 2).min(254) as u8;
-                t.interleaved = Some(ChannelRange { rtp: ch, rtcp: Some(ch + 1) });
+                t.interleaved = Some(ChannelRange {
+                    rtp: ch,
+                    rtcp: Some(ch + 1),
+                });
             }
         }
         t
@@ -762,7 +849,11 @@ fn base_transport() -> Transport {
 }
 
 fn status_failure(method: &str, resp: &Response) -> Failure {
-    Failure::Status { method: method.to_string(), status: resp.status, reason: resp.reason.clone() }
+    Failure::Status {
+        method: method.to_string(),
+        status: resp.status,
+        reason: resp.reason.clone(),
+    }
 }
 
 #[cfg(test)]
@@ -789,7 +880,11 @@ m=audio 0 RTP/AVP 97\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:97 MPEG4-GENERIC/48000/2\r\
     }
 
     fn response(text: &str) -> Response {
-        let mut buf = BytesMut::from(text.replace('\n', "\r\n").replace("\r\r\n", "\r\n").as_bytes());
+        let mut buf = BytesMut::from(
+            text.replace('\n', "\r\n")
+                .replace("\r\r\n", "\r\n")
+                .as_bytes(),
+        );
         match rtsp::parse_frame(&mut buf, &rtsp::Limits::default()) {
             Ok(Some(Frame::Response(r))) => r,
             other => panic!("not a response: {other:?}", other = other.is_ok()),
@@ -797,12 +892,19 @@ m=audio 0 RTP/AVP 97\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:97 MPEG4-GENERIC/48000/2\r\
     }
 
     fn ok(cseq: u32, extra: &str) -> Response {
-        let extra = if extra.is_empty() { String::new() } else { format!("{extra}\n") };
+        let extra = if extra.is_empty() {
+            String::new()
+        } else {
+            format!("{extra}\n")
+        };
         response(&format!("RTSP/1.0 200 OK\nCSeq: {cseq}\n{extra}\n"))
     }
 
     fn describe_ok(cseq: u32) -> Response {
-        let mut r = ok(cseq, "Content-Base: rtsp://127.0.0.1:31554/h264aac/\nContent-Type: application/sdp");
+        let mut r = ok(
+            cseq,
+            "Content-Base: rtsp://127.0.0.1:31554/h264aac/\nContent-Type: application/sdp",
+        );
         r.body = bytes::Bytes::from_static(SDP.as_bytes());
         r
     }
@@ -832,7 +934,13 @@ m=audio 0 RTP/AVP 97\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:97 MPEG4-GENERIC/48000/2\r\
         let opt = one_request(&mut s);
         assert_eq!(opt.method, Method::Options);
         assert_eq!(opt.uri, "rtsp://127.0.0.1:31554/h264aac");
-        s.handle_response(&ok(opt.cseq().unwrap(), "Public: OPTIONS, DESCRIBE, GET_PARAMETER, PAUSE, PLAY, SETUP, TEARDOWN"), t0);
+        s.handle_response(
+            &ok(
+                opt.cseq().unwrap(),
+                "Public: OPTIONS, DESCRIBE, GET_PARAMETER, PAUSE, PLAY, SETUP, TEARDOWN",
+            ),
+            t0,
+        );
         let desc = one_request(&mut s);
         assert_eq!(desc.method, Method::Describe);
         assert_eq!(desc.header("Accept"), Some("application/sdp"));
@@ -840,7 +948,11 @@ m=audio 0 RTP/AVP 97\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:97 MPEG4-GENERIC/48000/2\r\
         let (reqs, evs) = drain(&mut s);
         assert!(reqs.is_empty());
         assert!(matches!(&evs[..], [Event::Described(p)] if p.tracks.len() == 2));
-        let ports = if transport == BackendTransport::Udp { vec![5000, 5002] } else { vec![] };
+        let ports = if transport == BackendTransport::Udp {
+            vec![5000, 5002]
+        } else {
+            vec![]
+        };
         s.media_ready(ports, t0);
         assert_eq!(drain(&mut s).0.len(), 0, "nothing is set up without demand");
         s
@@ -848,22 +960,34 @@ m=audio 0 RTP/AVP 97\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:97 MPEG4-GENERIC/48000/2\r\
 
     /// Drives SETUP x2 and PLAY; returns the session at Playing.
     fn playing(transport: BackendTransport, t0: Instant) -> BackendSession {
-        let mut s = described(transport.clone(), t0);
+        let mut s = described(transport, t0);
         s.set_demand(true, t0);
         let setup0 = one_request(&mut s);
         assert_eq!(setup0.method, Method::Setup);
         assert_eq!(setup0.uri, "rtsp://127.0.0.1:31554/h264aac/stream=0");
         assert_eq!(setup0.header("Session"), None);
         match transport {
-            BackendTransport::Udp => assert_eq!(setup0.header("Transport"), Some("RTP/AVP;unicast;client_port=5000-5001")),
-            BackendTransport::Tcp => assert_eq!(setup0.header("Transport"), Some("RTP/AVP/TCP;unicast;interleaved=0-1")),
+            BackendTransport::Udp => assert_eq!(
+                setup0.header("Transport"),
+                Some("RTP/AVP;unicast;client_port=5000-5001")
+            ),
+            BackendTransport::Tcp => assert_eq!(
+                setup0.header("Transport"),
+                Some("RTP/AVP/TCP;unicast;interleaved=0-1")
+            ),
         }
         let t = if transport == BackendTransport::Udp {
             "Transport: RTP/AVP;unicast;client_port=5000-5001;server_port=49464-49465;ssrc=C6841965;mode=\"PLAY\""
         } else {
             "Transport: RTP/AVP/TCP;unicast;interleaved=0-1;ssrc=C6841965;mode=\"PLAY\""
         };
-        s.handle_response(&ok(setup0.cseq().unwrap(), &format!("{t}\nSession: eOPsLOC-c2f+SZ8M;timeout=60")), t0);
+        s.handle_response(
+            &ok(
+                setup0.cseq().unwrap(),
+                &format!("{t}\nSession: eOPsLOC-c2f+SZ8M;timeout=60"),
+            ),
+            t0,
+        );
         let (reqs, evs) = drain(&mut s);
         assert!(matches!(&evs[..], [Event::TrackSetUp { track: 0, .. }]));
         let setup1 = &reqs[0];
@@ -874,13 +998,25 @@ m=audio 0 RTP/AVP 97\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:97 MPEG4-GENERIC/48000/2\r\
         } else {
             "Transport: RTP/AVP/TCP;unicast;interleaved=2-3"
         };
-        s.handle_response(&ok(setup1.cseq().unwrap(), &format!("{t1}\nSession: eOPsLOC-c2f+SZ8M")), t0);
+        s.handle_response(
+            &ok(
+                setup1.cseq().unwrap(),
+                &format!("{t1}\nSession: eOPsLOC-c2f+SZ8M"),
+            ),
+            t0,
+        );
         let (reqs, _) = drain(&mut s);
         let play = &reqs[0];
         assert_eq!(play.method, Method::Play);
         assert_eq!(play.uri, "rtsp://127.0.0.1:31554/h264aac/");
         assert_eq!(play.header("Session"), Some("eOPsLOC-c2f+SZ8M"));
-        s.handle_response(&ok(play.cseq().unwrap(), "Session: eOPsLOC-c2f+SZ8M\nRange: npt=now-"), t0);
+        s.handle_response(
+            &ok(
+                play.cseq().unwrap(),
+                "Session: eOPsLOC-c2f+SZ8M\nRange: npt=now-",
+            ),
+            t0,
+        );
         let (_, evs) = drain(&mut s);
         assert_eq!(evs, vec![Event::Playing]);
         assert!(s.is_playing());
@@ -912,7 +1048,10 @@ m=audio 0 RTP/AVP 97\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:97 MPEG4-GENERIC/48000/2\r\
         for sec in 1..30 {
             s.on_media(sec, t0 + Duration::from_secs(sec));
             s.handle_timeout(t0 + Duration::from_secs(sec));
-            assert!(drain(&mut s).0.is_empty(), "no keep-alive before 30 s (at {sec})");
+            assert!(
+                drain(&mut s).0.is_empty(),
+                "no keep-alive before 30 s (at {sec})"
+            );
         }
         s.on_media(30, t0 + Duration::from_secs(30));
         s.handle_timeout(t0 + Duration::from_secs(30));
@@ -927,7 +1066,13 @@ m=audio 0 RTP/AVP 97\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:97 MPEG4-GENERIC/48000/2\r\
         let mut s = BackendSession::new(cfg(BackendTransport::Udp));
         s.on_connected(t0);
         let opt = one_request(&mut s);
-        s.handle_response(&ok(opt.cseq().unwrap(), "Public: OPTIONS, DESCRIBE, SETUP, PLAY"), t0);
+        s.handle_response(
+            &ok(
+                opt.cseq().unwrap(),
+                "Public: OPTIONS, DESCRIBE, SETUP, PLAY",
+            ),
+            t0,
+        );
         let desc = one_request(&mut s);
         s.handle_response(&describe_ok(desc.cseq().unwrap()), t0);
         drain(&mut s);
@@ -949,7 +1094,10 @@ m=audio 0 RTP/AVP 97\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:97 MPEG4-GENERIC/48000/2\r\
         s.handle_timeout(t0 + Duration::from_secs(1));
         let pause = one_request(&mut s);
         assert_eq!(pause.method, Method::Pause);
-        s.handle_response(&ok(pause.cseq().unwrap(), "Session: eOPsLOC-c2f+SZ8M"), t0 + Duration::from_secs(1));
+        s.handle_response(
+            &ok(pause.cseq().unwrap(), "Session: eOPsLOC-c2f+SZ8M"),
+            t0 + Duration::from_secs(1),
+        );
         assert_eq!(drain(&mut s).1, vec![Event::Paused]);
         s.set_demand(true, t0 + Duration::from_secs(2));
         let play = one_request(&mut s);
@@ -973,7 +1121,13 @@ m=audio 0 RTP/AVP 97\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:97 MPEG4-GENERIC/48000/2\r\
         let mut s = described(BackendTransport::Udp, t0);
         s.set_demand(true, t0);
         let setup = one_request(&mut s);
-        s.handle_response(&response(&format!("RTSP/1.0 461 Unsupported transport\nCSeq: {}\n\n", setup.cseq().unwrap())), t0);
+        s.handle_response(
+            &response(&format!(
+                "RTSP/1.0 461 Unsupported transport\nCSeq: {}\n\n",
+                setup.cseq().unwrap()
+            )),
+            t0,
+        );
         let (_, evs) = drain(&mut s);
         assert_eq!(evs, vec![Event::Failed(Failure::UdpRefused)]);
         assert!(Failure::UdpRefused.wants_tcp());
@@ -987,7 +1141,11 @@ m=audio 0 RTP/AVP 97\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:97 MPEG4-GENERIC/48000/2\r\
         assert!(drain(&mut s).1.is_empty());
         s.handle_timeout(t0 + Duration::from_secs(4));
         let (reqs, evs) = drain(&mut s);
-        assert_eq!(reqs[0].method, Method::Teardown, "the dead session is torn down first");
+        assert_eq!(
+            reqs[0].method,
+            Method::Teardown,
+            "the dead session is torn down first"
+        );
         assert_eq!(evs, vec![Event::Failed(Failure::UdpSilent(4))]);
     }
 
@@ -1012,20 +1170,33 @@ m=audio 0 RTP/AVP 97\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:97 MPEG4-GENERIC/48000/2\r\
         assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(5)));
         s.handle_timeout(t0 + Duration::from_secs(5));
         let (_, evs) = drain(&mut s);
-        assert_eq!(evs, vec![Event::Failed(Failure::Timeout { method: "OPTIONS".into(), secs: 5 })]);
+        assert_eq!(
+            evs,
+            vec![Event::Failed(Failure::Timeout {
+                method: "OPTIONS".into(),
+                secs: 5
+            })]
+        );
     }
 
     #[test]
     fn digest_challenge_is_answered_once_then_fails() {
         let t0 = Instant::now();
         let mut c = cfg(BackendTransport::Udp);
-        c.credentials = Some(Credentials { username: "user".into(), password: "pass".into() });
+        c.credentials = Some(Credentials {
+            username: "user".into(),
+            password: "pass".into(),
+        });
         let mut s = BackendSession::new(c);
         s.on_connected(t0);
         let opt = one_request(&mut s);
         s.handle_response(&ok(opt.cseq().unwrap(), "Public: OPTIONS, DESCRIBE"), t0);
         let desc = one_request(&mut s);
-        assert_eq!(desc.header("Authorization"), None, "no credentials before a challenge");
+        assert_eq!(
+            desc.header("Authorization"),
+            None,
+            "no credentials before a challenge"
+        );
         let challenge = format!(
             "RTSP/1.0 401 Unauthorized\nCSeq: {}\nWWW-Authenticate: Digest realm=\"cam\", nonce=\"abc123\"\n\n",
             desc.cseq().unwrap()
@@ -1036,12 +1207,24 @@ m=audio 0 RTP/AVP 97\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:97 MPEG4-GENERIC/48000/2\r\
         assert!(retry.cseq().unwrap() > desc.cseq().unwrap());
         let auth = retry.header("Authorization").unwrap();
         assert!(auth.starts_with("Digest "), "{auth}");
-        assert!(auth.contains("username=\"user\"") && auth.contains("uri=\"rtsp://127.0.0.1:31554/h264aac\""), "{auth}");
+        assert!(
+            auth.contains("username=\"user\"")
+                && auth.contains("uri=\"rtsp://127.0.0.1:31554/h264aac\""),
+            "{auth}"
+        );
         assert!(!auth.contains("pass"));
-        let again = challenge.replace(&format!("CSeq: {}", desc.cseq().unwrap()), &format!("CSeq: {}", retry.cseq().unwrap()));
+        let again = challenge.replace(
+            &format!("CSeq: {}", desc.cseq().unwrap()),
+            &format!("CSeq: {}", retry.cseq().unwrap()),
+        );
         s.handle_response(&response(&again), t0);
         let (_, evs) = drain(&mut s);
-        assert_eq!(evs, vec![Event::Failed(Failure::Auth { method: "DESCRIBE".into() })]);
+        assert_eq!(
+            evs,
+            vec![Event::Failed(Failure::Auth {
+                method: "DESCRIBE".into()
+            })]
+        );
     }
 
     #[test]
@@ -1052,9 +1235,15 @@ m=audio 0 RTP/AVP 97\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:97 MPEG4-GENERIC/48000/2\r\
         let opt = one_request(&mut s);
         s.handle_response(&ok(opt.cseq().unwrap(), ""), t0);
         let desc = one_request(&mut s);
-        let r = format!("RTSP/1.0 302 Moved Temporarily\nCSeq: {}\nLocation: rtsp://10.0.0.9/other\n\n", desc.cseq().unwrap());
+        let r = format!(
+            "RTSP/1.0 302 Moved Temporarily\nCSeq: {}\nLocation: rtsp://10.0.0.9/other\n\n",
+            desc.cseq().unwrap()
+        );
         s.handle_response(&response(&r), t0);
-        assert_eq!(drain(&mut s).1, vec![Event::Redirect("rtsp://10.0.0.9/other".into())]);
+        assert_eq!(
+            drain(&mut s).1,
+            vec![Event::Redirect("rtsp://10.0.0.9/other".into())]
+        );
     }
 
     #[test]
@@ -1065,9 +1254,18 @@ m=audio 0 RTP/AVP 97\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:97 MPEG4-GENERIC/48000/2\r\
         let opt = one_request(&mut s);
         s.handle_response(&ok(opt.cseq().unwrap(), ""), t0);
         let desc = one_request(&mut s);
-        s.handle_response(&response(&format!("RTSP/1.0 404 Not Found\nCSeq: {}\n\n", desc.cseq().unwrap())), t0);
+        s.handle_response(
+            &response(&format!(
+                "RTSP/1.0 404 Not Found\nCSeq: {}\n\n",
+                desc.cseq().unwrap()
+            )),
+            t0,
+        );
         let (_, evs) = drain(&mut s);
-        assert!(matches!(&evs[..], [Event::Failed(Failure::Status { status: 404, .. })]));
+        assert!(matches!(
+            &evs[..],
+            [Event::Failed(Failure::Status { status: 404, .. })]
+        ));
     }
 
     #[test]
