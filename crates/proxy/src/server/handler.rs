@@ -408,20 +408,8 @@ fn stream_ssrc_hint(
 /// A unicast RTP/AVP transport with no parameters yet.
 fn reply_transport(lower: LowerTransport) -> Transport {
     Transport {
-        protocol: "RTP".into(),
-        profile: "AVP".into(),
-        lower,
         cast: Some(Cast::Unicast),
-        destination: None,
-        source: None,
-        client_port: None,
-        server_port: None,
-        port: None,
-        interleaved: None,
-        ttl: None,
-        ssrc: None,
-        mode: None,
-        other: Vec::new(),
+        ..Transport::rtp_avp(lower)
     }
 }
 

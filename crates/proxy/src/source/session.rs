@@ -13,7 +13,6 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use rtsp::auth::{ClientAuth, Credentials};
 use rtsp::header::session::SessionHeader;
 use rtsp::header::transport::{ChannelRange, LowerTransport, PortRange, Transport};
@@ -791,7 +790,7 @@ impl BackendSession {
     }
 
     fn assumed_transport(&self, i: usize) -> Transport {
-        let mut t = base_transport();
+        let mut t = Transport::rtp_avp(LowerTransport::Udp);
         match self.transport {
             BackendTransport::Udp => {
                 let p = self.udp_ports.get(i).copied().unwrap_or(0);
@@ -820,31 +819,6 @@ impl BackendSession {
     /// The base URL now in use (for logs).
     pub fn base_url(&self) -> &str {
         &self.base
-    }
-
-    /// Bytes to write for a request.
-    pub fn encode(req: &Request) -> Bytes {
-        req.to_bytes()
-    }
-}
-
-/// `RTP/AVP` over UDP with no parameters.
-fn base_transport() -> Transport {
-    Transport {
-        protocol: "RTP".into(),
-        profile: "AVP".into(),
-        lower: LowerTransport::Udp,
-        cast: None,
-        destination: None,
-        source: None,
-        client_port: None,
-        server_port: None,
-        port: None,
-        interleaved: None,
-        ttl: None,
-        ssrc: None,
-        mode: None,
-        other: Vec::new(),
     }
 }
 
