@@ -78,7 +78,7 @@ fn gstreamer_back_end_h264_aac_plays_through_every_transport() {
 fn ffmpeg_copy_receives_both_tracks_with_monotonic_timestamps() {
     let backend = Backend::start(BackendOpts::default());
     let proxy = Proxy::start(&[backend.url()]);
-    for transport in ["tcp", "udp"] {
+    for transport in ["tcp", "udp", "http"] {
         let rec = ffmpeg_record(&proxy.url("proxyStream"), transport, 4)
             .unwrap_or_else(|e| panic!("{transport}: {e}"));
         assert!(
