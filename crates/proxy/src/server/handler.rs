@@ -289,7 +289,6 @@ fn setup(
         },
     };
     let mut st = session::lock(&session);
-    let mut rtcp_index = None;
     let peer_ip = conn.peer.ip();
     let ssrc = stream_ssrc_hint(ctx, &st.stream, track);
     let transport_reply = match chosen {
@@ -304,9 +303,6 @@ fn setup(
             let rtp = SocketAddr::new(peer_ip, client.rtp);
             let rtcp = SocketAddr::new(peer_ip, rtcp_port);
             st.tracks.insert(track, TrackTransport::Udp { rtp, rtcp });
-            // Indexed below, once the session lock is released: the table locks
-            // sessions while it holds its own lock, never the other way round.
-            rtcp_index = Some(rtcp);
             let mut t = reply_transport(LowerTransport::Udp);
             t.destination = Some(ip_text(peer_ip));
             t.source = Some(ip_text(conn.local.ip()));
@@ -380,10 +376,11 @@ fn setup(
     };
     let playing = st.state == SessionState::Playing;
     let id = st.id.clone();
+    let rtcp_addrs = udp_rtcp_addrs(&st);
     drop(st);
-    if let Some(rtcp) = rtcp_index {
-        ctx.sessions.index_rtcp(rtcp, &id);
-    }
+    // Indexed once the session lock is released: the table locks sessions while
+    // it holds its own lock, never the other way round.
+    ctx.sessions.index_rtcp(&id, &rtcp_addrs);
     info!(session = %id, stream = %name, track = track + 1, transport = %transport_reply, "client SETUP");
     if playing {
         // A track added to a playing session starts at once.
@@ -421,6 +418,17 @@ fn ip_text(ip: IpAddr) -> String {
         },
         v4 => v4.to_string(),
     }
+}
+
+/// The client RTCP addresses of a session's UDP tracks.
+fn udp_rtcp_addrs(s: &session::ClientSession) -> Vec<SocketAddr> {
+    s.tracks
+        .values()
+        .filter_map(|t| match t {
+            TrackTransport::Udp { rtcp, .. } => Some(*rtcp),
+            TrackTransport::Interleaved { .. } => None,
+        })
+        .collect()
 }
 
 /// Builds the sinks of a session's tracks.
@@ -591,7 +599,9 @@ fn teardown(
             if !st.tracks.is_empty() {
                 // Per-track TEARDOWN: the rest of the session goes on.
                 let playing = st.state == SessionState::Playing;
+                let rtcp_addrs = udp_rtcp_addrs(&st);
                 drop(st);
+                ctx.sessions.index_rtcp(&id, &rtcp_addrs);
                 if playing {
                     restart_delivery(ctx, session, now);
                 }

@@ -1126,13 +1126,40 @@ async fn udp_setup_indexes_the_clients_rtcp_address() {
     assert_eq!(r.status, 461);
     assert_eq!(f.ctx.sessions.len(), 1);
 
+    // A re-SETUP with new ports forgets the old RTCP address.
+    let r3 = c.setup(
+        &f,
+        &format!("{CAM}/track1"),
+        "RTP/AVP;unicast;client_port=7000-7001",
+        Some(&id),
+    );
+    assert_eq!(r3.status, 200);
+    assert_eq!(found(7001), Some(id.clone()));
+    assert_eq!(
+        found(5001),
+        None,
+        "the old address is no longer the session's"
+    );
+    assert_eq!(found(6001), Some(id.clone()));
+
+    // A per-track TEARDOWN forgets that track's address only.
+    let r4 = c.send(
+        &f,
+        "TEARDOWN",
+        &format!("{CAM}/track2"),
+        &[("Session", &id)],
+        f.t0,
+    );
+    assert_eq!(r4.status, 200);
+    assert_eq!(found(6001), None);
+    assert_eq!(found(7001), Some(id.clone()));
+
     assert_eq!(
         c.send(&f, "TEARDOWN", CAM, &[("Session", &id)], f.t0)
             .status,
         200
     );
-    assert_eq!(found(5001), None, "the index goes with the session");
-    assert_eq!(found(6001), None);
+    assert_eq!(found(7001), None, "the index goes with the session");
 }
 
 #[tokio::test]

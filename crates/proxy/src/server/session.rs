@@ -108,12 +108,16 @@ impl SessionTable {
         self.len() == 0
     }
 
-    /// Remembers the RTCP address of a UDP track so receiver reports keep the
-    /// session alive. Nothing is indexed for a session that is gone already.
-    pub fn index_rtcp(&self, addr: SocketAddr, id: &str) {
+    /// Sets the RTCP addresses of a session's UDP tracks (what the session has
+    /// now: earlier addresses of that session are forgotten), so that receiver
+    /// reports keep it alive. Nothing is indexed for a session that is gone.
+    pub fn index_rtcp(&self, id: &str, addrs: &[SocketAddr]) {
         let mut inner = self.lock();
+        inner.by_rtcp_addr.retain(|_, v| v != id);
         if inner.by_id.contains_key(id) {
-            inner.by_rtcp_addr.insert(addr, id.to_string());
+            for a in addrs {
+                inner.by_rtcp_addr.insert(*a, id.to_string());
+            }
         }
     }
 
