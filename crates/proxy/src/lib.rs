@@ -12,6 +12,7 @@
 pub mod app;
 pub mod config;
 pub mod demo;
+pub mod net;
 pub mod relay;
 pub mod sdp;
 pub mod server;

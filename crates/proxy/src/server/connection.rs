@@ -17,8 +17,8 @@ use tokio::net::TcpStream;
 use tracing::{debug, info};
 
 use super::handler::{self, ConnContext};
-use super::media_udp::normalize;
 use super::{tunnel, ServerContext};
+use crate::net;
 use crate::relay::sink::DEFAULT_QUEUE_PACKETS;
 use crate::relay::{ConnOut, ConnOutReceiver, OutItem};
 
@@ -40,8 +40,8 @@ pub async fn serve(
     peer: SocketAddr,
     local: SocketAddr,
 ) {
-    let peer = normalize(peer);
-    let local = normalize(local);
+    let peer = net::canonical(peer);
+    let local = net::canonical(local);
     debug!(%peer, "connection opened");
     let (mut rd, wr) = stream.into_split();
     let (out, out_rx) = ConnOut::new(DEFAULT_QUEUE_PACKETS);

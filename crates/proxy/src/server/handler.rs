@@ -17,6 +17,7 @@ use tracing::{debug, info};
 use super::session::{self, SessionRef, SessionState, TrackTransport};
 use super::target::{self, Target};
 use super::ServerContext;
+use crate::net;
 use crate::relay::{Availability, Closer, ConnOut, Sink, StartPoint};
 use crate::sdp::{self, RenderOptions};
 
@@ -184,12 +185,9 @@ fn describe(ctx: &ServerContext, conn: &ConnContext, req: &Request) -> Response 
 
 /// `rtsp://<address the client connected to>/<stream>`.
 fn base_url(conn: &ConnContext, stream: &str) -> String {
-    let host = match conn.local.ip() {
+    let host = match net::canonical_ip(conn.local.ip()) {
         IpAddr::V4(ip) => ip.to_string(),
-        IpAddr::V6(ip) => match ip.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => format!("[{ip}]"),
-        },
+        IpAddr::V6(ip) => format!("[{ip}]"),
     };
     format!("rtsp://{host}:{}/{stream}", conn.local.port())
 }
@@ -290,7 +288,7 @@ fn setup(
     };
     let mut st = session::lock(&session);
     let peer_ip = conn.peer.ip();
-    let ssrc = stream_ssrc_hint(ctx, &st.stream, track);
+    let ssrc = st.stream.track_ssrc(track);
     let transport_reply = match chosen {
         Chosen::Udp { client } => {
             let Some(pair) = ctx.media_for(peer_ip) else {
@@ -394,14 +392,6 @@ fn setup(
         )
 }
 
-fn stream_ssrc_hint(
-    _ctx: &ServerContext,
-    stream: &crate::relay::Stream,
-    track: usize,
-) -> Option<u32> {
-    stream.track_ssrc(track)
-}
-
 /// A unicast RTP/AVP transport with no parameters yet.
 fn reply_transport(lower: LowerTransport) -> Transport {
     Transport {
@@ -411,13 +401,7 @@ fn reply_transport(lower: LowerTransport) -> Transport {
 }
 
 fn ip_text(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => v6.to_string(),
-        },
-        v4 => v4.to_string(),
-    }
+    net::canonical_ip(ip).to_string()
 }
 
 /// The client RTCP addresses of a session's UDP tracks.

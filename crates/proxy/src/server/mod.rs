@@ -55,9 +55,8 @@ impl ServerContext {
 
     /// The UDP media sockets for a client address of this family.
     pub fn media_for(&self, ip: IpAddr) -> Option<&UdpPair> {
-        match ip {
+        match crate::net::canonical_ip(ip) {
             IpAddr::V4(_) => self.media_v4.as_ref(),
-            IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => self.media_v4.as_ref(),
             IpAddr::V6(_) => self.media_v6.as_ref(),
         }
     }

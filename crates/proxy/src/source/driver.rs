@@ -22,6 +22,7 @@ use tracing::{debug, info, warn};
 use super::backoff::{Backoff, STABLE_AFTER};
 use super::session::{BackendSession, Event, Failure, Output, SessionConfig, MAX_REDIRECTS};
 use crate::config::BackendTransport;
+use crate::net;
 use crate::relay::{PresentationChange, Stream};
 
 /// Receiver reports to the back end go out this often.
@@ -177,45 +178,6 @@ impl Drop for UdpMedia {
     }
 }
 
-fn bind_udp(ip: IpAddr, port: u16) -> std::io::Result<UdpSocket> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let domain = if ip.is_ipv4() {
-        Domain::IPV4
-    } else {
-        Domain::IPV6
-    };
-    let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
-    let _ = s.set_recv_buffer_size(RECV_BUFFER);
-    s.set_nonblocking(true)?;
-    s.bind(&SocketAddr::new(ip, port).into())?;
-    UdpSocket::from_std(s.into())
-}
-
-/// Binds an even/odd port pair on the family of `peer`.
-fn bind_udp_pair(peer: IpAddr) -> std::io::Result<(UdpSocket, UdpSocket)> {
-    let any: IpAddr = if peer.is_ipv4() {
-        std::net::Ipv4Addr::UNSPECIFIED.into()
-    } else {
-        std::net::Ipv6Addr::UNSPECIFIED.into()
-    };
-    let mut last = None;
-    for _ in 0..100 {
-        let probe = bind_udp(any, 0)?;
-        let port = probe.local_addr()?.port() & !1;
-        drop(probe);
-        if port == 0 {
-            continue;
-        }
-        match (bind_udp(any, port), bind_udp(any, port + 1)) {
-            (Ok(a), Ok(b)) => return Ok((a, b)),
-            (Err(e), _) | (_, Err(e)) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::AddrInUse, "no free UDP port pair")
-    }))
-}
-
 /// Receives one track's RTP into the relay. Only datagrams from the back end's
 /// address are accepted.
 async fn receive_rtp(
@@ -275,13 +237,7 @@ async fn receive_rtcp(
 }
 
 fn is_allowed(allowed: &Mutex<Vec<IpAddr>>, ip: IpAddr) -> bool {
-    let ip = match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(IpAddr::V4)
-            .unwrap_or(IpAddr::V6(v6)),
-        v4 => v4,
-    };
+    let ip = net::canonical_ip(ip);
     allowed.lock().map(|a| a.contains(&ip)).unwrap_or(false)
 }
 
@@ -373,7 +329,7 @@ async fn run_connection(
         _ = shutdown.changed() => return Outcome::Shutdown,
     };
     let peer_ip = match tcp.peer_addr() {
-        Ok(a) => crate::server::media_udp::normalize(a).ip(),
+        Ok(a) => net::canonical_ip(a.ip()),
         Err(e) => return Outcome::Failed(Failure::ConnectionLost(e.to_string())),
     };
     let (mut rd, mut wr) = tcp.into_split();
@@ -560,10 +516,14 @@ fn open_udp(
         tasks: Vec::new(),
     };
     for track in 0..tracks {
-        let (rtp, rtcp) = bind_udp_pair(peer_ip)?;
-        m.ports.push(rtp.local_addr()?.port());
-        let rtp = Arc::new(rtp);
-        let rtcp = Arc::new(rtcp);
+        let buffers = net::Buffers {
+            send: None,
+            recv: Some(RECV_BUFFER),
+        };
+        let (rtp, rtcp, port) = net::bind_udp_pair(peer_ip.is_ipv6(), 0, buffers)?;
+        m.ports.push(port);
+        let rtp = Arc::new(UdpSocket::from_std(rtp)?);
+        let rtcp = Arc::new(UdpSocket::from_std(rtcp)?);
         m.rtcp_sockets.push(rtcp.clone());
         m.tasks.push(tokio::spawn(receive_rtp(
             stream.clone(),

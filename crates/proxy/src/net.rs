@@ -1,0 +1,116 @@
+//! Socket helpers shared by the source (back-end media) and the server (client
+//! media): UDP port-pair binding and address normalisation.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// Socket buffer sizes to ask for (the kernel may grant less).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Buffers {
+    pub send: Option<usize>,
+    pub recv: Option<usize>,
+}
+
+/// A non-blocking UDP socket bound to `addr` (IPv6 sockets are IPv6-only).
+pub fn bind_udp(addr: SocketAddr, buffers: Buffers) -> io::Result<std::net::UdpSocket> {
+    let domain = if addr.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
+    let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    if let Some(n) = buffers.send {
+        let _ = s.set_send_buffer_size(n);
+    }
+    if let Some(n) = buffers.recv {
+        let _ = s.set_recv_buffer_size(n);
+    }
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    Ok(s.into())
+}
+
+/// Binds an RTP/RTCP pair (even port, next odd port) on the unspecified address
+/// of a family, starting at `first` (0: any ephemeral pair). Returns the RTP and
+/// RTCP sockets and the RTP port.
+pub fn bind_udp_pair(
+    ipv6: bool,
+    first: u16,
+    buffers: Buffers,
+) -> io::Result<(std::net::UdpSocket, std::net::UdpSocket, u16)> {
+    let ip: IpAddr = if ipv6 {
+        Ipv6Addr::UNSPECIFIED.into()
+    } else {
+        Ipv4Addr::UNSPECIFIED.into()
+    };
+    let mut last_err = None;
+    for attempt in 0..200u16 {
+        let rtp_port = if first == 0 {
+            // Let the kernel pick, then insist on an even port with a free successor.
+            let probe = bind_udp(SocketAddr::new(ip, 0), Buffers::default())?;
+            probe.local_addr()?.port() & !1
+        } else {
+            match first.checked_add(attempt * 2) {
+                Some(p) => p & !1,
+                None => break,
+            }
+        };
+        if rtp_port == 0 {
+            continue;
+        }
+        match (
+            bind_udp(SocketAddr::new(ip, rtp_port), buffers),
+            bind_udp(SocketAddr::new(ip, rtp_port + 1), buffers),
+        ) {
+            (Ok(rtp), Ok(rtcp)) => return Ok((rtp, rtcp, rtp_port)),
+            (Err(e), _) | (_, Err(e)) => last_err = Some(e),
+        }
+    }
+    Err(last_err
+        .unwrap_or_else(|| io::Error::new(io::ErrorKind::AddrInUse, "no free UDP port pair")))
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it is; others unchanged.
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    }
+}
+
+/// [`canonical_ip`] for a socket address.
+pub fn canonical(a: SocketAddr) -> SocketAddr {
+    SocketAddr::new(canonical_ip(a.ip()), a.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mapped_addresses_become_ipv4() {
+        let mapped: SocketAddr = "[::ffff:127.0.0.1]:554".parse().unwrap();
+        assert_eq!(
+            canonical(mapped),
+            "127.0.0.1:554".parse::<SocketAddr>().unwrap()
+        );
+        let v6: SocketAddr = "[::1]:554".parse().unwrap();
+        assert_eq!(canonical(v6), v6);
+    }
+
+    #[test]
+    fn pairs_are_even_and_consecutive() {
+        let (rtp, rtcp, port) = bind_udp_pair(false, 0, Buffers::default()).unwrap();
+        assert_eq!(port % 2, 0);
+        assert_eq!(rtp.local_addr().unwrap().port(), port);
+        assert_eq!(rtcp.local_addr().unwrap().port(), port + 1);
+    }
+}
