@@ -49,6 +49,8 @@ struct Mapping {
     max_in_seq: u16,
     /// How far `max_in_seq` advanced since the first packet of the mapping (saturating).
     span: u32,
+    /// Input sequence number of the mapping's first packet.
+    first_in_seq: u16,
 }
 
 impl Mapping {
@@ -113,6 +115,11 @@ pub struct TrackContinuity {
     current: Option<Mapping>,
     previous: Option<Mapping>,
     last: Option<LastOut>,
+    /// The back end is paused: every packet is dropped until [`Self::release`].
+    held: bool,
+    /// Until the next re-base: packets up to [`MAX_DROPOUT`] before this input
+    /// sequence number (the back end's announced start) are dropped.
+    start_gate: Option<u16>,
     packets_sent: u32,
     octets_sent: u32,
 }
@@ -129,6 +136,8 @@ impl TrackContinuity {
             current: None,
             previous: None,
             last: None,
+            held: false,
+            start_gate: None,
             packets_sent: 0,
             octets_sent: 0,
         }
@@ -166,6 +175,19 @@ impl TrackContinuity {
     /// mapping ([`RtpError::BeforeRebase`]).
     pub fn rewrite_rtp(&mut self, pkt: &mut [u8], now: Instant) -> Result<RtpHeader, RtpError> {
         let hdr = parse_rtp(pkt)?;
+        if self.held {
+            return Err(RtpError::Held {
+                sequence: hdr.sequence,
+            });
+        }
+        if let (None, Some(start)) = (self.current, self.start_gate) {
+            if (1..=MAX_DROPOUT).contains(&start.wrapping_sub(hdr.sequence)) {
+                return Err(RtpError::BeforeStart {
+                    sequence: hdr.sequence,
+                    start,
+                });
+            }
+        }
         let class = self
             .current
             .map_or(Class::Foreign, |m| m.classify(hdr.ssrc, hdr.sequence));
@@ -248,12 +270,14 @@ impl TrackContinuity {
             None => (self.first_seq, self.first_ts),
         };
         self.previous = self.current.take();
+        self.start_gate = None;
         self.current = Some(Mapping {
             in_ssrc: hdr.ssrc,
             seq_offset: out_seq.wrapping_sub(hdr.sequence),
             ts_offset: out_ts.wrapping_sub(hdr.timestamp),
             max_in_seq: hdr.sequence,
             span: 0,
+            first_in_seq: hdr.sequence,
         });
         self.last = Some(LastOut {
             seq: out_seq,
@@ -269,6 +293,53 @@ impl TrackContinuity {
     pub fn source_reset(&mut self) {
         self.current = None;
         self.previous = None;
+        self.held = false;
+        self.start_gate = None;
+    }
+
+    /// The back end was paused: the current mapping ends, and every packet is
+    /// refused ([`RtpError::Held`]) until [`release`](Self::release). Whatever the
+    /// back end does to its SSRC, sequence numbers and timestamps while paused, the
+    /// first packet after the release is re-based as after a reconnect: sequence
+    /// number the last one plus one, timestamp advanced by the wall-clock time that
+    /// passed, which is what [`next_seq`](Self::next_seq) and
+    /// [`rtptime_at`](Self::rtptime_at) announced meanwhile.
+    pub fn hold(&mut self) {
+        self.current = None;
+        self.previous = None;
+        self.start_gate = None;
+        self.held = true;
+    }
+
+    /// The back end is asked to play again: packets are accepted from now on, the
+    /// next one re-bases (see [`hold`](Self::hold)). Does nothing when not held.
+    pub fn release(&mut self) {
+        self.held = false;
+    }
+
+    /// Whether packets are being refused (between [`hold`](Self::hold) and
+    /// [`release`](Self::release)).
+    pub fn is_held(&self) -> bool {
+        self.held
+    }
+
+    /// The back end announced (RTP-Info `seq`) that the first packet of its new PLAY
+    /// has input sequence number `start`. Packets up to [`MAX_DROPOUT`] before it
+    /// were sent before that PLAY: until the next re-base they are refused
+    /// ([`RtpError::BeforeStart`]). If the current mapping itself started on such a
+    /// packet, it is ended and the next packet at or after `start` re-bases. An
+    /// announcement far from the packets (a camera's bogus RTP-Info) changes
+    /// nothing.
+    pub fn expect_start(&mut self, start: u16) {
+        match self.current {
+            Some(m) if (1..=MAX_DROPOUT).contains(&start.wrapping_sub(m.first_in_seq)) => {
+                self.current = None;
+                self.previous = None;
+                self.start_gate = Some(start);
+            }
+            Some(_) => {}
+            None => self.start_gate = Some(start),
+        }
     }
 
     /// The sequence number the next forwarded new packet will carry (for RTP-Info).
@@ -794,5 +865,150 @@ mod tests {
             }
         }
         assert_eq!(c.packets_sent(), 1000);
+    }
+
+    fn refused(c: &mut TrackContinuity, ssrc: u32, seq: u16, ts: u32, at: Instant) -> RtpError {
+        let mut p = pkt(ssrc, seq, ts, 10);
+        let before = p.clone();
+        let e = c.rewrite_rtp(&mut p, at).expect_err("refused");
+        assert_eq!(p, before, "a refused packet is left as it was");
+        e
+    }
+
+    /// A live back end that keeps its SSRC and sequence numbers across PAUSE/PLAY
+    /// but restarts its timestamps (GStreamer in suspend-mode reset): clients see
+    /// what RTP-Info announced, the sequence going on by one and the timestamp
+    /// advanced by the wall-clock time of the pause.
+    #[test]
+    fn resume_after_pause_rebases_like_a_reconnect() {
+        let t0 = Instant::now();
+        let mut c = TrackContinuity::new(90_000, OUT_SSRC, 100, 1_000);
+        for i in 0..10u16 {
+            fwd(
+                &mut c,
+                0xcafe,
+                5000 + i,
+                3_000_000 + 3600 * u32::from(i),
+                ms(t0, 40 * u64::from(i)),
+            );
+        }
+        assert_eq!(c.next_seq(), 110);
+        c.hold();
+        assert!(c.is_held());
+        // In flight when PAUSE took effect: dropped, even though they follow on.
+        assert_eq!(
+            refused(&mut c, 0xcafe, 5010, 3_036_000, ms(t0, 400)),
+            RtpError::Held { sequence: 5010 }
+        );
+        assert_eq!(
+            c.map_timestamp(0xcafe, 3_000_000),
+            None,
+            "no SR mapping while paused"
+        );
+        // A new client's PLAY 10 s later is answered from the projection.
+        let play = ms(t0, 10_360);
+        let (announced_seq, announced_ts) = (c.next_seq(), c.rtptime_at(play));
+        assert_eq!(
+            (announced_seq, announced_ts),
+            (110, 1_000 + 32_400 + 900_000)
+        );
+        c.release();
+        assert!(!c.is_held());
+        // The back end resumes 50 ms later with the same SSRC, seq 5011 (it skipped
+        // one) and its timestamps restarted near zero.
+        let first = ms(t0, 10_410);
+        let (seq, ts) = fwd(&mut c, 0xcafe, 5011, 17, first);
+        assert_eq!(
+            seq, announced_seq,
+            "the first packet carries the announced seq"
+        );
+        assert_eq!(
+            ts,
+            announced_ts + 4_500,
+            "and the announced time plus 50 ms"
+        );
+        assert_eq!(
+            fwd(&mut c, 0xcafe, 5012, 3_617, ms(t0, 10_450)),
+            (111, ts + 3600)
+        );
+        assert_eq!(c.map_timestamp(0xcafe, 17), Some(ts));
+    }
+
+    #[test]
+    fn packets_before_the_announced_start_are_dropped() {
+        let t0 = Instant::now();
+        let mut c = TrackContinuity::new(8_000, OUT_SSRC, 0, 0);
+        fwd(&mut c, 7, 200, 0, t0);
+        fwd(&mut c, 7, 201, 160, ms(t0, 20));
+        c.hold();
+        c.release();
+        // RTP-Info said the new PLAY starts at seq 260.
+        c.expect_start(260);
+        assert_eq!(
+            refused(&mut c, 7, 259, 9_000, ms(t0, 1000)),
+            RtpError::BeforeStart {
+                sequence: 259,
+                start: 260
+            }
+        );
+        assert_eq!(
+            refused(&mut c, 7, 202, 320, ms(t0, 1000)),
+            RtpError::BeforeStart {
+                sequence: 202,
+                start: 260
+            }
+        );
+        assert_eq!(fwd(&mut c, 7, 260, 50_000, ms(t0, 1020)), (2, 160 + 8_000));
+        // Reordering after the start is normal flow again.
+        assert_eq!(fwd(&mut c, 7, 262, 50_320, ms(t0, 1060)), (4, 160 + 8_320));
+        assert_eq!(fwd(&mut c, 7, 261, 50_160, ms(t0, 1061)), (3, 160 + 8_160));
+    }
+
+    #[test]
+    fn an_announced_start_after_the_current_mapping_began_rebases_again() {
+        let t0 = Instant::now();
+        let mut c = TrackContinuity::new(1_000, OUT_SSRC, 0, 0);
+        fwd(&mut c, 1, 10, 0, t0);
+        c.source_reset();
+        // A stale packet slipped in before the PLAY answer and started a mapping...
+        assert_eq!(fwd(&mut c, 1, 11, 10, ms(t0, 500)), (1, 500));
+        // ...which the answer's RTP-Info (start 40) shows was from before the PLAY.
+        c.expect_start(40);
+        assert_eq!(
+            refused(&mut c, 1, 12, 20, ms(t0, 510)),
+            RtpError::BeforeStart {
+                sequence: 12,
+                start: 40
+            }
+        );
+        assert_eq!(fwd(&mut c, 1, 40, 90_000, ms(t0, 600)), (2, 600));
+    }
+
+    #[test]
+    fn an_announced_start_that_the_mapping_already_covers_changes_nothing() {
+        let t0 = Instant::now();
+        let mut c = TrackContinuity::new(1_000, OUT_SSRC, 0, 0);
+        // Packets of the new PLAY arrive before its answer (UDP).
+        assert_eq!(fwd(&mut c, 1, 40, 7_000, t0), (0, 0));
+        assert_eq!(fwd(&mut c, 1, 41, 7_010, ms(t0, 10)), (1, 10));
+        c.expect_start(40);
+        assert_eq!(fwd(&mut c, 1, 42, 7_020, ms(t0, 20)), (2, 20));
+        // A camera whose RTP-Info is far from its packets (bogus): ignored too.
+        c.expect_start(30_000);
+        assert_eq!(fwd(&mut c, 1, 43, 7_030, ms(t0, 30)), (3, 30));
+        c.source_reset();
+        c.expect_start(0);
+        assert_eq!(fwd(&mut c, 2, 43_000, 1, ms(t0, 1_030)), (4, 1_030));
+    }
+
+    #[test]
+    fn source_reset_ends_a_hold() {
+        let t0 = Instant::now();
+        let mut c = TrackContinuity::new(1_000, OUT_SSRC, 0, 0);
+        fwd(&mut c, 1, 10, 0, t0);
+        c.hold();
+        c.source_reset();
+        assert!(!c.is_held());
+        assert_eq!(fwd(&mut c, 9, 1, 1, ms(t0, 100)), (1, 100));
     }
 }

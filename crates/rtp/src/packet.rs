@@ -56,6 +56,26 @@ pub enum RtpError {
         /// Input sequence number of the packet.
         sequence: u16,
     },
+    /// The back end is paused ([`TrackContinuity::hold`](crate::TrackContinuity::hold)):
+    /// whatever still arrives was sent before the pause took effect and is dropped.
+    #[error("RTP packet (seq {sequence}) received while the back end is paused, dropped")]
+    Held {
+        /// Input sequence number of the packet.
+        sequence: u16,
+    },
+    /// The packet comes before the first sequence number the back end announced for
+    /// its new PLAY (RTP-Info, see
+    /// [`TrackContinuity::expect_start`](crate::TrackContinuity::expect_start)): it was
+    /// sent before that PLAY and is dropped.
+    #[error(
+        "RTP packet (seq {sequence}) from before the back end's announced start {start}, dropped"
+    )]
+    BeforeStart {
+        /// Input sequence number of the packet.
+        sequence: u16,
+        /// The announced first sequence number.
+        start: u16,
+    },
 }
 
 /// A validated view of an RTP header. Offsets refer to the buffer given to

@@ -390,8 +390,14 @@ fn to_1_65536(d: Duration) -> u32 {
     u32::try_from(units).unwrap_or(u32::MAX)
 }
 
+/// `ntp` advanced by `d` (the seconds wrap as NTP timestamps do).
+pub fn ntp_add(ntp: u64, d: Duration) -> u64 {
+    let frac = (u64::from(d.subsec_nanos()) << 32) / 1_000_000_000;
+    ntp.wrapping_add(d.as_secs() << 32).wrapping_add(frac)
+}
+
 /// `d` in units of a `clock_rate` Hz clock, rounded, modulo 2^32.
-pub(crate) fn clock_ticks(clock_rate: u32, d: Duration) -> u32 {
+pub fn clock_ticks(clock_rate: u32, d: Duration) -> u32 {
     let ticks = (d.as_nanos() * u128::from(clock_rate) + 500_000_000) / 1_000_000_000;
     // Truncation is the intended modulo-2^32 wrap of RTP timestamps.
     ticks as u32

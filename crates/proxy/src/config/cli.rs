@@ -10,7 +10,8 @@
 //! Rules (live555's):
 //! - Options come before the URLs. Parsing stops at the first argument that does not
 //!   start with `-`; every argument from there on must start with `rtsp://` or
-//!   `rtsps://` (case-sensitive).
+//!   `rtsps://` (case-sensitive). `rtsps://` back ends are then refused: TLS is not
+//!   implemented yet, and a TLS URL is never dialled in plain text.
 //! - Only the second character of a short option counts: `-verbose` is `-v`.
 //! - Values are separate arguments (`-p9554` is `-p` without its value). The values of
 //!   `-p`, `-T` and `-D` must be present and must not start with `-`; `-p` and `-T` are
@@ -348,6 +349,14 @@ impl<'a> Parser<'a> {
                 );
             }
         }
+        // Refused rather than dialled in plain text on port 322: a TLS URL must
+        // never be served without TLS.
+        if let Some(url) = urls.iter().find(|u| u.starts_with("rtsps://")) {
+            return Err(self.error(format!(
+                "\"{}\": rtsps:// back ends (RTSP over TLS) are not supported in this version of rtsp-proxy",
+                rtsp::url::redact(url)
+            )));
+        }
         if self.register_auth && !self.register {
             return Err(self.error(REGISTER_AUTH_WITHOUT_REGISTER.to_owned()));
         }
@@ -556,7 +565,7 @@ mod tests {
             "-e",
             "cams/front",
             URL,
-            "rtsps://cam/x",
+            "rtsp://cam/x",
         ]);
         assert_eq!(config.verbosity, 2);
         assert_eq!(config.backend_transport, BackendTransport::Tcp);
@@ -568,7 +577,7 @@ mod tests {
             ("admin", "p@ss word")
         );
         assert_eq!(config.inter_packet_gap, Some(Duration::from_secs(5)));
-        assert_eq!(config.urls, [URL, "rtsps://cam/x"]);
+        assert_eq!(config.urls, [URL, "rtsp://cam/x"]);
         assert_eq!(config.stream_names(), ["cams/front-1", "cams/front-2"]);
     }
 
@@ -726,7 +735,15 @@ mod tests {
 
     #[test]
     fn url_rules() {
-        assert_eq!(run(&["rtsps://host/a"]).urls, ["rtsps://host/a"]);
+        assert_eq!(
+            fail_message(&["rtsps://user:secret@host/a"]),
+            "\"rtsps://host/a\": rtsps:// back ends (RTSP over TLS) are not supported in this version of rtsp-proxy",
+            "refused, never dialled in plain text, and the password is not printed"
+        );
+        assert_eq!(
+            fail_message(&[URL, "rtsps://host/b"]),
+            "\"rtsps://host/b\": rtsps:// back ends (RTSP over TLS) are not supported in this version of rtsp-proxy"
+        );
         for bad in [
             "RTSP://host/a",
             "http://host/a",
