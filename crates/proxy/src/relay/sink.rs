@@ -1,7 +1,8 @@
 //! Where relayed packets go: one [`Sink`] per playing (subscriber, track).
 //!
 //! A packet is one [`Bytes`] shared by every sink. UDP sinks send straight from the
-//! relay with a non-blocking `try_send_to` (the kernel socket buffer is the queue);
+//! relay with a non-blocking `try_send_to` (the kernel socket buffer is the queue;
+//! what it refuses is counted per client);
 //! interleaved sinks push onto their connection's bounded [`ConnOut`] queue. Neither
 //! ever waits, so a slow client can only lose its own packets.
 
@@ -184,6 +185,9 @@ pub enum Sink {
         rtcp_socket: Arc<UdpSocket>,
         rtp_addr: SocketAddr,
         rtcp_addr: SocketAddr,
+        /// Packets (RTP and RTCP) the kernel refused to send to this client
+        /// (send buffer full, unreachable), shared by the client's tracks.
+        refused: Arc<AtomicU64>,
     },
     /// Interleaved in the client's RTSP connection (or HTTP tunnel).
     Interleaved {
@@ -200,9 +204,12 @@ impl Sink {
             Sink::Udp {
                 rtp_socket,
                 rtp_addr,
+                refused,
                 ..
             } => {
-                let _ = rtp_socket.try_send_to(pkt, *rtp_addr);
+                if rtp_socket.try_send_to(pkt, *rtp_addr).is_err() {
+                    refused.fetch_add(1, Ordering::Relaxed);
+                }
             }
             Sink::Interleaved {
                 out, rtp_channel, ..
@@ -218,9 +225,12 @@ impl Sink {
             Sink::Udp {
                 rtcp_socket,
                 rtcp_addr,
+                refused,
                 ..
             } => {
-                let _ = rtcp_socket.try_send_to(pkt, *rtcp_addr);
+                if rtcp_socket.try_send_to(pkt, *rtcp_addr).is_err() {
+                    refused.fetch_add(1, Ordering::Relaxed);
+                }
             }
             Sink::Interleaved {
                 out, rtcp_channel, ..
@@ -228,5 +238,41 @@ impl Sink {
                 out.send_media(*rtcp_channel, pkt);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the kernel refuses to send is counted for the client, not ignored.
+    #[tokio::test]
+    async fn udp_sends_the_kernel_refuses_are_counted() {
+        let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").await.expect("bind"));
+        // tokio's try_send_to needs the reactor to have seen the socket writable.
+        socket.writable().await.expect("writable");
+        let receiver = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let good = receiver.local_addr().expect("addr");
+        // An IPv6 destination on an IPv4 socket: refused at once by the kernel.
+        let bad: SocketAddr = "[::1]:9".parse().expect("addr");
+        let refused = Arc::new(AtomicU64::new(0));
+        let sink = |addr| Sink::Udp {
+            rtp_socket: socket.clone(),
+            rtcp_socket: socket.clone(),
+            rtp_addr: addr,
+            rtcp_addr: addr,
+            refused: refused.clone(),
+        };
+        let pkt = Bytes::from_static(b"\x80\x60\x00\x01rtp");
+        sink(good).send_rtp(&pkt);
+        sink(good).send_rtcp(&pkt);
+        assert_eq!(refused.load(Ordering::Relaxed), 0);
+        let mut buf = [0u8; 16];
+        let n = receiver.recv(&mut buf).await.expect("delivered");
+        assert_eq!(&buf[..n], &pkt[..]);
+        sink(bad).send_rtp(&pkt);
+        sink(bad).send_rtcp(&pkt);
+        sink(bad).send_rtp(&pkt);
+        assert_eq!(refused.load(Ordering::Relaxed), 3);
     }
 }

@@ -59,6 +59,9 @@ pub struct RtcpOutcome {
 pub struct StreamStats {
     pub rtp_in: u64,
     pub rtp_invalid: u64,
+    /// Valid packets dropped because they were sent before the back end's current
+    /// PLAY (in flight across a pause, or older than a re-base).
+    pub rtp_stale: u64,
     pub rtcp_in: u64,
 }
 
@@ -100,7 +103,9 @@ struct Track {
     continuity: TrackContinuity,
     reception: ReceptionStats,
     sinks: Arc<Vec<(SubscriberId, Sink)>>,
-    backend_sr_at: Option<Instant>,
+    /// The back end's latest sender report, mapped into our space, and when it
+    /// arrived. Cleared whenever the mapping ends (reset, pause).
+    backend_sr: Option<(SenderInfo, Instant)>,
     synth_sr_at: Option<Instant>,
 }
 
@@ -111,10 +116,52 @@ impl Track {
             continuity: TrackContinuity::with_random_base(clock_rate),
             reception: ReceptionStats::new(clock_rate),
             sinks: Arc::new(Vec::new()),
-            backend_sr_at: None,
+            backend_sr: None,
             synth_sr_at: None,
         }
     }
+
+    /// The mapping of back-end packets ended: the statistics and the sender report
+    /// that belonged to it go with it.
+    fn mapping_ended(&mut self) {
+        self.reception = ReceptionStats::new(self.continuity.clock_rate());
+        self.backend_sr = None;
+    }
+
+    /// A sender report for `now` in our space: the back end's latest (carried
+    /// forward by the time since it arrived) while it is fresh, else one made from
+    /// the wall clock and our timestamp projection. None before the first packet,
+    /// when no timestamp is tied to any time yet.
+    fn sender_report_at(&self, now: Instant, wall: SystemTime) -> Option<SenderInfo> {
+        self.continuity.last_packet()?;
+        let (ntp, rtp_timestamp) = match self.backend_sr {
+            Some((sr, at)) if now.saturating_duration_since(at) < BACKEND_SR_STALE => {
+                let since = now.saturating_duration_since(at);
+                (
+                    rtcp::ntp_add(sr.ntp, since),
+                    sr.rtp_timestamp
+                        .wrapping_add(rtcp::clock_ticks(self.continuity.clock_rate(), since)),
+                )
+            }
+            _ => (
+                rtcp::ntp_from_system_time(wall),
+                self.continuity.rtptime_at(now),
+            ),
+        };
+        Some(SenderInfo {
+            ssrc: self.continuity.ssrc(),
+            ntp,
+            rtp_timestamp,
+            packet_count: self.continuity.packets_sent(),
+            octet_count: self.continuity.octets_sent(),
+        })
+    }
+}
+
+fn encode_sender_report(info: &SenderInfo) -> Bytes {
+    let mut buf = BytesMut::with_capacity(64);
+    rtcp::build_sender_report(&mut buf, info, "rtsp-proxy");
+    buf.freeze()
 }
 
 impl Stream {
@@ -263,9 +310,40 @@ impl Stream {
         let mut st = self.lock();
         for t in &mut st.tracks {
             t.continuity.source_reset();
-            let clock = t.continuity.clock_rate();
-            t.reception = ReceptionStats::new(clock);
-            t.backend_sr_at = None;
+            t.mapping_ended();
+        }
+    }
+
+    /// The back end answered PAUSE: packets still arriving are from before it and
+    /// are dropped until [`Stream::source_resuming`]; the next one after that is
+    /// re-based as after a reconnect, so that whatever the back end does to its
+    /// numbers across the pause, subscribers see one continuous stream that agrees
+    /// with the RTP-Info they were given meanwhile.
+    pub fn source_paused(&self) {
+        let mut st = self.lock();
+        for t in &mut st.tracks {
+            t.continuity.hold();
+            t.mapping_ended();
+        }
+    }
+
+    /// A PLAY is about to resume the paused back end: packets are accepted again.
+    pub fn source_resuming(&self) {
+        let mut st = self.lock();
+        for t in &mut st.tracks {
+            t.continuity.release();
+        }
+    }
+
+    /// The back end answered PLAY; `starts[i]` is the first sequence number it
+    /// announced for track `i` (RTP-Info), if any. Older packets are dropped.
+    pub fn source_playing(&self, starts: &[Option<u16>]) {
+        let mut st = self.lock();
+        for (t, start) in st.tracks.iter_mut().zip(starts) {
+            t.continuity.release();
+            if let Some(start) = start {
+                t.continuity.expect_start(*start);
+            }
         }
     }
 
@@ -285,9 +363,20 @@ impl Stream {
                     return;
                 }
             }
-            if t.continuity.rewrite_rtp(&mut pkt, now).is_err() {
-                st.stats.rtp_invalid += 1;
-                return;
+            match t.continuity.rewrite_rtp(&mut pkt, now) {
+                Ok(_) => {}
+                Err(
+                    rtp::RtpError::Held { .. }
+                    | rtp::RtpError::BeforeStart { .. }
+                    | rtp::RtpError::BeforeRebase { .. },
+                ) => {
+                    st.stats.rtp_stale += 1;
+                    return;
+                }
+                Err(_) => {
+                    st.stats.rtp_invalid += 1;
+                    return;
+                }
             }
             if t.sinks.is_empty() {
                 return;
@@ -315,10 +404,8 @@ impl Stream {
                 t.reception.on_sender_report(&sr, now);
                 // Same SSRC/timestamp mapping as the RTP, the camera's NTP time kept.
                 if let Some(info) = t.continuity.map_sender_report(&sr) {
-                    t.backend_sr_at = Some(now);
-                    let mut buf = BytesMut::with_capacity(64);
-                    rtcp::build_sender_report(&mut buf, &info, "rtsp-proxy");
-                    out = Some(buf.freeze());
+                    t.backend_sr = Some((info, now));
+                    out = Some(encode_sender_report(&info));
                 }
             }
             let byes = rtcp::bye_ssrcs(pkt);
@@ -346,30 +433,24 @@ impl Stream {
             let mut st = self.lock();
             let wall = SystemTime::now();
             for t in &mut st.tracks {
-                if t.sinks.is_empty() || t.continuity.last_packet().is_none() {
+                if t.sinks.is_empty() {
                     continue;
                 }
-                if t.backend_sr_at
-                    .is_some_and(|at| now.duration_since(at) < BACKEND_SR_STALE)
+                if t.backend_sr
+                    .is_some_and(|(_, at)| now.saturating_duration_since(at) < BACKEND_SR_STALE)
                 {
                     continue;
                 }
                 if t.synth_sr_at
-                    .is_some_and(|at| now.duration_since(at) < SYNTH_SR_INTERVAL)
+                    .is_some_and(|at| now.saturating_duration_since(at) < SYNTH_SR_INTERVAL)
                 {
                     continue;
                 }
-                t.synth_sr_at = Some(now);
-                let info = SenderInfo {
-                    ssrc: t.continuity.ssrc(),
-                    ntp: rtcp::ntp_from_system_time(wall),
-                    rtp_timestamp: t.continuity.rtptime_at(now),
-                    packet_count: t.continuity.packets_sent(),
-                    octet_count: t.continuity.octets_sent(),
+                let Some(info) = t.sender_report_at(now, wall) else {
+                    continue;
                 };
-                let mut buf = BytesMut::with_capacity(64);
-                rtcp::build_sender_report(&mut buf, &info, "rtsp-proxy");
-                sends.push((t.sinks.clone(), buf.freeze()));
+                t.synth_sr_at = Some(now);
+                sends.push((t.sinks.clone(), encode_sender_report(&info)));
             }
         }
         for (sinks, pkt) in sends {
@@ -421,8 +502,15 @@ impl Stream {
                 .collect();
             respond(&points);
             remove_sinks(&mut st, id);
+            let wall = SystemTime::now();
             for (t, sink) in sinks {
                 let track = &mut st.tracks[t];
+                // A sender report right away, not at the back end's next one, so
+                // that players can line up audio and video from the start. After
+                // the PLAY response (queued above) on interleaved connections.
+                if let Some(info) = track.sender_report_at(now, wall) {
+                    sink.send_rtcp(&encode_sender_report(&info));
+                }
                 let mut list = Vec::with_capacity(track.sinks.len() + 1);
                 list.extend(track.sinks.iter().cloned());
                 list.push((id, sink));

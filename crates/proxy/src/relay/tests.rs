@@ -774,3 +774,119 @@ fn receiver_report_for_the_backend_follows_reception() {
     assert_eq!(blocks[0].1.cumulative_lost, 0);
     assert_eq!(stream.receiver_report(9, 0x4242, now), None);
 }
+
+/// The cycle every deployment goes through: the last client leaves, the back end
+/// is PAUSEd, a new client PLAYs (answered at once from the projection), the back
+/// end resumes with its own numbers restarted. The new client's first packets
+/// are exactly what its RTP-Info announced; nothing from before the pause leaks.
+#[test]
+fn resume_after_pause_agrees_with_the_rtp_info_given_meanwhile() {
+    let stream = described_stream();
+    let t0 = Instant::now();
+    for i in 0..25u16 {
+        stream.push_rtp(
+            VIDEO,
+            rtp_packet(
+                9_000 + i,
+                500_000 + 3_600 * u32::from(i),
+                BACKEND_SSRC,
+                b"before",
+            ),
+            t0 + Duration::from_millis(40 * u64::from(i)),
+        );
+    }
+    stream.source_paused();
+    // Still in flight when the PAUSE took effect: dropped, counted as stale.
+    stream.push_rtp(
+        VIDEO,
+        rtp_packet(9_025, 590_000, BACKEND_SSRC, b"stale"),
+        t0 + Duration::from_millis(1_001),
+    );
+    assert_eq!(stream.stats().rtp_stale, 1);
+    assert_eq!(stream.stats().rtp_invalid, 0);
+
+    // 20 s later a client plays.
+    let t_play = t0 + Duration::from_secs(21);
+    let (sink, _out, mut rx) = interleaved(64, 0);
+    let points = play(&stream, 1, vec![(VIDEO, sink)], t_play);
+    stream.source_resuming();
+    // A stale packet the network kept until after the resume PLAY went out, and
+    // the back end's answer says its new run starts at seq 9_030.
+    stream.source_playing(&[Some(9_030), None]);
+    stream.push_rtp(
+        VIDEO,
+        rtp_packet(9_026, 593_600, BACKEND_SSRC, b"stale"),
+        t_play + Duration::from_millis(5),
+    );
+    // Same SSRC, timestamps restarted near zero (suspend-mode reset).
+    let first_at = t_play + Duration::from_millis(80);
+    for i in 0..5u16 {
+        stream.push_rtp(
+            VIDEO,
+            rtp_packet(9_030 + i, 12 + 3_600 * u32::from(i), BACKEND_SSRC, b"after"),
+            first_at + Duration::from_millis(40 * u64::from(i)),
+        );
+    }
+    let items = drain_media(&mut rx);
+    let got = on_channel(&items, 0);
+    assert_eq!(got.len(), 5, "only the new run is relayed");
+    assert!(got.iter().all(|p| &p[12..] == b"after"));
+    let (seq, ts, _) = seq_ts_ssrc(&got[0]);
+    assert_eq!(seq, points[0].seq, "first packet carries the announced seq");
+    let late_by = ts_diff(ts, points[0].rtptime);
+    assert!(
+        (7_000..=7_300).contains(&late_by),
+        "first timestamp is the announced one plus the 80 ms until it arrived, not {late_by}"
+    );
+    for (i, pkt) in got.iter().enumerate() {
+        let (s, t, _) = seq_ts_ssrc(pkt);
+        assert_eq!(s, points[0].seq.wrapping_add(i as u16));
+        assert_eq!(ts_diff(t, ts), 3_600 * i as i64);
+    }
+    assert_eq!(stream.stats().rtp_stale, 2);
+}
+
+/// A new client gets a sender report right after its PLAY, consistent with the
+/// RTP-Info it was given, instead of waiting for the back end's next one.
+#[test]
+fn play_sends_a_sender_report_at_once() {
+    let stream = described_stream();
+    let our_ssrc = stream.track_ssrc(VIDEO).expect("track");
+    let t0 = Instant::now();
+    stream.push_rtp(VIDEO, rtp_packet(1, 1_000, BACKEND_SSRC, b"abc"), t0);
+
+    // Without a back-end report: made from the wall clock and the projection.
+    let t1 = t0 + Duration::from_millis(500);
+    let (sink, _out, mut rx) = interleaved(64, 0);
+    let before = rtcp::ntp_from_system_time(SystemTime::now());
+    let points = play(&stream, 1, vec![(VIDEO, sink)], t1);
+    let after = rtcp::ntp_from_system_time(SystemTime::now());
+    let items = drain_media(&mut rx);
+    assert_eq!(items.len(), 1, "one SR and nothing else");
+    let srs = rtcp::sender_reports(&on_channel(&items, 1)[0]);
+    assert_eq!(srs.len(), 1);
+    assert_eq!(srs[0].ssrc, our_ssrc);
+    assert_eq!(srs[0].rtp_timestamp, points[0].rtptime);
+    assert!(before <= srs[0].ntp && srs[0].ntp <= after);
+
+    // With one: the camera's clock, carried forward by the time since it came.
+    let camera_ntp = 0xE000_0000_0000_0000u64;
+    stream.push_rtcp(VIDEO, &backend_sr(BACKEND_SSRC, camera_ntp, 1_000), t1);
+    let (sink2, _out2, mut rx2) = interleaved(64, 0);
+    let t2 = t1 + Duration::from_millis(250);
+    play(&stream, 2, vec![(VIDEO, sink2)], t2);
+    let srs = rtcp::sender_reports(&on_channel(&drain_media(&mut rx2), 1)[0]);
+    assert_eq!(
+        srs[0].ntp,
+        rtcp::ntp_add(camera_ntp, Duration::from_millis(250))
+    );
+    let mapped = on_channel(&drain_media(&mut rx), 1);
+    let forwarded = rtcp::sender_reports(&mapped[0])[0].rtp_timestamp;
+    assert_eq!(srs[0].rtp_timestamp, forwarded.wrapping_add(22_500));
+
+    // Before any packet no timestamp is tied to a time: no report.
+    let fresh = described_stream();
+    let (sink3, _out3, mut rx3) = interleaved(64, 0);
+    play(&fresh, 1, vec![(VIDEO, sink3)], t0);
+    assert!(drain_media(&mut rx3).is_empty());
+}

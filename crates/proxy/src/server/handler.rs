@@ -428,6 +428,7 @@ fn sinks_of(ctx: &ServerContext, s: &session::ClientSession) -> Option<Vec<(usiz
                         rtcp_socket: pair.rtcp.clone(),
                         rtp_addr: rtp,
                         rtcp_addr: rtcp,
+                        refused: s.udp_refused.clone(),
                     }
                 }
                 TrackTransport::Interleaved {

@@ -3,10 +3,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
+use tracing::info;
 
 use crate::relay::{ConnOut, Stream, SubscriberId};
 
@@ -36,6 +38,8 @@ pub struct ClientSession {
     /// The connection carrying interleaved tracks, if any.
     pub conn: Option<ConnOut>,
     pub peer_ip: IpAddr,
+    /// UDP packets the kernel refused to send to this client (see `Sink::Udp`).
+    pub udp_refused: Arc<AtomicU64>,
 }
 
 pub type SessionRef = Arc<Mutex<ClientSession>>;
@@ -91,6 +95,7 @@ impl SessionTable {
             last_activity: now,
             conn: None,
             peer_ip,
+            udp_refused: Arc::new(AtomicU64::new(0)),
         }));
         inner.by_id.insert(id, session.clone());
         Some(session)
@@ -136,11 +141,15 @@ impl SessionTable {
             inner.by_rtcp_addr.retain(|_, v| v != id);
             s
         };
-        let (stream, sub) = {
+        let (stream, sub, refused) = {
             let s = lock(&removed);
-            (s.stream.clone(), s.subscriber)
+            (s.stream.clone(), s.subscriber, s.udp_refused.clone())
         };
         stream.stop(sub);
+        let refused = refused.load(Ordering::Relaxed);
+        if refused > 0 {
+            info!(session = %id, stream = %stream.name(), "{refused} UDP packets to this client were refused by the kernel (send buffer full or client unreachable)");
+        }
         Some(removed)
     }
 

@@ -27,6 +27,44 @@ use crate::relay::{PresentationChange, Stream};
 
 /// Receiver reports to the back end go out this often.
 const RR_INTERVAL: Duration = Duration::from_secs(5);
+/// Shortest time between two timeout checks of the session machine: whatever the
+/// machine asks for, the driver never spins on a deadline that has passed.
+const MIN_TIMER_STEP: Duration = Duration::from_millis(50);
+
+/// Media arrivals of one back-end connection, shared by its receive paths and read
+/// by the session machine's watchdogs: a count and the latest arrival time.
+struct MediaActivity {
+    base: Instant,
+    count: AtomicU64,
+    /// Nanoseconds after `base` of the latest arrival.
+    last_nanos: AtomicU64,
+}
+
+impl MediaActivity {
+    fn new() -> MediaActivity {
+        MediaActivity {
+            base: Instant::now(),
+            count: AtomicU64::new(0),
+            last_nanos: AtomicU64::new(0),
+        }
+    }
+
+    fn record(&self, now: Instant) {
+        let nanos = now.saturating_duration_since(self.base).as_nanos();
+        self.last_nanos
+            .fetch_max(u64::try_from(nanos).unwrap_or(u64::MAX), Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Tells the machine what arrived so far.
+    fn report(&self, machine: &mut BackendSession) {
+        let count = self.count.load(Ordering::Relaxed);
+        if count > 0 {
+            let last = self.base + Duration::from_nanos(self.last_nanos.load(Ordering::Relaxed));
+            machine.on_media(count, last);
+        }
+    }
+}
 /// Receive buffer of back-end media sockets (a keyframe burst must fit).
 const RECV_BUFFER: usize = 4 * 1024 * 1024;
 
@@ -119,6 +157,13 @@ async fn run(stream: Arc<Stream>, settings: SourceSettings, mut shutdown: watch:
             Outcome::Redirect(to) => {
                 redirects += 1;
                 match RtspUrl::parse(&to) {
+                    Ok(u) if u.scheme != "rtsp" => Failure::Malformed {
+                        what: "redirect".into(),
+                        detail: format!(
+                            "to {u}: {}:// back ends are not supported in this version",
+                            u.scheme
+                        ),
+                    },
                     Ok(mut u) if redirects <= MAX_REDIRECTS => {
                         info!(stream = %stream.name(), "back end redirects to {u}");
                         if u.credentials.is_none() {
@@ -141,6 +186,12 @@ async fn run(stream: Arc<Stream>, settings: SourceSettings, mut shutdown: watch:
         if failure.wants_tcp() && transport == BackendTransport::Udp {
             warn!(stream = %stream.name(), "{failure}; switching the back end to RTP over TCP");
             transport = BackendTransport::Tcp;
+            continue;
+        }
+        // (Cannot loop: such a failure needs a session that played, paused for
+        // want of clients, and was asked to resume.)
+        if failure.reconnect_at_once() {
+            warn!(stream = %stream.name(), "back end {url}: {failure}; reconnecting now");
             continue;
         }
         if started.elapsed() >= STABLE_AFTER {
@@ -185,7 +236,7 @@ async fn receive_rtp(
     track: usize,
     socket: Arc<UdpSocket>,
     allowed: Arc<Mutex<Vec<IpAddr>>>,
-    count: Arc<AtomicU64>,
+    activity: Arc<MediaActivity>,
 ) {
     let mut buf = BytesMut::with_capacity(256 * 1024);
     loop {
@@ -198,8 +249,9 @@ async fn receive_rtp(
                 if !is_allowed(&allowed, from.ip()) {
                     continue;
                 }
-                count.fetch_add(1, Ordering::Relaxed);
-                stream.push_rtp(track, pkt, Instant::now());
+                let now = Instant::now();
+                activity.record(now);
+                stream.push_rtp(track, pkt, now);
             }
             Err(e) => {
                 buf.clear();
@@ -335,7 +387,7 @@ async fn run_connection(
     let (mut rd, mut wr) = tcp.into_split();
     let mut machine = BackendSession::new(cfg);
     let mut demand = stream.watch_demand();
-    let media_count = Arc::new(AtomicU64::new(0));
+    let activity = Arc::new(MediaActivity::new());
     let allowed = Arc::new(Mutex::new(vec![peer_ip]));
     let (bye_tx, mut bye_rx) = mpsc::channel::<()>(4);
     let mut udp: Option<UdpMedia> = None;
@@ -348,6 +400,7 @@ async fn run_connection(
     let mut rr_timer = tokio::time::interval(RR_INTERVAL);
     rr_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut shutting_down = false;
+    let mut earliest_check = Instant::now();
 
     let now = Instant::now();
     machine.on_connected(now);
@@ -381,8 +434,7 @@ async fn run_connection(
                         }
                         let mut ports = Vec::new();
                         if *machine.transport() == BackendTransport::Udp {
-                            match open_udp(stream, tracks, peer_ip, &allowed, &media_count, &bye_tx)
-                            {
+                            match open_udp(stream, tracks, peer_ip, &allowed, &activity, &bye_tx) {
                                 Ok(m) => {
                                     ports = m.ports.clone();
                                     udp = Some(m);
@@ -416,8 +468,18 @@ async fn run_connection(
                         }
                         debug!(stream = %name, track = track + 1, transport = %reply, "back-end track set up");
                     }
-                    Event::Playing => info!(stream = %name, "back end playing"),
-                    Event::Paused => info!(stream = %name, "no clients left; back end paused"),
+                    Event::Playing { starts } => {
+                        stream.source_playing(&starts);
+                        info!(stream = %name, "back end playing");
+                    }
+                    Event::Paused => {
+                        stream.source_paused();
+                        info!(stream = %name, "no clients left; back end paused");
+                    }
+                    Event::Resuming => {
+                        stream.source_resuming();
+                        info!(stream = %name, "a client is back; resuming the back end");
+                    }
                     Event::Redirect(to) => return Outcome::Redirect(to),
                     Event::Failed(f) => return Outcome::Failed(f),
                     Event::Closed => return Outcome::Shutdown,
@@ -425,7 +487,9 @@ async fn run_connection(
             }
         }
 
-        let deadline = machine.poll_timeout().map(tokio::time::Instant::from_std);
+        let deadline = machine
+            .poll_timeout()
+            .map(|d| tokio::time::Instant::from_std(d.max(earliest_check)));
         let sleep = async {
             match deadline {
                 Some(d) => tokio::time::sleep_until(d).await,
@@ -453,7 +517,7 @@ async fn run_connection(
                                     machine.on_bye(now);
                                 }
                             } else {
-                                media_count.fetch_add(1, Ordering::Relaxed);
+                                activity.record(now);
                                 let pkt = payload.try_into_mut().unwrap_or_else(|b| BytesMut::from(&b[..]));
                                 stream.push_rtp(track, pkt, now);
                             }
@@ -473,8 +537,9 @@ async fn run_connection(
             }
             _ = sleep => {
                 let now = Instant::now();
-                machine.on_media(media_count.load(Ordering::Relaxed), now);
+                activity.report(&mut machine);
                 machine.handle_timeout(now);
+                earliest_check = now + MIN_TIMER_STEP;
             }
             r = demand.changed() => {
                 if r.is_ok() {
@@ -484,8 +549,7 @@ async fn run_connection(
             }
             _ = bye_rx.recv() => machine.on_bye(Instant::now()),
             _ = rr_timer.tick() => {
-                let now = Instant::now();
-                machine.on_media(media_count.load(Ordering::Relaxed), now);
+                activity.report(&mut machine);
                 if machine.is_playing() {
                     if let Err(f) = send_receiver_reports(stream, &machine, udp.as_ref(), &mut wr, reporter_ssrc, response_timeout).await {
                         return Outcome::Failed(f);
@@ -506,7 +570,7 @@ fn open_udp(
     tracks: usize,
     peer_ip: IpAddr,
     allowed: &Arc<Mutex<Vec<IpAddr>>>,
-    count: &Arc<AtomicU64>,
+    activity: &Arc<MediaActivity>,
     bye: &mpsc::Sender<()>,
 ) -> std::io::Result<UdpMedia> {
     let mut m = UdpMedia {
@@ -530,7 +594,7 @@ fn open_udp(
             track,
             rtp,
             allowed.clone(),
-            count.clone(),
+            activity.clone(),
         )));
         m.tasks.push(tokio::spawn(receive_rtcp(
             stream.clone(),

@@ -31,6 +31,10 @@ const MAX_KEEPALIVE: Duration = Duration::from_secs(60);
 const MIN_KEEPALIVE: Duration = Duration::from_secs(2);
 /// Redirects followed in a row before giving up.
 pub const MAX_REDIRECTS: u32 = 5;
+/// Longest wait for the answer to a PLAY that resumes a paused back end (it is
+/// answered at once by every server that resumes; one that does not is
+/// reconnected rather than waited for while a client stares at nothing).
+pub const RESUME_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Settings of one back-end session.
 #[derive(Clone, Debug)]
@@ -78,12 +82,21 @@ pub enum Failure {
     Connect(String),
     #[error("connection lost: {0}")]
     ConnectionLost(String),
+    /// The PLAY that was to resume the paused back end failed.
+    #[error("resuming the paused back end failed: {0}")]
+    Resume(Box<Failure>),
 }
 
 impl Failure {
     /// Failures after which UDP is given up for TCP.
     pub fn wants_tcp(&self) -> bool {
         matches!(self, Failure::UdpRefused | Failure::UdpSilent(_))
+    }
+
+    /// Failures after which a new connection is made at once, without back-off:
+    /// a client is waiting, and the back end was fine a moment ago.
+    pub fn reconnect_at_once(&self) -> bool {
+        matches!(self, Failure::Resume(_))
     }
 }
 
@@ -95,10 +108,13 @@ pub enum Event {
     Described(Presentation),
     /// A track was set up; the back end's answer is in `reply`.
     TrackSetUp { track: usize, reply: Transport },
-    /// PLAY answered: media flows.
-    Playing,
-    /// PAUSE answered.
+    /// PLAY answered: media flows. `starts[i]` is the first sequence number the
+    /// back end announced for track `i` (its RTP-Info), if it said.
+    Playing { starts: Vec<Option<u16>> },
+    /// PAUSE answered: what still arrives was sent before the pause.
     Paused,
+    /// A PLAY that resumes the paused back end goes out next.
+    Resuming,
     /// A 3xx: connect to this URL instead.
     Redirect(String),
     /// The session is over; drop the connection (a TEARDOWN may precede this).
@@ -109,10 +125,15 @@ pub enum Event {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
-    Options { keepalive: bool },
+    Options {
+        keepalive: bool,
+    },
     Describe,
     Setup(usize),
-    Play,
+    /// `resume`: from Paused, on the same session (no `Range`, as live555).
+    Play {
+        resume: bool,
+    },
     Pause,
     GetParameter,
     Teardown,
@@ -124,7 +145,7 @@ impl Kind {
             Kind::Options { .. } => Method::Options,
             Kind::Describe => Method::Describe,
             Kind::Setup(_) => Method::Setup,
-            Kind::Play => Method::Play,
+            Kind::Play { .. } => Method::Play,
             Kind::Pause => Method::Pause,
             Kind::GetParameter => Method::GetParameter,
             Kind::Teardown => Method::Teardown,
@@ -187,8 +208,8 @@ pub struct BackendSession {
     last_request_at: Option<Instant>,
     playing_since: Option<Instant>,
     media_count: u64,
+    /// Arrival of the latest media packet, as last reported by the driver.
     media_at: Option<Instant>,
-    media_since_play: bool,
 }
 
 /// One output of the machine.
@@ -226,7 +247,6 @@ impl BackendSession {
             playing_since: None,
             media_count: 0,
             media_at: None,
-            media_since_play: false,
         }
     }
 
@@ -290,15 +310,47 @@ impl BackendSession {
         self.evaluate(now);
     }
 
-    /// Total media packets received so far on this session (any track). The
-    /// driver reports it before each timeout check.
-    pub fn on_media(&mut self, count: u64, now: Instant) {
+    /// Media packets received so far on this connection (any track), the latest
+    /// of them at `last_at`. The driver reports it before each timeout check.
+    pub fn on_media(&mut self, count: u64, last_at: Instant) {
         if count != self.media_count {
             self.media_count = count;
-            self.media_at = Some(now);
-            if matches!(self.state, State::Playing) {
-                self.media_since_play = true;
-            }
+            self.media_at = Some(self.media_at.map_or(last_at, |m| m.max(last_at)));
+        }
+    }
+
+    /// Whether media arrived since the latest PLAY was answered.
+    fn media_since_play(&self) -> bool {
+        match (self.media_at, self.playing_since) {
+            (Some(m), Some(p)) => m >= p,
+            _ => false,
+        }
+    }
+
+    /// When the media watchdogs fire while playing: UDP that never arrived after
+    /// PLAY, and the `-D` gap since the latest packet (or since PLAY).
+    fn watchdog_deadline(&self) -> Option<Instant> {
+        if self.state != State::Playing {
+            return None;
+        }
+        let since = self.playing_since?;
+        let udp_silent = (self.transport == BackendTransport::Udp && !self.media_since_play())
+            .then(|| since + self.cfg.udp_timeout);
+        let stalled = self.cfg.max_gap.map(|gap| {
+            let last = self.media_at.map_or(since, |m| m.max(since));
+            last + gap
+        });
+        match (udp_silent, stalled) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// How long `kind` may wait for its answer.
+    fn timeout_of(&self, kind: Kind) -> Duration {
+        match kind {
+            Kind::Play { resume: true } => self.cfg.response_timeout.min(RESUME_TIMEOUT),
+            _ => self.cfg.response_timeout,
         }
     }
 
@@ -327,31 +379,27 @@ impl BackendSession {
         }
     }
 
-    /// When [`BackendSession::handle_timeout`] wants to be called next.
+    /// When [`BackendSession::handle_timeout`] wants to be called next. Never a
+    /// time that `handle_timeout` has already been called for: after
+    /// `handle_timeout(now)` this is later than `now`, or None.
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.state == State::Done {
             return None;
         }
         let mut t: Option<Instant> = None;
         let mut consider = |x: Instant| t = Some(t.map_or(x, |t| t.min(x)));
-        if let Some(p) = &self.pending {
-            consider(p.sent_at + self.cfg.response_timeout);
+        match (&self.pending, self.last_request_at) {
+            (Some(p), _) => consider(p.sent_at + self.timeout_of(p.kind)),
+            // A keep-alive only goes out when nothing is outstanding.
+            (None, Some(last)) => consider(last + self.keepalive_interval()),
+            (None, None) => {}
         }
-        if let Some(last) = self.last_request_at {
-            consider(last + self.keepalive_interval());
+        if let (State::Playing, false, Some(lost)) = (self.state, self.demand, self.demand_lost_at)
+        {
+            consider(lost + self.cfg.linger);
         }
-        if let Some(lost) = self.demand_lost_at {
-            if matches!(self.state, State::Playing) {
-                consider(lost + self.cfg.linger);
-            }
-        }
-        if self.state == State::Playing {
-            // Media watchdogs are checked every second while playing.
-            consider(
-                self.media_at
-                    .unwrap_or(self.playing_since.unwrap_or(Instant::now()))
-                    + Duration::from_secs(1),
-            );
+        if let Some(w) = self.watchdog_deadline() {
+            consider(w);
         }
         t
     }
@@ -362,48 +410,38 @@ impl BackendSession {
             return;
         }
         if let Some(p) = &self.pending {
-            if now >= p.sent_at + self.cfg.response_timeout {
-                let method = p.kind.method().as_str().to_string();
-                if p.kind == Kind::Teardown {
+            let limit = self.timeout_of(p.kind);
+            if now >= p.sent_at + limit {
+                let kind = p.kind;
+                if kind == Kind::Teardown {
                     self.state = State::Done;
                     self.pending = None;
                     self.out.push_back(Output::Event(Event::Closed));
                     return;
                 }
-                self.fail(Failure::Timeout {
-                    method,
-                    secs: self.cfg.response_timeout.as_secs(),
+                let timeout = Failure::Timeout {
+                    method: kind.method().as_str().to_string(),
+                    secs: limit.as_secs(),
+                };
+                self.fail(if kind == (Kind::Play { resume: true }) {
+                    Failure::Resume(Box::new(timeout))
+                } else {
+                    timeout
                 });
                 return;
             }
         }
-        if self.state == State::Playing {
-            let since_play = self
-                .playing_since
-                .map(|t| now.saturating_duration_since(t))
-                .unwrap_or_default();
-            if self.transport == BackendTransport::Udp
-                && !self.media_since_play
-                && since_play >= self.cfg.udp_timeout
-            {
-                self.fail(Failure::UdpSilent(self.cfg.udp_timeout.as_secs()));
-                return;
+        if self.watchdog_deadline().is_some_and(|w| now >= w) {
+            if self.transport == BackendTransport::Udp && !self.media_since_play() {
+                let since = self.playing_since.unwrap_or(now);
+                if now.saturating_duration_since(since) >= self.cfg.udp_timeout {
+                    self.fail(Failure::UdpSilent(self.cfg.udp_timeout.as_secs()));
+                    return;
+                }
             }
             if let Some(gap) = self.cfg.max_gap {
-                let last = self
-                    .media_at
-                    .map(|m| m.max(self.playing_since.unwrap_or(m)))
-                    .or(self.playing_since);
-                if let Some(last) = last {
-                    if now.saturating_duration_since(last) >= gap
-                        && (self.media_since_play
-                            || self.transport == BackendTransport::Tcp
-                            || since_play >= gap)
-                    {
-                        self.fail(Failure::Stalled(gap.as_secs()));
-                        return;
-                    }
-                }
+                self.fail(Failure::Stalled(gap.as_secs()));
+                return;
             }
         }
         if let Some(last) = self.last_request_at {
@@ -443,11 +481,12 @@ impl BackendSession {
                 for i in 0..n {
                     self.queue.push_back(Kind::Setup(i));
                 }
-                self.queue.push_back(Kind::Play);
+                self.queue.push_back(Kind::Play { resume: false });
             }
             State::Paused if self.demand => {
                 self.state = State::Starting;
-                self.queue.push_back(Kind::Play);
+                self.out.push_back(Output::Event(Event::Resuming));
+                self.queue.push_back(Kind::Play { resume: true });
             }
             State::Playing
                 if !self.demand
@@ -512,7 +551,9 @@ impl BackendSession {
                 }
             }
             Kind::Setup(i) => self.track_url(i),
-            Kind::Play | Kind::Pause | Kind::GetParameter | Kind::Teardown => self.session_url(),
+            Kind::Play { .. } | Kind::Pause | Kind::GetParameter | Kind::Teardown => {
+                self.session_url()
+            }
         };
         let cseq = self.next_cseq();
         let mut req = Request::new(kind.method(), uri)
@@ -537,7 +578,10 @@ impl BackendSession {
                 };
                 req = req.with_header("Transport", t);
             }
-            Kind::Play => req = req.with_header("Range", "npt=0.000-"),
+            // Only the first PLAY of a session gives a Range: a resume carries
+            // none (as live555's), since live servers take a Range as a seek
+            // (GStreamer's hangs for 20 s on it, then answers 503).
+            Kind::Play { resume: false } => req = req.with_header("Range", "npt=0.000-"),
             _ => {}
         }
         if let Some(id) = &self.session_id {
@@ -753,15 +797,20 @@ impl BackendSession {
                 self.out
                     .push_back(Output::Event(Event::TrackSetUp { track: i, reply }));
             }
-            Kind::Play => {
+            Kind::Play { resume } => {
                 if !resp.is_success() {
-                    self.fail(status_failure(&method, resp));
+                    let failure = status_failure(&method, resp);
+                    self.fail(if resume {
+                        Failure::Resume(Box::new(failure))
+                    } else {
+                        failure
+                    });
                     return;
                 }
                 self.state = State::Playing;
                 self.playing_since = Some(now);
-                self.media_since_play = false;
-                self.out.push_back(Output::Event(Event::Playing));
+                let starts = self.announced_starts(resp.header("RTP-Info"));
+                self.out.push_back(Output::Event(Event::Playing { starts }));
                 if !self.demand {
                     self.demand_lost_at = self.demand_lost_at.or(Some(now));
                 }
@@ -781,6 +830,36 @@ impl BackendSession {
             }
         }
         self.evaluate(now);
+    }
+
+    /// The first sequence number of each track, from the back end's RTP-Info.
+    /// Entries are matched to tracks by URL (absolute, or relative to the base);
+    /// if none matches but there is one entry per track, by order.
+    fn announced_starts(&self, rtp_info: Option<&str>) -> Vec<Option<u16>> {
+        let tracks = self.presentation.as_ref().map_or(0, |p| p.tracks.len());
+        let Some(value) = rtp_info else {
+            return vec![None; tracks];
+        };
+        let entries = rtsp::header::rtp_info::parse_list(value);
+        let by_url: Vec<Option<u16>> = (0..tracks)
+            .map(|i| {
+                let url = self.track_url(i);
+                entries
+                    .iter()
+                    .find(|e| {
+                        let e_url = rtsp::url::redact(e.url.trim());
+                        e_url == url
+                            || resolve_control(&self.base, &e_url) == url
+                            || (!e_url.is_empty() && url.ends_with(&format!("/{e_url}")))
+                    })
+                    .and_then(|e| e.seq)
+            })
+            .collect();
+        if by_url.iter().all(Option::is_none) && entries.len() == tracks {
+            entries.iter().map(|e| e.seq).collect()
+        } else {
+            by_url
+        }
     }
 
     fn finish_teardown(&mut self) {
@@ -984,6 +1063,11 @@ m=audio 0 RTP/AVP 97\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:97 MPEG4-GENERIC/48000/2\r\
         assert_eq!(play.method, Method::Play);
         assert_eq!(play.uri, "rtsp://127.0.0.1:31554/h264aac/");
         assert_eq!(play.header("Session"), Some("eOPsLOC-c2f+SZ8M"));
+        assert_eq!(
+            play.header("Range"),
+            Some("npt=0.000-"),
+            "the first PLAY asks from the start"
+        );
         s.handle_response(
             &ok(
                 play.cseq().unwrap(),
@@ -992,7 +1076,12 @@ m=audio 0 RTP/AVP 97\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:97 MPEG4-GENERIC/48000/2\r\
             t0,
         );
         let (_, evs) = drain(&mut s);
-        assert_eq!(evs, vec![Event::Playing]);
+        assert_eq!(
+            evs,
+            vec![Event::Playing {
+                starts: vec![None, None]
+            }]
+        );
         assert!(s.is_playing());
         s
     }
@@ -1275,5 +1364,218 @@ m=audio 0 RTP/AVP 97\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:97 MPEG4-GENERIC/48000/2\r\
         assert_eq!(resp.header("CSeq"), Some("7"));
         let req = Request::new(Method::Announce, "rtsp://x/").with_header("CSeq", "8");
         assert_eq!(s.handle_request(&req).status, 501);
+    }
+
+    /// Plays, pauses after the linger and answers the PAUSE; returns the session
+    /// at Paused and the time.
+    fn paused(transport: BackendTransport, t0: Instant) -> (BackendSession, Instant) {
+        let mut s = playing(transport, t0);
+        s.on_media(5, t0);
+        s.set_demand(false, t0);
+        let at = t0 + Duration::from_secs(1);
+        s.handle_timeout(at);
+        let pause = one_request(&mut s);
+        assert_eq!(pause.method, Method::Pause);
+        s.handle_response(&ok(pause.cseq().unwrap(), "Session: eOPsLOC-c2f+SZ8M"), at);
+        assert_eq!(drain(&mut s).1, vec![Event::Paused]);
+        (s, at)
+    }
+
+    #[test]
+    fn a_resume_play_carries_no_range_and_announces_itself() {
+        let t0 = Instant::now();
+        let (mut s, at) = paused(BackendTransport::Udp, t0);
+        s.set_demand(true, at + Duration::from_secs(5));
+        let (reqs, evs) = drain(&mut s);
+        assert_eq!(
+            evs,
+            vec![Event::Resuming],
+            "the relay is told before the PLAY goes out"
+        );
+        assert_eq!(reqs.len(), 1);
+        let play = &reqs[0];
+        assert_eq!(play.method, Method::Play);
+        assert_eq!(play.header("Session"), Some("eOPsLOC-c2f+SZ8M"));
+        assert_eq!(play.header("Range"), None, "a resume is no seek");
+        s.handle_response(
+            &ok(
+                play.cseq().unwrap(),
+                "Session: eOPsLOC-c2f+SZ8M\nRTP-Info: url=rtsp://127.0.0.1:31554/h264aac/stream=0;seq=5011;rtptime=17,url=rtsp://127.0.0.1:31554/h264aac/stream=1;seq=77;rtptime=9",
+            ),
+            at + Duration::from_secs(5),
+        );
+        assert_eq!(
+            drain(&mut s).1,
+            vec![Event::Playing {
+                starts: vec![Some(5011), Some(77)]
+            }]
+        );
+        assert!(s.is_playing());
+    }
+
+    #[test]
+    fn a_failed_resume_reconnects_at_once() {
+        let t0 = Instant::now();
+        let (mut s, at) = paused(BackendTransport::Tcp, t0);
+        s.set_demand(true, at);
+        let play = one_request(&mut s);
+        s.handle_response(
+            &response(&format!(
+                "RTSP/1.0 503 Service Unavailable\nCSeq: {}\n\n",
+                play.cseq().unwrap()
+            )),
+            at,
+        );
+        let (reqs, evs) = drain(&mut s);
+        assert_eq!(reqs[0].method, Method::Teardown);
+        let failure = Failure::Resume(Box::new(Failure::Status {
+            method: "PLAY".into(),
+            status: 503,
+            reason: "Service Unavailable".into(),
+        }));
+        assert_eq!(evs, vec![Event::Failed(failure.clone())]);
+        assert!(failure.reconnect_at_once());
+        assert!(!failure.wants_tcp());
+        assert!(!Failure::Stalled(10).reconnect_at_once());
+    }
+
+    #[test]
+    fn an_unanswered_resume_gives_up_after_the_resume_timeout() {
+        let t0 = Instant::now();
+        let (mut s, at) = paused(BackendTransport::Udp, t0);
+        s.set_demand(true, at);
+        let (reqs, _) = drain(&mut s);
+        assert_eq!(reqs[0].method, Method::Play);
+        assert_eq!(s.poll_timeout(), Some(at + RESUME_TIMEOUT));
+        s.handle_timeout(at + RESUME_TIMEOUT - Duration::from_millis(1));
+        assert!(drain(&mut s).1.is_empty());
+        s.handle_timeout(at + RESUME_TIMEOUT);
+        assert_eq!(
+            drain(&mut s).1,
+            vec![Event::Failed(Failure::Resume(Box::new(Failure::Timeout {
+                method: "PLAY".into(),
+                secs: 3
+            })))]
+        );
+    }
+
+    #[test]
+    fn rtp_info_is_matched_to_tracks_by_url_or_by_order() {
+        let t0 = Instant::now();
+        let s = playing(BackendTransport::Tcp, t0);
+        let cases: &[(&str, Vec<Option<u16>>)] = &[
+            // Reversed order, absolute URLs.
+            (
+                "url=rtsp://127.0.0.1:31554/h264aac/stream=1;seq=2;rtptime=0, url=rtsp://127.0.0.1:31554/h264aac/stream=0;seq=1",
+                vec![Some(1), Some(2)],
+            ),
+            // Relative controls, one track only.
+            ("url=stream=1;seq=300", vec![None, Some(300)]),
+            // URLs that match nothing (a camera that names its tracks otherwise),
+            // one entry per track: taken in order.
+            (
+                "url=rtsp://10.0.0.1/ch1/trackID=1;seq=10,url=rtsp://10.0.0.1/ch1/trackID=2;seq=20",
+                vec![Some(10), Some(20)],
+            ),
+            // Without seq, or nothing usable.
+            ("url=rtsp://127.0.0.1:31554/h264aac/stream=0;rtptime=5", vec![None, None]),
+            ("garbage", vec![None, None]),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(&s.announced_starts(Some(value)), expected, "{value}");
+        }
+        assert_eq!(s.announced_starts(None), vec![None, None]);
+    }
+
+    /// The machine never asks to be woken at a time it has already been woken for:
+    /// after `handle_timeout(now)`, `poll_timeout()` is later than `now` or none.
+    /// Checked in every state, over a minute and a half of time in quarter seconds,
+    /// with and without media arriving.
+    #[test]
+    fn no_timeout_is_ever_in_the_past() {
+        fn check(label: &str, mut s: BackendSession, t0: Instant, media: bool) {
+            let mut count = 0;
+            for step in 0..360u64 {
+                let now = t0 + Duration::from_millis(250 * step);
+                if media && step % 2 == 0 {
+                    count += 1;
+                    s.on_media(count, now);
+                }
+                s.handle_timeout(now);
+                let _ = drain(&mut s);
+                if let Some(next) = s.poll_timeout() {
+                    assert!(
+                        next > now,
+                        "{label}: woken at {step} for a deadline {:?} in the past",
+                        now - next
+                    );
+                }
+            }
+        }
+        let t0 = Instant::now();
+        for transport in [BackendTransport::Udp, BackendTransport::Tcp] {
+            for media in [false, true] {
+                let label = |state: &str| format!("{state} {transport:?} media={media}");
+                check(
+                    &label("idle"),
+                    BackendSession::new(cfg(transport)),
+                    t0,
+                    media,
+                );
+                let mut describing = BackendSession::new(cfg(transport));
+                describing.on_connected(t0);
+                check(&label("describing"), describing, t0, media);
+                check(&label("ready"), described(transport, t0), t0, media);
+                let mut setting_up = described(transport, t0);
+                setting_up.set_demand(true, t0);
+                check(&label("setting up"), setting_up, t0, media);
+                check(&label("playing"), playing(transport, t0), t0, media);
+                let mut lingering = playing(transport, t0);
+                lingering.set_demand(false, t0);
+                check(&label("lingering"), lingering, t0, media);
+                let mut pausing = playing(transport, t0);
+                pausing.set_demand(false, t0);
+                pausing.handle_timeout(t0 + Duration::from_secs(1));
+                check(
+                    &label("pausing"),
+                    pausing,
+                    t0 + Duration::from_secs(1),
+                    media,
+                );
+                let (p, at) = paused(transport, t0);
+                check(&label("paused"), p, at, media);
+                let (mut resuming, at) = paused(transport, t0);
+                resuming.set_demand(true, at);
+                check(&label("resuming"), resuming, at, media);
+                let mut tearing_down = playing(transport, t0);
+                tearing_down.teardown(t0);
+                check(&label("tearing down"), tearing_down, t0, media);
+                // Without -D, and with a keep-alive interval shorter than the
+                // response timeout (a back end announcing timeout=4).
+                let mut c = cfg(transport);
+                c.max_gap = None;
+                c.response_timeout = Duration::from_secs(10);
+                let mut s = BackendSession::new(c);
+                s.on_connected(t0);
+                let opt = one_request(&mut s);
+                s.handle_response(&ok(opt.cseq().unwrap(), "Session: x;timeout=4"), t0);
+                check(&label("short keep-alive"), s, t0, media);
+            }
+        }
+    }
+
+    /// A back end that stops sending while playing is declared stalled `-D` after its
+    /// last packet, however late the driver reports that packet's arrival.
+    #[test]
+    fn stall_is_timed_from_the_last_packet() {
+        let t0 = Instant::now();
+        let mut s = playing(BackendTransport::Tcp, t0);
+        // Media until 2.3 s, reported at 5 s (the receiver-report tick).
+        s.on_media(100, t0 + Duration::from_millis(2300));
+        assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_millis(12_300)));
+        s.handle_timeout(t0 + Duration::from_millis(12_299));
+        assert!(drain(&mut s).1.is_empty());
+        s.handle_timeout(t0 + Duration::from_millis(12_300));
+        assert_eq!(drain(&mut s).1, vec![Event::Failed(Failure::Stalled(10))]);
     }
 }
