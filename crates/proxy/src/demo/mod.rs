@@ -58,10 +58,7 @@ pub fn spawn(stream: Arc<Stream>) -> Result<JoinHandle<()>, DemoError> {
             } else {
                 tokio::time::sleep_until(at).await;
             }
-            let now = Instant::now();
-            for p in packets.drain(..) {
-                stream.push_rtp(0, p, now);
-            }
+            stream.push_rtp_batch(0, &mut packets, Instant::now());
         }
     }))
 }

@@ -5,9 +5,10 @@
 mod registry;
 pub mod sink;
 mod stream;
+pub mod udp_batch;
 
 pub use registry::StreamRegistry;
-pub use sink::{ConnOut, ConnOutReceiver, OutItem, Sink};
+pub use sink::{ConnOut, ConnOutReceiver, OutItem, Sink, SinkSet};
 pub use stream::{
     Availability, Closer, PresentationChange, RtcpOutcome, StartPoint, Stream, StreamStats,
     SubscriberId,

@@ -1,9 +1,12 @@
-//! Where relayed packets go: one [`Sink`] per playing (subscriber, track).
+//! Where relayed packets go: one [`Sink`] per playing (subscriber, track), gathered
+//! per track in a [`SinkSet`].
 //!
-//! A packet is one [`Bytes`] shared by every sink. UDP sinks send straight from the
-//! relay with a non-blocking `try_send_to` (the kernel socket buffer is the queue;
-//! what it refuses is counted per client);
-//! interleaved sinks push onto their connection's bounded [`ConnOut`] queue. Neither
+//! The relay hands a track's sinks **batches** (the packets of one frame, or what
+//! one socket read produced), each packet one [`Bytes`] shared by every sink. UDP
+//! sinks of one server socket are served together ([`super::udp_batch`]: GSO
+//! trains, one `sendmmsg` for every client; the kernel socket buffer is the queue
+//! and what it refuses is counted per client); each interleaved sink queues the
+//! whole batch as one item on its connection's bounded [`ConnOut`] queue. Nothing
 //! ever waits, so a slow client can only lose its own packets.
 
 use std::net::SocketAddr;
@@ -14,9 +17,15 @@ use bytes::Bytes;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, Notify};
 
+use super::stream::SubscriberId;
+use super::udp_batch::{self, GsoState, UdpDest};
+
 /// Default bound of queued media packets per TCP connection (about 2 s of a
 /// 4 Mbit/s stream). Past it, media for that connection is dropped.
 pub const DEFAULT_QUEUE_PACKETS: usize = 2048;
+/// Default bound of queued media bytes per TCP connection (8 s of 4 Mbit/s):
+/// big packets cannot make a slow reader hold more than this.
+pub const DEFAULT_QUEUE_BYTES: usize = 4 * 1024 * 1024;
 
 /// One item for a connection's writer.
 #[derive(Debug)]
@@ -25,6 +34,24 @@ pub enum OutItem {
     Control(Bytes),
     /// An interleaved packet: `$`, channel, length, then the shared payload.
     Media { header: [u8; 4], payload: Bytes },
+    /// A batch of interleaved packets on one channel (each framed as `Media`),
+    /// shared with every other connection that gets the same batch.
+    MediaBatch {
+        channel: u8,
+        packets: Arc<[Bytes]>,
+        bytes: usize,
+    },
+}
+
+impl OutItem {
+    /// Media packets and payload bytes this item holds.
+    fn media_size(&self) -> (usize, usize) {
+        match self {
+            OutItem::Control(_) => (0, 0),
+            OutItem::Media { payload, .. } => (1, payload.len()),
+            OutItem::MediaBatch { packets, bytes, .. } => (packets.len(), *bytes),
+        }
+    }
 }
 
 /// The outgoing side of one front-end TCP connection, shared by its request handler
@@ -40,8 +67,10 @@ pub struct ConnOut {
 struct ConnOutInner {
     tx: mpsc::UnboundedSender<OutItem>,
     queued_media: AtomicUsize,
+    queued_bytes: AtomicUsize,
     queued_control: AtomicUsize,
     limit: usize,
+    byte_limit: usize,
     dropped: AtomicU64,
     closed: AtomicBool,
     close_notify: Notify,
@@ -54,14 +83,23 @@ pub struct ConnOutReceiver {
 }
 
 impl ConnOut {
-    /// A new queue holding at most `limit` media packets.
+    /// A new queue holding at most `limit` media packets and
+    /// [`DEFAULT_QUEUE_BYTES`] of them.
     pub fn new(limit: usize) -> (ConnOut, ConnOutReceiver) {
+        ConnOut::with_limits(limit, DEFAULT_QUEUE_BYTES)
+    }
+
+    /// A new queue holding at most `limit` media packets and `byte_limit` bytes
+    /// of their payloads.
+    pub fn with_limits(limit: usize, byte_limit: usize) -> (ConnOut, ConnOutReceiver) {
         let (tx, rx) = mpsc::unbounded_channel();
         let inner = Arc::new(ConnOutInner {
             tx,
             queued_media: AtomicUsize::new(0),
+            queued_bytes: AtomicUsize::new(0),
             queued_control: AtomicUsize::new(0),
             limit,
+            byte_limit,
             dropped: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             close_notify: Notify::new(),
@@ -95,24 +133,44 @@ impl ConnOut {
 
     /// Queues an interleaved packet, or drops it (counted) when the queue is full.
     pub fn send_media(&self, channel: u8, payload: &Bytes) -> bool {
-        if self.is_closed() {
-            return false;
-        }
         let Ok(len) = u16::try_from(payload.len()) else {
             self.inner.dropped.fetch_add(1, Ordering::Relaxed);
             return false;
         };
-        if self.inner.queued_media.load(Ordering::Relaxed) >= self.inner.limit {
-            self.inner.dropped.fetch_add(1, Ordering::Relaxed);
-            return false;
-        }
-        self.inner.queued_media.fetch_add(1, Ordering::Relaxed);
-        let item = OutItem::Media {
+        self.enqueue_media(OutItem::Media {
             header: rtsp::interleaved::header(channel, len),
             payload: payload.clone(),
-        };
-        if self.inner.tx.send(item).is_err() {
-            self.inner.queued_media.fetch_sub(1, Ordering::Relaxed);
+        })
+    }
+
+    /// Queues a batch of interleaved packets as one item, or drops the whole
+    /// batch (counted per packet) when it does not fit the queue's bounds.
+    /// `bytes` is the sum of the packets' lengths; none may exceed 65535.
+    pub fn send_media_batch(&self, channel: u8, packets: &Arc<[Bytes]>, bytes: usize) -> bool {
+        self.enqueue_media(OutItem::MediaBatch {
+            channel,
+            packets: packets.clone(),
+            bytes,
+        })
+    }
+
+    fn enqueue_media(&self, item: OutItem) -> bool {
+        let (packets, bytes) = item.media_size();
+        if self.is_closed() {
+            return false;
+        }
+        let inner = &self.inner;
+        if inner.queued_media.load(Ordering::Relaxed) + packets > inner.limit
+            || inner.queued_bytes.load(Ordering::Relaxed) + bytes > inner.byte_limit
+        {
+            inner.dropped.fetch_add(packets as u64, Ordering::Relaxed);
+            return false;
+        }
+        inner.queued_media.fetch_add(packets, Ordering::Relaxed);
+        inner.queued_bytes.fetch_add(bytes, Ordering::Relaxed);
+        if inner.tx.send(item).is_err() {
+            inner.queued_media.fetch_sub(packets, Ordering::Relaxed);
+            inner.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
             return false;
         }
         true
@@ -168,11 +226,18 @@ impl ConnOutReceiver {
 
     /// Call after an item has been written (or discarded).
     pub fn done(&self, item: &OutItem) {
-        let counter = match item {
-            OutItem::Control(_) => &self.inner.queued_control,
-            OutItem::Media { .. } => &self.inner.queued_media,
-        };
-        counter.fetch_sub(1, Ordering::Relaxed);
+        match item {
+            OutItem::Control(_) => {
+                self.inner.queued_control.fetch_sub(1, Ordering::Relaxed);
+            }
+            media => {
+                let (packets, bytes) = media.media_size();
+                self.inner
+                    .queued_media
+                    .fetch_sub(packets, Ordering::Relaxed);
+                self.inner.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+            }
+        }
     }
 }
 
@@ -188,6 +253,8 @@ pub enum Sink {
         /// Packets (RTP and RTCP) the kernel refused to send to this client
         /// (send buffer full, unreachable), shared by the client's tracks.
         refused: Arc<AtomicU64>,
+        /// Whether `rtp_socket` still takes GSO sends.
+        gso: Arc<GsoState>,
     },
     /// Interleaved in the client's RTSP connection (or HTTP tunnel).
     Interleaved {
@@ -241,6 +308,111 @@ impl Sink {
     }
 }
 
+/// Every sink of one track, with its UDP sinks grouped by server socket so that a
+/// batch reaches all of them in one `sendmmsg`. Immutable: the relay swaps in a
+/// new set when a subscriber comes or goes, and fan-out reads the old one
+/// without a lock.
+#[derive(Debug, Default)]
+pub struct SinkSet {
+    all: Vec<(SubscriberId, Sink)>,
+    udp: Vec<UdpGroup>,
+}
+
+#[derive(Debug)]
+struct UdpGroup {
+    socket: Arc<UdpSocket>,
+    gso: Arc<GsoState>,
+    dests: Vec<UdpDest>,
+}
+
+impl SinkSet {
+    fn from_list(all: Vec<(SubscriberId, Sink)>) -> SinkSet {
+        let mut udp: Vec<UdpGroup> = Vec::new();
+        for (_, sink) in &all {
+            if let Sink::Udp {
+                rtp_socket,
+                rtp_addr,
+                refused,
+                gso,
+                ..
+            } = sink
+            {
+                let dest = UdpDest::new(*rtp_addr, refused.clone());
+                match udp.iter_mut().find(|g| Arc::ptr_eq(&g.socket, rtp_socket)) {
+                    Some(g) => g.dests.push(dest),
+                    None => udp.push(UdpGroup {
+                        socket: rtp_socket.clone(),
+                        gso: gso.clone(),
+                        dests: vec![dest],
+                    }),
+                }
+            }
+        }
+        SinkSet { all, udp }
+    }
+
+    /// This set plus `sink` for subscriber `id`.
+    pub fn with(&self, id: SubscriberId, sink: Sink) -> SinkSet {
+        let mut all = Vec::with_capacity(self.all.len() + 1);
+        all.extend(self.all.iter().cloned());
+        all.push((id, sink));
+        SinkSet::from_list(all)
+    }
+
+    /// This set without subscriber `id`'s sinks; None if it has none.
+    pub fn without(&self, id: SubscriberId) -> Option<SinkSet> {
+        if !self.all.iter().any(|(s, _)| *s == id) {
+            return None;
+        }
+        Some(SinkSet::from_list(
+            self.all.iter().filter(|(s, _)| *s != id).cloned().collect(),
+        ))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.all.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.all.len()
+    }
+
+    /// Sends a batch of RTP packets (in order) to every sink without waiting.
+    pub fn send_rtp_batch(&self, packets: &[Bytes]) {
+        if packets.is_empty() {
+            return;
+        }
+        for g in &self.udp {
+            udp_batch::send(&*g.socket, &g.gso, &g.dests, packets);
+        }
+        let mut shared: Option<(Arc<[Bytes]>, usize)> = None;
+        for (_, sink) in &self.all {
+            if let Sink::Interleaved {
+                out, rtp_channel, ..
+            } = sink
+            {
+                let (batch, bytes) = shared.get_or_insert_with(|| {
+                    let kept: Vec<Bytes> = packets
+                        .iter()
+                        .filter(|p| p.len() <= usize::from(u16::MAX))
+                        .cloned()
+                        .collect();
+                    let bytes = kept.iter().map(Bytes::len).sum();
+                    (kept.into(), bytes)
+                });
+                out.send_media_batch(*rtp_channel, batch, *bytes);
+            }
+        }
+    }
+
+    /// Sends one RTCP packet to every sink without waiting.
+    pub fn send_rtcp(&self, pkt: &Bytes) {
+        for (_, sink) in &self.all {
+            sink.send_rtcp(pkt);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,6 +434,7 @@ mod tests {
             rtp_addr: addr,
             rtcp_addr: addr,
             refused: refused.clone(),
+            gso: Arc::new(GsoState::new()),
         };
         let pkt = Bytes::from_static(b"\x80\x60\x00\x01rtp");
         sink(good).send_rtp(&pkt);

@@ -13,7 +13,7 @@ use rtp::rtcp::{self, ReceptionStats, SenderInfo};
 use rtp::TrackContinuity;
 use tokio::sync::watch;
 
-use super::sink::Sink;
+use super::sink::{Sink, SinkSet};
 use crate::sdp::Presentation;
 
 /// Identifies one front-end session within a stream.
@@ -102,7 +102,7 @@ struct Player {
 struct Track {
     continuity: TrackContinuity,
     reception: ReceptionStats,
-    sinks: Arc<Vec<(SubscriberId, Sink)>>,
+    sinks: Arc<SinkSet>,
     /// The back end's latest sender report, mapped into our space, and when it
     /// arrived. Cleared whenever the mapping ends (reset, pause).
     backend_sr: Option<(SenderInfo, Instant)>,
@@ -115,7 +115,7 @@ impl Track {
         Track {
             continuity: TrackContinuity::with_random_base(clock_rate),
             reception: ReceptionStats::new(clock_rate),
-            sinks: Arc::new(Vec::new()),
+            sinks: Arc::new(SinkSet::default()),
             backend_sr: None,
             synth_sr_at: None,
         }
@@ -347,35 +347,54 @@ impl Stream {
         }
     }
 
-    /// Relays one back-end RTP packet of `track`.
-    pub fn push_rtp(&self, track: usize, mut pkt: BytesMut, now: Instant) {
+    /// Relays one back-end RTP packet of `track` (a batch of one).
+    pub fn push_rtp(&self, track: usize, pkt: BytesMut, now: Instant) {
+        let mut batch = vec![pkt];
+        self.push_rtp_batch(track, &mut batch, now);
+    }
+
+    /// Relays back-end RTP packets of `track` that arrived together (one socket
+    /// read, or one frame), draining `pkts`. Each packet is rewritten in place
+    /// and frozen into one shared buffer; the sinks get them as batches cut after
+    /// each packet with the marker bit (a frame's end), so a frame goes out as
+    /// one GSO train or one queue item per client, and nothing waits for a later
+    /// read.
+    pub fn push_rtp_batch(&self, track: usize, pkts: &mut Vec<BytesMut>, now: Instant) {
+        if pkts.is_empty() {
+            return;
+        }
+        let mut out: Vec<Bytes> = Vec::with_capacity(pkts.len());
+        let mut cuts: Vec<usize> = Vec::new();
         let sinks = {
             let mut st = self.lock();
-            st.stats.rtp_in += 1;
-            let Some(t) = st.tracks.get_mut(track) else {
-                st.stats.rtp_invalid += 1;
+            let State { tracks, stats, .. } = &mut *st;
+            stats.rtp_in += pkts.len() as u64;
+            let Some(t) = tracks.get_mut(track) else {
+                stats.rtp_invalid += pkts.len() as u64;
+                pkts.clear();
                 return;
             };
-            match rtp::packet::parse_rtp(&pkt) {
-                Ok(hdr) => t.reception.on_rtp(&hdr, now),
-                Err(_) => {
-                    st.stats.rtp_invalid += 1;
-                    return;
+            for mut pkt in pkts.drain(..) {
+                match rtp::packet::parse_rtp(&pkt) {
+                    Ok(hdr) => t.reception.on_rtp(&hdr, now),
+                    Err(_) => {
+                        stats.rtp_invalid += 1;
+                        continue;
+                    }
                 }
-            }
-            match t.continuity.rewrite_rtp(&mut pkt, now) {
-                Ok(_) => {}
-                Err(
-                    rtp::RtpError::Held { .. }
-                    | rtp::RtpError::BeforeStart { .. }
-                    | rtp::RtpError::BeforeRebase { .. },
-                ) => {
-                    st.stats.rtp_stale += 1;
-                    return;
-                }
-                Err(_) => {
-                    st.stats.rtp_invalid += 1;
-                    return;
+                match t.continuity.rewrite_rtp(&mut pkt, now) {
+                    Ok(hdr) => {
+                        out.push(pkt.freeze());
+                        if hdr.marker {
+                            cuts.push(out.len());
+                        }
+                    }
+                    Err(
+                        rtp::RtpError::Held { .. }
+                        | rtp::RtpError::BeforeStart { .. }
+                        | rtp::RtpError::BeforeRebase { .. },
+                    ) => stats.rtp_stale += 1,
+                    Err(_) => stats.rtp_invalid += 1,
                 }
             }
             if t.sinks.is_empty() {
@@ -383,9 +402,12 @@ impl Stream {
             }
             t.sinks.clone()
         };
-        let pkt = pkt.freeze();
-        for (_, sink) in sinks.iter() {
-            sink.send_rtp(&pkt);
+        let mut from = 0;
+        for cut in cuts.into_iter().chain(std::iter::once(out.len())) {
+            if cut > from {
+                sinks.send_rtp_batch(&out[from..cut]);
+                from = cut;
+            }
         }
     }
 
@@ -419,9 +441,7 @@ impl Stream {
             (t.sinks.clone(), out)
         };
         if let Some(out) = out {
-            for (_, sink) in sinks.iter() {
-                sink.send_rtcp(&out);
-            }
+            sinks.send_rtcp(&out);
         }
         outcome
     }
@@ -454,9 +474,7 @@ impl Stream {
             }
         }
         for (sinks, pkt) in sends {
-            for (_, sink) in sinks.iter() {
-                sink.send_rtcp(&pkt);
-            }
+            sinks.send_rtcp(&pkt);
         }
     }
 
@@ -511,10 +529,7 @@ impl Stream {
                 if let Some(info) = track.sender_report_at(now, wall) {
                     sink.send_rtcp(&encode_sender_report(&info));
                 }
-                let mut list = Vec::with_capacity(track.sinks.len() + 1);
-                list.extend(track.sinks.iter().cloned());
-                list.push((id, sink));
-                track.sinks = Arc::new(list);
+                track.sinks = Arc::new(track.sinks.with(id, sink));
             }
             st.players.insert(id, Player { closer });
             st.players.len()
@@ -541,7 +556,7 @@ impl Stream {
         let closers: Vec<_> = {
             let mut st = self.lock();
             for t in &mut st.tracks {
-                t.sinks = Arc::new(Vec::new());
+                t.sinks = Arc::new(SinkSet::default());
             }
             st.players.drain().map(|(_, p)| p.closer).collect()
         };
@@ -554,9 +569,8 @@ impl Stream {
 
 fn remove_sinks(st: &mut State, id: SubscriberId) {
     for t in &mut st.tracks {
-        if t.sinks.iter().any(|(s, _)| *s == id) {
-            let list: Vec<_> = t.sinks.iter().filter(|(s, _)| *s != id).cloned().collect();
-            t.sinks = Arc::new(list);
+        if let Some(rest) = t.sinks.without(id) {
+            t.sinks = Arc::new(rest);
         }
     }
 }

@@ -95,6 +95,15 @@ fn drain_media(rx: &mut ConnOutReceiver) -> Vec<(u8, Bytes)> {
                 );
                 out.push((header[1], payload));
             }
+            OutItem::MediaBatch {
+                channel,
+                packets,
+                bytes,
+            } => {
+                assert!(!packets.is_empty(), "no empty batch is queued");
+                assert_eq!(bytes, packets.iter().map(Bytes::len).sum::<usize>());
+                out.extend(packets.iter().map(|p| (channel, p.clone())));
+            }
             OutItem::Control(c) => panic!("unexpected control item {c:?}"),
         }
     }
@@ -889,4 +898,147 @@ fn play_sends_a_sender_report_at_once() {
     let (sink3, _out3, mut rx3) = interleaved(64, 0);
     play(&fresh, 1, vec![(VIDEO, sink3)], t0);
     assert!(drain_media(&mut rx3).is_empty());
+}
+
+fn marked(seq: u16, ts: u32, marker: bool, payload: &[u8]) -> BytesMut {
+    let mut b = BytesMut::new();
+    write_header(&mut b, marker, 96, seq, ts, BACKEND_SSRC);
+    b.extend_from_slice(payload);
+    b
+}
+
+/// Raw queue items (not flattened): what a connection's writer takes one by one.
+fn drain_items(rx: &mut ConnOutReceiver) -> Vec<Vec<Bytes>> {
+    let mut out = Vec::new();
+    while let Some(item) = rx.try_recv() {
+        rx.done(&item);
+        match item {
+            OutItem::MediaBatch { packets, .. } => out.push(packets.to_vec()),
+            OutItem::Media { payload, .. } => out.push(vec![payload]),
+            OutItem::Control(_) => panic!("control item"),
+        }
+    }
+    out
+}
+
+/// Packets that arrived together are handed to the sinks as batches cut after
+/// each marker bit: one queue item per frame (and per leftover), in order.
+#[test]
+fn a_read_batch_is_cut_into_frames_by_the_marker_bit() {
+    let stream = described_stream();
+    let (sink, out, mut rx) = interleaved(64, 0);
+    let now = Instant::now();
+    play(&stream, 1, vec![(VIDEO, sink)], now);
+    // The end of frame A, all of frame B, the start of frame C.
+    let mut batch = vec![
+        marked(10, 0, false, b"a1"),
+        marked(11, 0, true, b"a2"),
+        marked(12, 3600, false, b"b1"),
+        marked(13, 3600, false, b"b2"),
+        marked(14, 3600, true, b"b3"),
+        marked(15, 7200, false, b"c1"),
+    ];
+    stream.push_rtp_batch(VIDEO, &mut batch, now);
+    assert!(batch.is_empty(), "the batch is drained");
+    let items = drain_items(&mut rx);
+    let payloads: Vec<Vec<&[u8]>> = items
+        .iter()
+        .map(|i| i.iter().map(|p| &p[12..]).collect())
+        .collect();
+    assert_eq!(
+        payloads,
+        vec![
+            vec![&b"a1"[..], b"a2"],
+            vec![&b"b1"[..], b"b2", b"b3"],
+            vec![&b"c1"[..]]
+        ]
+    );
+    let seqs: Vec<u16> = items.iter().flatten().map(|p| seq_ts_ssrc(p).0).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)),
+        "{seqs:?}"
+    );
+    assert_eq!(out.queued(), 0);
+    assert_eq!(stream.stats().rtp_in, 6);
+}
+
+/// A batch that does not fit a slow connection's queue is dropped whole (no
+/// frame arrives half), counted per packet; the bound is in bytes too.
+#[test]
+fn a_slow_connection_loses_whole_batches_within_its_byte_bound() {
+    let stream = described_stream();
+    let (out, mut rx) = ConnOut::with_limits(100, 3_000);
+    let sink = Sink::Interleaved {
+        out: out.clone(),
+        rtp_channel: 0,
+        rtcp_channel: 1,
+    };
+    let now = Instant::now();
+    play(&stream, 1, vec![(VIDEO, sink)], now);
+    let frame = |first: u16| -> Vec<BytesMut> {
+        (0..2u16)
+            .map(|i| marked(first + i, u32::from(first), i == 1, &[0u8; 988]))
+            .collect()
+    };
+    // 2 x 1000 bytes fit in 3000; the next frame would make 4000.
+    stream.push_rtp_batch(VIDEO, &mut frame(0), now);
+    stream.push_rtp_batch(VIDEO, &mut frame(2), now);
+    assert_eq!(out.queued(), 2);
+    assert_eq!(out.dropped(), 2);
+    let items = drain_items(&mut rx);
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].len(), 2);
+    // Drained: room again.
+    stream.push_rtp_batch(VIDEO, &mut frame(4), now);
+    assert_eq!(out.queued(), 2);
+}
+
+/// UDP subscribers of one server socket are reached together; each gets every
+/// packet of the frame as its own datagram, with the same bytes.
+#[tokio::test]
+async fn udp_subscribers_get_every_packet_of_a_batch() {
+    let stream = described_stream();
+    let server = Arc::new(
+        tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("bind"),
+    );
+    let gso = Arc::new(super::udp_batch::GsoState::new());
+    let mut clients = Vec::new();
+    for id in 1..=3u64 {
+        let c = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        c.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        let addr = c.local_addr().expect("addr");
+        let sink = Sink::Udp {
+            rtp_socket: server.clone(),
+            rtcp_socket: server.clone(),
+            rtp_addr: addr,
+            rtcp_addr: addr,
+            refused: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            gso: gso.clone(),
+        };
+        play(&stream, id, vec![(VIDEO, sink)], Instant::now());
+        clients.push(c);
+    }
+    let mut frame: Vec<BytesMut> = (0..5u16)
+        .map(|i| marked(100 + i, 9000, i == 4, &[i as u8; 1188]))
+        .collect();
+    frame.push(marked(105, 12600, true, b"short"));
+    stream.push_rtp_batch(VIDEO, &mut frame, Instant::now());
+    for c in &clients {
+        let mut buf = [0u8; 2048];
+        let mut seqs = Vec::new();
+        for _ in 0..6 {
+            let n = c.recv(&mut buf).expect("datagram");
+            let (seq, _, ssrc) = seq_ts_ssrc(&buf[..n]);
+            assert_eq!(Some(ssrc), stream.track_ssrc(VIDEO));
+            seqs.push((seq, n));
+        }
+        assert_eq!(
+            seqs.iter().map(|s| s.1).collect::<Vec<_>>(),
+            vec![1200, 1200, 1200, 1200, 1200, 17]
+        );
+        assert!(seqs.windows(2).all(|w| w[1].0 == w[0].0.wrapping_add(1)));
+    }
 }

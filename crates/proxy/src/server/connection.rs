@@ -236,13 +236,34 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: ConnOutReceiver, out: ConnOu
 
 /// Writes a batch with vectored writes, coping with partial writes.
 async fn write_items(wr: &mut OwnedWriteHalf, items: &[OutItem]) -> std::io::Result<()> {
-    let mut parts: Vec<&[u8]> = Vec::with_capacity(items.len() * 2);
+    // The `$` headers of batched packets, made here (each connection has its own
+    // channel numbers), then every part borrowed in order.
+    let mut headers: Vec<[u8; 4]> = Vec::new();
+    for item in items {
+        if let OutItem::MediaBatch {
+            channel, packets, ..
+        } = item
+        {
+            headers.extend(packets.iter().map(|p| {
+                // Packets over 65535 bytes never get into a batch (SinkSet).
+                rtsp::interleaved::header(*channel, u16::try_from(p.len()).unwrap_or(u16::MAX))
+            }));
+        }
+    }
+    let mut parts: Vec<&[u8]> = Vec::with_capacity(items.len() * 2 + headers.len() * 2);
+    let mut next_header = headers.iter();
     for item in items {
         match item {
             OutItem::Control(b) => parts.push(b),
             OutItem::Media { header, payload } => {
                 parts.push(header);
                 parts.push(payload);
+            }
+            OutItem::MediaBatch { packets, .. } => {
+                for (p, h) in packets.iter().zip(next_header.by_ref()) {
+                    parts.push(h);
+                    parts.push(p);
+                }
             }
         }
     }

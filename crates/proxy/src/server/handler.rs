@@ -429,6 +429,7 @@ fn sinks_of(ctx: &ServerContext, s: &session::ClientSession) -> Option<Vec<(usiz
                         rtp_addr: rtp,
                         rtcp_addr: rtcp,
                         refused: s.udp_refused.clone(),
+                        gso: pair.gso.clone(),
                     }
                 }
                 TrackTransport::Interleaved {

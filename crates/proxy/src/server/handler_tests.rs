@@ -168,6 +168,9 @@ impl Client {
                 "media on channel {} where a response was expected",
                 header[1]
             ),
+            Some(OutItem::MediaBatch { channel, .. }) => {
+                panic!("media on channel {channel} where a response was expected")
+            }
             None => panic!("no response queued"),
         }
     }
@@ -177,10 +180,13 @@ impl Client {
         let mut items = Vec::new();
         while let Some(item) = self.rx.try_recv() {
             self.rx.done(&item);
-            items.push(match item {
-                OutItem::Control(_) => None,
-                OutItem::Media { header, payload } => Some((header[1], payload)),
-            });
+            match item {
+                OutItem::Control(_) => items.push(None),
+                OutItem::Media { header, payload } => items.push(Some((header[1], payload))),
+                OutItem::MediaBatch {
+                    channel, packets, ..
+                } => items.extend(packets.iter().map(|p| Some((channel, p.clone())))),
+            }
         }
         items
     }

@@ -9,6 +9,7 @@ use tracing::{debug, warn};
 
 use super::ServerContext;
 use crate::net;
+use crate::relay::udp_batch::GsoState;
 
 /// Send buffer of the media sockets: fan-out to many clients needs room.
 const SEND_BUFFER: usize = 4 * 1024 * 1024;
@@ -19,6 +20,8 @@ pub struct UdpPair {
     pub rtcp: Arc<UdpSocket>,
     pub rtp_port: u16,
     pub rtcp_port: u16,
+    /// Whether the RTP socket still takes GSO sends (batched fan-out).
+    pub gso: Arc<GsoState>,
 }
 
 /// Binds an even/odd port pair on the unspecified address of a family, starting
@@ -34,6 +37,7 @@ pub fn bind_pair(ipv6: bool, first: u16) -> std::io::Result<UdpPair> {
         rtcp: Arc::new(UdpSocket::from_std(rtcp)?),
         rtp_port,
         rtcp_port: rtp_port + 1,
+        gso: Arc::new(GsoState::new()),
     })
 }
 

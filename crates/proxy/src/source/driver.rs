@@ -49,6 +49,11 @@ impl MediaActivity {
         }
     }
 
+    /// More packets that arrived at the time last recorded.
+    fn add(&self, packets: u64) {
+        self.count.fetch_add(packets, Ordering::Relaxed);
+    }
+
     fn record(&self, now: Instant) {
         let nanos = now.saturating_duration_since(self.base).as_nanos();
         self.last_nanos
@@ -67,6 +72,8 @@ impl MediaActivity {
 }
 /// Receive buffer of back-end media sockets (a keyframe burst must fit).
 const RECV_BUFFER: usize = 4 * 1024 * 1024;
+/// Most datagrams read from a back-end socket before they are relayed.
+const RECV_BATCH: usize = 64;
 
 /// Everything a source needs besides its stream.
 #[derive(Clone, Debug)]
@@ -239,25 +246,45 @@ async fn receive_rtp(
     activity: Arc<MediaActivity>,
 ) {
     let mut buf = BytesMut::with_capacity(256 * 1024);
+    let mut batch: Vec<BytesMut> = Vec::with_capacity(RECV_BATCH);
     loop {
-        if buf.capacity() - buf.len() < 65536 {
-            buf.reserve(256 * 1024);
+        if let Err(e) = socket.readable().await {
+            debug!("back-end RTP socket: {e}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
         }
-        match socket.recv_buf_from(&mut buf).await {
-            Ok((n, from)) => {
-                let pkt = buf.split_to(n);
-                if !is_allowed(&allowed, from.ip()) {
-                    continue;
+        // Everything that is waiting, up to a batch, is relayed together (the
+        // relay cuts it at frame ends), with one look at the allow-list.
+        let allowed_now = allowed.lock().map(|a| a.clone()).unwrap_or_default();
+        let mut failed = None;
+        while batch.len() < RECV_BATCH {
+            if buf.capacity() - buf.len() < 65536 {
+                buf.reserve(256 * 1024);
+            }
+            match socket.try_recv_buf_from(&mut buf) {
+                Ok((n, from)) => {
+                    let pkt = buf.split_to(n);
+                    if allowed_now.contains(&net::canonical_ip(from.ip())) {
+                        batch.push(pkt);
+                    }
                 }
-                let now = Instant::now();
-                activity.record(now);
-                stream.push_rtp(track, pkt, now);
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
             }
-            Err(e) => {
-                buf.clear();
-                debug!("back-end RTP receive: {e}");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+        }
+        if !batch.is_empty() {
+            let now = Instant::now();
+            activity.record(now);
+            activity.add(batch.len() as u64 - 1);
+            stream.push_rtp_batch(track, &mut batch, now);
+        }
+        if let Some(e) = failed {
+            buf.clear();
+            debug!("back-end RTP receive: {e}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 }
