@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::clients::{parse_framecrc, parse_probe};
+use support::clients::{gst_failed_only_at_shutdown, parse_framecrc, parse_probe};
 use support::{
     ffmpeg_record, ffprobe_streams, free_port, gst_play, gst_play_media, rtsp_exchange, Backend,
     BackendOpts, ProbedStream, Signal,
@@ -508,4 +508,31 @@ fn parses_framecrc_output() {
     let start = "#media_type 0: video\n0, 0, 0, 3600, 1066, 0x1\n0, 0, 0, 3600, 502, 0x2, F=0x0\n\
                  0, 3600, 3600, 3600, 670, 0x3, F=0x0\n";
     assert!(!parse_framecrc(start).non_monotonic_dts);
+}
+
+/// Only rtspsrc's own shutdown race after EOS is forgiven, nothing else.
+#[test]
+fn gst_shutdown_race_is_told_apart_from_real_failures() {
+    let eos = "Setting pipeline to PLAYING ...\nGot EOS from element \"pipeline0\".\nExecution ended after 0:00:01.6\n";
+    let race = "ERROR: from element /GstPipeline:pipeline0/GstRTSPSrc:rtspsrc0: Could not write to resource.\n\
+Additional debug info:\n\
+../gst/rtsp/gstrtspsrc.c(6766): gst_rtspsrc_try_send (): /GstPipeline:pipeline0/GstRTSPSrc:rtspsrc0:\n\
+Could not send message. (Received end-of-file)\n\
+ERROR: from element /GstPipeline:pipeline0/GstRTSPSrc:rtspsrc0: Could not write to resource.\n\
+Additional debug info:\n\
+../gst/rtsp/gstrtspsrc.c(9240): gst_rtspsrc_pause (): /GstPipeline:pipeline0/GstRTSPSrc:rtspsrc0:\n\
+Could not send message. (Received end-of-file)\n";
+    assert!(gst_failed_only_at_shutdown(eos, race));
+    assert!(
+        !gst_failed_only_at_shutdown("Setting pipeline to PLAYING ...\n", race),
+        "no EOS: a real failure"
+    );
+    let not_found = "ERROR: from element /GstPipeline:pipeline0/GstRTSPSrc:rtspsrc0: Not found\n\
+../gst/rtsp/gstrtspsrc.c(6736): gst_rtspsrc_send (): /GstPipeline:pipeline0/GstRTSPSrc:rtspsrc0:\n\
+Not Found (404)\n";
+    assert!(!gst_failed_only_at_shutdown(eos, not_found));
+    assert!(
+        !gst_failed_only_at_shutdown(eos, ""),
+        "no error at all is not this case"
+    );
 }

@@ -370,7 +370,7 @@ pub fn gst_play_media(
         other => (url.to_owned(), other),
     };
     let mut cmd = Command::new("gst-launch-1.0");
-    cmd.args(["-e", "-q", "rtspsrc"])
+    cmd.args(["-e", "rtspsrc"])
         .arg(format!("location={location}"))
         .arg(format!("protocols={protocols}"))
         .args(["latency=200", "!"]);
@@ -379,7 +379,33 @@ pub fn gst_play_media(
     }
     cmd.args(["decodebin", "!", "fakesink", "sync=false"])
         .arg(format!("num-buffers={buffers}"));
-    run_ok(&mut cmd, timeout).map(|_| ())
+    let out = run_with_timeout(&mut cmd, timeout)?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() || gst_failed_only_at_shutdown(&stdout, &stderr) {
+        return Ok(());
+    }
+    Err(format!(
+        "{} failed ({}); stderr:\n{stderr}",
+        command_line(&cmd),
+        out.status
+    ))
+}
+
+/// rtspsrc races its own shutdown after EOS: it may TEARDOWN (and the server
+/// close the connection) before the PAUSE of the state change, then report
+/// that PAUSE's failure and exit 1. Every buffer was played by then; seen with
+/// every server version of this project alike. Anything else is a real failure.
+pub(crate) fn gst_failed_only_at_shutdown(stdout: &str, stderr: &str) -> bool {
+    let reached_eos = stdout.contains("Got EOS from element \"pipeline0\"");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("ERROR:")).collect();
+    reached_eos
+        && !errors.is_empty()
+        && stderr.contains("Could not send message. (Received end-of-file)")
+        && stderr
+            .lines()
+            .filter(|l| l.contains("gstrtspsrc.c"))
+            .all(|l| l.contains("gst_rtspsrc_try_send") || l.contains("gst_rtspsrc_pause"))
 }
 
 /// Connects to `addr`, writes `raw`, and returns everything the peer sends
