@@ -19,8 +19,11 @@ checks: a SETUP refused with 461 or a DESCRIBE answered with 401 is still
 counted.
 
 Everything the media produces is live (`is-live=true`), the media is shared
-between clients, and it is reset when suspended so that a client that DESCRIBEs
-and PLAYs later does not receive a burst of stale frames.
+between clients, and by default (`--suspend-mode reset`) it is reset when
+suspended so that a client that DESCRIBEs and PLAYs later does not receive a
+burst of stale frames. `--suspend-mode none` is GStreamer's own default (the
+pipeline is left as it is: PAUSE/PLAY pause and resume it), `pause` brings it
+to PAUSED when suspended.
 
 Exit status: 0 after SIGTERM/SIGINT, 2 on bad arguments or when the port cannot
 be bound, 3 when a GStreamer element is missing.
@@ -58,6 +61,13 @@ REQUEST_SIGNALS = (
     ("announce", "ANNOUNCE"),
     ("record", "RECORD"),
 )
+
+# --suspend-mode values (GstRTSPSuspendMode).
+SUSPEND_MODES = {
+    "none": GstRtspServer.RTSPSuspendMode.NONE,
+    "pause": GstRtspServer.RTSPSuspendMode.PAUSE,
+    "reset": GstRtspServer.RTSPSuspendMode.RESET,
+}
 
 # How often expired RTSP sessions are removed, in seconds.
 SESSION_CLEANUP_INTERVAL_S = 1
@@ -216,6 +226,9 @@ def parse_args(argv):
     p.add_argument("--height", type=positive, default=240)
     p.add_argument("--fps", type=positive, default=25)
     p.add_argument("--bitrate", type=positive, default=500, help="video bitrate, kbit/s")
+    p.add_argument("--suspend-mode", choices=tuple(SUSPEND_MODES), default="reset",
+                   help="what the media does when suspended (no client playing): "
+                   "none (GStreamer's default), pause, or reset (default: reset)")
     p.add_argument("--session-timeout", type=positive, default=None,
                    help="RTSP session timeout announced and enforced (s); without it "
                    "GStreamer announces 60 s and expires sessions 5 s later")
@@ -311,10 +324,11 @@ def main(argv):
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(launch_line(args))
     factory.set_shared(True)
-    # Bring the pipeline back to NULL whenever the media is suspended (after
-    # DESCRIBE prepared it, before PLAY): PLAY then restarts the live sources
-    # with a fresh base time instead of releasing frames queued meanwhile.
-    factory.set_suspend_mode(GstRtspServer.RTSPSuspendMode.RESET)
+    # By default (reset) bring the pipeline back to NULL whenever the media is
+    # suspended (after DESCRIBE prepared it, before PLAY): PLAY then restarts
+    # the live sources with a fresh base time instead of releasing frames
+    # queued meanwhile. `none` is GStreamer's default configuration.
+    factory.set_suspend_mode(SUSPEND_MODES[args.suspend_mode])
     if args.protocols is not None:
         factory.set_protocols(args.protocols)
     if args.user is not None:

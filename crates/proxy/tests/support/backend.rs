@@ -38,6 +38,9 @@ pub struct BackendOpts {
     pub port: Option<u16>,
     /// RTSP session timeout announced and enforced, in seconds.
     pub session_timeout: Option<u32>,
+    /// What the media does while no client plays it (`--suspend-mode`);
+    /// `None` keeps the script's default, [`SuspendMode::Reset`].
+    pub suspend_mode: Option<SuspendMode>,
     /// Further arguments for the script (`--width`, `--fps`...).
     pub extra_args: Vec<String>,
 }
@@ -53,6 +56,7 @@ impl Default for BackendOpts {
             protocols: None,
             port: None,
             session_timeout: None,
+            suspend_mode: None,
             extra_args: Vec::new(),
         }
     }
@@ -64,6 +68,39 @@ impl BackendOpts {
         BackendOpts {
             codecs: codecs.to_owned(),
             ..Default::default()
+        }
+    }
+
+    /// The default options with `suspend_mode` set.
+    pub fn suspend(mode: SuspendMode) -> Self {
+        BackendOpts {
+            suspend_mode: Some(mode),
+            ..Default::default()
+        }
+    }
+}
+
+/// GStreamer's `GstRTSPSuspendMode` for the back end's media: what it does
+/// when suspended (prepared by DESCRIBE, or PAUSEd, with no client playing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SuspendMode {
+    /// GStreamer's default: the pipeline is left as it is, PAUSE pauses it
+    /// and PLAY resumes it (a PLAY with a `Range` is a seek).
+    None,
+    /// The pipeline is brought to PAUSED.
+    Pause,
+    /// The pipeline is brought to NULL and restarted with fresh time by the
+    /// next PLAY: the script's default.
+    Reset,
+}
+
+impl SuspendMode {
+    /// The script's `--suspend-mode` value.
+    pub fn as_arg(self) -> &'static str {
+        match self {
+            SuspendMode::None => "none",
+            SuspendMode::Pause => "pause",
+            SuspendMode::Reset => "reset",
         }
     }
 }
@@ -112,6 +149,9 @@ impl Backend {
         }
         if let Some(timeout) = opts.session_timeout {
             cmd.args(["--session-timeout", &timeout.to_string()]);
+        }
+        if let Some(mode) = opts.suspend_mode {
+            cmd.args(["--suspend-mode", mode.as_arg()]);
         }
         cmd.args(&opts.extra_args);
         let proc = Proc::spawn("backend", &mut cmd)?;

@@ -6,8 +6,10 @@
 //! - [`Backend`]: a GStreamer RTSP server playing a live test stream (the
 //!   "camera"), from `tests/backend/gst_rtsp_backend.py`;
 //! - [`Proxy`]: the `rtsp-proxy` binary under test;
-//! - clients: [`ffprobe_streams`], [`ffmpeg_record`], [`gst_play`] and the raw
-//!   [`rtsp_exchange`], each bounded by a timeout;
+//! - clients: [`ffprobe_streams`], [`ffmpeg_record`], [`gst_play`], the raw
+//!   [`rtsp_exchange`] and the strict [`retina_play`] (it checks SSRC,
+//!   sequence numbers and timestamps against SETUP and PLAY's `RTP-Info`),
+//!   each bounded by a timeout;
 //! - [`free_port`] for ports that parallel tests will not fight over.
 //!
 //! Every process a test starts is wrapped in a [`Proc`], which records its
@@ -28,8 +30,9 @@ pub(crate) mod clients;
 mod ports;
 mod process;
 mod proxy;
+mod retina_client;
 
-pub use backend::{Backend, BackendOpts};
+pub use backend::{Backend, BackendOpts, SuspendMode};
 pub use clients::{
     ffmpeg_record, ffprobe_streams, gst_play, gst_play_media, rtsp_exchange, run_with_timeout,
     ProbedStream, RecordResult, RecordedPacket,
@@ -37,3 +40,7 @@ pub use clients::{
 pub use ports::free_port;
 pub use process::{Proc, Signal};
 pub use proxy::{Proxy, PLAY_LINE};
+pub use retina_client::{
+    retina_play, RetinaReport, RetinaStreamReport, RetinaTransport, RETINA_ARRIVAL_MATCH_SECS,
+    RETINA_CONNECT_TIMEOUT,
+};
