@@ -67,7 +67,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
 
     let mut sources = Vec::new();
     for (url, name) in config.urls.iter().zip(config.stream_names()) {
-        let stream = Stream::new(name.clone());
+        let stream = Stream::with_cache(name.clone(), config.keyframe_cache_bytes);
         if !streams.insert(stream.clone()) {
             return Err(AppError::DuplicateStream(name));
         }
@@ -91,7 +91,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     }
     let mut demo_task = None;
     if config.demo {
-        let stream = Stream::new(crate::demo::STREAM_NAME);
+        let stream = Stream::with_cache(crate::demo::STREAM_NAME, config.keyframe_cache_bytes);
         if !streams.insert(stream.clone()) {
             return Err(AppError::DuplicateStream(crate::demo::STREAM_NAME.into()));
         }

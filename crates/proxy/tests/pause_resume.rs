@@ -42,6 +42,10 @@ const PLAY_WITHIN: Duration = Duration::from_secs(3);
 const MAX_START_SECS: f64 = 0.5;
 /// Media time and wall-clock time of a session may differ this much (s).
 const MAX_PACE_SKEW_SECS: f64 = 0.5;
+/// A client joining a playing stream first gets the cached GOP at once: its media
+/// time may run ahead of the wall clock by up to the back end's keyframe interval
+/// (1 s), never behind.
+const MAX_CACHE_LEAD_SECS: f64 = 1.0;
 /// ffprobe's start times of the tracks may differ this much (s).
 const MAX_START_SKEW_SECS: f64 = 0.5;
 const PROBE: Duration = Duration::from_secs(30);
@@ -135,7 +139,10 @@ fn session_problems(report: &RetinaReport) -> Result<(), String> {
             ));
         }
         if let (Some(media_span), Some(wall_span)) = (s.media_span_secs(), s.wall_span_secs()) {
-            if wall_span >= 1.0 && (media_span - wall_span).abs() > MAX_PACE_SKEW_SECS {
+            let lead = media_span - wall_span;
+            if wall_span >= 1.0
+                && (lead < -MAX_PACE_SKEW_SECS || lead > MAX_CACHE_LEAD_SECS + MAX_PACE_SKEW_SECS)
+            {
                 return Err(format!(
                     "{} timestamps cover {media_span:.2} s in {wall_span:.2} s; {report}",
                     s.media

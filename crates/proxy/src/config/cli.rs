@@ -28,7 +28,8 @@
 //! Long options (checked before the one-character rule): `--verbose`, `--debug` /
 //! `--verbose-rtsp`, `--tcp`, `--port N`, `--user U P`, `--prefix S`, `--max-gap N`,
 //! `--demo`, `--linger S`, `--response-timeout S`, `--udp-timeout S`,
-//! `--reconnect-min S`, `--reconnect-max S`, `--bind ADDR` (repeatable), `--help`
+//! `--reconnect-min S`, `--reconnect-max S`, `--bind ADDR` (repeatable),
+//! `--keyframe-cache MIB` (0..=256, 0 turns it off), `--help`
 //! (also `-h`) and `--version`. The timing options take seconds with an optional
 //! fraction (`0.5`), at most one day.
 
@@ -92,7 +93,7 @@ pub fn usage(program: &str) -> String {
          [-e <stream-name-prefix>] [-C <client-username> <client-password>] <rtsp-url-1> ... <rtsp-url-n>\n"
     );
     let secs = |d: Duration| format!("{}", d.as_secs_f64());
-    let options: [(&str, String); 20] = [
+    let options: [(&str, String); 21] = [
         ("-v, --verbose", "log proxy events".into()),
         ("-V, --debug, --verbose-rtsp", "also log every back-end RTSP request and response".into()),
         ("-t, --tcp", "receive back-end media over the back end's RTSP TCP connection".into()),
@@ -137,6 +138,13 @@ pub fn usage(program: &str) -> String {
             format!("longest delay between reconnect attempts (default {})", secs(DEFAULT_RECONNECT_MAX)),
         ),
         ("--bind <address>", "address to listen on, repeatable (default 0.0.0.0 and ::)".into()),
+        (
+            "--keyframe-cache <MiB>",
+            format!(
+                "per stream, keep the packets since the last H.264/H.265 keyframe so new clients get a picture at once; 0 turns it off (default {})",
+                crate::relay::gop_cache::DEFAULT_CACHE_BYTES >> 20
+            ),
+        ),
         ("-h, --help", "print this help".into()),
         ("--version", "print the version".into()),
     ];
@@ -160,6 +168,9 @@ pub fn usage(program: &str) -> String {
 pub fn parse_args(program: &str, args: &[String]) -> Result<CliOutcome, UsageError> {
     Parser::new(program, args).run()
 }
+
+/// Largest `--keyframe-cache`, in MiB.
+const MAX_KEYFRAME_CACHE_MIB: usize = 256;
 
 /// Options recognised from live555 that this version does not implement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -293,6 +304,17 @@ impl<'a> Parser<'a> {
             "response-timeout" => self.config.response_timeout = self.duration(arg, false)?,
             "udp-timeout" => self.config.udp_fallback_timeout = self.duration(arg, false)?,
             "reconnect-min" => self.config.reconnect_min = self.duration(arg, false)?,
+            "keyframe-cache" => {
+                let text = self.checked_value(arg, "a size in MiB")?;
+                self.config.keyframe_cache_bytes = match text.parse::<usize>() {
+                    Ok(mib) if mib <= MAX_KEYFRAME_CACHE_MIB => mib << 20,
+                    _ => {
+                        return Err(self.error(format!(
+                            "Invalid size \"{text}\" for {arg} (must be a whole number of MiB, 0 to {MAX_KEYFRAME_CACHE_MIB})"
+                        )))
+                    }
+                };
+            }
             "reconnect-max" => {
                 self.config.reconnect_max = self.duration(arg, false)?;
                 self.reconnect_max_explicit = true;
@@ -731,6 +753,27 @@ mod tests {
             run(&[URL, URL, URL]).stream_names(),
             ["proxyStream-1", "proxyStream-2", "proxyStream-3"]
         );
+    }
+
+    #[test]
+    fn keyframe_cache_size() {
+        assert_eq!(run(&[URL]).keyframe_cache_bytes, 4 << 20);
+        assert_eq!(
+            run(&["--keyframe-cache", "16", URL]).keyframe_cache_bytes,
+            16 << 20
+        );
+        assert_eq!(run(&["--keyframe-cache", "0", URL]).keyframe_cache_bytes, 0);
+        for bad in ["257", "-1", "1.5", "lots"] {
+            let msg = fail_message(&["--keyframe-cache", bad, URL]);
+            if bad.starts_with('-') {
+                assert_eq!(msg, "The --keyframe-cache option needs a size in MiB");
+            } else {
+                assert_eq!(
+                    msg,
+                    format!("Invalid size \"{bad}\" for --keyframe-cache (must be a whole number of MiB, 0 to 256)")
+                );
+            }
+        }
     }
 
     #[test]

@@ -86,6 +86,9 @@ pub struct Config {
     /// Addresses the RTSP server listens on (`--bind`, repeatable; default `0.0.0.0` and
     /// `::`, like live555).
     pub bind_addresses: Vec<IpAddr>,
+    /// Bound of each stream's keyframe cache in bytes (`--keyframe-cache`, in MiB;
+    /// 0 turns it off).
+    pub keyframe_cache_bytes: usize,
 }
 
 impl Default for Config {
@@ -113,6 +116,7 @@ impl Default for Config {
                 IpAddr::V4(Ipv4Addr::UNSPECIFIED),
                 IpAddr::V6(Ipv6Addr::UNSPECIFIED),
             ],
+            keyframe_cache_bytes: crate::relay::gop_cache::DEFAULT_CACHE_BYTES,
         }
     }
 }

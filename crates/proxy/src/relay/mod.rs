@@ -2,6 +2,7 @@
 //! of every packet (stable SSRC, sequence and timestamp across back-end resets) and
 //! fan-out of one shared buffer to every sink.
 
+pub mod gop_cache;
 mod registry;
 pub mod sink;
 mod stream;

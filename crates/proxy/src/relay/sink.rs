@@ -22,10 +22,11 @@ use super::udp_batch::{self, GsoState, UdpDest};
 
 /// Default bound of queued media packets per TCP connection (about 2 s of a
 /// 4 Mbit/s stream). Past it, media for that connection is dropped.
-pub const DEFAULT_QUEUE_PACKETS: usize = 2048;
-/// Default bound of queued media bytes per TCP connection (8 s of 4 Mbit/s):
-/// big packets cannot make a slow reader hold more than this.
-pub const DEFAULT_QUEUE_BYTES: usize = 4 * 1024 * 1024;
+pub const DEFAULT_QUEUE_PACKETS: usize = 4096;
+/// Default bound of queued media bytes per TCP connection (16 s of 4 Mbit/s;
+/// twice the keyframe cache, which a new client gets at once): big packets
+/// cannot make a slow reader hold more than this.
+pub const DEFAULT_QUEUE_BYTES: usize = 8 * 1024 * 1024;
 
 /// One item for a connection's writer.
 #[derive(Debug)]
@@ -72,6 +73,8 @@ struct ConnOutInner {
     limit: usize,
     byte_limit: usize,
     dropped: AtomicU64,
+    /// Channels (bit n: channel n < 64) skipping media up to the next keyframe.
+    awaiting_keyframe: AtomicU64,
     closed: AtomicBool,
     close_notify: Notify,
 }
@@ -100,6 +103,7 @@ impl ConnOut {
             queued_control: AtomicUsize::new(0),
             limit,
             byte_limit,
+            awaiting_keyframe: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             close_notify: Notify::new(),
@@ -146,12 +150,43 @@ impl ConnOut {
     /// Queues a batch of interleaved packets as one item, or drops the whole
     /// batch (counted per packet) when it does not fit the queue's bounds.
     /// `bytes` is the sum of the packets' lengths; none may exceed 65535.
-    pub fn send_media_batch(&self, channel: u8, packets: &Arc<[Bytes]>, bytes: usize) -> bool {
-        self.enqueue_media(OutItem::MediaBatch {
+    ///
+    /// `keyframe` is set for a keyframe-capable track (whether this batch starts
+    /// a keyframe): once a batch of such a track was dropped, its channel skips
+    /// everything up to the next keyframe rather than resume mid-GOP.
+    pub fn send_media_batch(
+        &self,
+        channel: u8,
+        packets: &Arc<[Bytes]>,
+        bytes: usize,
+        keyframe: Option<bool>,
+    ) -> bool {
+        let bit = match keyframe {
+            Some(_) if channel < 64 => 1u64 << channel,
+            _ => 0,
+        };
+        let waiting = self.inner.awaiting_keyframe.load(Ordering::Relaxed) & bit != 0;
+        if waiting && keyframe != Some(true) {
+            self.inner
+                .dropped
+                .fetch_add(packets.len() as u64, Ordering::Relaxed);
+            return false;
+        }
+        let queued = self.enqueue_media(OutItem::MediaBatch {
             channel,
             packets: packets.clone(),
             bytes,
-        })
+        });
+        if queued && waiting {
+            self.inner
+                .awaiting_keyframe
+                .fetch_and(!bit, Ordering::Relaxed);
+        } else if !queued && bit != 0 && !self.is_closed() {
+            self.inner
+                .awaiting_keyframe
+                .fetch_or(bit, Ordering::Relaxed);
+        }
+        queued
     }
 
     fn enqueue_media(&self, item: OutItem) -> bool {
@@ -286,6 +321,36 @@ impl Sink {
         }
     }
 
+    /// Sends a batch of RTP packets (a replayed GOP) to this sink alone.
+    pub fn send_rtp_batch(&self, packets: &[Bytes]) {
+        if packets.is_empty() {
+            return;
+        }
+        match self {
+            Sink::Udp {
+                rtp_socket,
+                rtp_addr,
+                refused,
+                gso,
+                ..
+            } => {
+                let dest = [UdpDest::new(*rtp_addr, refused.clone())];
+                udp_batch::send(&**rtp_socket, gso, &dest, packets);
+            }
+            Sink::Interleaved {
+                out, rtp_channel, ..
+            } => {
+                let kept: Vec<Bytes> = packets
+                    .iter()
+                    .filter(|p| p.len() <= usize::from(u16::MAX))
+                    .cloned()
+                    .collect();
+                let bytes = kept.iter().map(Bytes::len).sum();
+                out.send_media_batch(*rtp_channel, &kept.into(), bytes, None);
+            }
+        }
+    }
+
     /// Sends an RTCP packet without waiting.
     pub fn send_rtcp(&self, pkt: &Bytes) {
         match self {
@@ -378,7 +443,10 @@ impl SinkSet {
     }
 
     /// Sends a batch of RTP packets (in order) to every sink without waiting.
-    pub fn send_rtp_batch(&self, packets: &[Bytes]) {
+    /// `keyframe` is set on a keyframe-capable track: whether the batch starts a
+    /// keyframe (a connection that had to drop packets of that track resumes
+    /// only there, so that it never decodes from a broken reference).
+    pub fn send_rtp_batch(&self, packets: &[Bytes], keyframe: Option<bool>) {
         if packets.is_empty() {
             return;
         }
@@ -400,7 +468,7 @@ impl SinkSet {
                     let bytes = kept.iter().map(Bytes::len).sum();
                     (kept.into(), bytes)
                 });
-                out.send_media_batch(*rtp_channel, batch, *bytes);
+                out.send_media_batch(*rtp_channel, batch, *bytes, keyframe);
             }
         }
     }

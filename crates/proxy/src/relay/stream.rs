@@ -13,6 +13,7 @@ use rtp::rtcp::{self, ReceptionStats, SenderInfo};
 use rtp::TrackContinuity;
 use tokio::sync::watch;
 
+use super::gop_cache::{GopCache, DEFAULT_CACHE_BYTES};
 use super::sink::{Sink, SinkSet};
 use crate::sdp::Presentation;
 
@@ -93,6 +94,9 @@ struct State {
     players: HashMap<SubscriberId, Player>,
     next_id: SubscriberId,
     stats: StreamStats,
+    /// Packets since the last keyframe, replayed to new subscribers first.
+    cache: GopCache,
+    cache_limit: usize,
 }
 
 struct Player {
@@ -165,7 +169,13 @@ fn encode_sender_report(info: &SenderInfo) -> Bytes {
 }
 
 impl Stream {
+    /// A stream with the default keyframe cache.
     pub fn new(name: impl Into<String>) -> Arc<Stream> {
+        Stream::with_cache(name, DEFAULT_CACHE_BYTES)
+    }
+
+    /// A stream whose keyframe cache holds at most `cache_bytes` (0: no cache).
+    pub fn with_cache(name: impl Into<String>, cache_bytes: usize) -> Arc<Stream> {
         let (demand, _) = watch::channel(0);
         let (availability, _) = watch::channel(Availability::Pending);
         let sdp_session_id = SystemTime::now()
@@ -182,6 +192,8 @@ impl Stream {
                 players: HashMap::new(),
                 next_id: 1,
                 stats: StreamStats::default(),
+                cache: GopCache::new(&[], cache_bytes),
+                cache_limit: cache_bytes,
             }),
             demand,
             availability,
@@ -274,6 +286,9 @@ impl Stream {
         let change;
         {
             let mut st = self.lock();
+            let encodings: Vec<Option<&str>> =
+                p.tracks.iter().map(|t| t.encoding.as_deref()).collect();
+            st.cache = GopCache::new(&encodings, st.cache_limit);
             match &st.presentation {
                 None => {
                     st.tracks = p.tracks.iter().map(|t| Track::new(t.clock_rate)).collect();
@@ -308,6 +323,7 @@ impl Stream {
     /// subscribers see one continuous stream.
     pub fn source_reset(&self) {
         let mut st = self.lock();
+        st.cache.clear();
         for t in &mut st.tracks {
             t.continuity.source_reset();
             t.mapping_ended();
@@ -321,6 +337,7 @@ impl Stream {
     /// with the RTP-Info they were given meanwhile.
     pub fn source_paused(&self) {
         let mut st = self.lock();
+        st.cache.clear();
         for t in &mut st.tracks {
             t.continuity.hold();
             t.mapping_ended();
@@ -364,10 +381,18 @@ impl Stream {
             return;
         }
         let mut out: Vec<Bytes> = Vec::with_capacity(pkts.len());
+        // Where the sinks' batches end: after a frame's last packet, and before a
+        // keyframe's first (so that a batch starting with one can be recognised).
         let mut cuts: Vec<usize> = Vec::new();
-        let sinks = {
+        let mut key_starts: Vec<usize> = Vec::new();
+        let (sinks, key_track) = {
             let mut st = self.lock();
-            let State { tracks, stats, .. } = &mut *st;
+            let State {
+                tracks,
+                stats,
+                cache,
+                ..
+            } = &mut *st;
             stats.rtp_in += pkts.len() as u64;
             let Some(t) = tracks.get_mut(track) else {
                 stats.rtp_invalid += pkts.len() as u64;
@@ -384,7 +409,14 @@ impl Stream {
                 }
                 match t.continuity.rewrite_rtp(&mut pkt, now) {
                     Ok(hdr) => {
-                        out.push(pkt.freeze());
+                        let pkt = pkt.freeze();
+                        let payload = hdr.payload(&pkt);
+                        if cache.is_keyframe_start(track, payload) {
+                            cuts.push(out.len());
+                            key_starts.push(out.len());
+                        }
+                        cache.on_packet(track, &pkt, hdr.timestamp, payload, now);
+                        out.push(pkt);
                         if hdr.marker {
                             cuts.push(out.len());
                         }
@@ -400,12 +432,13 @@ impl Stream {
             if t.sinks.is_empty() {
                 return;
             }
-            t.sinks.clone()
+            (t.sinks.clone(), cache.is_key_track(track))
         };
         let mut from = 0;
         for cut in cuts.into_iter().chain(std::iter::once(out.len())) {
             if cut > from {
-                sinks.send_rtp_batch(&out[from..cut]);
+                let keyframe = key_track.then(|| key_starts.contains(&from));
+                sinks.send_rtp_batch(&out[from..cut], keyframe);
                 from = cut;
             }
         }
@@ -507,21 +540,29 @@ impl Stream {
             if st.generation != generation || sinks.iter().any(|(t, _)| *t >= st.tracks.len()) {
                 return None;
             }
+            // A new subscriber starts with the cached GOP: RTP-Info then names its
+            // first packet, which runs straight on into the live ones.
+            let replays: Vec<Vec<Bytes>> = sinks
+                .iter()
+                .map(|(t, _)| st.cache.replay(*t, now))
+                .collect();
             let points: Vec<StartPoint> = sinks
                 .iter()
-                .map(|(t, _)| {
+                .zip(&replays)
+                .map(|((t, _), replay)| {
                     let c = &st.tracks[*t].continuity;
+                    let cached = replay.first().and_then(|p| rtp::packet::parse_rtp(p).ok());
                     StartPoint {
                         track: *t,
-                        seq: c.next_seq(),
-                        rtptime: c.rtptime_at(now),
+                        seq: cached.map_or(c.next_seq(), |h| h.sequence),
+                        rtptime: cached.map_or(c.rtptime_at(now), |h| h.timestamp),
                     }
                 })
                 .collect();
             respond(&points);
             remove_sinks(&mut st, id);
             let wall = SystemTime::now();
-            for (t, sink) in sinks {
+            for ((t, sink), replay) in sinks.into_iter().zip(replays) {
                 let track = &mut st.tracks[t];
                 // A sender report right away, not at the back end's next one, so
                 // that players can line up audio and video from the start. After
@@ -529,6 +570,7 @@ impl Stream {
                 if let Some(info) = track.sender_report_at(now, wall) {
                     sink.send_rtcp(&encode_sender_report(&info));
                 }
+                sink.send_rtp_batch(&replay);
                 track.sinks = Arc::new(track.sinks.with(id, sink));
             }
             st.players.insert(id, Player { closer });

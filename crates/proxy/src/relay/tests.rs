@@ -53,8 +53,14 @@ fn presentation(text: &str) -> Presentation {
     sdp::parse(text).expect("test SDP parses")
 }
 
+/// A described stream without keyframe cache (payloads here are arbitrary bytes,
+/// some of which look like H.264 keyframes).
 fn described_stream() -> Arc<Stream> {
-    let stream = Stream::new("cam");
+    described_stream_with_cache(0)
+}
+
+fn described_stream_with_cache(cache_bytes: usize) -> Arc<Stream> {
+    let stream = Stream::with_cache("cam", cache_bytes);
     assert_eq!(
         stream.set_presentation(presentation(SDP_2_TRACKS)),
         PresentationChange::First
@@ -1041,4 +1047,109 @@ async fn udp_subscribers_get_every_packet_of_a_batch() {
         );
         assert!(seqs.windows(2).all(|w| w[1].0 == w[0].0.wrapping_add(1)));
     }
+}
+
+const SPS: &[u8] = &[0x67, 0x42, 0x00, 0x1f];
+const IDR_START: &[u8] = &[0x7c, 0x85, 0xaa];
+const IDR_REST: &[u8] = &[0x7c, 0x45, 0xbb];
+const P_FRAME: &[u8] = &[0x41, 0x9a, 0xcc];
+
+/// A new client gets the last GOP first: RTP-Info names the cached keyframe's
+/// first packet, the replay runs straight on into the live packets, and the
+/// audio track starts from the same moment.
+#[test]
+fn a_new_subscriber_starts_with_the_cached_gop() {
+    let stream = described_stream_with_cache(1 << 20);
+    let t0 = Instant::now();
+    let ms = |n: u64| t0 + Duration::from_millis(n);
+    // A P frame from the previous GOP, then a keyframe (SPS + IDR) and one P frame.
+    stream.push_rtp_batch(VIDEO, &mut vec![marked(1, 0, true, P_FRAME)], ms(0));
+    stream.push_rtp(AUDIO, rtp_packet(500, 0, BACKEND_SSRC, b"old audio"), ms(5));
+    stream.push_rtp_batch(
+        VIDEO,
+        &mut vec![
+            marked(2, 3600, false, SPS),
+            marked(3, 3600, false, IDR_START),
+            marked(4, 3600, true, IDR_REST),
+        ],
+        ms(40),
+    );
+    stream.push_rtp(AUDIO, rtp_packet(501, 960, BACKEND_SSRC, b"audio"), ms(45));
+    stream.push_rtp_batch(VIDEO, &mut vec![marked(5, 7200, true, P_FRAME)], ms(80));
+
+    let (v_sink, _vo, mut v_rx) = interleaved(64, 0);
+    let (a_sink, _ao, mut a_rx) = interleaved(64, 2);
+    let points = play(&stream, 1, vec![(VIDEO, v_sink), (AUDIO, a_sink)], ms(100));
+    stream.push_rtp_batch(VIDEO, &mut vec![marked(6, 10_800, true, P_FRAME)], ms(120));
+
+    let video = on_channel(&drain_media(&mut v_rx), 0);
+    let got: Vec<&[u8]> = video.iter().map(|p| &p[12..]).collect();
+    assert_eq!(
+        got,
+        vec![SPS, IDR_START, IDR_REST, P_FRAME, P_FRAME],
+        "GOP, then live"
+    );
+    let (first_seq, first_ts, _) = seq_ts_ssrc(&video[0]);
+    assert_eq!((points[0].seq, points[0].rtptime), (first_seq, first_ts));
+    let seqs: Vec<u16> = video.iter().map(|p| seq_ts_ssrc(p).0).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)),
+        "{seqs:?}"
+    );
+
+    let audio = on_channel(&drain_media(&mut a_rx), 2);
+    assert_eq!(audio.len(), 1, "audio since the keyframe only");
+    assert_eq!(&audio[0][12..], b"audio");
+    assert_eq!(points[1].seq, seq_ts_ssrc(&audio[0]).0);
+
+    // After a pause the cached GOP is stale: nothing is replayed.
+    stream.source_paused();
+    let (sink, _o, mut rx) = interleaved(64, 0);
+    let p = play(&stream, 2, vec![(VIDEO, sink)], ms(200));
+    assert!(on_channel(&drain_media(&mut rx), 0).is_empty());
+    assert_eq!(p[0].seq, stream_next_seq(&seqs));
+}
+
+fn stream_next_seq(seqs: &[u16]) -> u16 {
+    seqs.last().copied().unwrap_or(0).wrapping_add(1)
+}
+
+/// A TCP client that had to drop video resumes at the next keyframe, not in the
+/// middle of a GOP; other tracks are not held back.
+#[test]
+fn a_connection_that_dropped_video_resumes_at_the_next_keyframe() {
+    let stream = described_stream_with_cache(1 << 20);
+    let (out, mut rx) = ConnOut::with_limits(3, 1 << 20);
+    let sink = |ch: u8| Sink::Interleaved {
+        out: out.clone(),
+        rtp_channel: ch,
+        rtcp_channel: ch + 1,
+    };
+    let now = Instant::now();
+    play(&stream, 1, vec![(VIDEO, sink(0)), (AUDIO, sink(2))], now);
+    let frame = |seq: u16, payload: &[u8]| vec![marked(seq, u32::from(seq) * 3600, true, payload)];
+    stream.push_rtp_batch(VIDEO, &mut frame(1, IDR_START), now);
+    stream.push_rtp_batch(VIDEO, &mut frame(2, P_FRAME), now);
+    stream.push_rtp_batch(VIDEO, &mut frame(3, P_FRAME), now);
+    stream.push_rtp_batch(VIDEO, &mut frame(4, P_FRAME), now); // queue full: dropped
+    assert_eq!(out.dropped(), 1);
+    assert_eq!(drain_items(&mut rx).len(), 3);
+    stream.push_rtp_batch(VIDEO, &mut frame(5, P_FRAME), now); // room, but mid-GOP
+    stream.push_rtp(AUDIO, rtp_packet(9, 0, BACKEND_SSRC, b"audio"), now);
+    stream.push_rtp_batch(VIDEO, &mut frame(6, IDR_START), now);
+    stream.push_rtp_batch(VIDEO, &mut frame(7, P_FRAME), now);
+    let items = drain_media(&mut rx);
+    let video: Vec<u16> = on_channel(&items, 0)
+        .iter()
+        .map(|p| seq_ts_ssrc(p).0)
+        .collect();
+    let first = video[0];
+    assert_eq!(
+        video,
+        vec![first, first.wrapping_add(1)],
+        "from the keyframe on"
+    );
+    assert_eq!(&on_channel(&items, 0)[0][12..], IDR_START);
+    assert_eq!(on_channel(&items, 2).len(), 1, "audio went on");
+    assert_eq!(out.dropped(), 2);
 }
