@@ -2,7 +2,7 @@
 //! 10.12): `$`, a channel byte, a big-endian 16-bit length, the payload.
 //! Parsing is done by [`crate::parse_frame`].
 
-use bytes::{BufMut, BytesMut};
+use bytes::{Buf, BufMut, BytesMut};
 
 /// Largest payload one interleaved frame can carry.
 pub const MAX_PAYLOAD: usize = 65535;
@@ -11,6 +11,24 @@ pub const MAX_PAYLOAD: usize = 65535;
 pub fn header(channel: u8, len: u16) -> [u8; 4] {
     let [hi, lo] = len.to_be_bytes();
     [b'$', channel, hi, lo]
+}
+
+/// Takes the interleaved frame at the front of `buf` if `buf` starts with one
+/// and holds all of it: its channel and its payload, as a `BytesMut` of its own
+/// (mutable in place, no copy; `crate::parse_frame` gives a shared `Bytes`).
+/// `None` when `buf` does not start with `$` or the frame is incomplete.
+pub fn split_frame(buf: &mut BytesMut) -> Option<(u8, BytesMut)> {
+    let header = buf.get(..4)?;
+    if header[0] != b'$' {
+        return None;
+    }
+    let channel = header[1];
+    let len = usize::from(u16::from_be_bytes([header[2], header[3]]));
+    if buf.len() < 4 + len {
+        return None;
+    }
+    buf.advance(4);
+    Some((channel, buf.split_to(len)))
 }
 
 /// A payload longer than [`MAX_PAYLOAD`].
@@ -31,6 +49,31 @@ pub fn encode(channel: u8, payload: &[u8], out: &mut BytesMut) -> Result<(), Pay
 mod tests {
     use super::*;
     use crate::{parse_frame, Frame, Limits};
+
+    #[test]
+    fn split_frame_takes_whole_frames_only() {
+        let mut buf = BytesMut::new();
+        encode(2, b"abc", &mut buf).unwrap();
+        encode(3, b"", &mut buf).unwrap();
+        buf.put_slice(b"RTSP/1.0 200 OK\r\n");
+        let (ch, mut payload) = split_frame(&mut buf).expect("first frame");
+        assert_eq!((ch, &payload[..]), (2, &b"abc"[..]));
+        payload[0] = b'X'; // ours to rewrite in place
+        assert_eq!(
+            split_frame(&mut buf).map(|(c, p)| (c, p.len())),
+            Some((3, 0))
+        );
+        assert_eq!(
+            split_frame(&mut buf),
+            None,
+            "a response is left to parse_frame"
+        );
+        assert!(buf.starts_with(b"RTSP/1.0"));
+        let mut partial = BytesMut::from(&b"$\x01\x00\x05ab"[..]);
+        assert_eq!(split_frame(&mut partial), None);
+        assert_eq!(partial.len(), 6, "nothing consumed");
+        assert_eq!(split_frame(&mut BytesMut::from(&b"$\x01"[..])), None);
+    }
 
     #[test]
     fn header_layout() {

@@ -236,6 +236,18 @@ impl Drop for UdpMedia {
     }
 }
 
+/// Relays RTP packets of `track` that arrived together (draining `batch`), and
+/// counts them for the session's watchdogs.
+fn relay_batch(stream: &Stream, activity: &MediaActivity, track: usize, batch: &mut Vec<BytesMut>) {
+    if batch.is_empty() {
+        return;
+    }
+    let now = Instant::now();
+    activity.record(now);
+    activity.add(batch.len() as u64 - 1);
+    stream.push_rtp_batch(track, batch, now);
+}
+
 /// Receives one track's RTP into the relay. Only datagrams from the back end's
 /// address are accepted.
 async fn receive_rtp(
@@ -275,12 +287,7 @@ async fn receive_rtp(
                 }
             }
         }
-        if !batch.is_empty() {
-            let now = Instant::now();
-            activity.record(now);
-            activity.add(batch.len() as u64 - 1);
-            stream.push_rtp_batch(track, &mut batch, now);
-        }
+        relay_batch(&stream, &activity, track, &mut batch);
         if let Some(e) = failed {
             buf.clear();
             debug!("back-end RTP receive: {e}");
@@ -530,25 +537,38 @@ async fn run_connection(
                     Err(e) => return Outcome::Failed(Failure::ConnectionLost(e.to_string())),
                     Ok(_) => {}
                 }
+                // Consecutive RTP packets of a track are relayed as one batch,
+                // each in a buffer of its own (no copy).
+                let mut rtp_batch: Vec<BytesMut> = Vec::new();
+                let mut batch_track = 0;
                 loop {
+                    if let Some((channel, payload)) = rtsp::interleaved::split_frame(&mut buf) {
+                        match machine.channel_track(channel) {
+                            Some((track, false)) => {
+                                if track != batch_track {
+                                    relay_batch(stream, &activity, batch_track, &mut rtp_batch);
+                                }
+                                batch_track = track;
+                                rtp_batch.push(payload);
+                            }
+                            Some((track, true)) => {
+                                let now = Instant::now();
+                                if stream.push_rtcp(track, &payload, now).bye {
+                                    machine.on_bye(now);
+                                }
+                            }
+                            None => {}
+                        }
+                        continue;
+                    }
+                    relay_batch(stream, &activity, batch_track, &mut rtp_batch);
                     match rtsp::parse_frame(&mut buf, &limits) {
                         Ok(Some(Frame::Response(resp))) => {
                             log_wire(&name, "received response:", &String::from_utf8_lossy(&resp.to_bytes()));
                             machine.handle_response(&resp, Instant::now());
                         }
-                        Ok(Some(Frame::Interleaved { channel, payload })) => {
-                            let Some((track, is_rtcp)) = machine.channel_track(channel) else { continue };
-                            let now = Instant::now();
-                            if is_rtcp {
-                                if stream.push_rtcp(track, &payload, now).bye {
-                                    machine.on_bye(now);
-                                }
-                            } else {
-                                activity.record(now);
-                                let pkt = payload.try_into_mut().unwrap_or_else(|b| BytesMut::from(&b[..]));
-                                stream.push_rtp(track, pkt, now);
-                            }
-                        }
+                        // Whole `$` frames were taken by split_frame above.
+                        Ok(Some(Frame::Interleaved { .. })) => {}
                         Ok(Some(Frame::Request(req))) => {
                             let resp: Response = machine.handle_request(&req);
                             if let Err(f) = write_bytes(&mut wr, &resp.to_bytes(), response_timeout).await {
