@@ -236,6 +236,19 @@ impl Drop for UdpMedia {
     }
 }
 
+/// Where a track's media comes from: the SETUP answer's `source=` when it is a
+/// real address, else the back end's own. A loopback or unspecified `source=`
+/// from a back end elsewhere (H264DVR recorders answer `source=127.0.0.1`)
+/// would make us accept packets from, and send reports to, our own host.
+fn announced_source(source: Option<&str>, peer_ip: IpAddr) -> IpAddr {
+    match source.and_then(|s| s.trim().parse::<IpAddr>().ok()) {
+        Some(ip) if ip.is_unspecified() => peer_ip,
+        Some(ip) if ip.is_loopback() && !peer_ip.is_loopback() => peer_ip,
+        Some(ip) => net::canonical_ip(ip),
+        None => peer_ip,
+    }
+}
+
 /// Relays RTP packets of `track` that arrived together (draining `batch`), and
 /// counts them for the session's watchdogs.
 fn relay_batch(stream: &Stream, activity: &MediaActivity, track: usize, batch: &mut Vec<BytesMut>) {
@@ -483,11 +496,7 @@ async fn run_connection(
                     }
                     Event::TrackSetUp { track, reply } => {
                         if let Some(m) = udp.as_mut() {
-                            let src_ip = reply
-                                .source
-                                .as_deref()
-                                .and_then(|s| s.parse::<IpAddr>().ok())
-                                .unwrap_or(peer_ip);
+                            let src_ip = announced_source(reply.source.as_deref(), peer_ip);
                             if let Ok(mut a) = allowed.lock() {
                                 if !a.contains(&src_ip) {
                                     a.push(src_ip);
@@ -688,4 +697,33 @@ async fn send_receiver_reports(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_setup_answers_source_is_believed_only_when_it_is_a_real_address() {
+        let camera: IpAddr = "192.0.2.7".parse().unwrap();
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        // H264DVR's answer (tests/data/cameras/h264dvr_setup_video.txt).
+        assert_eq!(announced_source(Some("127.0.0.1"), camera), camera);
+        assert_eq!(announced_source(Some("0.0.0.0"), camera), camera);
+        assert_eq!(announced_source(Some("::"), camera), camera);
+        assert_eq!(announced_source(Some("garbage"), camera), camera);
+        assert_eq!(announced_source(None, camera), camera);
+        let other: IpAddr = "198.51.100.3".parse().unwrap();
+        assert_eq!(
+            announced_source(Some("198.51.100.3"), camera),
+            other,
+            "a media server apart"
+        );
+        assert_eq!(
+            announced_source(Some("127.0.0.1"), local),
+            local,
+            "a back end on this host"
+        );
+        assert_eq!(announced_source(Some("::ffff:198.51.100.3"), camera), other);
+    }
 }

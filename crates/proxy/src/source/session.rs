@@ -198,6 +198,8 @@ pub struct BackendSession {
     public: Option<String>,
     session_id: Option<String>,
     session_timeout: Duration,
+    /// The back end announced a session timeout (else the RFC's 60 s is assumed).
+    timeout_announced: bool,
     udp_ports: Vec<u16>,
     /// Interleaved channel of each track's RTP (RTCP is +1).
     channels: Vec<Option<u8>>,
@@ -237,6 +239,7 @@ impl BackendSession {
             public: None,
             session_id: None,
             session_timeout: DEFAULT_SESSION_TIMEOUT,
+            timeout_announced: false,
             udp_ports: Vec::new(),
             channels: Vec::new(),
             set_up: Vec::new(),
@@ -691,9 +694,19 @@ impl BackendSession {
             .and_then(|v| SessionHeader::parse(v).ok())
         {
             if let Some(t) = s.timeout.filter(|t| *t > 0) {
-                self.session_timeout = Duration::from_secs(u64::from(t));
+                // The smallest timeout announced wins: some cameras announce a
+                // longer one after PLAY than at SETUP (GW Security: 60, then 120)
+                // and still expire at the first.
+                let t = Duration::from_secs(u64::from(t));
+                self.session_timeout = match self.timeout_announced {
+                    true => self.session_timeout.min(t),
+                    false => t,
+                };
+                self.timeout_announced = true;
             }
-            if matches!(kind, Kind::Setup(_)) {
+            if matches!(kind, Kind::Setup(_)) && self.session_id.is_none() {
+                // The first SETUP's id is the session's: some recorders answer
+                // each SETUP with another id (H264DVR) but PLAY with the first.
                 self.session_id = Some(s.id);
             }
         }
@@ -1577,5 +1590,106 @@ m=audio 0 RTP/AVP 97\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:97 MPEG4-GENERIC/48000/2\r\
         assert!(drain(&mut s).1.is_empty());
         s.handle_timeout(t0 + Duration::from_millis(12_300));
         assert_eq!(drain(&mut s).1, vec![Event::Failed(Failure::Stalled(10))]);
+    }
+
+    /// A real camera's recorded answer (tests/data/cameras, from retina), its
+    /// CSeq set to `cseq` so that it answers our request.
+    fn camera(file: &str, cseq: u32) -> Response {
+        let path = format!(
+            "{}/../../tests/data/cameras/{file}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let text: String = text
+            .split_inclusive('\n')
+            .map(|l| {
+                if l.to_ascii_lowercase().starts_with("cseq:") {
+                    format!("CSeq: {cseq}\r\n")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect();
+        let mut buf = BytesMut::from(text.as_bytes());
+        match rtsp::parse_frame(&mut buf, &rtsp::Limits::default()) {
+            Ok(Some(Frame::Response(r))) => r,
+            _ => panic!("{file} is not a response"),
+        }
+    }
+
+    /// Drives a session through a camera's recorded DESCRIBE/SETUP.../PLAY.
+    fn camera_session(
+        transport: BackendTransport,
+        describe: &str,
+        setups: &[&str],
+        play: &str,
+    ) -> (BackendSession, Vec<Request>) {
+        let t0 = Instant::now();
+        let mut s = BackendSession::new(cfg(transport));
+        s.on_connected(t0);
+        let opt = one_request(&mut s);
+        s.handle_response(
+            &ok(
+                opt.cseq().unwrap(),
+                "Public: OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, GET_PARAMETER",
+            ),
+            t0,
+        );
+        let desc = one_request(&mut s);
+        s.handle_response(&camera(describe, desc.cseq().unwrap()), t0);
+        let (_, evs) = drain(&mut s);
+        let tracks = match &evs[..] {
+            [Event::Described(p)] => p.tracks.len(),
+            other => panic!("{describe}: {other:?}"),
+        };
+        assert_eq!(tracks, setups.len(), "{describe}");
+        let ports = (0..tracks as u16).map(|i| 5000 + 2 * i).collect();
+        s.media_ready(
+            if transport == BackendTransport::Udp {
+                ports
+            } else {
+                vec![]
+            },
+            t0,
+        );
+        s.set_demand(true, t0);
+        let mut sent = Vec::new();
+        for file in setups.iter().chain(std::iter::once(&play)) {
+            let req = one_request(&mut s);
+            s.handle_response(&camera(file, req.cseq().unwrap()), t0);
+            sent.push(req);
+        }
+        assert!(s.is_playing(), "{play}");
+        (s, sent)
+    }
+
+    /// H264DVR answers each SETUP with another session id, and PLAY with the
+    /// first: the first is the session's, for every request after it.
+    #[test]
+    fn a_recorder_that_renumbers_its_session_keeps_the_first_id() {
+        let (mut s, sent) = camera_session(
+            BackendTransport::Udp,
+            "h264dvr_describe.txt",
+            &["h264dvr_setup_video.txt", "h264dvr_setup_audio.txt"],
+            "h264dvr_play.txt",
+        );
+        assert_eq!(sent[1].header("Session"), Some("231970"), "second SETUP");
+        assert_eq!(sent[2].header("Session"), Some("231970"), "PLAY");
+        s.teardown(Instant::now());
+        assert_eq!(one_request(&mut s).header("Session"), Some("231970"));
+    }
+
+    /// GW Security announces timeout=60 at SETUP and 120 at PLAY: keep-alives
+    /// follow the smaller one.
+    #[test]
+    fn the_smallest_session_timeout_announced_wins() {
+        let (s, _) = camera_session(
+            BackendTransport::Tcp,
+            "gw_main_describe.txt",
+            &["gw_main_setup_video.txt", "gw_main_setup_audio.txt"],
+            "gw_main_play.txt",
+        );
+        assert_eq!(s.session_timeout, Duration::from_secs(60));
+        assert_eq!(s.keepalive_interval(), Duration::from_secs(30));
     }
 }
