@@ -340,13 +340,8 @@ impl Sink {
             Sink::Interleaved {
                 out, rtp_channel, ..
             } => {
-                let kept: Vec<Bytes> = packets
-                    .iter()
-                    .filter(|p| p.len() <= usize::from(u16::MAX))
-                    .cloned()
-                    .collect();
-                let bytes = kept.iter().map(Bytes::len).sum();
-                out.send_media_batch(*rtp_channel, &kept.into(), bytes, None);
+                let (batch, bytes) = interleaved_batch(packets);
+                out.send_media_batch(*rtp_channel, &batch, bytes, None);
             }
         }
     }
@@ -371,6 +366,18 @@ impl Sink {
             }
         }
     }
+}
+
+/// A batch as interleaved connections queue it: shared, with its byte count,
+/// without packets too long for a `$` frame (65535 bytes).
+fn interleaved_batch(packets: &[Bytes]) -> (Arc<[Bytes]>, usize) {
+    let kept: Vec<Bytes> = packets
+        .iter()
+        .filter(|p| p.len() <= usize::from(u16::MAX))
+        .cloned()
+        .collect();
+    let bytes = kept.iter().map(Bytes::len).sum();
+    (kept.into(), bytes)
 }
 
 /// Every sink of one track, with its UDP sinks grouped by server socket so that a
@@ -459,15 +466,7 @@ impl SinkSet {
                 out, rtp_channel, ..
             } = sink
             {
-                let (batch, bytes) = shared.get_or_insert_with(|| {
-                    let kept: Vec<Bytes> = packets
-                        .iter()
-                        .filter(|p| p.len() <= usize::from(u16::MAX))
-                        .cloned()
-                        .collect();
-                    let bytes = kept.iter().map(Bytes::len).sum();
-                    (kept.into(), bytes)
-                });
+                let (batch, bytes) = shared.get_or_insert_with(|| interleaved_batch(packets));
                 out.send_media_batch(*rtp_channel, batch, *bytes, keyframe);
             }
         }
