@@ -26,6 +26,9 @@ pub type Closer = Box<dyn Fn() + Send + Sync>;
 
 /// With no sender report from the back end for this long, the relay sends its own.
 const BACKEND_SR_STALE: Duration = Duration::from_secs(12);
+/// Most bytes of cached GOP replayed to a subscriber with UDP tracks (see
+/// [`Stream::play`]).
+pub const UDP_REPLAY_MAX_BYTES: usize = 100 * 1024;
 /// Interval of the sender reports the relay makes itself.
 const SYNTH_SR_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -385,6 +388,7 @@ impl Stream {
         // keyframe's first (so that a batch starting with one can be recognised).
         let mut cuts: Vec<usize> = Vec::new();
         let mut key_starts: Vec<usize> = Vec::new();
+        let mut key_ts: Option<u32> = None;
         let (sinks, key_track) = {
             let mut st = self.lock();
             let State {
@@ -411,9 +415,13 @@ impl Stream {
                     Ok(hdr) => {
                         let pkt = pkt.freeze();
                         let payload = hdr.payload(&pkt);
-                        if cache.is_keyframe_start(track, payload) {
+                        // A keyframe's parameter sets and slices share a
+                        // timestamp: the batch is cut before the first only.
+                        if cache.is_keyframe_start(track, payload) && key_ts != Some(hdr.timestamp)
+                        {
                             cuts.push(out.len());
                             key_starts.push(out.len());
+                            key_ts = Some(hdr.timestamp);
                         }
                         cache.on_packet(track, &pkt, hdr.timestamp, payload, now);
                         out.push(pkt);
@@ -542,10 +550,24 @@ impl Stream {
             }
             // A new subscriber starts with the cached GOP: RTP-Info then names its
             // first packet, which runs straight on into the live ones.
-            let replays: Vec<Vec<Bytes>> = sinks
+            let mut replays: Vec<Vec<Bytes>> = sinks
                 .iter()
                 .map(|(t, _)| st.cache.replay(*t, now))
                 .collect();
+            // A UDP client gets the replay in one burst, which must fit the
+            // receive buffer a client has by default (Linux: 208 KiB, about
+            // 110 KiB of RTP once the kernel's per-packet overhead is counted);
+            // a bigger GOP would only be lost. Such a client starts live, at
+            // the next keyframe, on every track alike (so they start together).
+            let udp_replay: usize = sinks
+                .iter()
+                .zip(&replays)
+                .filter(|((_, s), _)| matches!(s, Sink::Udp { .. }))
+                .map(|(_, r)| r.iter().map(Bytes::len).sum::<usize>())
+                .sum();
+            if udp_replay > UDP_REPLAY_MAX_BYTES {
+                replays.iter_mut().for_each(Vec::clear);
+            }
             let points: Vec<StartPoint> = sinks
                 .iter()
                 .zip(&replays)

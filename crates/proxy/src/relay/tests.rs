@@ -1153,3 +1153,63 @@ fn a_connection_that_dropped_video_resumes_at_the_next_keyframe() {
     assert_eq!(on_channel(&items, 2).len(), 1, "audio went on");
     assert_eq!(out.dropped(), 2);
 }
+
+/// A UDP subscriber gets the cached GOP only while it fits a client's default
+/// receive buffer; past that it starts live on every track, never with a burst
+/// it would lose.
+#[tokio::test]
+async fn a_udp_subscriber_gets_the_gop_only_within_the_burst_bound() {
+    let stream = described_stream_with_cache(8 << 20);
+    let server = Arc::new(
+        tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("bind"),
+    );
+    let udp_sink = |c: &std::net::UdpSocket| Sink::Udp {
+        rtp_socket: server.clone(),
+        rtcp_socket: server.clone(),
+        rtp_addr: c.local_addr().expect("addr"),
+        rtcp_addr: c.local_addr().expect("addr"),
+        refused: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        gso: Arc::new(super::udp_batch::GsoState::new()),
+    };
+    let t0 = Instant::now();
+    let mut seq = 0u16;
+    let mut gop = |stream: &Stream, packets: usize| {
+        let ts = u32::from(seq) * 3600;
+        let mut batch = vec![marked(seq, ts, false, IDR_START)];
+        seq += 1;
+        for i in 1..packets {
+            let mut payload = IDR_REST.to_vec();
+            payload.resize(1188, 0);
+            batch.push(marked(seq, ts, i + 1 == packets, &payload));
+            seq += 1;
+        }
+        stream.push_rtp_batch(VIDEO, &mut batch, t0);
+    };
+    // 50 packets of 1200 bytes: within the bound.
+    gop(&stream, 50);
+    let small = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    small
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    let p = play(&stream, 1, vec![(VIDEO, udp_sink(&small))], t0);
+    let first_out = p[0].seq;
+    let mut buf = [0u8; 2048];
+    let n = small.recv(&mut buf).expect("replayed keyframe");
+    assert_eq!(seq_ts_ssrc(&buf[..n]).0, p[0].seq);
+    assert_eq!(&buf[12..15], IDR_START);
+    // 200 packets: over it, the client starts at the live edge.
+    gop(&stream, 200);
+    let big = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    big.set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
+    let next = first_out.wrapping_add(250);
+    let p = play(&stream, 2, vec![(VIDEO, udp_sink(&big))], t0);
+    assert_eq!(p[0].seq, next, "RTP-Info names the next live packet");
+    assert!(big.recv(&mut buf).is_err(), "no burst");
+    // Interleaved clients take any GOP the cache holds.
+    let (sink, _out, mut rx) = interleaved(4096, 0);
+    play(&stream, 3, vec![(VIDEO, sink)], t0);
+    assert_eq!(on_channel(&drain_media(&mut rx), 0).len(), 200);
+}
