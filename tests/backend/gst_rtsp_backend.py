@@ -104,11 +104,13 @@ def aac_encoder():
 
 
 def video_source(args):
-    # A moving pattern so that motion is visible; the leaky queue right after
-    # the live source drops frames (instead of queueing them) whenever the
-    # pipeline downstream is blocked, e.g. between DESCRIBE and PLAY.
+    # A moving pattern so that motion is visible (`--pattern snow`: noise,
+    # which no encoder can compress, for tests that need the bitrate asked
+    # for); the leaky queue right after the live source drops frames (instead
+    # of queueing them) whenever the pipeline downstream is blocked, e.g.
+    # between DESCRIBE and PLAY.
     return (
-        f"videotestsrc is-live=true pattern=ball ! "
+        f"videotestsrc is-live=true pattern={args.pattern} ! "
         f"video/x-raw,format=I420,width={args.width},height={args.height},"
         f"framerate={args.fps}/1 ! "
         "queue leaky=downstream max-size-buffers=2 max-size-bytes=0 max-size-time=0"
@@ -129,14 +131,16 @@ def branch(codec, index, args):
     pt = 96 + index
     pay = f"name=pay{index} pt={pt}"
     # Like a camera: one slice per frame (threads=1: zerolatency would
-    # otherwise cut frames into slices), a closed GOP of one second, and the
-    # parameter sets in-band before every IDR, once (the encoder repeats them,
-    # so the payloader does not insert them again: config-interval=0).
+    # otherwise cut frames into slices), a closed GOP of `--key-interval`
+    # seconds (default one), and the parameter sets in-band before every IDR,
+    # once (the encoder repeats them, so the payloader does not insert them
+    # again: config-interval=0).
+    key_int_max = args.key_interval * args.fps
     if codec == "h264":
         require_elements(["x264enc", "rtph264pay"])
         return (
             f"{video_source(args)} ! "
-            f"x264enc speed-preset=ultrafast tune=zerolatency threads=1 key-int-max={args.fps} "
+            f"x264enc speed-preset=ultrafast tune=zerolatency threads=1 key-int-max={key_int_max} "
             f"bitrate={args.bitrate} byte-stream=true ! "
             "video/x-h264,profile=constrained-baseline ! "
             f"rtph264pay {pay} config-interval=0"
@@ -145,7 +149,7 @@ def branch(codec, index, args):
         require_elements(["x265enc", "rtph265pay"])
         return (
             f"{video_source(args)} ! "
-            f"x265enc speed-preset=ultrafast tune=zerolatency key-int-max={args.fps} "
+            f"x265enc speed-preset=ultrafast tune=zerolatency key-int-max={key_int_max} "
             f"bitrate={args.bitrate} option-string=open-gop=0:repeat-headers=1:info=0 ! "
             f"rtph265pay {pay} config-interval=0"
         )
@@ -225,7 +229,15 @@ def parse_args(argv):
     p.add_argument("--width", type=positive, default=320)
     p.add_argument("--height", type=positive, default=240)
     p.add_argument("--fps", type=positive, default=25)
-    p.add_argument("--bitrate", type=positive, default=500, help="video bitrate, kbit/s")
+    p.add_argument("--key-interval", type=positive, default=1,
+                   help="seconds between H.264/H.265 keyframes (key-int-max = this * fps; "
+                   "default 1)")
+    p.add_argument("--bitrate", type=positive, default=500,
+                   help="video bitrate, kbit/s (an upper bound: the default pattern "
+                   "compresses to far less)")
+    p.add_argument("--pattern", choices=("ball", "snow"), default="ball",
+                   help="video test pattern: ball (default, a moving ball) or snow "
+                   "(noise: the H.264/H.265 bitrate then reaches --bitrate)")
     p.add_argument("--suspend-mode", choices=tuple(SUSPEND_MODES), default="reset",
                    help="what the media does when suspended (no client playing): "
                    "none (GStreamer's default), pause, or reset (default: reset)")

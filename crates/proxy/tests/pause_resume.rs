@@ -268,59 +268,6 @@ fn retina_udp_resume_after_pause_suspend_reset() {
 
 // --- (b) ffprobe: several cycles --------------------------------------------
 
-/// One stream of `ffprobe -show_entries stream=...start_time`.
-#[derive(Debug, Clone)]
-struct StartTime {
-    codec_type: String,
-    codec_name: String,
-    start_time: Option<f64>,
-}
-
-/// ffprobe's streams of `url` with their `start_time` (seconds).
-fn probe_start_times(url: &str, transport: &str) -> Result<Vec<StartTime>, String> {
-    let out = run_with_timeout(
-        Command::new("ffprobe")
-            .args(["-hide_banner", "-v", "error", "-rtsp_transport", transport])
-            .args([
-                "-show_entries",
-                "stream=index,codec_type,codec_name,start_time",
-            ])
-            .args(["-of", "compact=p=0"])
-            .arg(url),
-        PROBE,
-    )?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        return Err(format!(
-            "ffprobe {url} over {transport} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    let streams: Vec<StartTime> = stdout
-        .lines()
-        .filter(|l| l.starts_with("index="))
-        .map(|line| {
-            let field = |key: &str| {
-                line.split('|')
-                    .find_map(|f| f.strip_prefix(key)?.strip_prefix('='))
-                    .unwrap_or("")
-                    .to_owned()
-            };
-            StartTime {
-                codec_type: field("codec_type"),
-                codec_name: field("codec_name"),
-                start_time: field("start_time").parse().ok(),
-            }
-        })
-        .collect();
-    eprintln!("[e2e] ffprobe over {transport}: {streams:?}");
-    if streams.is_empty() {
-        return Err(format!("ffprobe found no stream in {url}: {stdout}"));
-    }
-    Ok(streams)
-}
-
 fn ffprobe_cycles(mode: SuspendMode) {
     let backend = start_backend(mode);
     let proxy = start_proxy(&[], &[backend.url()]);
@@ -331,7 +278,9 @@ fn ffprobe_cycles(mode: SuspendMode) {
         if cycle > 0 {
             pause_cycle(&backend, cycle);
         }
-        let streams = probe_start_times(&url, transport).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let streams =
+            ffprobe_start_times(&url, transport, PROBE).unwrap_or_else(|e| panic!("{what}: {e}"));
+        eprintln!("[e2e] ffprobe over {transport}: {streams:?}");
         let start_of = |kind: &str| {
             let s = streams
                 .iter()

@@ -41,6 +41,9 @@ pub struct BackendOpts {
     /// What the media does while no client plays it (`--suspend-mode`);
     /// `None` keeps the script's default, [`SuspendMode::Reset`].
     pub suspend_mode: Option<SuspendMode>,
+    /// Seconds between H.264/H.265 keyframes (`--key-interval`); `None` keeps
+    /// the script's default of 1 s.
+    pub key_interval: Option<u32>,
     /// Further arguments for the script (`--width`, `--fps`...).
     pub extra_args: Vec<String>,
 }
@@ -57,6 +60,7 @@ impl Default for BackendOpts {
             port: None,
             session_timeout: None,
             suspend_mode: None,
+            key_interval: None,
             extra_args: Vec::new(),
         }
     }
@@ -152,6 +156,9 @@ impl Backend {
         }
         if let Some(mode) = opts.suspend_mode {
             cmd.args(["--suspend-mode", mode.as_arg()]);
+        }
+        if let Some(seconds) = opts.key_interval {
+            cmd.args(["--key-interval", &seconds.to_string()]);
         }
         cmd.args(&opts.extra_args);
         let proc = Proc::spawn("backend", &mut cmd)?;

@@ -116,24 +116,80 @@ pub fn ffprobe_streams(
     transport: &str,
     timeout: Duration,
 ) -> Result<Vec<ProbedStream>, String> {
-    let out = run_ok(
-        Command::new("ffprobe")
-            .args(["-hide_banner", "-v", "error", "-rtsp_transport", transport])
-            .args([
-                "-show_entries",
-                "stream=index,codec_name,codec_type,width,height,sample_rate",
-            ])
-            .args(["-of", "compact=p=0"])
-            .arg(url),
+    let text = ffprobe_entries(
+        url,
+        transport,
+        "index,codec_name,codec_type,width,height,sample_rate",
         timeout,
     )?;
-    let text = String::from_utf8_lossy(&out.stdout);
     let mut streams = parse_probe(&text);
     if streams.is_empty() {
         return Err(format!("ffprobe found no stream in {url}; stdout:\n{text}"));
     }
     streams.sort_by_key(|(index, _)| *index);
     Ok(streams.into_iter().map(|(_, s)| s).collect())
+}
+
+/// Runs `ffprobe -show_entries stream=<entries> -of compact=p=0` on `url` and
+/// returns its standard output; fails if ffprobe fails or outlives `timeout`.
+fn ffprobe_entries(
+    url: &str,
+    transport: &str,
+    entries: &str,
+    timeout: Duration,
+) -> Result<String, String> {
+    let out = run_ok(
+        Command::new("ffprobe")
+            .args(["-hide_banner", "-v", "error", "-rtsp_transport", transport])
+            .args(["-show_entries", &format!("stream={entries}")])
+            .args(["-of", "compact=p=0"])
+            .arg(url),
+        timeout,
+    )?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// One stream's type, codec and `start_time` (seconds) as ffprobe reports them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamStart {
+    pub codec_type: String,
+    pub codec_name: String,
+    pub start_time: Option<f64>,
+}
+
+/// The streams of `url` with their start times, in index order.
+pub fn ffprobe_start_times(
+    url: &str,
+    transport: &str,
+    timeout: Duration,
+) -> Result<Vec<StreamStart>, String> {
+    let text = ffprobe_entries(
+        url,
+        transport,
+        "index,codec_type,codec_name,start_time",
+        timeout,
+    )?;
+    let streams: Vec<StreamStart> = text
+        .lines()
+        .filter(|l| l.starts_with("index="))
+        .map(|line| {
+            let field = |key: &str| {
+                line.split('|')
+                    .find_map(|f| f.strip_prefix(key)?.strip_prefix('='))
+                    .unwrap_or("")
+                    .to_owned()
+            };
+            StreamStart {
+                codec_type: field("codec_type"),
+                codec_name: field("codec_name"),
+                start_time: field("start_time").parse().ok(),
+            }
+        })
+        .collect();
+    if streams.is_empty() {
+        return Err(format!("ffprobe found no stream in {url}; stdout:\n{text}"));
+    }
+    Ok(streams)
 }
 
 /// Parses ffprobe's `compact=p=0` output: `index=0|codec_name=h264|...`.
@@ -437,4 +493,108 @@ pub fn rtsp_exchange(addr: SocketAddr, raw: &[u8], timeout: Duration) -> Result<
         }
     }
     Ok(String::from_utf8_lossy(&received).into_owned())
+}
+
+/// How long `cmd` took to run to a successful exit (spawn to exit, as a
+/// player's "time to first picture" when `cmd` stops after its first decoded
+/// frame). Fails if it exits with an error or runs longer than `timeout`.
+fn time_to_exit(cmd: &mut Command, timeout: Duration) -> Result<(Duration, Output), String> {
+    let started = Instant::now();
+    let out = run_with_timeout(cmd, timeout)?;
+    let took = started.elapsed();
+    if out.status.success() {
+        Ok((took, out))
+    } else {
+        Err(format!(
+            "{} failed ({}) after {took:.2?}; stderr:\n{}",
+            command_line(cmd),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// Time from starting ffmpeg to its exit after the first *decoded* video
+/// frame of `url` over `transport` (`udp`, `tcp`, `http`):
+/// `ffmpeg -rtsp_transport <t> -i <url> -map 0:v -frames:v 1 -f null -`,
+/// RTSP setup and stream probing included.
+///
+/// ffmpeg's H.264 decoder does not output pictures that reference a picture
+/// it never had, so joining an H.264 stream mid-GOP this lasts until the next
+/// keyframe. Its H.265 decoder (5.1) does output them (from generated
+/// references), at once: `keyframes_only` (`-skip_frame nokey`) then makes
+/// the first decoded frame the first keyframe, the first clean picture.
+pub fn ffmpeg_first_frame(
+    url: &str,
+    transport: &str,
+    keyframes_only: bool,
+    timeout: Duration,
+) -> Result<Duration, String> {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-nostdin", "-nostats", "-loglevel", "error"]);
+    if keyframes_only {
+        cmd.args(["-skip_frame", "nokey"]);
+    }
+    cmd.args(["-rtsp_transport", transport, "-i", url]).args([
+        "-map",
+        "0:v",
+        "-frames:v",
+        "1",
+        "-f",
+        "null",
+        "-",
+    ]);
+    time_to_exit(&mut cmd, timeout).map(|(took, _)| took)
+}
+
+/// Time from starting gst-launch to its exit after the first *decoded* video
+/// frame of `url` (`codec`: `h264` or `h265`; `protocols`: `udp` or `tcp`):
+/// `rtspsrc ! application/x-rtp,media=video ! rtph26Xdepay ! h26Xparse !
+/// avdec_h26X output-corrupt=false ! fakesink num-buffers=1`.
+///
+/// `output-corrupt=false` matters: `decodebin`'s `avdec_h264` outputs frames
+/// decoded from missing references by default, at once, so it would not show
+/// whether the picture was decodable. `avdec_h265` outputs them even so:
+/// `keyframes_only` (`identity drop-buffer-flags=delta-unit` before the
+/// decoder) makes the first decoded frame the first keyframe. rtspsrc's
+/// shutdown race after EOS (see [`gst_play_media`]) is forgiven.
+pub fn gst_first_frame(
+    url: &str,
+    protocols: &str,
+    codec: &str,
+    keyframes_only: bool,
+    timeout: Duration,
+) -> Result<Duration, String> {
+    let (depay, parse, decoder) = match codec {
+        "h264" => ("rtph264depay", "h264parse", "avdec_h264"),
+        "h265" => ("rtph265depay", "h265parse", "avdec_h265"),
+        other => return Err(format!("gst_first_frame: unsupported codec {other:?}")),
+    };
+    let mut cmd = Command::new("gst-launch-1.0");
+    cmd.arg("rtspsrc")
+        .arg(format!("location={url}"))
+        .arg(format!("protocols={protocols}"))
+        .args(["latency=200", "!", "application/x-rtp,media=video", "!"])
+        .args([depay, "!", parse, "!"]);
+    if keyframes_only {
+        cmd.args(["identity", "drop-buffer-flags=delta-unit", "!"]);
+    }
+    cmd.args([decoder, "output-corrupt=false", "!"]).args([
+        "fakesink",
+        "sync=false",
+        "num-buffers=1",
+    ]);
+    let started = Instant::now();
+    let out = run_with_timeout(&mut cmd, timeout)?;
+    let took = started.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.success() || gst_failed_only_at_shutdown(&stdout, &stderr) {
+        return Ok(took);
+    }
+    Err(format!(
+        "{} failed ({}) after {took:.2?}; stderr:\n{stderr}",
+        command_line(&cmd),
+        out.status
+    ))
 }
