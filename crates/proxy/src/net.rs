@@ -6,6 +6,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+/// A capped receive buffer is reported once per process.
+static RECV_CAP_WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Socket buffer sizes to ask for (the kernel may grant less).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Buffers {
@@ -29,6 +32,17 @@ pub fn bind_udp(addr: SocketAddr, buffers: Buffers) -> io::Result<std::net::UdpS
     }
     if let Some(n) = buffers.recv {
         let _ = s.set_recv_buffer_size(n);
+        // Linux reports twice what it granted; less than asked even so means
+        // net.core.rmem_max capped it, and bursts (keyframes) may be lost.
+        if let Ok(got) = s.recv_buffer_size() {
+            if got < n && !RECV_CAP_WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                tracing::warn!(
+                    "the kernel caps UDP receive buffers at {} KiB (asked {} KiB): raise net.core.rmem_max (sysctl) if back-end packets are lost in bursts",
+                    got / 2 / 1024,
+                    n / 1024
+                );
+            }
+        }
     }
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;

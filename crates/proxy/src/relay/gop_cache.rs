@@ -2,9 +2,10 @@
 //! so that a new client gets a decodable picture at once instead of waiting up to
 //! a whole GOP for the back end's next keyframe.
 //!
-//! The first H.264 or H.265 track is the *key track*: its cache restarts at every
-//! packet that starts a keyframe (SPS/VPS or IDR/IRAP, whole, aggregated or first
-//! fragment; parameter sets and the keyframe sharing a timestamp stay together).
+//! The first H.264, H.265 or MPEG-TS track is the *key track*: its cache restarts
+//! at every packet that starts a keyframe (SPS/VPS or IDR/IRAP, whole, aggregated
+//! or first fragment, parameter sets and the keyframe sharing a timestamp staying
+//! together; for MPEG-TS a TS packet flagged random access).
 //! The other tracks (audio) keep their packets since that keyframe arrived, so a
 //! new client's tracks all start at the same moment. Packets are kept as they
 //! were relayed (rewritten, shared [`Bytes`]), so replaying them gives a client a
@@ -29,6 +30,9 @@ const MAX_AGE: Duration = Duration::from_secs(10);
 pub enum KeyCodec {
     H264,
     H265,
+    /// MPEG-TS over RTP (RFC 2250, `MP2T`): a keyframe starts where a TS packet's
+    /// adaptation field sets the random-access indicator.
+    Mp2t,
 }
 
 impl KeyCodec {
@@ -37,6 +41,7 @@ impl KeyCodec {
         match encoding?.to_ascii_uppercase().as_str() {
             "H264" => Some(KeyCodec::H264),
             "H265" | "HEVC" => Some(KeyCodec::H265),
+            "MP2T" => Some(KeyCodec::Mp2t),
             _ => None,
         }
     }
@@ -46,8 +51,19 @@ impl KeyCodec {
         match self {
             KeyCodec::H264 => rtp::h264::is_keyframe(payload),
             KeyCodec::H265 => rtp::h265::is_keyframe(payload),
+            KeyCodec::Mp2t => ts_random_access(payload),
         }
     }
+}
+
+/// Whether any 188-byte TS packet of an RTP payload has an adaptation field
+/// with the random-access indicator set (what encoders mark keyframes with).
+fn ts_random_access(payload: &[u8]) -> bool {
+    payload.chunks_exact(188).any(|ts| {
+        // sync byte; adaptation_field_control 2 or 3; a non-empty field whose
+        // flags byte has random_access_indicator (0x40).
+        ts[0] == 0x47 && ts[3] & 0x20 != 0 && ts[4] > 0 && ts[5] & 0x40 != 0
+    })
 }
 
 #[derive(Debug, Default)]
@@ -246,6 +262,22 @@ mod tests {
         assert!(h265.starts_keyframe(&[49 << 1, 1, 0x80 | 21, 0xaa]));
         assert!(!h265.starts_keyframe(&[49 << 1, 1, 21, 0xaa]));
         assert!(!h265.starts_keyframe(&[1 << 1, 1, 0xaa]), "TRAIL_R");
+        // MPEG-TS: seven 188-byte packets, the fourth with random access.
+        assert_eq!(KeyCodec::from_encoding(Some("MP2T")), Some(KeyCodec::Mp2t));
+        let mut ts = vec![0u8; 188 * 7];
+        for p in ts.chunks_exact_mut(188) {
+            p[0] = 0x47;
+            p[3] = 0x10; // payload only
+        }
+        assert!(!KeyCodec::Mp2t.starts_keyframe(&ts));
+        let p = &mut ts[188 * 3..188 * 4];
+        p[3] = 0x30; // adaptation field and payload
+        p[4] = 7;
+        p[5] = 0x40 | 0x10; // random access, PCR
+        assert!(KeyCodec::Mp2t.starts_keyframe(&ts));
+        ts[188 * 3] = 0x00; // lost sync: not trusted
+        assert!(!KeyCodec::Mp2t.starts_keyframe(&ts));
+        assert!(!KeyCodec::Mp2t.starts_keyframe(&[0x47, 0, 0, 0x30, 7, 0x40]), "not a whole TS packet");
     }
 
     #[test]
