@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use rtsp::{Frame, Response};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tracing::{debug, info};
@@ -217,11 +217,11 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: ConnOutReceiver, out: ConnOu
                 None => break,
             }
         }
-        let res = tokio::time::timeout(WRITE_TIMEOUT, write_items(&mut wr, &batch)).await;
+        let res = write_items(&mut wr, &batch, WRITE_TIMEOUT).await;
         for item in batch.drain(..) {
             rx.done(&item);
         }
-        if !matches!(res, Ok(Ok(()))) {
+        if res.is_err() {
             debug!("client write failed or stalled; closing connection");
             out.close();
             break;
@@ -234,8 +234,14 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: ConnOutReceiver, out: ConnOu
     let _ = wr.shutdown().await;
 }
 
-/// Writes a batch with vectored writes, coping with partial writes.
-async fn write_items(wr: &mut OwnedWriteHalf, items: &[OutItem]) -> std::io::Result<()> {
+/// Writes a batch with vectored writes, coping with partial writes. Fails when
+/// one write makes no progress for `stall` (a slow but steady reader is not cut
+/// off however long the whole batch takes).
+async fn write_items<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    items: &[OutItem],
+    stall: Duration,
+) -> std::io::Result<()> {
     // The `$` headers of batched packets, made here (each connection has its own
     // channel numbers), then every part borrowed in order.
     let mut headers: Vec<[u8; 4]> = Vec::new();
@@ -274,7 +280,10 @@ async fn write_items(wr: &mut OwnedWriteHalf, items: &[OutItem]) -> std::io::Res
             .take(256)
             .map(IoSlice::new)
             .collect();
-        let mut n = wr.write_vectored(&slices).await?;
+        let mut n = match tokio::time::timeout(stall, wr.write_vectored(&slices)).await {
+            Ok(r) => r?,
+            Err(_) => return Err(std::io::ErrorKind::TimedOut.into()),
+        };
         if n == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
@@ -291,4 +300,59 @@ async fn write_items(wr: &mut OwnedWriteHalf, items: &[OutItem]) -> std::io::Res
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+
+    use super::*;
+
+    fn batch() -> Vec<OutItem> {
+        let packets: Arc<[Bytes]> = (0..64).map(|_| Bytes::from(vec![7u8; 1000])).collect();
+        vec![
+            OutItem::Control(Bytes::from_static(b"RTSP/1.0 200 OK\r\n\r\n")),
+            OutItem::MediaBatch {
+                channel: 0,
+                packets,
+                bytes: 64_000,
+            },
+        ]
+    }
+
+    /// A reader that takes its time but keeps reading is not cut off, however
+    /// long the whole batch takes; one that stops reading is, after the stall.
+    #[tokio::test]
+    async fn the_write_timeout_is_about_progress_not_the_whole_batch() {
+        let items = batch();
+        let (mut wr, mut rd) = tokio::io::duplex(1024);
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            let mut buf = [0u8; 1024];
+            loop {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                match rd.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            got
+        });
+        // 64 KB through a 1 KiB pipe at 1 KiB / 20 ms: about 1.3 s, stall 0.3 s.
+        write_items(&mut wr, &items, Duration::from_millis(300))
+            .await
+            .expect("steady progress is no stall");
+        drop(wr);
+        let got = reader.await.expect("reader");
+        assert_eq!(got.len(), 19 + 64 * 1004);
+        assert_eq!(&got[19..23], &[b'$', 0, 0x03, 0xe8]);
+
+        let (mut wr, _rd) = tokio::io::duplex(1024);
+        let err = write_items(&mut wr, &items, Duration::from_millis(300))
+            .await
+            .expect_err("nobody reads");
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    }
 }
