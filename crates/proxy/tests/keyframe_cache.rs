@@ -1058,17 +1058,22 @@ const STALL: Duration = Duration::from_secs(8);
 /// How long the fast client plays while the slow one is stalled.
 const FAST_FOR: Duration = Duration::from_secs(7);
 
-#[test]
-fn a_stalled_tcp_client_delays_nobody_and_resumes_at_a_keyframe() {
-    // Noise at 12 Mbit/s (about 1100 video packets a second), a keyframe a
-    // second: the stalled connection's queue overflows within a few seconds.
-    let backend = Backend::start(BackendOpts {
+/// Noise at 12 Mbit/s (about 1100 video packets a second), a keyframe a second.
+fn high_bitrate_backend() -> Backend {
+    Backend::start(BackendOpts {
         key_interval: Some(1),
         extra_args: ["--pattern", "snow", "--bitrate", "12000"]
             .map(String::from)
             .to_vec(),
         ..BackendOpts::default()
-    });
+    })
+}
+
+#[test]
+fn a_stalled_tcp_client_delays_nobody_and_resumes_at_a_keyframe() {
+    // Noise at 12 Mbit/s (about 1100 video packets a second), a keyframe a
+    // second: the stalled connection's queue overflows within a few seconds.
+    let backend = high_bitrate_backend();
     let proxy = Proxy::start(&["-v", backend.url()]);
     let url = proxy.url("proxyStream");
 
@@ -1191,13 +1196,7 @@ fn a_stalled_tcp_client_delays_nobody_and_resumes_at_a_keyframe() {
 /// live, at the next keyframe.
 #[test]
 fn udp_client_joining_a_high_bitrate_stream_loses_nothing() {
-    let backend = Backend::start(BackendOpts {
-        key_interval: Some(1),
-        extra_args: ["--pattern", "snow", "--bitrate", "12000"]
-            .map(String::from)
-            .to_vec(),
-        ..BackendOpts::default()
-    });
+    let backend = high_bitrate_backend();
     let proxy = Proxy::start(&["-v", backend.url()]);
     let observer = Observer::start("udp burst", &proxy);
     let age = observer.join_window(Duration::from_millis(600), Duration::from_millis(900));

@@ -328,17 +328,7 @@ fn ffprobe_three_cycles_start_times_agree_suspend_reset() {
 fn record_mp4(url: &str, transport: &str, seconds: u32, path: &str) -> Result<String, String> {
     let _ = std::fs::remove_file(path);
     let out = run_with_timeout(
-        Command::new("ffmpeg")
-            .args([
-                "-hide_banner",
-                "-nostdin",
-                "-nostats",
-                "-loglevel",
-                "warning",
-            ])
-            .args(["-rtsp_transport", transport, "-i", url])
-            .args(["-t", &seconds.to_string(), "-map", "0", "-c", "copy", "-y"])
-            .arg(path),
+        ffmpeg_copy(url, transport, seconds).arg("-y").arg(path),
         Duration::from_secs(u64::from(seconds) * 2 + 20),
     )?;
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();

@@ -267,6 +267,22 @@ impl RecordResult {
     }
 }
 
+/// `ffmpeg` reading `seconds` of every stream of `url` over `transport` and
+/// copying them (`-c copy`), warnings only; the caller adds the output.
+pub fn ffmpeg_copy(url: &str, transport: &str, seconds: u32) -> Command {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args([
+        "-hide_banner",
+        "-nostdin",
+        "-nostats",
+        "-loglevel",
+        "warning",
+    ])
+    .args(["-rtsp_transport", transport, "-i", url])
+    .args(["-t", &seconds.to_string(), "-map", "0", "-c", "copy"]);
+    cmd
+}
+
 /// Plays `url` with ffmpeg over `transport` (`udp`, `tcp` or `http`) for
 /// `seconds` of media, copying every stream without decoding, and reports what
 /// arrived.
@@ -281,17 +297,7 @@ impl RecordResult {
 pub fn ffmpeg_record(url: &str, transport: &str, seconds: u32) -> Result<RecordResult, String> {
     let timeout = Duration::from_secs(u64::from(seconds) * 2 + 20);
     let out = run_ok(
-        Command::new("ffmpeg")
-            .args([
-                "-hide_banner",
-                "-nostdin",
-                "-nostats",
-                "-loglevel",
-                "warning",
-            ])
-            .args(["-rtsp_transport", transport, "-i", url])
-            .args(["-t", &seconds.to_string(), "-map", "0", "-c", "copy"])
-            .args(["-f", "framecrc", "-"]),
+        ffmpeg_copy(url, transport, seconds).args(["-f", "framecrc", "-"]),
         timeout,
     )?;
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
