@@ -141,7 +141,7 @@ fn session_problems(report: &RetinaReport) -> Result<(), String> {
         if let (Some(media_span), Some(wall_span)) = (s.media_span_secs(), s.wall_span_secs()) {
             let lead = media_span - wall_span;
             if wall_span >= 1.0
-                && (lead < -MAX_PACE_SKEW_SECS || lead > MAX_CACHE_LEAD_SECS + MAX_PACE_SKEW_SECS)
+                && !(-MAX_PACE_SKEW_SECS..=MAX_CACHE_LEAD_SECS + MAX_PACE_SKEW_SECS).contains(&lead)
             {
                 return Err(format!(
                     "{} timestamps cover {media_span:.2} s in {wall_span:.2} s; {report}",

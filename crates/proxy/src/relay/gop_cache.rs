@@ -277,7 +277,10 @@ mod tests {
         assert!(KeyCodec::Mp2t.starts_keyframe(&ts));
         ts[188 * 3] = 0x00; // lost sync: not trusted
         assert!(!KeyCodec::Mp2t.starts_keyframe(&ts));
-        assert!(!KeyCodec::Mp2t.starts_keyframe(&[0x47, 0, 0, 0x30, 7, 0x40]), "not a whole TS packet");
+        assert!(
+            !KeyCodec::Mp2t.starts_keyframe(&[0x47, 0, 0, 0x30, 7, 0x40]),
+            "not a whole TS packet"
+        );
     }
 
     #[test]
