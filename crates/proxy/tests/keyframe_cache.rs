@@ -1191,9 +1191,9 @@ fn a_stalled_tcp_client_delays_nobody_and_resumes_at_a_keyframe() {
 /// A UDP client joining a high-bitrate stream loses nothing. At 12 Mbit/s a 1 s
 /// GOP (about 1.3 MB, over 1000 packets) sent in one burst overflowed the
 /// client's socket receive buffer (Linux default 208 KiB: retina lost 671
-/// packets, ffmpeg reported "RTP: missed N packets"); the relay now replays a
-/// GOP to UDP subscribers only within `UDP_REPLAY_MAX_BYTES`, else they start
-/// live, at the next keyframe.
+/// packets, ffmpeg reported "RTP: missed N packets"); the relay now paces a
+/// replay over `UDP_REPLAY_MAX_BYTES` out to UDP subscribers (16 MB/s), then
+/// the live packets that came meanwhile.
 #[test]
 fn udp_client_joining_a_high_bitrate_stream_loses_nothing() {
     let backend = high_bitrate_backend();

@@ -4,8 +4,8 @@
 //! [`TrackContinuity`] rewrites SSRC, sequence number and timestamp in place, the
 //! buffer is frozen into one [`Bytes`] and handed to every sink of the track.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
@@ -26,9 +26,13 @@ pub type Closer = Box<dyn Fn() + Send + Sync>;
 
 /// With no sender report from the back end for this long, the relay sends its own.
 const BACKEND_SR_STALE: Duration = Duration::from_secs(12);
-/// Most bytes of cached GOP replayed to a subscriber with UDP tracks (see
-/// [`Stream::play`]).
+/// Most bytes of cached GOP sent at once to a subscriber with UDP tracks (see
+/// [`Stream::play`]); a bigger replay is paced out.
 pub const UDP_REPLAY_MAX_BYTES: usize = 100 * 1024;
+/// A paced replay sends this much per track every [`PACE_TICK`] (16 MB/s: a
+/// 1 MB GOP in about 65 ms, well within what a reading client's buffer drains).
+const PACE_CHUNK_BYTES: usize = 32 * 1024;
+const PACE_TICK: Duration = Duration::from_millis(2);
 /// Interval of the sender reports the relay makes itself.
 const SYNTH_SR_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -114,6 +118,17 @@ struct Track {
     /// arrived. Cleared whenever the mapping ends (reset, pause).
     backend_sr: Option<(SenderInfo, Instant)>,
     synth_sr_at: Option<Instant>,
+    /// Subscribers still being given a paced GOP replay: their sink joins
+    /// `sinks` once their queue (replay, then the live packets meanwhile) is
+    /// empty.
+    pacing: Vec<Pacing>,
+}
+
+/// A subscriber's sink on a track while its GOP replay is paced out.
+struct Pacing {
+    id: SubscriberId,
+    sink: Sink,
+    queue: VecDeque<Bytes>,
 }
 
 impl Track {
@@ -125,6 +140,7 @@ impl Track {
             sinks: Arc::new(SinkSet::default()),
             backend_sr: None,
             synth_sr_at: None,
+            pacing: Vec::new(),
         }
     }
 
@@ -437,6 +453,9 @@ impl Stream {
                     Err(_) => stats.rtp_invalid += 1,
                 }
             }
+            for p in &mut t.pacing {
+                p.queue.extend(out.iter().cloned());
+            }
             if t.sinks.is_empty() {
                 return;
             }
@@ -535,7 +554,7 @@ impl Stream {
     /// sinks. Returns None (and calls nothing) if a track index is unknown or the
     /// generation has moved on.
     pub fn play(
-        &self,
+        self: &Arc<Self>,
         id: SubscriberId,
         generation: u64,
         sinks: Vec<(usize, Sink)>,
@@ -565,7 +584,11 @@ impl Stream {
                 .filter(|((_, s), _)| matches!(s, Sink::Udp { .. }))
                 .map(|(_, r)| r.iter().map(Bytes::len).sum::<usize>())
                 .sum();
-            if udp_replay > UDP_REPLAY_MAX_BYTES {
+            // Paced out by a task when there is a runtime to run it (always in
+            // the server); without one, such a subscriber starts live.
+            let runtime = tokio::runtime::Handle::try_current().ok();
+            let paced = udp_replay > UDP_REPLAY_MAX_BYTES && runtime.is_some();
+            if udp_replay > UDP_REPLAY_MAX_BYTES && !paced {
                 replays.iter_mut().for_each(Vec::clear);
             }
             let points: Vec<StartPoint> = sinks
@@ -592,8 +615,19 @@ impl Stream {
                 if let Some(info) = track.sender_report_at(now, wall) {
                     sink.send_rtcp(&encode_sender_report(&info));
                 }
-                sink.send_rtp_batch(&replay);
-                track.sinks = Arc::new(track.sinks.with(id, sink));
+                if paced {
+                    track.pacing.push(Pacing {
+                        id,
+                        sink,
+                        queue: replay.into(),
+                    });
+                } else {
+                    sink.send_rtp_batch(&replay);
+                    track.sinks = Arc::new(track.sinks.with(id, sink));
+                }
+            }
+            if let (true, Some(rt)) = (paced, runtime) {
+                rt.spawn(pace_replay(Arc::downgrade(self), id));
             }
             st.players.insert(id, Player { closer });
             st.players.len()
@@ -621,6 +655,7 @@ impl Stream {
             let mut st = self.lock();
             for t in &mut st.tracks {
                 t.sinks = Arc::new(SinkSet::default());
+                t.pacing.clear();
             }
             st.players.drain().map(|(_, p)| p.closer).collect()
         };
@@ -633,8 +668,52 @@ impl Stream {
 
 fn remove_sinks(st: &mut State, id: SubscriberId) {
     for t in &mut st.tracks {
+        t.pacing.retain(|p| p.id != id);
         if let Some(rest) = t.sinks.without(id) {
             t.sinks = Arc::new(rest);
+        }
+    }
+}
+
+/// Paces subscriber `id`'s GOP replay out, a chunk per track every
+/// [`PACE_TICK`], followed by the live packets that arrived meanwhile; once a
+/// track's queue is empty its sink joins the live fan-out (under the stream
+/// lock, so nothing is reordered). Ends when nothing is left to pace, the
+/// subscriber is gone or the stream is.
+async fn pace_replay(stream: Weak<Stream>, id: SubscriberId) {
+    let mut tick = tokio::time::interval(PACE_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(stream) = stream.upgrade() else {
+            return;
+        };
+        let mut st = stream.lock();
+        let mut pending = false;
+        for t in &mut st.tracks {
+            let Some(i) = t.pacing.iter().position(|p| p.id == id) else {
+                continue;
+            };
+            let p = &mut t.pacing[i];
+            let mut chunk = Vec::new();
+            let mut bytes = 0;
+            while let Some(pkt) = p.queue.front() {
+                if bytes + pkt.len() > PACE_CHUNK_BYTES && !chunk.is_empty() {
+                    break;
+                }
+                bytes += pkt.len();
+                chunk.extend(p.queue.pop_front());
+            }
+            p.sink.send_rtp_batch(&chunk);
+            if p.queue.is_empty() {
+                let done = t.pacing.remove(i);
+                t.sinks = Arc::new(t.sinks.with(id, done.sink));
+            } else {
+                pending = true;
+            }
+        }
+        if !pending {
+            return;
         }
     }
 }

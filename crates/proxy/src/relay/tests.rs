@@ -136,7 +136,7 @@ fn counting_closer() -> (Arc<Closer>, Arc<AtomicUsize>) {
 /// Starts delivery of `sinks` to subscriber `id`; returns the start points given
 /// to the respond closure.
 fn play(
-    stream: &Stream,
+    stream: &Arc<Stream>,
     id: SubscriberId,
     sinks: Vec<(usize, Sink)>,
     now: Instant,
@@ -1154,62 +1154,115 @@ fn a_connection_that_dropped_video_resumes_at_the_next_keyframe() {
     assert_eq!(out.dropped(), 2);
 }
 
-/// A UDP subscriber gets the cached GOP only while it fits a client's default
-/// receive buffer; past that it starts live on every track, never with a burst
-/// it would lose.
+/// A UDP subscriber gets a small cached GOP at once and a big one paced out
+/// (one burst would overflow a client's receive buffer), followed by the live
+/// packets that arrived meanwhile, in order, and then live as everyone.
 #[tokio::test]
-async fn a_udp_subscriber_gets_the_gop_only_within_the_burst_bound() {
+async fn a_udp_subscriber_gets_a_big_gop_paced_then_live() {
     let stream = described_stream_with_cache(8 << 20);
     let server = Arc::new(
         tokio::net::UdpSocket::bind("127.0.0.1:0")
             .await
             .expect("bind"),
     );
-    let udp_sink = |c: &std::net::UdpSocket| Sink::Udp {
+    let udp_sink = |addr| Sink::Udp {
         rtp_socket: server.clone(),
         rtcp_socket: server.clone(),
-        rtp_addr: c.local_addr().expect("addr"),
-        rtcp_addr: c.local_addr().expect("addr"),
+        rtp_addr: addr,
+        rtcp_addr: addr,
         refused: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         gso: Arc::new(super::udp_batch::GsoState::new()),
     };
     let t0 = Instant::now();
     let mut seq = 0u16;
-    let mut gop = |stream: &Stream, packets: usize| {
+    let mut gop = |stream: &Stream, packets: usize, keyframe: bool| {
         let ts = u32::from(seq) * 3600;
-        let mut batch = vec![marked(seq, ts, false, IDR_START)];
-        seq += 1;
-        for i in 1..packets {
-            let mut payload = IDR_REST.to_vec();
+        let mut batch = Vec::new();
+        for i in 0..packets {
+            let mut payload = if i == 0 && keyframe {
+                IDR_START
+            } else {
+                IDR_REST
+            }
+            .to_vec();
             payload.resize(1188, 0);
             batch.push(marked(seq, ts, i + 1 == packets, &payload));
             seq += 1;
         }
         stream.push_rtp_batch(VIDEO, &mut batch, t0);
     };
-    // 50 packets of 1200 bytes: within the bound.
-    gop(&stream, 50);
-    let small = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
-    small
-        .set_read_timeout(Some(Duration::from_secs(2)))
-        .expect("timeout");
-    let p = play(&stream, 1, vec![(VIDEO, udp_sink(&small))], t0);
-    let first_out = p[0].seq;
     let mut buf = [0u8; 2048];
-    let n = small.recv(&mut buf).expect("replayed keyframe");
+
+    // 50 packets of 1200 bytes: within the bound, sent during PLAY.
+    gop(&stream, 50, true);
+    let small = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    small.set_nonblocking(true).expect("nonblocking");
+    let p = play(
+        &stream,
+        1,
+        vec![(VIDEO, udp_sink(small.local_addr().expect("addr")))],
+        t0,
+    );
+    let n = small.recv(&mut buf).expect("replayed at once");
     assert_eq!(seq_ts_ssrc(&buf[..n]).0, p[0].seq);
     assert_eq!(&buf[12..15], IDR_START);
-    // 200 packets: over it, the client starts at the live edge.
-    gop(&stream, 200);
-    let big = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
-    big.set_read_timeout(Some(Duration::from_millis(300)))
-        .expect("timeout");
-    let next = first_out.wrapping_add(250);
-    let p = play(&stream, 2, vec![(VIDEO, udp_sink(&big))], t0);
-    assert_eq!(p[0].seq, next, "RTP-Info names the next live packet");
-    assert!(big.recv(&mut buf).is_err(), "no burst");
-    // Interleaved clients take any GOP the cache holds.
+
+    // 200 packets: paced. Nothing goes out during PLAY itself.
+    gop(&stream, 200, true);
+    let big = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let p = play(
+        &stream,
+        2,
+        vec![(VIDEO, udp_sink(big.local_addr().expect("addr")))],
+        t0,
+    );
+    let mut peek = [0u8; 16];
+    assert!(big.try_recv(&mut peek).is_err(), "no burst at PLAY");
+    // Live packets arrive while the replay is paced out.
+    gop(&stream, 10, false);
+    let mut seqs = Vec::new();
+    while seqs.len() < 210 {
+        let n = tokio::time::timeout(Duration::from_secs(3), big.recv(&mut buf))
+            .await
+            .expect("paced packets keep coming")
+            .expect("datagram");
+        seqs.push(seq_ts_ssrc(&buf[..n]).0);
+    }
+    assert_eq!(seqs[0], p[0].seq, "RTP-Info names the replayed keyframe");
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)),
+        "in order, no gap"
+    );
+    // Caught up: the sink is on the live fan-out now.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    gop(&stream, 1, false);
+    let n = tokio::time::timeout(Duration::from_secs(1), big.recv(&mut buf))
+        .await
+        .expect("live packet")
+        .expect("datagram");
+    assert_eq!(seq_ts_ssrc(&buf[..n]).0, seqs[209].wrapping_add(1));
+
+    // Without a runtime to pace (as in PLAY handled off the server), a big GOP
+    // is not replayed at all: the subscriber starts live.
+    let off_runtime = {
+        let stream = stream.clone();
+        let server = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let addr = server.local_addr().expect("addr");
+        let sink = udp_sink(addr);
+        std::thread::spawn(move || play(&stream, 3, vec![(VIDEO, sink)], t0))
+            .join()
+            .expect("thread")
+    };
+    assert_eq!(
+        off_runtime[0].seq,
+        seqs[209].wrapping_add(2),
+        "the next live packet"
+    );
+
+    // Interleaved clients take any GOP the cache holds, at once.
     let (sink, _out, mut rx) = interleaved(4096, 0);
-    play(&stream, 3, vec![(VIDEO, sink)], t0);
-    assert_eq!(on_channel(&drain_media(&mut rx), 0).len(), 200);
+    play(&stream, 4, vec![(VIDEO, sink)], t0);
+    assert_eq!(on_channel(&drain_media(&mut rx), 0).len(), 211);
 }
