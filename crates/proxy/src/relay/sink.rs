@@ -300,28 +300,8 @@ pub enum Sink {
 }
 
 impl Sink {
-    /// Sends an RTP packet without waiting; a full buffer drops it.
-    pub fn send_rtp(&self, pkt: &Bytes) {
-        match self {
-            Sink::Udp {
-                rtp_socket,
-                rtp_addr,
-                refused,
-                ..
-            } => {
-                if rtp_socket.try_send_to(pkt, *rtp_addr).is_err() {
-                    refused.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            Sink::Interleaved {
-                out, rtp_channel, ..
-            } => {
-                out.send_media(*rtp_channel, pkt);
-            }
-        }
-    }
-
-    /// Sends a batch of RTP packets (a replayed GOP) to this sink alone.
+    /// Sends a batch of RTP packets to this sink alone (a replayed GOP) without
+    /// waiting; what the kernel or a full queue refuses is dropped and counted.
     pub fn send_rtp_batch(&self, packets: &[Bytes]) {
         if packets.is_empty() {
             return;
@@ -445,10 +425,6 @@ impl SinkSet {
         self.all.is_empty()
     }
 
-    pub fn len(&self) -> usize {
-        self.all.len()
-    }
-
     /// Sends a batch of RTP packets (in order) to every sink without waiting.
     /// `keyframe` is set on a keyframe-capable track: whether the batch starts a
     /// keyframe (a connection that had to drop packets of that track resumes
@@ -504,15 +480,15 @@ mod tests {
             gso: Arc::new(GsoState::new()),
         };
         let pkt = Bytes::from_static(b"\x80\x60\x00\x01rtp");
-        sink(good).send_rtp(&pkt);
+        sink(good).send_rtp_batch(std::slice::from_ref(&pkt));
         sink(good).send_rtcp(&pkt);
         assert_eq!(refused.load(Ordering::Relaxed), 0);
         let mut buf = [0u8; 16];
         let n = receiver.recv(&mut buf).await.expect("delivered");
         assert_eq!(&buf[..n], &pkt[..]);
-        sink(bad).send_rtp(&pkt);
+        sink(bad).send_rtp_batch(std::slice::from_ref(&pkt));
         sink(bad).send_rtcp(&pkt);
-        sink(bad).send_rtp(&pkt);
+        sink(bad).send_rtp_batch(std::slice::from_ref(&pkt));
         assert_eq!(refused.load(Ordering::Relaxed), 3);
     }
 }

@@ -573,11 +573,11 @@ impl Stream {
                 .iter()
                 .map(|(t, _)| st.cache.replay(*t, now))
                 .collect();
-            // A UDP client gets the replay in one burst, which must fit the
-            // receive buffer a client has by default (Linux: 208 KiB, about
-            // 110 KiB of RTP once the kernel's per-packet overhead is counted);
-            // a bigger GOP would only be lost. Such a client starts live, at
-            // the next keyframe, on every track alike (so they start together).
+            // A replay sent at once must fit the receive buffer a UDP client has
+            // by default (Linux: 208 KiB, about 110 KiB of RTP once the kernel's
+            // per-packet overhead is counted); a bigger one would be lost, so it
+            // is paced out, on every track of the subscriber alike (so they
+            // start together).
             let udp_replay: usize = sinks
                 .iter()
                 .zip(&replays)
