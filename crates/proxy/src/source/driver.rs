@@ -49,16 +49,12 @@ impl MediaActivity {
         }
     }
 
-    /// More packets that arrived at the time last recorded.
-    fn add(&self, packets: u64) {
-        self.count.fetch_add(packets, Ordering::Relaxed);
-    }
-
-    fn record(&self, now: Instant) {
+    /// `packets` arrived at `now`.
+    fn record(&self, packets: u64, now: Instant) {
         let nanos = now.saturating_duration_since(self.base).as_nanos();
         self.last_nanos
             .fetch_max(u64::try_from(nanos).unwrap_or(u64::MAX), Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
+        self.count.fetch_add(packets, Ordering::Relaxed);
     }
 
     /// Tells the machine what arrived so far.
@@ -256,8 +252,7 @@ fn relay_batch(stream: &Stream, activity: &MediaActivity, track: usize, batch: &
         return;
     }
     let now = Instant::now();
-    activity.record(now);
-    activity.add(batch.len() as u64 - 1);
+    activity.record(batch.len() as u64, now);
     stream.push_rtp_batch(track, batch, now);
 }
 
@@ -279,27 +274,31 @@ async fn receive_rtp(
             continue;
         }
         // Everything that is waiting, up to a batch, is relayed together (the
-        // relay cuts it at frame ends), with one look at the allow-list.
-        let allowed_now = allowed.lock().map(|a| a.clone()).unwrap_or_default();
-        let mut failed = None;
-        while batch.len() < RECV_BATCH {
-            if buf.capacity() - buf.len() < 65536 {
-                buf.reserve(256 * 1024);
-            }
-            match socket.try_recv_buf_from(&mut buf) {
-                Ok((n, from)) => {
-                    let pkt = buf.split_to(n);
-                    if allowed_now.contains(&net::canonical_ip(from.ip())) {
-                        batch.push(pkt);
+        // relay cuts it at frame ends), under one lock of the allow-list (the
+        // reads do not wait).
+        let failed = {
+            let allowed_now = allowed.lock().unwrap_or_else(|e| e.into_inner());
+            let mut failed = None;
+            while batch.len() < RECV_BATCH {
+                if buf.capacity() - buf.len() < 65536 {
+                    buf.reserve(256 * 1024);
+                }
+                match socket.try_recv_buf_from(&mut buf) {
+                    Ok((n, from)) => {
+                        let pkt = buf.split_to(n);
+                        if allowed_now.contains(&net::canonical_ip(from.ip())) {
+                            batch.push(pkt);
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
                     }
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    failed = Some(e);
-                    break;
-                }
             }
-        }
+            failed
+        };
         relay_batch(&stream, &activity, track, &mut batch);
         if let Some(e) = failed {
             buf.clear();
