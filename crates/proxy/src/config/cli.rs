@@ -141,7 +141,7 @@ pub fn usage(program: &str) -> String {
         (
             "--keyframe-cache <MiB>",
             format!(
-                "per stream, keep the packets since the last H.264/H.265 keyframe so new clients get a picture at once; 0 turns it off (default {})",
+                "per stream, keep the packets since the last H.264/H.265/MPEG-TS keyframe so new clients get a picture at once; 0 turns it off (default {})",
                 crate::relay::gop_cache::DEFAULT_CACHE_BYTES >> 20
             ),
         ),
