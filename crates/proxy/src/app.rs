@@ -81,6 +81,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
             linger: config.linger,
             reconnect_min: config.reconnect_min,
             reconnect_max: config.reconnect_max,
+            connector: source::connector::Connector::default(),
         };
         sources.push(source::spawn(stream, settings));
         eprintln!(

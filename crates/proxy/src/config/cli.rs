@@ -93,7 +93,7 @@ pub fn usage(program: &str) -> String {
          [-e <stream-name-prefix>] [-C <client-username> <client-password>] <rtsp-url-1> ... <rtsp-url-n>\n"
     );
     let secs = |d: Duration| format!("{}", d.as_secs_f64());
-    let options: [(&str, String); 21] = [
+    let options: Vec<(&str, String)> = vec![
         ("-v, --verbose", "log proxy events".into()),
         ("-V, --debug, --verbose-rtsp", "also log every back-end RTSP request and response".into()),
         ("-t, --tcp", "receive back-end media over the back end's RTSP TCP connection".into()),

@@ -1,8 +1,10 @@
-//! One front-end TCP connection: reads requests (and interleaved RTCP), hands them
+//! One front-end connection: reads requests (and interleaved RTCP), hands them
 //! to the handler, and writes responses and interleaved media from its queue.
 //!
-//! A connection that starts with an HTTP request is an RTSP-over-HTTP tunnel half
-//! (see [`super::tunnel`]).
+//! The loop is generic over the connection's byte stream ([`ByteStream`]): plain
+//! TCP, or TLS around it; the handler never learns which. A connection that starts
+//! with an HTTP request is an RTSP-over-HTTP tunnel half (see [`super::tunnel`]),
+//! whatever carries it.
 
 use std::io::IoSlice;
 use std::net::SocketAddr;
@@ -12,7 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use rtsp::{Frame, Response};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tracing::{debug, info};
 
@@ -34,16 +36,36 @@ pub const MAX_UNREAD_RESPONSES: usize = 256;
 /// Items written per vectored write.
 const WRITE_BATCH: usize = 64;
 
-pub async fn serve(
-    ctx: Arc<ServerContext>,
-    stream: TcpStream,
-    peer: SocketAddr,
-    local: SocketAddr,
-) {
-    let peer = net::canonical(peer);
-    let local = net::canonical(local);
-    debug!(%peer, "connection opened");
-    let (mut rd, wr) = stream.into_split();
+/// A client connection's byte stream, split into halves that a reader and a
+/// writer task own. Every front-end carrier implements it.
+pub trait ByteStream: Send + 'static {
+    type Read: AsyncRead + Send + Unpin + 'static;
+    type Write: AsyncWrite + Send + Unpin + 'static;
+    fn split(self) -> (Self::Read, Self::Write);
+}
+
+impl ByteStream for TcpStream {
+    type Read = OwnedReadHalf;
+    type Write = OwnedWriteHalf;
+    fn split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        self.into_split()
+    }
+}
+
+/// What the listener knows about a connection besides its bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct Accepted {
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    /// The connection is RTSP over TLS (`rtsps://`).
+    pub secure: bool,
+}
+
+pub async fn serve<S: ByteStream>(ctx: Arc<ServerContext>, stream: S, accepted: Accepted) {
+    let peer = net::canonical(accepted.peer);
+    let local = net::canonical(accepted.local);
+    debug!(%peer, secure = accepted.secure, "connection opened");
+    let (mut rd, wr) = stream.split();
     let (out, out_rx) = ConnOut::new(DEFAULT_QUEUE_PACKETS);
     let writer = tokio::spawn(write_loop(wr, out_rx, out.clone()));
     let mut conn = ConnContext {
@@ -51,6 +73,7 @@ pub async fn serve(
         peer,
         out: out.clone(),
         tunnelled: false,
+        secure: accepted.secure,
     };
     let mut buf = BytesMut::with_capacity(4096);
 
@@ -201,7 +224,7 @@ async fn rtsp_loop<R: AsyncRead + Unpin>(
 }
 
 /// Writes queued responses and media until the connection closes.
-async fn write_loop(mut wr: OwnedWriteHalf, mut rx: ConnOutReceiver, out: ConnOut) {
+async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, mut rx: ConnOutReceiver, out: ConnOut) {
     let mut batch: Vec<OutItem> = Vec::with_capacity(WRITE_BATCH);
     loop {
         let first = tokio::select! {

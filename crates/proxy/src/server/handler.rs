@@ -33,6 +33,8 @@ pub struct ConnContext {
     pub out: ConnOut,
     /// RTSP-over-HTTP: every track must be interleaved.
     pub tunnelled: bool,
+    /// RTSP over TLS: URLs we give out are `rtsps://`.
+    pub secure: bool,
 }
 
 /// Adds the headers every response carries and queues it on the connection.
@@ -183,13 +185,14 @@ fn describe(ctx: &ServerContext, conn: &ConnContext, req: &Request) -> Response 
         .with_body("application/sdp", body)
 }
 
-/// `rtsp://<address the client connected to>/<stream>`.
+/// `rtsp://<address the client connected to>/<stream>` (`rtsps://` over TLS).
 fn base_url(conn: &ConnContext, stream: &str) -> String {
     let host = match net::canonical_ip(conn.local.ip()) {
         IpAddr::V4(ip) => ip.to_string(),
         IpAddr::V6(ip) => format!("[{ip}]"),
     };
-    format!("rtsp://{host}:{}/{stream}", conn.local.port())
+    let scheme = if conn.secure { "rtsps" } else { "rtsp" };
+    format!("{scheme}://{host}:{}/{stream}", conn.local.port())
 }
 
 /// The transport we will use for one SETUP, chosen from the client's offers.

@@ -86,6 +86,7 @@ impl Client {
             peer: peer.parse().expect("peer address"),
             out,
             tunnelled,
+            secure: false,
         };
         Client {
             conn,

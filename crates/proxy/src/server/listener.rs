@@ -102,8 +102,13 @@ pub async fn accept_loop(ctx: Arc<ServerContext>, listener: TcpListener) {
                 open.fetch_add(1, Ordering::Relaxed);
                 let ctx = ctx.clone();
                 let open = open.clone();
+                let accepted = super::connection::Accepted {
+                    peer,
+                    local,
+                    secure: false,
+                };
                 tokio::spawn(async move {
-                    super::connection::serve(ctx, stream, peer, local).await;
+                    super::connection::serve(ctx, stream, accepted).await;
                     open.fetch_sub(1, Ordering::Relaxed);
                 });
             }

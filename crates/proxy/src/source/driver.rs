@@ -13,13 +13,13 @@ use rtsp::auth::Credentials;
 use rtsp::url::RtspUrl;
 use rtsp::{Frame, Request, Response};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use super::backoff::{Backoff, STABLE_AFTER};
+use super::connector::{ChannelWriter, Connector};
 use super::session::{BackendSession, Event, Failure, Output, SessionConfig, MAX_REDIRECTS};
 use crate::config::BackendTransport;
 use crate::net;
@@ -85,6 +85,8 @@ pub struct SourceSettings {
     pub linger: Duration,
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
+    /// How the back end is reached (TCP, or a connection handed over).
+    pub connector: Connector,
 }
 
 /// A running source; dropping it does not stop it, [`SourceHandle::shutdown`] does.
@@ -150,7 +152,14 @@ async fn run(stream: Arc<Stream>, settings: SourceSettings, mut shutdown: watch:
             linger: settings.linger,
             user_agent: format!("rtsp-proxy/{}", env!("CARGO_PKG_VERSION")),
         };
-        let outcome = run_connection(&stream, cfg, &mut shutdown, &mut down_since).await;
+        let outcome = run_connection(
+            &stream,
+            &settings.connector,
+            cfg,
+            &mut shutdown,
+            &mut down_since,
+        )
+        .await;
         stream.source_reset();
         if !matches!(outcome, Outcome::Redirect(_)) && stream.presentation().is_none() {
             stream.mark_unreachable();
@@ -356,7 +365,7 @@ fn log_wire(stream: &str, dir: &str, text: &str) {
 }
 
 async fn write_request(
-    wr: &mut OwnedWriteHalf,
+    wr: &mut ChannelWriter,
     stream: &str,
     req: &Request,
     timeout: Duration,
@@ -367,7 +376,7 @@ async fn write_request(
 }
 
 async fn write_bytes(
-    wr: &mut OwnedWriteHalf,
+    wr: &mut ChannelWriter,
     bytes: &[u8],
     timeout: Duration,
 ) -> Result<(), Failure> {
@@ -378,40 +387,12 @@ async fn write_bytes(
     }
 }
 
-async fn connect(url: &RtspUrl, timeout: Duration) -> Result<TcpStream, Failure> {
-    let (host, port) = url.connect_target();
-    let attempt = async {
-        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
-            .await
-            .map_err(|e| e.to_string())?
-            .collect();
-        let mut last = String::from("no address");
-        for a in addrs {
-            match TcpStream::connect(a).await {
-                Ok(s) => return Ok(s),
-                Err(e) => last = e.to_string(),
-            }
-        }
-        Err(last)
-    };
-    match tokio::time::timeout(timeout, attempt).await {
-        Ok(Ok(s)) => {
-            let _ = s.set_nodelay(true);
-            Ok(s)
-        }
-        Ok(Err(e)) => Err(Failure::Connect(e)),
-        Err(_) => Err(Failure::Connect(format!(
-            "timed out after {} s",
-            timeout.as_secs()
-        ))),
-    }
-}
-
 /// One connection to the back end, from connect to failure or shutdown.
 /// `down_since` is when the back end was lost (None while it is fine); it is
 /// cleared, with a log line, once the back end answers DESCRIBE again.
 async fn run_connection(
     stream: &Arc<Stream>,
+    connector: &Connector,
     cfg: SessionConfig,
     shutdown: &mut watch::Receiver<bool>,
     down_since: &mut Option<Instant>,
@@ -419,25 +400,25 @@ async fn run_connection(
     let name = stream.name().to_string();
     let response_timeout = cfg.response_timeout;
     debug!(stream = %name, "connecting to {}", cfg.url);
-    let tcp = tokio::select! {
-        r = connect(&cfg.url, response_timeout) => match r {
-            Ok(s) => s,
+    let channel = tokio::select! {
+        r = connector.open(&cfg.url, response_timeout) => match r {
+            Ok(c) => c,
             Err(f) => return Outcome::Failed(f),
         },
         _ = shutdown.changed() => return Outcome::Shutdown,
     };
-    let peer_ip = match tcp.peer_addr() {
-        Ok(a) => net::canonical_ip(a.ip()),
-        Err(e) => return Outcome::Failed(Failure::ConnectionLost(e.to_string())),
-    };
-    let (mut rd, mut wr) = tcp.into_split();
+    debug!(stream = %name, "connected to {} over {}", channel.peer, channel.carrier);
+    let peer_ip = net::canonical_ip(channel.peer.ip());
+    let mut rd = channel.reader;
+    let mut wr = channel.writer;
     let mut machine = BackendSession::new(cfg);
     let mut demand = stream.watch_demand();
     let activity = Arc::new(MediaActivity::new());
     let allowed = Arc::new(Mutex::new(vec![peer_ip]));
     let (bye_tx, mut bye_rx) = mpsc::channel::<()>(4);
     let mut udp: Option<UdpMedia> = None;
-    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut buf = channel.buffered;
+    buf.reserve(64 * 1024);
     let limits = rtsp::Limits {
         max_body: 256 * 1024,
         ..rtsp::Limits::default()
@@ -666,7 +647,7 @@ async fn send_receiver_reports(
     stream: &Arc<Stream>,
     machine: &BackendSession,
     udp: Option<&UdpMedia>,
-    wr: &mut OwnedWriteHalf,
+    wr: &mut ChannelWriter,
     reporter_ssrc: u32,
     timeout: Duration,
 ) -> Result<(), Failure> {

@@ -1,9 +1,11 @@
 //! The back end: the proxy as an RTSP client of a camera (or another server).
 //!
 //! [`session`] is the sans-IO protocol state machine, [`driver`] the tokio code
-//! that runs it over real sockets and reconnects, [`backoff`] the reconnect policy.
+//! that runs it over real sockets and reconnects, [`backoff`] the reconnect policy, [`connector`] what carries the RTSP
+//! connection (the seam every back-end transport fills).
 
 pub mod backoff;
+pub mod connector;
 pub mod driver;
 pub mod session;
 
