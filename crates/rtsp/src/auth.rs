@@ -583,8 +583,80 @@ fn quote(s: &str) -> String {
     out
 }
 
-/// Equality whose time does not depend on where the inputs differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// The credentials of an `Authorization: Basic ...` value (server side).
+/// `None` when the scheme is not Basic or the value is not base64 of
+/// `user:password` in UTF-8.
+pub fn parse_basic_authorization(value: &str) -> Option<Credentials> {
+    let (scheme, rest) = value.trim().split_once(char::is_whitespace)?;
+    if !scheme.eq_ignore_ascii_case("Basic") {
+        return None;
+    }
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim().as_bytes())
+        .ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (user, pass) = text.split_once(':')?;
+    Some(Credentials::new(user, pass))
+}
+
+/// `Basic realm="<realm>"`.
+pub fn basic_challenge(realm: &str) -> String {
+    format!("Basic realm={}", quote(realm))
+}
+
+/// Issues server nonces that carry their own issue time and a MAC, so a
+/// server can check them without keeping any per-client state: a nonce is
+/// 16 hex digits of a time stamp followed by 32 hex digits of
+/// MD5(key:stamp).
+#[derive(Clone)]
+pub struct NonceSigner {
+    key: String,
+}
+
+impl NonceSigner {
+    /// A signer with a fresh random key.
+    pub fn new() -> NonceSigner {
+        NonceSigner {
+            key: random_hex(16),
+        }
+    }
+
+    /// A nonce for time stamp `stamp` (the caller's clock, in seconds).
+    pub fn issue(&self, stamp: u64) -> String {
+        let stamp = format!("{stamp:016x}");
+        let mac = md5_hex(&[&self.key, &stamp]);
+        format!("{stamp}{mac}")
+    }
+
+    /// The time stamp of a nonce this signer issued; `None` for anything else.
+    pub fn verify(&self, nonce: &str) -> Option<u64> {
+        if nonce.len() != 48 || !nonce.is_char_boundary(16) {
+            return None;
+        }
+        let (stamp, mac) = nonce.split_at(16);
+        let expected = md5_hex(&[&self.key, stamp]);
+        if !constant_time_eq(expected.as_bytes(), mac.to_ascii_lowercase().as_bytes()) {
+            return None;
+        }
+        u64::from_str_radix(stamp, 16).ok()
+    }
+}
+
+impl Default for NonceSigner {
+    fn default() -> Self {
+        NonceSigner::new()
+    }
+}
+
+impl fmt::Debug for NonceSigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("NonceSigner { key: <redacted> }")
+    }
+}
+
+/// Equality whose time does not depend on where the inputs differ (for
+/// passwords and digests).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -598,6 +670,56 @@ mod tests {
 
     fn mufasa() -> Credentials {
         Credentials::new("Mufasa", "Circle Of Life")
+    }
+
+    #[test]
+    fn basic_authorization_round_trips_and_rejects_other_schemes() {
+        let creds = Credentials::new("Aladdin", "open sesame");
+        assert_eq!(
+            basic_authorization(&creds),
+            "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+        );
+        assert_eq!(
+            parse_basic_authorization("Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="),
+            Some(creds.clone())
+        );
+        assert_eq!(
+            parse_basic_authorization("basic   QWxhZGRpbjpvcGVuIHNlc2FtZQ== "),
+            Some(creds)
+        );
+        // A password may hold ':'; the user may not.
+        assert_eq!(
+            parse_basic_authorization(&basic_authorization(&Credentials::new("u", "a:b"))),
+            Some(Credentials::new("u", "a:b"))
+        );
+        for bad in [
+            "Digest username=\"x\"",
+            "Basic",
+            "Basic !!!",
+            "Basic bm9jb2xvbg==",
+            "Basic /w==",
+            "",
+        ] {
+            assert_eq!(parse_basic_authorization(bad), None, "{bad:?}");
+        }
+        assert_eq!(basic_challenge("r\"x"), "Basic realm=\"r\\\"x\"");
+    }
+
+    #[test]
+    fn signed_nonces_carry_their_time_and_cannot_be_forged() {
+        let signer = NonceSigner::new();
+        let nonce = signer.issue(12345);
+        assert_eq!(nonce.len(), 48);
+        assert_eq!(signer.verify(&nonce), Some(12345));
+        // Another server's nonce, a changed stamp, junk.
+        assert_eq!(NonceSigner::new().verify(&nonce), None);
+        let mut forged = nonce.clone();
+        forged.replace_range(0..16, &format!("{:016x}", 99999));
+        assert_eq!(signer.verify(&forged), None);
+        for junk in ["", "abc", &"0".repeat(48), &"é".repeat(24)] {
+            assert_eq!(signer.verify(junk), None, "{junk:?}");
+        }
+        assert!(!format!("{signer:?}").contains(&signer.key));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! connections (RTSP, interleaved media, RTSP-over-HTTP tunnelling), sessions and
 //! the shared UDP media sockets.
 
+pub mod auth;
 mod connection;
 pub mod handler;
 pub mod listener;
