@@ -106,12 +106,21 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     eprintln!();
     eprintln!("(RTSP-over-HTTP tunneling is accepted on port {port}.)");
 
-    let ctx = Arc::new(ServerContext::new(
-        streams.clone(),
-        media_v4,
-        media_v6,
-        config.session_timeout,
-    ));
+    let mut ctx = ServerContext::new(streams.clone(), media_v4, media_v6, config.session_timeout);
+    ctx.client_auth =
+        server::auth::AccessControl::new(config.client_users.clone(), config.client_basic_in_clear);
+    if ctx.client_auth.is_some() {
+        eprintln!(
+            "(Clients must log in: {} user(s), Digest{}.)",
+            config.client_users.len(),
+            if config.client_basic_in_clear {
+                " or Basic"
+            } else {
+                "; Basic over TLS only"
+            }
+        );
+    }
+    let ctx = Arc::new(ctx);
     let server_task = tokio::spawn(server::serve(ctx.clone(), listeners));
     let ticker_streams = streams.clone();
     let ticker = tokio::spawn(async move {

@@ -22,14 +22,16 @@
 //! - At least one URL is needed, unless `-R` (or `--demo`) is given.
 //!
 //! Numbers must be plain decimal digits (live555's `sscanf` would also take `5abc`).
-//! `-T`, `-R`, `-U` and `-C` are parsed with live555's rules and then refused with a
-//! message saying so, so that such an option is never silently ignored.
+//! `-T`, `-R` and `-U` are parsed with live555's rules and then refused with a
+//! message saying so, so that such an option is never silently ignored. `-C` users
+//! accumulate (a repeated user name takes the later password).
 //!
 //! Long options (checked before the one-character rule): `--verbose`, `--debug` /
 //! `--verbose-rtsp`, `--tcp`, `--port N`, `--user U P`, `--prefix S`, `--max-gap N`,
 //! `--demo`, `--linger S`, `--response-timeout S`, `--udp-timeout S`,
 //! `--reconnect-min S`, `--reconnect-max S`, `--bind ADDR` (repeatable),
-//! `--keyframe-cache MIB` (0..=256, 0 turns it off), `--help`
+//! `--keyframe-cache MIB` (0..=256, 0 turns it off), `--client-user U P` (`-C`,
+//! repeatable), `--client-basic`, `--help`
 //! (also `-h`) and `--version`. The timing options take seconds with an optional
 //! fraction (`0.5`), at most one day.
 
@@ -112,7 +114,14 @@ pub fn usage(program: &str) -> String {
             "-e, --prefix <prefix>",
             format!("stream-name prefix, 1..{MAX_STREAM_PREFIX_CHARS} characters (default {DEFAULT_STREAM_PREFIX})"),
         ),
-        ("-C <username> <password>", "credentials required from clients (not supported in this version)".into()),
+        (
+            "-C, --client-user <user> <password>",
+            "clients must log in (Digest; repeat for more users; OPTIONS is open)".into(),
+        ),
+        (
+            "--client-basic",
+            "also accept Basic authentication without TLS (it shows the password on the wire)".into(),
+        ),
         ("--demo", format!("also serve a built-in test pattern as stream \"{DEMO_STREAM_NAME}\"")),
         (
             "--linger <seconds>",
@@ -178,7 +187,6 @@ enum Unsupported {
     HttpTunnel,
     Register,
     RegisterAuth,
-    ClientAuth,
 }
 
 impl Unsupported {
@@ -190,9 +198,6 @@ impl Unsupported {
             Unsupported::Register => "-R option (REGISTER/DEREGISTER requests)",
             Unsupported::RegisterAuth => {
                 "-U <username-for-REGISTER> <password-for-REGISTER> option"
-            }
-            Unsupported::ClientAuth => {
-                "-C <client-username> <client-password> option (client authentication)"
             }
         };
         format!("The {option} is recognised but not supported in this version of rtsp-proxy")
@@ -279,10 +284,7 @@ impl<'a> Parser<'a> {
             }
             Some('D') => self.inter_packet_gap(arg)?,
             Some('e') => self.stream_prefix(arg)?,
-            Some('C') => {
-                self.two_values(arg)?;
-                self.note_unsupported(Unsupported::ClientAuth);
-            }
+            Some('C') => self.client_user(arg)?,
             Some('h') => return Ok(Some(CliOutcome::Help)),
             _ => return Err(self.error(format!("Unknown option \"{arg}\""))),
         }
@@ -300,6 +302,8 @@ impl<'a> Parser<'a> {
             "prefix" => self.stream_prefix(arg)?,
             "max-gap" => self.inter_packet_gap(arg)?,
             "demo" => self.config.demo = true,
+            "client-user" => self.client_user(arg)?,
+            "client-basic" => self.config.client_basic_in_clear = true,
             "linger" => self.config.linger = self.duration(arg, true)?,
             "response-timeout" => self.config.response_timeout = self.duration(arg, false)?,
             "udp-timeout" => self.config.udp_fallback_timeout = self.duration(arg, false)?,
@@ -432,6 +436,21 @@ impl<'a> Parser<'a> {
             username: username.to_owned(),
             password: password.to_owned(),
         });
+        Ok(())
+    }
+
+    /// `-C`/`--client-user`: one more user clients may log in as (a repeated user
+    /// name takes the later password).
+    fn client_user(&mut self, arg: &str) -> Result<(), UsageError> {
+        let (username, password) = self.two_values(arg)?;
+        if username.is_empty() || username.contains(':') || username.chars().any(char::is_control) {
+            return Err(self.error(format!(
+                "Invalid user name \"{username}\" for {arg} (must be non-empty, without ':' or control characters)"
+            )));
+        }
+        let users = &mut self.config.client_users;
+        users.retain(|u| u.username != username);
+        users.push(rtsp::auth::Credentials::new(username, password));
         Ok(())
     }
 
@@ -883,7 +902,6 @@ mod tests {
     fn unsupported_options_are_parsed_then_refused() {
         let tunnel = "The -T <http-port> option (RTSP-over-HTTP tunnelling to the back end) is recognised but not supported in this version of rtsp-proxy";
         let register = "The -R option (REGISTER/DEREGISTER requests) is recognised but not supported in this version of rtsp-proxy";
-        let client = "The -C <client-username> <client-password> option (client authentication) is recognised but not supported in this version of rtsp-proxy";
         assert_eq!(fail_message(&["-T", "80", URL]), tunnel);
         assert_eq!(
             fail_message(&["-R"]),
@@ -891,12 +909,6 @@ mod tests {
             "-R needs no URL, but is refused"
         );
         assert_eq!(fail_message(&["-R", "-U", "a", "b"]), register);
-        assert_eq!(fail_message(&["-C", "viewer", "secret", URL]), client);
-        assert_eq!(
-            fail_message(&["-C", "viewer", "secret", "-R", URL]),
-            client,
-            "the first one given is named"
-        );
         // live555's own value checks still come first.
         assert_eq!(
             fail_message(&["-T", "0", URL]),
@@ -913,6 +925,43 @@ mod tests {
         assert_eq!(
             fail_message(&["-T", "80", "bad"]),
             "\"bad\" is not an rtsp:// or rtsps:// URL"
+        );
+    }
+
+    #[test]
+    fn client_users_accumulate_and_a_repeated_name_takes_the_later_password() {
+        let config = run(&[
+            "-C",
+            "viewer",
+            "one",
+            "--client-user",
+            "admin",
+            "x y",
+            "-C",
+            "viewer",
+            "two",
+            URL,
+        ]);
+        let users: Vec<(&str, &str)> = config
+            .client_users
+            .iter()
+            .map(|u| (u.username.as_str(), u.password.as_str()))
+            .collect();
+        assert_eq!(users, [("admin", "x y"), ("viewer", "two")]);
+        assert!(!config.client_basic_in_clear);
+        assert!(run(&["--client-basic", "-C", "a", "b", URL]).client_basic_in_clear);
+        assert!(run(&[URL]).client_users.is_empty());
+        assert_eq!(
+            fail_message(&["-C", "viewer"]),
+            "The -C option needs two arguments: <username> <password>"
+        );
+        assert_eq!(
+            fail_message(&["-C", "a:b", "pw", URL]),
+            "Invalid user name \"a:b\" for -C (must be non-empty, without ':' or control characters)"
+        );
+        assert_eq!(
+            fail_message(&["--client-user", "", "pw", URL]),
+            "Invalid user name \"\" for --client-user (must be non-empty, without ':' or control characters)"
         );
     }
 
@@ -1091,7 +1140,8 @@ mod tests {
             "-U <username>",
             "-D, --max-gap",
             "-e, --prefix",
-            "-C <username>",
+            "-C, --client-user <user> <password>",
+            "--client-basic",
             "--demo",
             "--linger",
             "--response-timeout",

@@ -89,6 +89,11 @@ pub struct Config {
     /// Bound of each stream's keyframe cache in bytes (`--keyframe-cache`, in MiB;
     /// 0 turns it off).
     pub keyframe_cache_bytes: usize,
+    /// Users clients must log in as (`-C`, repeatable); empty: no login.
+    pub client_users: Vec<rtsp::auth::Credentials>,
+    /// Basic authentication is accepted from clients on connections without TLS
+    /// (`--client-basic`); Digest always is.
+    pub client_basic_in_clear: bool,
 }
 
 impl Default for Config {
@@ -117,6 +122,8 @@ impl Default for Config {
                 IpAddr::V6(Ipv6Addr::UNSPECIFIED),
             ],
             keyframe_cache_bytes: crate::relay::gop_cache::DEFAULT_CACHE_BYTES,
+            client_users: Vec::new(),
+            client_basic_in_clear: false,
         }
     }
 }

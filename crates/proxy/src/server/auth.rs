@@ -51,7 +51,7 @@ pub enum Refusal {
 #[derive(Debug, PartialEq)]
 pub struct Challenge {
     pub refusal: Refusal,
-    pub response: Response,
+    pub response: Box<Response>,
 }
 
 /// A set of users and how they may prove who they are.
@@ -99,7 +99,7 @@ impl AccessControl {
             },
         };
         Err(Challenge {
-            response: self.unauthorized(basic_ok, refusal == Refusal::StaleNonce, now),
+            response: Box::new(self.unauthorized(basic_ok, refusal == Refusal::StaleNonce, now)),
             refusal,
         })
     }

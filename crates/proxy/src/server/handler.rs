@@ -14,6 +14,7 @@ use rtsp::header::transport::{Cast, ChannelRange, LowerTransport, PortRange, Tra
 use rtsp::{Method, Request, Response, Version};
 use tracing::{debug, info};
 
+use super::auth;
 use super::session::{self, SessionRef, SessionState, TrackTransport};
 use super::target::{self, Target};
 use super::ServerContext;
@@ -101,6 +102,28 @@ pub fn handle(ctx: &Arc<ServerContext>, conn: &ConnContext, req: &Request, now: 
         let resp = error(551, "Require header").with_header("Unsupported", required.join(", "));
         send(ctx, conn, cseq, resp);
         return;
+    }
+    // Clients log in for everything but OPTIONS (-C), before anything else is
+    // looked at, so an unknown stream or session tells a stranger nothing.
+    if let Some(access) = &ctx.client_auth {
+        if req.method != Method::Options {
+            let in_session = req
+                .header("Session")
+                .and_then(|v| SessionHeader::parse(v).ok())
+                .is_some_and(|h| ctx.sessions.get(&h.id).is_some());
+            if let Err(challenge) = access.check(req, conn.secure, in_session, now) {
+                match challenge.refusal {
+                    auth::Refusal::Missing => {
+                        debug!(peer = %conn.peer, method = %req.method.as_str(), "asking the client to log in")
+                    }
+                    ref why => {
+                        info!(peer = %conn.peer, method = %req.method.as_str(), "client login refused: {why}")
+                    }
+                }
+                send(ctx, conn, cseq, *challenge.response);
+                return;
+            }
+        }
     }
     // A Session header must name a live session (any method), and keeps it alive.
     let session = match req.header("Session") {

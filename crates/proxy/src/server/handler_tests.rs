@@ -1279,3 +1279,120 @@ fn udp_setup_and_the_reaper_do_not_deadlock() {
     setups.join().expect("setup thread");
     reaper.join().expect("reaper thread");
 }
+
+/// The fixture's server with `-C viewer s3cret`.
+fn fixture_with_login() -> Fixture {
+    let f = fixture();
+    let registry = f.ctx.streams.clone();
+    let mut ctx = ServerContext::new(registry, None, None, TIMEOUT);
+    ctx.client_auth = auth::AccessControl::new(
+        vec![rtsp::auth::Credentials::new("viewer", "s3cret")],
+        false,
+    );
+    Fixture {
+        ctx: Arc::new(ctx),
+        ..f
+    }
+}
+
+/// What a client answers to `challenge` for `method uri`.
+fn login(challenge: &Response, user: &str, pass: &str, method: &str, uri: &str) -> String {
+    let mut client = rtsp::auth::ClientAuth::new(rtsp::auth::Credentials::new(user, pass));
+    assert!(client.on_unauthorized(challenge.headers.get_all("WWW-Authenticate")));
+    client.authorization(method, uri).expect("Authorization")
+}
+
+#[test]
+fn with_client_users_everything_but_options_needs_a_login_checked_first() {
+    let f = fixture_with_login();
+    let mut c = Client::v4();
+    let options = c.send(&f, "OPTIONS", CAM, &[], f.t0);
+    assert_eq!(options.status, 200, "OPTIONS is open");
+    let challenge = c.send(&f, "DESCRIBE", CAM, &[], f.t0);
+    assert_eq!(challenge.status, 401);
+    assert!(challenge
+        .header("WWW-Authenticate")
+        .is_some_and(|v| v.starts_with("Digest realm=\"rtsp-proxy\"")));
+    // Before the stream or session lookup: strangers learn nothing.
+    let unknown = c.send(&f, "DESCRIBE", "rtsp://127.0.0.1:8554/nosuch", &[], f.t0);
+    assert_eq!(unknown.status, 401);
+    let no_session = c.send(&f, "PLAY", CAM, &[("Session", "DEADBEEF")], f.t0);
+    assert_eq!(no_session.status, 401);
+
+    let auth = login(&challenge, "viewer", "s3cret", "DESCRIBE", CAM);
+    let described = c.send(&f, "DESCRIBE", CAM, &[("Authorization", &auth)], f.t0);
+    assert_eq!(described.status, 200);
+    let unknown = c.send(
+        &f,
+        "DESCRIBE",
+        "rtsp://127.0.0.1:8554/nosuch",
+        &[(
+            "Authorization",
+            &login(
+                &challenge,
+                "viewer",
+                "s3cret",
+                "DESCRIBE",
+                "rtsp://127.0.0.1:8554/nosuch",
+            ),
+        )],
+        f.t0,
+    );
+    assert_eq!(unknown.status, 404, "logged in, the stream is looked up");
+    let wrong = login(&challenge, "viewer", "guess", "DESCRIBE", CAM);
+    let refused = c.send(&f, "DESCRIBE", CAM, &[("Authorization", &wrong)], f.t0);
+    assert_eq!(refused.status, 401);
+    let basic = rtsp::auth::basic_authorization(&rtsp::auth::Credentials::new("viewer", "s3cret"));
+    let refused = c.send(&f, "DESCRIBE", CAM, &[("Authorization", &basic)], f.t0);
+    assert_eq!(refused.status, 401, "Basic needs TLS");
+    let mut tls = Client::v4();
+    tls.conn.secure = true;
+    let over_tls = tls.send(&f, "DESCRIBE", CAM, &[("Authorization", &basic)], f.t0);
+    assert_eq!(over_tls.status, 200, "Basic over TLS");
+    assert!(over_tls
+        .header("Content-Base")
+        .is_some_and(|b| b.starts_with("rtsps://")));
+
+    // A whole session with the login, keep-alive after the nonce expired included.
+    let track = format!("{CAM}/track1");
+    let auth = login(&challenge, "viewer", "s3cret", "SETUP", &track);
+    let setup = c.send(
+        &f,
+        "SETUP",
+        &track,
+        &[
+            ("Transport", "RTP/AVP/TCP;unicast;interleaved=0-1"),
+            ("Authorization", &auth),
+        ],
+        f.t0,
+    );
+    assert_eq!(setup.status, 200);
+    let session = SessionHeader::parse(setup.header("Session").expect("Session"))
+        .expect("session header")
+        .id;
+    let later = f.t0 + auth::NONCE_LIFETIME + Duration::from_secs(10);
+    let keepalive = login(&challenge, "viewer", "s3cret", "GET_PARAMETER", CAM);
+    let alive = c.send(
+        &f,
+        "GET_PARAMETER",
+        CAM,
+        &[("Session", &session), ("Authorization", &keepalive)],
+        later,
+    );
+    assert_eq!(alive.status, 200, "an old nonce keeps a session alive");
+    let new_setup = login(&challenge, "viewer", "s3cret", "SETUP", &track);
+    let stale = c.send(
+        &f,
+        "SETUP",
+        &track,
+        &[
+            ("Transport", "RTP/AVP/TCP;unicast;interleaved=2-3"),
+            ("Authorization", &new_setup),
+        ],
+        later,
+    );
+    assert_eq!(stale.status, 401, "an old nonce opens nothing new");
+    assert!(stale
+        .header("WWW-Authenticate")
+        .is_some_and(|v| v.ends_with("stale=TRUE")));
+}

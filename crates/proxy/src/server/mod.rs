@@ -33,6 +33,8 @@ pub struct ServerContext {
     pub session_timeout: Duration,
     /// `Server:` header and SDP `a=tool`.
     pub server_name: String,
+    /// Who may watch (`-C`); `None`: everyone.
+    pub client_auth: Option<auth::AccessControl>,
 }
 
 impl ServerContext {
@@ -51,6 +53,7 @@ impl ServerContext {
             limits: rtsp::Limits::default(),
             session_timeout,
             server_name: format!("rtsp-proxy/{}", env!("CARGO_PKG_VERSION")),
+            client_auth: None,
         }
     }
 

@@ -295,8 +295,18 @@ async fn play(
     let group = Arc::new(SessionGroup::default());
     let start = Instant::now();
     let (session, mut streams, play_took) = tokio::time::timeout(RETINA_CONNECT_TIMEOUT, async {
+        // Credentials in the URL (`rtsp://user:pass@...`) are given to retina
+        // apart, as it wants them.
+        let mut parsed = parsed;
+        let creds = (!parsed.username().is_empty()).then(|| retina::client::Credentials {
+            username: percent_decode(parsed.username()),
+            password: percent_decode(parsed.password().unwrap_or("")),
+        });
+        let _ = parsed.set_username("");
+        let _ = parsed.set_password(None);
         let options = SessionOptions::default()
             .user_agent("rtsp-proxy e2e tests (retina)".to_owned())
+            .creds(creds)
             .session_group(Arc::clone(&group))
             .teardown(TeardownPolicy::Auto);
         let mut session = Session::describe(parsed, options)
@@ -400,4 +410,29 @@ async fn play(
         start_from_rtp_info,
         teardown,
     })
+}
+
+/// `%XX` escapes of a URL's user information decoded.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
