@@ -8,11 +8,14 @@
 //! - [`relay`]: per-stream hub: continuity rewriting and fan-out to subscribers.
 //! - [`server`]: the front-end RTSP server.
 //! - [`demo`]: the built-in test-pattern source.
+//! - [`log_text`]: network text made safe for log lines.
 
 pub mod app;
 pub mod config;
 pub mod demo;
+pub mod log_text;
 pub mod net;
+pub mod os;
 pub mod relay;
 pub mod sdp;
 pub mod server;

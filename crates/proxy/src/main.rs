@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         }
     };
     init_logging(cfg.verbosity);
+    raise_descriptor_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("rtsp-proxy")
@@ -50,6 +51,20 @@ fn main() -> ExitCode {
     }
 }
 
+/// Every client connection takes a descriptor: lift the soft limit to the hard one
+/// and say so when even that is below the connection limit.
+fn raise_descriptor_limit() {
+    let wanted = rtsp_proxy::server::listener::MAX_CONNECTIONS as u64 + 256;
+    match rtsp_proxy::os::raise_nofile_limit() {
+        Ok((_, now)) if now < wanted => tracing::warn!(
+            "the open-file limit is {now} (hard limit), below the {} client connections the proxy accepts; raise it (ulimit -Hn, LimitNOFILE=) or expect refused connections",
+            rtsp_proxy::server::listener::MAX_CONNECTIONS
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cannot raise the open-file limit: {e}"),
+    }
+}
+
 /// Default: warnings and errors. `-v`: proxy events. `-V`: also every RTSP message
 /// exchanged with back ends. `RUST_LOG` overrides all of it.
 fn init_logging(verbosity: u8) {
@@ -59,9 +74,12 @@ fn init_logging(verbosity: u8) {
         _ => "warn,rtsp_proxy=debug",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // Colour only for a person at a terminal, never into files or journals.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .with_target(false)
         .init();
 }

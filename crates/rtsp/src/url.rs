@@ -251,25 +251,55 @@ pub fn resolve_control(base: &str, control: &str) -> String {
 }
 
 /// Removes the user information of every `scheme://user:pass@host` in `text`
-/// (a URL or a log line holding URLs), for logging.
+/// (a URL or a log line holding URLs), for logging. Every URL the proxy prints
+/// goes through here.
+///
+/// A URL runs from its scheme to the next whitespace (or the next URL's
+/// scheme): passwords may hold `'`, `"`, `<`, `>` or `,`, so no such
+/// character ends it. The user information ends at the last `@` before the
+/// first `/`. Where an `@` also follows a `/` and the text before the last
+/// `@` holds a `:` or another `@`, it is ambiguous (a password with a raw
+/// `/`, or a path with an `@` after a port) and everything up to the last `@`
+/// is hidden, shown as `<hidden>@`: a log line may lose a host, never a
+/// password.
 pub fn redact(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(pos) = rest.find("://") {
         let (before, after) = rest.split_at(pos + 3);
         out.push_str(before);
-        let end = after
-            .find(|c: char| c == '/' || c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>'))
-            .unwrap_or(after.len());
-        let authority = &after[..end];
-        match authority.rfind('@') {
-            Some(at) => out.push_str(&authority[at + 1..]),
-            None => out.push_str(authority),
-        }
+        let token_end = after.find(char::is_whitespace).unwrap_or(after.len());
+        // The next URL inside the same token (`...,url=rtsp://...`) starts
+        // at its scheme.
+        let end = match after[..token_end].find("://") {
+            Some(next) => after[..next]
+                .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+                .map_or(0, |i| i + 1),
+            None => token_end,
+        };
+        out.push_str(&redact_one(&after[..end]));
         rest = &after[end..];
     }
     out.push_str(rest);
     out
+}
+
+/// One URL after its `scheme://`, without its user information.
+fn redact_one(url: &str) -> std::borrow::Cow<'_, str> {
+    let Some(last_at) = url.rfind('@') else {
+        return url.into();
+    };
+    let slash = url.find('/').unwrap_or(url.len());
+    if last_at < slash {
+        // The usual case: user information, then the host.
+        return url[last_at + 1..].into();
+    }
+    // An '@' after the first '/': a path with an '@' when nothing before
+    // that '@' could be a password (no ':' and no other '@').
+    if !url[..last_at].contains([':', '@']) {
+        return url.into();
+    }
+    format!("<hidden>@{}", &url[last_at + 1..]).into()
 }
 
 #[cfg(test)]
@@ -389,6 +419,44 @@ mod tests {
         );
     }
 
+    /// Every character RFC 3986 allows in a URL (unreserved, gen-delims,
+    /// sub-delims, '%'), and a few it does not, in user names and passwords,
+    /// raw and percent-encoded, alone and in log lines: no password survives.
+    #[test]
+    fn redaction_hides_passwords_whatever_they_hold() {
+        let mut chars: Vec<char> = ('a'..='c').chain('A'..='C').chain('0'..='2').collect();
+        chars.extend("-._~:/?#[]@!$&'()*+,;=%\"<>{}|\\^`".chars());
+        let mut checked = 0;
+        for &c in &chars {
+            for password in [
+                format!("Pw{c}Xq"),
+                format!("{c}PwXq"),
+                format!("PwXq{c}"),
+                format!("Pw%{:02X}Xq", c as u32),
+            ] {
+                for user in ["admin", "ad{c}min"] {
+                    let user = user.replace("{c}", &c.to_string());
+                    for host in ["cam.local", "192.0.2.7:8554", "[2001:db8::1]:554"] {
+                        let url = format!("rtsp://{user}:{password}@{host}/Streaming/101");
+                        for line in [
+                            url.clone(),
+                            format!("proxying the stream \"{url}\""),
+                            format!("back end {url}: refused; retry in 1 s"),
+                            format!("<{url}>, '{url}'"),
+                        ] {
+                            let shown = redact(&line);
+                            checked += 1;
+                            for secret in ["Pw", "PwXq", "Xq"] {
+                                assert!(!shown.contains(secret), "{line:?} was shown as {shown:?}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 3000);
+    }
+
     #[test]
     fn redact_strings() {
         assert_eq!(redact("rtsp://user:p@ss@host:554/x"), "rtsp://host:554/x");
@@ -399,5 +467,26 @@ mod tests {
         );
         assert_eq!(redact("no url here"), "no url here");
         assert_eq!(redact("weird ://u@"), "weird ://");
+        // Quotes and brackets do not end a URL (a password may hold them).
+        assert_eq!(
+            redact("\"rtsp://user:it'sS3cret@host/x\""),
+            "\"rtsp://host/x\""
+        );
+        assert_eq!(redact("<rtsp://u:a<b>c@h/x>"), "<rtsp://h/x>");
+        // A raw '/' in the password: hidden up to the last '@'.
+        assert_eq!(
+            redact("rtsp://admin:pa/ss@cam/live"),
+            "rtsp://<hidden>@cam/live"
+        );
+        assert_eq!(redact("rtsp://admin:p@ss/w@cam"), "rtsp://<hidden>@cam");
+        // A path with an '@' and no user information keeps its host...
+        assert_eq!(redact("rtsp://host/a@b"), "rtsp://host/a@b");
+        // ...unless a port makes it look like a password.
+        assert_eq!(redact("rtsp://host:554/a@b"), "rtsp://<hidden>@b");
+        // Several URLs in one token (RTP-Info).
+        assert_eq!(
+            redact("RTP-Info: url=rtsp://u:p@h/t1;seq=1,url=rtsps://v:q@h/t2;seq=2"),
+            "RTP-Info: url=rtsp://h/t1;seq=1,url=rtsps://h/t2;seq=2"
+        );
     }
 }

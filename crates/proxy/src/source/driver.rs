@@ -348,20 +348,10 @@ fn is_allowed(allowed: &Mutex<Vec<IpAddr>>, ip: IpAddr) -> bool {
     allowed.lock().map(|a| a.contains(&ip)).unwrap_or(false)
 }
 
-/// Logs an RTSP message exchanged with the back end (`-V`), credentials hidden.
+/// Logs an RTSP message exchanged with the back end (`-V`), credentials hidden
+/// and control characters escaped.
 fn log_wire(stream: &str, dir: &str, text: &str) {
-    let redacted: String = text
-        .split("\r\n")
-        .map(|l| {
-            if l.to_ascii_lowercase().starts_with("authorization:") {
-                "Authorization: <redacted>".to_string()
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    debug!(target: "rtsp_proxy::backend", "[{stream}] {dir}\n{}", redacted.trim_end());
+    debug!(target: "rtsp_proxy::backend", "[{stream}] {dir}\n{}", crate::log_text::wire_message(text));
 }
 
 async fn write_request(
