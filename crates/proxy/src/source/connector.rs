@@ -2,7 +2,8 @@
 //! byte stream both ways plus what was already read from it). The driver's loop
 //! and the sans-IO session machine see only the channel, never what carries it.
 //!
-//! Carriers: plain TCP (`rtsp://`), and a connection handed over by the server
+//! Carriers: plain TCP (`rtsp://`), an RTSP-over-HTTP tunnel (`-T <http-port>`,
+//! see [`super::http_tunnel`]), and a connection handed over by the server
 //! (REGISTER with `reuse_connection`, used for the first attempt only).
 
 use std::net::SocketAddr;
@@ -14,6 +15,7 @@ use rtsp::url::RtspUrl;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
+use super::http_tunnel::{self, TunnelSettings};
 use super::session::Failure;
 
 /// The read side of a channel.
@@ -27,6 +29,9 @@ pub enum Carrier {
     Tcp,
     /// A client connection the server handed over (REGISTER `reuse_connection`).
     Handed,
+    /// An RTSP-over-HTTP tunnel: a GET connection for what the back end sends,
+    /// a POST connection for our requests, base64-encoded (`-T`).
+    HttpTunnel,
 }
 
 impl std::fmt::Display for Carrier {
@@ -34,6 +39,7 @@ impl std::fmt::Display for Carrier {
         f.write_str(match self {
             Carrier::Tcp => "TCP",
             Carrier::Handed => "the connection the back end registered on",
+            Carrier::HttpTunnel => "an RTSP-over-HTTP tunnel",
         })
     }
 }
@@ -86,6 +92,9 @@ impl std::fmt::Debug for Handover {
 pub struct Connector {
     /// A connection to use instead of dialling, for the first attempt.
     pub handover: Option<Handover>,
+    /// `-T <http-port>`: every dialled connection is an RTSP-over-HTTP tunnel
+    /// to the back end's host on that port (the URL's port is ignored).
+    pub http_tunnel: Option<TunnelSettings>,
 }
 
 impl Connector {
@@ -93,6 +102,14 @@ impl Connector {
     pub async fn open(&self, url: &RtspUrl, timeout: Duration) -> Result<Channel, Failure> {
         if let Some(ch) = self.handover.as_ref().and_then(Handover::take) {
             return Ok(ch);
+        }
+        if let Some(tunnel) = &self.http_tunnel {
+            return match url.scheme.as_str() {
+                "rtsp" => http_tunnel::open(url, tunnel, timeout).await,
+                other => Err(Failure::Connect(format!(
+                    "{other}:// back ends cannot be reached through an HTTP tunnel (-T)"
+                ))),
+            };
         }
         match url.scheme.as_str() {
             "rtsp" => {
