@@ -300,22 +300,10 @@ pub async fn open(
                     _ => false,
                 };
                 if !wants {
-                    return Err(get_refused(
-                        &answer,
-                        path,
-                        settings.port,
-                        credentials.is_some(),
-                    ));
+                    return Err(get_refused(&answer, settings.port, credentials.is_some()));
                 }
             }
-            _ => {
-                return Err(get_refused(
-                    &answer,
-                    path,
-                    settings.port,
-                    credentials.is_some(),
-                ))
-            }
+            _ => return Err(get_refused(&answer, settings.port, credentials.is_some())),
         }
     };
     let peer = get
@@ -357,8 +345,9 @@ pub async fn open(
     })
 }
 
-/// A non-200 answer to the `GET` as a connect failure.
-fn get_refused(answer: &GetAnswer, path: &str, port: u16, had_credentials: bool) -> Failure {
+/// A non-200 answer to the `GET` as a connect failure (the driver's log line
+/// names the URL).
+fn get_refused(answer: &GetAnswer, port: u16, had_credentials: bool) -> Failure {
     let hint = match (answer.status, had_credentials) {
         (401, false) => " (it wants credentials: -u or the URL's)",
         (401, true) => " (check -u or the URL's credentials)",
@@ -366,7 +355,7 @@ fn get_refused(answer: &GetAnswer, path: &str, port: u16, had_credentials: bool)
         _ => "",
     };
     Failure::Connect(format!(
-        "the HTTP tunnel GET {path} on port {port} was answered {} {}{hint}",
+        "the HTTP tunnel's GET on port {port} was answered {} {}{hint}",
         answer.status, answer.reason
     ))
 }
