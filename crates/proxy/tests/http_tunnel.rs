@@ -84,6 +84,25 @@ fn tunnelled_back_end_plays_with_ffprobe_and_retina() {
 }
 
 #[test]
+fn proxy_of_a_proxy_through_its_dedicated_http_port() {
+    // Our tunnel client against our own tunnel server (live555's -T against
+    // live555's extra port).
+    let http_port = free_port();
+    let inner = Proxy::start(&["--http-port", &http_port.to_string(), "--demo"]);
+    let url = format!("rtsp://127.0.0.1:{}/demo", inner.port());
+    let outer = Proxy::start(&["-T", &http_port.to_string(), &url]);
+    let s = ffprobe_streams(&outer.url("proxyStream"), "udp", PROBE).expect("outer proxy");
+    assert_eq!(codecs(&s), ["h264"]);
+    let report = retina_play(
+        &outer.url("proxyStream"),
+        RetinaTransport::Tcp,
+        Duration::from_secs(2),
+    )
+    .expect("retina");
+    report.check_clean(1.0).expect("clean stream");
+}
+
+#[test]
 fn tunnelled_digest_back_end() {
     let backend = Backend::start(BackendOpts {
         user: Some("viewer".into()),
