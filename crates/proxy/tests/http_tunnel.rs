@@ -133,6 +133,12 @@ fn tunnelled_back_end_restarting_is_recovered() {
     let url = proxy.url("proxyStream");
     let rec_url = url.clone();
     let recorder = thread::spawn(move || ffmpeg_record(&rec_url, "tcp", 16));
+    // The strict client: one SSRC, no sequence gap, timestamps that advance by
+    // the wall-clock time across the outage.
+    let retina_url = url.clone();
+    let retina = thread::spawn(move || {
+        retina_play(&retina_url, RetinaTransport::Tcp, Duration::from_secs(14))
+    });
     let gst_url = url.clone();
     let gst = thread::spawn(move || {
         gst_play_media(&gst_url, "tcp", Some("video"), 300, Duration::from_secs(50))
@@ -164,6 +170,24 @@ fn tunnelled_back_end_restarting_is_recovered() {
     gst.join()
         .expect("thread")
         .expect("gstreamer keeps playing");
+    let report = retina.join().expect("thread").expect("retina session");
+    report
+        .check_clean(1.0)
+        .expect("retina sees one clean stream");
+    let video = report.stream("video").expect("video");
+    let last = video.last_received_after_play.expect("packets");
+    assert!(
+        last > Duration::from_secs(12),
+        "media until the end: {report}"
+    );
+    let (media, wall) = (
+        video.media_span_secs().expect("span"),
+        video.wall_span_secs().expect("span"),
+    );
+    assert!(
+        (media - wall).abs() < 0.5,
+        "timestamps follow the wall clock across the outage: {media:.2} s vs {wall:.2} s"
+    );
     assert!(backend.connections() >= 2, "a new GET and POST");
     // A new client after the restart plays too.
     let s = ffprobe_streams(&url, "tcp", PROBE).expect("a new client");
