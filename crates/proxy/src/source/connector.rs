@@ -168,3 +168,66 @@ pub async fn dial_tcp(url: &RtspUrl, port: u16, timeout: Duration) -> Result<Tcp
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_tunnel_never_carries_tls_urls() {
+        let connector = Connector {
+            http_tunnel: Some(TunnelSettings {
+                port: 1,
+                credentials: None,
+                user_agent: "test".into(),
+            }),
+            ..Connector::default()
+        };
+        let url = RtspUrl::parse("rtsps://127.0.0.1/x").expect("url");
+        let e = connector
+            .open(&url, Duration::from_secs(1))
+            .await
+            .expect_err("refused without dialling");
+        assert!(
+            matches!(&e, Failure::Connect(m) if m.contains("HTTP tunnel")),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_tunnel_dials_the_http_port_not_the_urls() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let backend = tokio::spawn(async move {
+            let (mut get, _) = listener.accept().await.expect("GET");
+            let mut head = [0u8; 1024];
+            let n = get.read(&mut head).await.expect("read");
+            assert!(head[..n].starts_with(b"GET /x HTTP/1.0\r\n"));
+            get.write_all(b"HTTP/1.0 200 OK\r\n\r\n")
+                .await
+                .expect("answer");
+            let (post, _) = listener.accept().await.expect("POST");
+            (get, post)
+        });
+        let connector = Connector {
+            http_tunnel: Some(TunnelSettings {
+                port,
+                credentials: None,
+                user_agent: "test".into(),
+            }),
+            ..Connector::default()
+        };
+        // Nothing listens on the URL's port (9, discard).
+        let url = RtspUrl::parse("rtsp://127.0.0.1:9/x").expect("url");
+        let channel = connector
+            .open(&url, Duration::from_secs(2))
+            .await
+            .expect("tunnel on the HTTP port");
+        assert_eq!(channel.carrier, Carrier::HttpTunnel);
+        assert_eq!(channel.peer.port(), port);
+        drop(backend.await.expect("back end"));
+    }
+}
