@@ -174,7 +174,7 @@ pub fn parse_get_answer(buf: &mut BytesMut) -> Result<Option<GetAnswer>, GetAnsw
 /// The client-to-server half of a tunnel: every byte written is base64-encoded
 /// onto the inner stream (the `POST` connection).
 ///
-/// A write takes up to [`MAX_CHUNK`] bytes and encodes them whole (so each RTSP
+/// A write takes up to `MAX_CHUNK` (48 KiB) bytes and encodes them whole (so each RTSP
 /// request written with one `write_all` is encoded on its own, as live555
 /// clients do); encoded bytes the inner stream did not take yet are written
 /// before anything new is accepted, and by `flush`/`shutdown`.
