@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-use crate::config::Config;
+use crate::config::{BackendTransport, Config};
 use crate::relay::{Stream, StreamRegistry};
 use crate::server::{self, listener, media_udp, ServerContext};
+use crate::source::http_tunnel::TunnelSettings;
 use crate::source::{self, SourceSettings};
 
 /// Why the proxy could not run.
@@ -17,6 +18,8 @@ use crate::source::{self, SourceSettings};
 pub enum AppError {
     #[error(transparent)]
     Bind(#[from] listener::BindError),
+    #[error(transparent)]
+    HttpBind(#[from] listener::HttpBindError),
     #[error("cannot open UDP media sockets: {0}")]
     Media(std::io::Error),
     #[error(transparent)]
@@ -33,7 +36,11 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     let streams = Arc::new(StreamRegistry::new());
 
     // Bind first: a port problem is reported before anything else happens.
-    let (listeners, port) = listener::bind_with_fallback(&config.bind_addresses, config.rtsp_port)?;
+    let (mut listeners, port) =
+        listener::bind_with_fallback(&config.bind_addresses, config.rtsp_port)?;
+    let (http_listeners, http_port) =
+        listener::bind_http_port(&config.bind_addresses, config.http_port, port)?;
+    listeners.extend(http_listeners);
     let wants_v4 = config.bind_addresses.iter().any(|a| a.is_ipv4());
     let wants_v6 = config.bind_addresses.iter().any(|a| a.is_ipv6());
     let media_v4 = if wants_v4 {
@@ -66,6 +73,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     };
 
     let mut sources = Vec::new();
+    let user_agent = format!("rtsp-proxy/{}", env!("CARGO_PKG_VERSION"));
     for (url, name) in config.urls.iter().zip(config.stream_names()) {
         let stream = Stream::with_cache(name.clone(), config.keyframe_cache_bytes);
         if !streams.insert(stream.clone()) {
@@ -74,14 +82,26 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         let settings = SourceSettings {
             url: url.clone(),
             credentials: config.backend_credentials.clone(),
-            transport: config.backend_transport,
+            // A tunnel carries the media too.
+            transport: if config.http_tunnel_port.is_some() {
+                BackendTransport::Tcp
+            } else {
+                config.backend_transport
+            },
             response_timeout: config.response_timeout,
             udp_timeout: config.udp_fallback_timeout,
             max_gap: config.inter_packet_gap,
             linger: config.linger,
             reconnect_min: config.reconnect_min,
             reconnect_max: config.reconnect_max,
-            connector: source::connector::Connector::default(),
+            connector: source::connector::Connector {
+                http_tunnel: config.http_tunnel_port.map(|port| TunnelSettings {
+                    port,
+                    credentials: config.backend_credentials.clone(),
+                    user_agent: user_agent.clone(),
+                }),
+                ..source::connector::Connector::default()
+            },
         };
         sources.push(source::spawn(stream, settings));
         eprintln!(
@@ -104,7 +124,13 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         );
     }
     eprintln!();
-    eprintln!("(RTSP-over-HTTP tunneling is accepted on port {port}.)");
+    // live555's wording; tunnels are accepted on the RTSP port in any case.
+    match http_port {
+        Some(p) => eprintln!("(We use port {p} for optional RTSP-over-HTTP tunneling.)"),
+        None => eprintln!(
+            "(RTSP-over-HTTP tunneling is not available on a port of its own; the RTSP port {port} accepts it.)"
+        ),
+    }
 
     let mut ctx = ServerContext::new(streams.clone(), media_v4, media_v6, config.session_timeout);
     ctx.client_auth =

@@ -11,7 +11,8 @@
 //! - Options come before the URLs. Parsing stops at the first argument that does not
 //!   start with `-`; every argument from there on must start with `rtsp://` or
 //!   `rtsps://` (case-sensitive). `rtsps://` back ends are then refused: TLS is not
-//!   implemented yet, and a TLS URL is never dialled in plain text.
+//!   implemented yet, and a TLS URL is never dialled in plain text (nor tunnelled
+//!   with `-T`, which has a message of its own).
 //! - Only the second character of a short option counts: `-verbose` is `-v`.
 //! - Values are separate arguments (`-p9554` is `-p` without its value). The values of
 //!   `-p`, `-T` and `-D` must be present and must not start with `-`; `-p` and `-T` are
@@ -22,16 +23,20 @@
 //! - At least one URL is needed, unless `-R` (or `--demo`) is given.
 //!
 //! Numbers must be plain decimal digits (live555's `sscanf` would also take `5abc`).
-//! `-T`, `-R` and `-U` are parsed with live555's rules and then refused with a
-//! message saying so, so that such an option is never silently ignored. `-C` users
-//! accumulate (a repeated user name takes the later password).
+//! `-T <http-port>` reaches the back ends through RTSP-over-HTTP tunnels and implies
+//! interleaved (TCP) media, as in live555. `-R` and `-U` are parsed with live555's
+//! rules and then refused with a message saying so, so that such an option is never
+//! silently ignored. `-C` users accumulate (a repeated user name takes the later
+//! password).
 //!
 //! Long options (checked before the one-character rule): `--verbose`, `--debug` /
 //! `--verbose-rtsp`, `--tcp`, `--port N`, `--user U P`, `--prefix S`, `--max-gap N`,
 //! `--demo`, `--linger S`, `--response-timeout S`, `--udp-timeout S`,
 //! `--reconnect-min S`, `--reconnect-max S`, `--bind ADDR` (repeatable),
-//! `--keyframe-cache MIB` (0..=256, 0 turns it off), `--client-user U P` (`-C`,
-//! repeatable), `--client-basic`, `--help`
+//! `--keyframe-cache MIB` (0..=256, 0 turns it off), `--http-port N` (the dedicated
+//! RTSP-over-HTTP port for clients; 0 turns it off; by default live555's 80, else
+//! 8000, else 8080, else none), `--client-user U P` (`-C`, repeatable),
+//! `--client-basic`, `--help`
 //! (also `-h`) and `--version`. The timing options take seconds with an optional
 //! fraction (`0.5`), at most one day.
 
@@ -41,9 +46,9 @@ use std::time::Duration;
 
 use super::value;
 use super::{
-    BackendTransport, Config, DEFAULT_INTER_PACKET_GAP_SECS, DEFAULT_LINGER, DEFAULT_RECONNECT_MAX,
-    DEFAULT_RECONNECT_MIN, DEFAULT_RESPONSE_TIMEOUT, DEFAULT_RTSP_PORT, DEFAULT_STREAM_PREFIX,
-    DEFAULT_UDP_FALLBACK_TIMEOUT, DEMO_STREAM_NAME, MAX_STREAM_PREFIX_CHARS,
+    BackendTransport, Config, HttpPort, DEFAULT_INTER_PACKET_GAP_SECS, DEFAULT_LINGER,
+    DEFAULT_RECONNECT_MAX, DEFAULT_RECONNECT_MIN, DEFAULT_RESPONSE_TIMEOUT, DEFAULT_RTSP_PORT,
+    DEFAULT_STREAM_PREFIX, DEFAULT_UDP_FALLBACK_TIMEOUT, DEMO_STREAM_NAME, MAX_STREAM_PREFIX_CHARS,
 };
 
 /// What the command line asks for.
@@ -99,7 +104,7 @@ pub fn usage(program: &str) -> String {
         ("-v, --verbose", "log proxy events".into()),
         ("-V, --debug, --verbose-rtsp", "also log every back-end RTSP request and response".into()),
         ("-t, --tcp", "receive back-end media over the back end's RTSP TCP connection".into()),
-        ("-T <http-port>", "back end through RTSP-over-HTTP tunnelling (not supported in this version)".into()),
+        ("-T <http-port>", "reach the back ends through RTSP-over-HTTP tunnels on this port of their host (media over TCP)".into()),
         ("-p, --port <port>", format!("RTSP port to listen on (default {DEFAULT_RTSP_PORT})")),
         ("-u, --user <username> <password>", "credentials for the back ends".into()),
         ("-R", "accept REGISTER/DEREGISTER requests (not supported in this version)".into()),
@@ -148,6 +153,10 @@ pub fn usage(program: &str) -> String {
         ),
         ("--bind <address>", "address to listen on, repeatable (default 0.0.0.0 and ::)".into()),
         (
+            "--http-port <port>",
+            "extra port for clients' RTSP-over-HTTP tunnels, 0 = none (default: the first of 80, 8000, 8080 that is free)".into(),
+        ),
+        (
             "--keyframe-cache <MiB>",
             format!(
                 "per stream, keep the packets since the last H.264/H.265/MPEG-TS keyframe so new clients get a picture at once; 0 turns it off (default {})",
@@ -173,7 +182,7 @@ pub fn usage(program: &str) -> String {
 ///
 /// A [`UsageError`] for anything live555ProxyServer would answer with its usage text,
 /// for the long options' own checks, and for the recognised but unsupported options
-/// `-T`, `-R`, `-U` and `-C`.
+/// `-R`, `-U` and `-C`.
 pub fn parse_args(program: &str, args: &[String]) -> Result<CliOutcome, UsageError> {
     Parser::new(program, args).run()
 }
@@ -184,7 +193,6 @@ const MAX_KEYFRAME_CACHE_MIB: usize = 256;
 /// Options recognised from live555 that this version does not implement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Unsupported {
-    HttpTunnel,
     Register,
     RegisterAuth,
 }
@@ -192,9 +200,6 @@ enum Unsupported {
 impl Unsupported {
     fn message(self) -> String {
         let option = match self {
-            Unsupported::HttpTunnel => {
-                "-T <http-port> option (RTSP-over-HTTP tunnelling to the back end)"
-            }
             Unsupported::Register => "-R option (REGISTER/DEREGISTER requests)",
             Unsupported::RegisterAuth => {
                 "-U <username-for-REGISTER> <password-for-REGISTER> option"
@@ -267,9 +272,9 @@ impl<'a> Parser<'a> {
             Some('V') => self.config.verbosity = 2,
             Some('t') => self.tcp = true,
             Some('T') => {
-                self.port_value(arg, "an", "HTTP port number")?;
+                self.config.http_tunnel_port =
+                    Some(self.port_value(arg, "an", "HTTP port number")?);
                 self.http_tunnel = true;
-                self.note_unsupported(Unsupported::HttpTunnel);
             }
             Some('p') => self.rtsp_port(arg)?,
             Some('u') => self.backend_credentials(arg)?,
@@ -332,6 +337,18 @@ impl<'a> Parser<'a> {
                     self.bind.push(address);
                 }
             }
+            "http-port" => {
+                let text = self.checked_value(arg, "a port number (0 turns it off)")?;
+                self.config.http_port = match value::port_or_zero(text) {
+                    Some(0) => HttpPort::Off,
+                    Some(port) => HttpPort::Fixed(port),
+                    None => {
+                        return Err(self.error(format!(
+                            "Invalid port number \"{text}\" for {arg} (must be 0..65535, 0 = none)"
+                        )))
+                    }
+                };
+            }
             "help" => return Ok(Some(CliOutcome::Help)),
             "version" => return Ok(Some(CliOutcome::Version)),
             _ => {
@@ -375,6 +392,14 @@ impl<'a> Parser<'a> {
                 );
             }
         }
+        if self.http_tunnel {
+            if let Some(url) = urls.iter().find(|u| u.starts_with("rtsps://")) {
+                return Err(self.error(format!(
+                    "\"{}\": rtsps:// back ends cannot be reached through an HTTP tunnel (-T): RTSP over TLS is not tunnelled",
+                    rtsp::url::redact(url)
+                )));
+            }
+        }
         // Refused rather than dialled in plain text on port 322: a TLS URL must
         // never be served without TLS.
         if let Some(url) = urls.iter().find(|u| u.starts_with("rtsps://")) {
@@ -403,7 +428,8 @@ impl<'a> Parser<'a> {
             }
             self.config.reconnect_max = self.config.reconnect_min;
         }
-        if self.tcp {
+        // -T forces interleaved media, as in live555.
+        if self.tcp || self.http_tunnel {
             self.config.backend_transport = BackendTransport::Tcp;
         }
         if !self.bind.is_empty() {
@@ -900,16 +926,34 @@ mod tests {
 
     #[test]
     fn unsupported_options_are_parsed_then_refused() {
-        let tunnel = "The -T <http-port> option (RTSP-over-HTTP tunnelling to the back end) is recognised but not supported in this version of rtsp-proxy";
         let register = "The -R option (REGISTER/DEREGISTER requests) is recognised but not supported in this version of rtsp-proxy";
-        assert_eq!(fail_message(&["-T", "80", URL]), tunnel);
         assert_eq!(
             fail_message(&["-R"]),
             register,
             "-R needs no URL, but is refused"
         );
         assert_eq!(fail_message(&["-R", "-U", "a", "b"]), register);
-        // live555's own value checks still come first.
+    }
+
+    #[test]
+    fn http_tunnel_to_the_back_end() {
+        let config = run(&[URL]);
+        assert_eq!(config.http_tunnel_port, None);
+        let config = run(&["-T", "8080", URL]);
+        assert_eq!(config.http_tunnel_port, Some(8080));
+        assert_eq!(
+            config.backend_transport,
+            BackendTransport::Tcp,
+            "-T forces interleaved media"
+        );
+        assert_eq!(
+            run(&["-Tunnel", "80", "-T", "81", URL]).http_tunnel_port,
+            Some(81)
+        );
+        assert_eq!(
+            fail_message(&["-T", "80", "rtsps://user:secret@cam/a"]),
+            "\"rtsps://cam/a\": rtsps:// back ends cannot be reached through an HTTP tunnel (-T): RTSP over TLS is not tunnelled"
+        );
         assert_eq!(
             fail_message(&["-T", "0", URL]),
             "Invalid HTTP port number \"0\" for -T (must be 1..65535)"
@@ -962,6 +1006,36 @@ mod tests {
         assert_eq!(
             fail_message(&["--client-user", "", "pw", URL]),
             "Invalid user name \"\" for --client-user (must be non-empty, without ':' or control characters)"
+        );
+    }
+
+    #[test]
+    fn dedicated_http_port_for_clients() {
+        assert_eq!(run(&[URL]).http_port, HttpPort::Fallback);
+        assert_eq!(
+            run(&["--http-port", "8000", URL]).http_port,
+            HttpPort::Fixed(8000)
+        );
+        assert_eq!(run(&["--http-port", "0", URL]).http_port, HttpPort::Off);
+        assert_eq!(
+            run(&["--http-port", "0", "--http-port", "9000", URL]).http_port,
+            HttpPort::Fixed(9000)
+        );
+        for bad in ["65536", "x", "80x"] {
+            assert_eq!(
+                fail_message(&["--http-port", bad, URL]),
+                format!(
+                    "Invalid port number \"{bad}\" for --http-port (must be 0..65535, 0 = none)"
+                )
+            );
+        }
+        assert_eq!(
+            fail_message(&["--http-port", "-1", URL]),
+            "The --http-port option needs a port number (0 turns it off)"
+        );
+        assert_eq!(
+            fail_message(&["--http-port"]),
+            "The --http-port option needs a port number (0 turns it off)"
         );
     }
 
@@ -1149,6 +1223,7 @@ mod tests {
             "--reconnect-min",
             "--reconnect-max",
             "--bind",
+            "--http-port <port>",
             "-h, --help",
             "--version",
         ] {
@@ -1187,6 +1262,7 @@ mod tests {
             "-t",
             "--port",
             "--bind",
+            "--http-port",
             "--linger",
             "--user",
             "0",

@@ -42,14 +42,35 @@ pub enum BackendTransport {
     Tcp,
 }
 
+/// Ports tried, in order, for the dedicated RTSP-over-HTTP port when
+/// `--http-port` is not given (live555's choice).
+pub const DEFAULT_HTTP_PORTS: [u16; 3] = [80, 8000, 8080];
+
+/// The dedicated RTSP-over-HTTP tunnelling port for clients (tunnelling is
+/// accepted on the RTSP port too, whatever this says).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpPort {
+    /// The first of [`DEFAULT_HTTP_PORTS`] that binds; none is fine (live555).
+    Fallback,
+    /// This port, or the proxy does not start (`--http-port N`).
+    Fixed(u16),
+    /// No dedicated port (`--http-port 0`).
+    Off,
+}
+
 /// The validated configuration of one proxy process.
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Log detail: 0 by default, 1 with `-v` (proxy events), 2 with `-V` (also every
     /// back-end RTSP request and response).
     pub verbosity: u8,
-    /// How back-end media is received (`-t` selects TCP).
+    /// How back-end media is received (`-t` selects TCP; `-T` implies it).
     pub backend_transport: BackendTransport,
+    /// `-T <http-port>`: reach the back ends through RTSP-over-HTTP tunnels on
+    /// this port of their hosts.
+    pub http_tunnel_port: Option<u16>,
+    /// The dedicated RTSP-over-HTTP port for clients (`--http-port`).
+    pub http_port: HttpPort,
     /// Front-end RTSP port (`-p`, default 554).
     pub rtsp_port: u16,
     /// Whether the port was given with `-p`/`--port` (live555 falls back to 554 and then
@@ -102,6 +123,8 @@ impl Default for Config {
         Config {
             verbosity: 0,
             backend_transport: BackendTransport::Udp,
+            http_tunnel_port: None,
+            http_port: HttpPort::Fallback,
             rtsp_port: DEFAULT_RTSP_PORT,
             rtsp_port_explicit: false,
             backend_credentials: None,
@@ -184,6 +207,8 @@ mod tests {
         let config = Config::default();
         assert_eq!(config.verbosity, 0);
         assert_eq!(config.backend_transport, BackendTransport::Udp);
+        assert_eq!(config.http_tunnel_port, None);
+        assert_eq!(config.http_port, HttpPort::Fallback);
         assert_eq!(config.rtsp_port, 554);
         assert!(!config.rtsp_port_explicit);
         assert!(config.backend_credentials.is_none());

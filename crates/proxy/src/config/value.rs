@@ -15,6 +15,11 @@ pub(crate) fn port(text: &str) -> Option<u16> {
     digits(text)?.parse::<u16>().ok().filter(|&port| port > 0)
 }
 
+/// A port number or 0, as plain decimal digits.
+pub(crate) fn port_or_zero(text: &str) -> Option<u16> {
+    digits(text)?.parse::<u16>().ok()
+}
+
 /// A whole number of seconds (0 allowed), as plain decimal digits that fit in 32 bits.
 pub(crate) fn whole_seconds(text: &str) -> Option<u32> {
     digits(text)?.parse::<u32>().ok()
@@ -70,6 +75,11 @@ mod tests {
 
     #[test]
     fn ports() {
+        assert_eq!(port_or_zero("0"), Some(0));
+        assert_eq!(port_or_zero("8080"), Some(8080));
+        for bad in ["", "65536", "-1", "+0", "0x0", " 0"] {
+            assert_eq!(port_or_zero(bad), None, "{bad:?}");
+        }
         assert_eq!(port("1"), Some(1));
         assert_eq!(port("554"), Some(554));
         assert_eq!(port("65535"), Some(65535));

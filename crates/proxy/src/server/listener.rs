@@ -1,5 +1,6 @@
 //! Listening sockets: the RTSP port on IPv4 and IPv6, with live555's fallback to
-//! the standard ports (554, then 8554) when the asked-for port cannot be used.
+//! the standard ports (554, then 8554) when the asked-for port cannot be used, and
+//! the dedicated RTSP-over-HTTP port (live555's 80, 8000 or 8080, or `--http-port`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,6 +12,7 @@ use tokio::net::TcpListener;
 use tracing::{debug, warn};
 
 use super::ServerContext;
+use crate::config::{HttpPort, DEFAULT_HTTP_PORTS};
 
 /// At most this many client connections at once; further ones are closed at once.
 pub const MAX_CONNECTIONS: usize = 4096;
@@ -84,6 +86,42 @@ pub fn bind_with_fallback(
     Err(BindError(last))
 }
 
+/// Why the dedicated RTSP-over-HTTP port given with `--http-port` could not be
+/// opened.
+#[derive(Debug, thiserror::Error)]
+#[error("Failed to create the RTSP-over-HTTP tunneling port (--http-port): {0}")]
+pub struct HttpBindError(pub String);
+
+/// Binds the dedicated RTSP-over-HTTP port: `Fallback` takes the first of
+/// live555's ports that binds on either family (none is fine), `Fixed` must bind.
+/// Returns the listeners and the port tunnels are accepted on (`None`: none of
+/// its own). A port equal to the RTSP port needs no listener of its own: the
+/// RTSP port accepts tunnels already.
+pub fn bind_http_port(
+    addrs: &[IpAddr],
+    choice: HttpPort,
+    rtsp_port: u16,
+) -> Result<(Vec<TcpListener>, Option<u16>), HttpBindError> {
+    match choice {
+        HttpPort::Off => Ok((Vec::new(), None)),
+        HttpPort::Fixed(port) if port == rtsp_port => Ok((Vec::new(), Some(port))),
+        HttpPort::Fixed(port) => bind_port(addrs, port)
+            .map(|l| (l, Some(port)))
+            .map_err(HttpBindError),
+        HttpPort::Fallback => {
+            for port in DEFAULT_HTTP_PORTS {
+                if port == rtsp_port {
+                    continue;
+                }
+                if let Ok(l) = bind_port(addrs, port) {
+                    return Ok((l, Some(port)));
+                }
+            }
+            Ok((Vec::new(), None))
+        }
+    }
+}
+
 /// Accepts connections until the listener fails for good.
 pub async fn accept_loop(ctx: Arc<ServerContext>, listener: TcpListener) {
     let open = Arc::new(AtomicUsize::new(0));
@@ -117,6 +155,50 @@ pub async fn accept_loop(ctx: Arc<ServerContext>, listener: TcpListener) {
                 warn!("accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    const LOOPBACK: [IpAddr; 1] = [IpAddr::V4(Ipv4Addr::LOCALHOST)];
+
+    #[tokio::test]
+    async fn http_port_choices() {
+        let (none, port) = bind_http_port(&LOOPBACK, HttpPort::Off, 554).expect("off");
+        assert!(none.is_empty());
+        assert_eq!(port, None);
+
+        let (same, port) = bind_http_port(&LOOPBACK, HttpPort::Fixed(9554), 9554).expect("same");
+        assert!(same.is_empty(), "the RTSP port accepts tunnels already");
+        assert_eq!(port, Some(9554));
+
+        let taken = bind_port(&LOOPBACK, 0).expect("an ephemeral port");
+        let taken_port = taken[0].local_addr().expect("addr").port();
+        let e = bind_http_port(&LOOPBACK, HttpPort::Fixed(taken_port), 554).expect_err("taken");
+        assert!(
+            e.to_string()
+                .contains(&format!("port number: {taken_port}")),
+            "{e}"
+        );
+
+        let free = taken_port;
+        drop(taken);
+        let (l, port) = bind_http_port(&LOOPBACK, HttpPort::Fixed(free), 554).expect("free");
+        assert_eq!((l.len(), port), (1, Some(free)));
+
+        // Whatever is free here, the fallback never fails and never picks the
+        // RTSP port.
+        let (l, port) = bind_http_port(&LOOPBACK, HttpPort::Fallback, 8000).expect("fallback");
+        match port {
+            Some(p) => {
+                assert!([80, 8080].contains(&p), "{p}");
+                assert_eq!(l.len(), 1);
+            }
+            None => assert!(l.is_empty()),
         }
     }
 }

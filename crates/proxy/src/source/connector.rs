@@ -2,7 +2,8 @@
 //! byte stream both ways plus what was already read from it). The driver's loop
 //! and the sans-IO session machine see only the channel, never what carries it.
 //!
-//! Carriers: plain TCP (`rtsp://`), and a connection handed over by the server
+//! Carriers: plain TCP (`rtsp://`), an RTSP-over-HTTP tunnel (`-T <http-port>`,
+//! see [`super::http_tunnel`]), and a connection handed over by the server
 //! (REGISTER with `reuse_connection`, used for the first attempt only).
 
 use std::net::SocketAddr;
@@ -14,6 +15,7 @@ use rtsp::url::RtspUrl;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
+use super::http_tunnel::{self, TunnelSettings};
 use super::session::Failure;
 
 /// The read side of a channel.
@@ -27,6 +29,9 @@ pub enum Carrier {
     Tcp,
     /// A client connection the server handed over (REGISTER `reuse_connection`).
     Handed,
+    /// An RTSP-over-HTTP tunnel: a GET connection for what the back end sends,
+    /// a POST connection for our requests, base64-encoded (`-T`).
+    HttpTunnel,
 }
 
 impl std::fmt::Display for Carrier {
@@ -34,6 +39,7 @@ impl std::fmt::Display for Carrier {
         f.write_str(match self {
             Carrier::Tcp => "TCP",
             Carrier::Handed => "the connection the back end registered on",
+            Carrier::HttpTunnel => "an RTSP-over-HTTP tunnel",
         })
     }
 }
@@ -86,6 +92,9 @@ impl std::fmt::Debug for Handover {
 pub struct Connector {
     /// A connection to use instead of dialling, for the first attempt.
     pub handover: Option<Handover>,
+    /// `-T <http-port>`: every dialled connection is an RTSP-over-HTTP tunnel
+    /// to the back end's host on that port (the URL's port is ignored).
+    pub http_tunnel: Option<TunnelSettings>,
 }
 
 impl Connector {
@@ -93,6 +102,14 @@ impl Connector {
     pub async fn open(&self, url: &RtspUrl, timeout: Duration) -> Result<Channel, Failure> {
         if let Some(ch) = self.handover.as_ref().and_then(Handover::take) {
             return Ok(ch);
+        }
+        if let Some(tunnel) = &self.http_tunnel {
+            return match url.scheme.as_str() {
+                "rtsp" => http_tunnel::open(url, tunnel, timeout).await,
+                other => Err(Failure::Connect(format!(
+                    "{other}:// back ends cannot be reached through an HTTP tunnel (-T)"
+                ))),
+            };
         }
         match url.scheme.as_str() {
             "rtsp" => {
@@ -149,5 +166,68 @@ pub async fn dial_tcp(url: &RtspUrl, port: u16, timeout: Duration) -> Result<Tcp
             "timed out after {} s",
             timeout.as_secs()
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_tunnel_never_carries_tls_urls() {
+        let connector = Connector {
+            http_tunnel: Some(TunnelSettings {
+                port: 1,
+                credentials: None,
+                user_agent: "test".into(),
+            }),
+            ..Connector::default()
+        };
+        let url = RtspUrl::parse("rtsps://127.0.0.1/x").expect("url");
+        let e = connector
+            .open(&url, Duration::from_secs(1))
+            .await
+            .expect_err("refused without dialling");
+        assert!(
+            matches!(&e, Failure::Connect(m) if m.contains("HTTP tunnel")),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_tunnel_dials_the_http_port_not_the_urls() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let backend = tokio::spawn(async move {
+            let (mut get, _) = listener.accept().await.expect("GET");
+            let mut head = [0u8; 1024];
+            let n = get.read(&mut head).await.expect("read");
+            assert!(head[..n].starts_with(b"GET /x HTTP/1.0\r\n"));
+            get.write_all(b"HTTP/1.0 200 OK\r\n\r\n")
+                .await
+                .expect("answer");
+            let (post, _) = listener.accept().await.expect("POST");
+            (get, post)
+        });
+        let connector = Connector {
+            http_tunnel: Some(TunnelSettings {
+                port,
+                credentials: None,
+                user_agent: "test".into(),
+            }),
+            ..Connector::default()
+        };
+        // Nothing listens on the URL's port (9, discard).
+        let url = RtspUrl::parse("rtsp://127.0.0.1:9/x").expect("url");
+        let channel = connector
+            .open(&url, Duration::from_secs(2))
+            .await
+            .expect("tunnel on the HTTP port");
+        assert_eq!(channel.carrier, Carrier::HttpTunnel);
+        assert_eq!(channel.peer.port(), port);
+        drop(backend.await.expect("back end"));
     }
 }

@@ -2,11 +2,13 @@
 //!
 //! [`session`] is the sans-IO protocol state machine, [`driver`] the tokio code
 //! that runs it over real sockets and reconnects, [`backoff`] the reconnect policy, [`connector`] what carries the RTSP
-//! connection (the seam every back-end transport fills).
+//! connection (the seam every back-end transport fills), [`http_tunnel`] the
+//! RTSP-over-HTTP carrier of `-T`.
 
 pub mod backoff;
 pub mod connector;
 pub mod driver;
+pub mod http_tunnel;
 pub mod session;
 
 pub use driver::{spawn, SourceHandle, SourceSettings};
