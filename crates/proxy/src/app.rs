@@ -23,6 +23,8 @@ pub enum AppError {
     Demo(#[from] crate::demo::DemoError),
     #[error("duplicate stream name {0:?}")]
     DuplicateStream(String),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// How long shutdown waits for back ends to answer TEARDOWN.
@@ -32,8 +34,35 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 pub async fn run(config: Config) -> Result<(), AppError> {
     let streams = Arc::new(StreamRegistry::new());
 
-    // Bind first: a port problem is reported before anything else happens.
-    let (listeners, port) = listener::bind_with_fallback(&config.bind_addresses, config.rtsp_port)?;
+    // Certificates first (a bad file is named before anything else happens),
+    // then the ports.
+    let acceptor = match &config.tls {
+        Some(t) => Some(tokio_rustls::TlsAcceptor::from(crate::tls::server_config(
+            &t.cert, &t.key,
+        )?)),
+        None => None,
+    };
+    let backend_tls = crate::tls::client_config(&config.backend_tls)?;
+    if config.backend_tls.insecure {
+        warn!("--backend-tls-insecure: the certificates of rtsps:// back ends are not verified; anyone on the path can read and change their streams");
+    }
+    let tls_only = config.tls.as_ref().is_some_and(|t| t.only);
+    let (plain, port) = if tls_only {
+        (Vec::new(), None)
+    } else {
+        let (l, p) = listener::bind_with_fallback(&config.bind_addresses, config.rtsp_port)?;
+        (l, Some(p))
+    };
+    let tls_port = config.tls.as_ref().map(|t| t.port);
+    let tls_listeners = match tls_port {
+        Some(p) => listener::bind_tls(&config.bind_addresses, p)?,
+        None => Vec::new(),
+    };
+    let listeners = server::Listeners {
+        plain,
+        tls: tls_listeners,
+        acceptor,
+    };
     let wants_v4 = config.bind_addresses.iter().any(|a| a.is_ipv4());
     let wants_v6 = config.bind_addresses.iter().any(|a| a.is_ipv6());
     let media_v4 = if wants_v4 {
@@ -53,15 +82,28 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     );
     eprintln!();
     let host = advertised_ip(&config);
-    let url_of = |name: &str| {
-        let h = match host {
-            IpAddr::V6(v6) => format!("[{v6}]"),
-            v4 => v4.to_string(),
-        };
-        if port == 554 {
-            format!("rtsp://{h}/{name}")
+    let h = match host {
+        IpAddr::V6(v6) => format!("[{v6}]"),
+        v4 => v4.to_string(),
+    };
+    let url_on = |scheme: &str, port: u16, default: u16, name: &str| {
+        if port == default {
+            format!("{scheme}://{h}/{name}")
         } else {
-            format!("rtsp://{h}:{port}/{name}")
+            format!("{scheme}://{h}:{port}/{name}")
+        }
+    };
+    // One line per URL the stream is served on: plain RTSP, then RTSPS.
+    let play_lines = |name: &str| {
+        if let Some(port) = port {
+            eprintln!(
+                "\tPlay this stream using the URL: {}",
+                url_on("rtsp", port, 554, name)
+            );
+        }
+        if let Some(port) = tls_port {
+            let url = url_on("rtsps", port, crate::config::DEFAULT_TLS_PORT, name);
+            eprintln!("\tPlay this stream using the URL: {url}");
         }
     };
 
@@ -81,14 +123,17 @@ pub async fn run(config: Config) -> Result<(), AppError> {
             linger: config.linger,
             reconnect_min: config.reconnect_min,
             reconnect_max: config.reconnect_max,
-            connector: source::connector::Connector::default(),
+            connector: source::connector::Connector {
+                tls: Some(backend_tls.clone()),
+                ..Default::default()
+            },
         };
         sources.push(source::spawn(stream, settings));
         eprintln!(
             "RTSP stream, proxying the stream \"{}\"",
             rtsp::url::redact(url)
         );
-        eprintln!("\tPlay this stream using the URL: {}", url_of(&name));
+        play_lines(&name);
     }
     let mut demo_task = None;
     if config.demo {
@@ -98,13 +143,17 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         }
         demo_task = Some(crate::demo::spawn(stream)?);
         eprintln!("Built-in demo stream (H.264 test pattern)");
-        eprintln!(
-            "\tPlay this stream using the URL: {}",
-            url_of(crate::demo::STREAM_NAME)
-        );
+        play_lines(crate::demo::STREAM_NAME);
     }
     eprintln!();
-    eprintln!("(RTSP-over-HTTP tunneling is accepted on port {port}.)");
+    if let Some(port) = port {
+        eprintln!("(RTSP-over-HTTP tunneling is accepted on port {port}.)");
+    }
+    if let Some(tls_port) = tls_port {
+        eprintln!(
+            "(RTSPS, RTSP over TLS, is accepted on port {tls_port}; RTSP-over-HTTP tunneling inside TLS too.)"
+        );
+    }
 
     let ctx = Arc::new(ServerContext::new(
         streams.clone(),

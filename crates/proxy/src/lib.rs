@@ -8,6 +8,7 @@
 //! - [`relay`]: per-stream hub: continuity rewriting and fan-out to subscribers.
 //! - [`server`]: the front-end RTSP server.
 //! - [`demo`]: the built-in test-pattern source.
+//! - [`tls`]: rustls configurations for `rtsps://` clients and back ends.
 
 pub mod app;
 pub mod config;
@@ -17,3 +18,4 @@ pub mod relay;
 pub mod sdp;
 pub mod server;
 pub mod source;
+pub mod tls;

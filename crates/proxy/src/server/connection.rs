@@ -52,6 +52,15 @@ impl ByteStream for TcpStream {
     }
 }
 
+/// RTSP over TLS: the halves share the TLS session (tokio's split).
+impl ByteStream for tokio_rustls::server::TlsStream<TcpStream> {
+    type Read = tokio::io::ReadHalf<Self>;
+    type Write = tokio::io::WriteHalf<Self>;
+    fn split(self) -> (Self::Read, Self::Write) {
+        tokio::io::split(self)
+    }
+}
+
 /// What the listener knows about a connection besides its bytes.
 #[derive(Clone, Copy, Debug)]
 pub struct Accepted {

@@ -145,7 +145,13 @@ async fn run(stream: Arc<Stream>, settings: SourceSettings, mut shutdown: watch:
         let cfg = SessionConfig {
             url: url.clone(),
             credentials: credentials.clone(),
-            transport,
+            // Media from an rtsps:// back end comes inside its TLS connection,
+            // never in clear over UDP.
+            transport: if url.scheme == "rtsps" {
+                BackendTransport::Tcp
+            } else {
+                transport
+            },
             response_timeout: settings.response_timeout,
             udp_timeout: settings.udp_timeout,
             max_gap: settings.max_gap,
@@ -169,12 +175,10 @@ async fn run(stream: Arc<Stream>, settings: SourceSettings, mut shutdown: watch:
             Outcome::Redirect(to) => {
                 redirects += 1;
                 match RtspUrl::parse(&to) {
-                    Ok(u) if u.scheme != "rtsp" => Failure::Malformed {
+                    // rtsps:// to rtsp:// would drop TLS: refused.
+                    Ok(u) if url.scheme == "rtsps" && u.scheme != "rtsps" => Failure::Malformed {
                         what: "redirect".into(),
-                        detail: format!(
-                            "to {u}: {}:// back ends are not supported in this version",
-                            u.scheme
-                        ),
+                        detail: format!("to {u}: a redirect from rtsps:// must stay on rtsps://"),
                     },
                     Ok(mut u) if redirects <= MAX_REDIRECTS => {
                         info!(stream = %stream.name(), "back end redirects to {u}");
