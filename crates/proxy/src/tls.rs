@@ -279,6 +279,15 @@ impl fmt::Display for Untrusted {
             rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
                 "not issued by a trusted certificate authority".to_owned()
             }
+            // webpki's own errors (e.g. a CA certificate used as the server's).
+            rustls::Error::InvalidCertificate(CertificateError::Other(o)) => {
+                match o.to_string().as_str() {
+                    "CaUsedAsEndEntity" => {
+                        "a CA certificate presented as the server's own (self-signed)".to_owned()
+                    }
+                    other => other.to_owned(),
+                }
+            }
             rustls::Error::InvalidCertificate(c) => c.to_string(),
             other => other.to_string(),
         };
