@@ -423,6 +423,17 @@ fn untrusted_back_end_is_refused_and_never_dialled_in_clear() {
     );
     assert_eq!(hello[5], 0x01, "a ClientHello");
     assert!(!String::from_utf8_lossy(&hello).contains("RTSP/1.0"));
+
+    // --backend-tls-insecure takes it, with a warning at start-up.
+    let insecure = Proxy::start(&["--backend-tls-insecure", backend.url()]);
+    let warning = insecure
+        .proc
+        .wait_for_line("--backend-tls-insecure: ", Duration::from_secs(5))
+        .expect("warned once");
+    assert!(warning.contains("WARN"), "{warning}");
+    let streams = ffprobe_streams(&insecure.url("proxyStream"), "tcp", PROBE).expect("insecure");
+    assert_eq!(codecs(&streams), ["h264", "aac"]);
+    assert_eq!(insecure.proc.count_lines("--backend-tls-insecure: "), 1);
 }
 
 /// Proxy A serves RTSPS only; proxy B pulls rtsps:// from it (trusting the
