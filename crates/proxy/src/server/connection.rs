@@ -35,6 +35,9 @@ pub const FIRST_DESCRIBE_WAIT: Duration = Duration::from_secs(10);
 pub const MAX_UNREAD_RESPONSES: usize = 256;
 /// Items written per vectored write.
 const WRITE_BATCH: usize = 64;
+/// How long closing the write side may take: a TLS close_notify is a write too,
+/// which a peer that stopped reading would hold up for ever.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A client connection's byte stream, split into halves that a reader and a
 /// writer task own. Every front-end carrier implements it.
@@ -263,7 +266,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, mut rx: ConnOutReceiver, o
     while let Some(item) = rx.try_recv() {
         rx.done(&item);
     }
-    let _ = wr.shutdown().await;
+    let _ = tokio::time::timeout(SHUTDOWN_TIMEOUT, wr.shutdown()).await;
 }
 
 /// Writes a batch with vectored writes, coping with partial writes. Fails when
@@ -341,6 +344,44 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
+
+    /// A peer that takes nothing: every write, flush and shutdown waits.
+    struct Stuck;
+
+    impl AsyncWrite for Stuck {
+        fn poll_write(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            _: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            std::task::Poll::Pending
+        }
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Pending
+        }
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Pending
+        }
+    }
+
+    /// Closing a connection whose peer reads nothing (a TLS close_notify cannot
+    /// go out) still ends its writer, so the connection's slot is given back.
+    #[tokio::test]
+    async fn the_writer_ends_even_when_closing_cannot_be_written() {
+        let (out, rx) = ConnOut::new(16);
+        let writer = tokio::spawn(write_loop(Stuck, rx, out.clone()));
+        out.close();
+        tokio::time::timeout(SHUTDOWN_TIMEOUT + Duration::from_secs(2), writer)
+            .await
+            .expect("the writer ends")
+            .expect("no panic");
+    }
 
     fn batch() -> Vec<OutItem> {
         let packets: Arc<[Bytes]> = (0..64).map(|_| Bytes::from(vec![7u8; 1000])).collect();
