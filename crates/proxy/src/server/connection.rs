@@ -334,7 +334,12 @@ async fn write_items<W: AsyncWrite + Unpin>(
             }
         }
     }
-    Ok(())
+    // A TLS stream may keep the last records of a write that found the socket
+    // full until it is flushed (for TCP this is a no-op).
+    match tokio::time::timeout(stall, wr.flush()).await {
+        Ok(r) => r,
+        Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+    }
 }
 
 #[cfg(test)]
@@ -344,6 +349,57 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
+
+    /// Over TLS a write that finds the pipe full keeps its last records in the
+    /// TLS session: they must still reach a slow reader without further writes.
+    #[tokio::test]
+    async fn everything_written_reaches_a_slow_tls_reader() {
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+        let rcgen::CertifiedKey { cert, signing_key } =
+            rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("cert");
+        let der = CertificateDer::from(cert.der().to_vec());
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(signing_key.serialize_der()));
+        let server = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![der.clone()], key)
+        .expect("server config");
+        let client = crate::tls::client_config(&crate::tls::BackendTrust {
+            fingerprints: vec![crate::tls::Fingerprint::of(&der)],
+            ..Default::default()
+        })
+        .expect("client config");
+        let (a, b) = tokio::io::duplex(512);
+        let name = crate::tls::server_name("localhost").expect("name");
+        let (srv, cli) = tokio::join!(
+            tokio_rustls::TlsAcceptor::from(Arc::new(server)).accept(a),
+            tokio_rustls::TlsConnector::from(client).connect(name, b)
+        );
+        let (_srv_rd, mut srv_wr) = tokio::io::split(srv.expect("server handshake"));
+        let mut cli = cli.expect("client handshake");
+        let expected = 19 + 64 * 1004;
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            let mut buf = [0u8; 700];
+            while got.len() < expected {
+                match tokio::time::timeout(Duration::from_secs(3), cli.read(&mut buf)).await {
+                    Ok(Ok(n)) if n > 0 => got.extend_from_slice(&buf[..n]),
+                    _ => break,
+                }
+            }
+            (got.len(), cli)
+        });
+        write_items(&mut srv_wr, &batch(), Duration::from_secs(5))
+            .await
+            .expect("written");
+        // Nothing more is written; the writer stays open.
+        let (got, _cli) = reader.await.expect("reader");
+        assert_eq!(got, expected, "the whole batch arrived");
+    }
 
     /// A peer that takes nothing: every write, flush and shutdown waits.
     struct Stuck;

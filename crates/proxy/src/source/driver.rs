@@ -392,7 +392,12 @@ async fn write_bytes(
     bytes: &[u8],
     timeout: Duration,
 ) -> Result<(), Failure> {
-    match tokio::time::timeout(timeout, wr.write_all(bytes)).await {
+    // Flushed: a TLS writer may otherwise keep back the end of what was written.
+    let write = async {
+        wr.write_all(bytes).await?;
+        wr.flush().await
+    };
+    match tokio::time::timeout(timeout, write).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(Failure::ConnectionLost(e.to_string())),
         Err(_) => Err(Failure::ConnectionLost("write timed out".into())),
