@@ -6,6 +6,7 @@ GstRtspServer 1.0) and reports what happens on stdout, one line per event,
 flushed at once, so that tests can wait for and count events:
 
     READY rtsp://127.0.0.1:PORT/path       once, when the server listens
+                                           (rtsps:// with --tls-cert/--tls-key)
     CLIENT-CONNECTED <ip>:<port>           each new RTSP (TCP) connection
     CLIENT-CLOSED <ip>:<port>              each closed RTSP connection
     REQUEST <METHOD>                       each RTSP request received (see below)
@@ -25,8 +26,13 @@ burst of stale frames. `--suspend-mode none` is GStreamer's own default (the
 pipeline is left as it is: PAUSE/PLAY pause and resume it), `pause` brings it
 to PAUSED when suspended.
 
-Exit status: 0 after SIGTERM/SIGINT, 2 on bad arguments or when the port cannot
-be bound, 3 when a GStreamer element is missing.
+With `--tls-cert` and `--tls-key` (PEM files) it serves RTSPS (RTSP over TLS)
+only (transports as usual: a client that asks for TCP gets its media inside
+the TLS connection).
+
+Exit status: 0 after SIGTERM/SIGINT, 2 on bad arguments, when the port cannot
+be bound or the TLS certificate cannot be loaded, 3 when a GStreamer element is
+missing.
 
 Example:
     /usr/bin/python3 tests/backend/gst_rtsp_backend.py --port 8554 --codecs h264,aac
@@ -39,10 +45,11 @@ import warnings
 
 import gi
 
+gi.require_version("Gio", "2.0")
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtsp", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
+from gi.repository import Gio, GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 
 VIDEO_CODECS = ("h264", "h265", "mjpeg")
 AUDIO_CODECS = ("aac", "opus")
@@ -224,6 +231,8 @@ def parse_args(argv):
     p.add_argument("--password", help="password of --user")
     p.add_argument("--auth", choices=("digest", "basic"), default="digest",
                    help="authentication scheme with --user (default digest)")
+    p.add_argument("--tls-cert", help="serve RTSPS with this PEM certificate (chain)")
+    p.add_argument("--tls-key", help="PEM private key of --tls-cert")
     p.add_argument("--protocols", type=parse_protocols, default=None,
                    help="allowed lower transports, comma list of udp,tcp (default both)")
     p.add_argument("--width", type=positive, default=320)
@@ -247,6 +256,8 @@ def parse_args(argv):
     args = p.parse_args(argv)
     if (args.user is None) != (args.password is None):
         p.error("--user and --password go together")
+    if (args.tls_cert is None) != (args.tls_key is None):
+        p.error("--tls-cert and --tls-key go together")
     if not 0 <= args.port <= 65535:
         p.error("--port must be within 0..65535")
     return args
@@ -311,7 +322,13 @@ def configure_auth(server, factory, args):
     token = GstRtspServer.RTSPToken()
     token.set_string("media.factory.role", "tester")
     auth = GstRtspServer.RTSPAuth()
-    if args.auth == "digest":
+    if args.tls_cert is not None:
+        configure_tls(auth, args)
+    if args.user is None:
+        # TLS without a user: everyone gets the role (an RTSPAuth refuses
+        # anonymous clients without a default token).
+        auth.set_default_token(token)
+    elif args.auth == "digest":
         auth.add_digest(args.user, args.password, token)
         auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
     else:
@@ -322,6 +339,14 @@ def configure_auth(server, factory, args):
     permissions.add_permission_for_role("tester", "media.factory.access", True)
     permissions.add_permission_for_role("tester", "media.factory.construct", True)
     factory.set_permissions(permissions)
+
+
+def configure_tls(auth, args):
+    try:
+        cert = Gio.TlsCertificate.new_from_files(args.tls_cert, args.tls_key)
+    except GLib.Error as err:
+        fail(f"cannot load {args.tls_cert} / {args.tls_key}: {err.message}", 2)
+    auth.set_tls_certificate(cert)
 
 
 def main(argv):
@@ -343,7 +368,7 @@ def main(argv):
     factory.set_suspend_mode(SUSPEND_MODES[args.suspend_mode])
     if args.protocols is not None:
         factory.set_protocols(args.protocols)
-    if args.user is not None:
+    if args.user is not None or args.tls_cert is not None:
         configure_auth(server, factory, args)
     server.get_mount_points().add_factory(args.path, factory)
     server.connect("client-connected", on_client_connected, args.session_timeout)
@@ -375,7 +400,8 @@ def main(argv):
     GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGINT, stop)
 
     host = args.address if ":" not in args.address else f"[{args.address}]"
-    emit(f"READY rtsp://{host}:{server.get_bound_port()}{args.path}")
+    scheme = "rtsps" if args.tls_cert is not None else "rtsp"
+    emit(f"READY {scheme}://{host}:{server.get_bound_port()}{args.path}")
     loop.run()
     return 0
 

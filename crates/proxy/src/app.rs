@@ -26,6 +26,8 @@ pub enum AppError {
     Demo(#[from] crate::demo::DemoError),
     #[error("duplicate stream name {0:?}")]
     DuplicateStream(String),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// How long shutdown waits for back ends to answer TEARDOWN.
@@ -35,12 +37,41 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 pub async fn run(config: Config) -> Result<(), AppError> {
     let streams = Arc::new(StreamRegistry::new());
 
-    // Bind first: a port problem is reported before anything else happens.
-    let (mut listeners, port) =
-        listener::bind_with_fallback(&config.bind_addresses, config.rtsp_port)?;
-    let (http_listeners, http_port) =
-        listener::bind_http_port(&config.bind_addresses, config.http_port, port)?;
-    listeners.extend(http_listeners);
+    // Certificates first (a bad file is named before anything else happens),
+    // then the ports.
+    let acceptor = match &config.tls {
+        Some(t) => Some(tokio_rustls::TlsAcceptor::from(crate::tls::server_config(
+            &t.cert, &t.key,
+        )?)),
+        None => None,
+    };
+    let backend_tls = crate::tls::client_config(&config.backend_tls)?;
+    if config.backend_tls.insecure {
+        warn!("--backend-tls-insecure: the certificates of rtsps:// back ends are not verified; anyone on the path can read and change their streams");
+    }
+    let tls_only = config.tls.as_ref().is_some_and(|t| t.only);
+    let (mut plain, port) = if tls_only {
+        (Vec::new(), None)
+    } else {
+        let (l, p) = listener::bind_with_fallback(&config.bind_addresses, config.rtsp_port)?;
+        (l, Some(p))
+    };
+    // The dedicated RTSP-over-HTTP port is plain text: none with --tls-only.
+    let (http_listeners, http_port) = match port {
+        Some(p) => listener::bind_http_port(&config.bind_addresses, config.http_port, p)?,
+        None => (Vec::new(), None),
+    };
+    plain.extend(http_listeners);
+    let tls_port = config.tls.as_ref().map(|t| t.port);
+    let tls_listeners = match tls_port {
+        Some(p) => listener::bind_tls(&config.bind_addresses, p)?,
+        None => Vec::new(),
+    };
+    let listeners = server::Listeners {
+        plain,
+        tls: tls_listeners,
+        acceptor,
+    };
     let wants_v4 = config.bind_addresses.iter().any(|a| a.is_ipv4());
     let wants_v6 = config.bind_addresses.iter().any(|a| a.is_ipv6());
     let media_v4 = if wants_v4 {
@@ -60,15 +91,28 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     );
     eprintln!();
     let host = advertised_ip(&config);
-    let url_of = |name: &str| {
-        let h = match host {
-            IpAddr::V6(v6) => format!("[{v6}]"),
-            v4 => v4.to_string(),
-        };
-        if port == 554 {
-            format!("rtsp://{h}/{name}")
+    let h = match host {
+        IpAddr::V6(v6) => format!("[{v6}]"),
+        v4 => v4.to_string(),
+    };
+    let url_on = |scheme: &str, port: u16, default: u16, name: &str| {
+        if port == default {
+            format!("{scheme}://{h}/{name}")
         } else {
-            format!("rtsp://{h}:{port}/{name}")
+            format!("{scheme}://{h}:{port}/{name}")
+        }
+    };
+    // One line per URL the stream is served on: plain RTSP, then RTSPS.
+    let play_lines = |name: &str| {
+        if let Some(port) = port {
+            eprintln!(
+                "\tPlay this stream using the URL: {}",
+                url_on("rtsp", port, 554, name)
+            );
+        }
+        if let Some(port) = tls_port {
+            let url = url_on("rtsps", port, crate::config::DEFAULT_TLS_PORT, name);
+            eprintln!("\tPlay this stream using the URL: {url}");
         }
     };
 
@@ -100,6 +144,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
                     credentials: config.backend_credentials.clone(),
                     user_agent: user_agent.clone(),
                 }),
+                tls: Some(backend_tls.clone()),
                 ..source::connector::Connector::default()
             },
         };
@@ -108,7 +153,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
             "RTSP stream, proxying the stream \"{}\"",
             rtsp::url::redact(url)
         );
-        eprintln!("\tPlay this stream using the URL: {}", url_of(&name));
+        play_lines(&name);
     }
     let mut demo_task = None;
     if config.demo {
@@ -118,18 +163,22 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         }
         demo_task = Some(crate::demo::spawn(stream)?);
         eprintln!("Built-in demo stream (H.264 test pattern)");
-        eprintln!(
-            "\tPlay this stream using the URL: {}",
-            url_of(crate::demo::STREAM_NAME)
-        );
+        play_lines(crate::demo::STREAM_NAME);
     }
     eprintln!();
     // live555's wording; tunnels are accepted on the RTSP port in any case.
-    match http_port {
-        Some(p) => eprintln!("(We use port {p} for optional RTSP-over-HTTP tunneling.)"),
-        None => eprintln!(
-            "(RTSP-over-HTTP tunneling is not available on a port of its own; the RTSP port {port} accepts it.)"
-        ),
+    if let Some(port) = port {
+        match http_port {
+            Some(p) => eprintln!("(We use port {p} for optional RTSP-over-HTTP tunneling.)"),
+            None => eprintln!(
+                "(RTSP-over-HTTP tunneling is not available on a port of its own; the RTSP port {port} accepts it.)"
+            ),
+        }
+    }
+    if let Some(tls_port) = tls_port {
+        eprintln!(
+            "(RTSPS, RTSP over TLS, is accepted on port {tls_port}; RTSP-over-HTTP tunneling inside TLS too.)"
+        );
     }
 
     let mut ctx = ServerContext::new(streams.clone(), media_v4, media_v6, config.session_timeout);

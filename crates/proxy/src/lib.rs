@@ -9,6 +9,7 @@
 //! - [`server`]: the front-end RTSP server.
 //! - [`demo`]: the built-in test-pattern source.
 //! - [`log_text`]: network text made safe for log lines.
+//! - [`tls`]: rustls configurations for `rtsps://` clients and back ends.
 
 pub mod app;
 pub mod config;
@@ -20,3 +21,4 @@ pub mod relay;
 pub mod sdp;
 pub mod server;
 pub mod source;
+pub mod tls;

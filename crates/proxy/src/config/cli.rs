@@ -10,9 +10,8 @@
 //! Rules (live555's):
 //! - Options come before the URLs. Parsing stops at the first argument that does not
 //!   start with `-`; every argument from there on must start with `rtsp://` or
-//!   `rtsps://` (case-sensitive). `rtsps://` back ends are then refused: TLS is not
-//!   implemented yet, and a TLS URL is never dialled in plain text (nor tunnelled
-//!   with `-T`, which has a message of its own).
+//!   `rtsps://` (case-sensitive). An `rtsps://` back end is never dialled in plain
+//!   text, nor tunnelled with `-T` (a message of its own).
 //! - Only the second character of a short option counts: `-verbose` is `-v`.
 //! - Values are separate arguments (`-p9554` is `-p` without its value). The values of
 //!   `-p`, `-T` and `-D` must be present and must not start with `-`; `-p` and `-T` are
@@ -39,6 +38,14 @@
 //! `--client-basic`, `--help`
 //! (also `-h`) and `--version`. The timing options take seconds with an optional
 //! fraction (`0.5`), at most one day.
+//!
+//! TLS (see [`crate::tls`]): `--tls-cert PEM` and `--tls-key PEM` (together) also
+//! serve RTSP over TLS on `--tls-port N` (default 322); `--tls-only` (needs them)
+//! turns the plain RTSP port off. `rtsps://` back ends are verified against the
+//! system's roots plus `--backend-tls-ca PEM`, or accepted by the SHA-256
+//! fingerprint of their certificate (`--backend-tls-fingerprint HEX`,
+//! repeatable, 64 hex digits with or without `:`), or not verified at all
+//! (`--backend-tls-insecure`, which goes with neither of the other two).
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -46,9 +53,10 @@ use std::time::Duration;
 
 use super::value;
 use super::{
-    BackendTransport, Config, HttpPort, DEFAULT_INTER_PACKET_GAP_SECS, DEFAULT_LINGER,
+    BackendTransport, Config, HttpPort, ServerTls, DEFAULT_INTER_PACKET_GAP_SECS, DEFAULT_LINGER,
     DEFAULT_RECONNECT_MAX, DEFAULT_RECONNECT_MIN, DEFAULT_RESPONSE_TIMEOUT, DEFAULT_RTSP_PORT,
-    DEFAULT_STREAM_PREFIX, DEFAULT_UDP_FALLBACK_TIMEOUT, DEMO_STREAM_NAME, MAX_STREAM_PREFIX_CHARS,
+    DEFAULT_STREAM_PREFIX, DEFAULT_TLS_PORT, DEFAULT_UDP_FALLBACK_TIMEOUT, DEMO_STREAM_NAME,
+    MAX_STREAM_PREFIX_CHARS,
 };
 
 /// What the command line asks for.
@@ -163,6 +171,12 @@ pub fn usage(program: &str) -> String {
                 crate::relay::gop_cache::DEFAULT_CACHE_BYTES >> 20
             ),
         ),
+        ("--tls-cert <pem> --tls-key <pem>", "also serve RTSP over TLS (rtsps://) with this certificate chain and key".into()),
+        ("--tls-port <port>", format!("port of RTSP over TLS (default {DEFAULT_TLS_PORT})")),
+        ("--tls-only", "serve RTSP over TLS only: no plain RTSP port".into()),
+        ("--backend-tls-ca <pem>", "trust these CA certificates for rtsps:// back ends, besides the system's".into()),
+        ("--backend-tls-fingerprint <sha256>", "accept the rtsps:// back end whose certificate has this SHA-256 fingerprint (repeatable)".into()),
+        ("--backend-tls-insecure", "accept any rtsps:// back-end certificate (unsafe)".into()),
         ("-h, --help", "print this help".into()),
         ("--version", "print the version".into()),
     ];
@@ -229,6 +243,17 @@ struct Parser<'a> {
     bind: Vec<IpAddr>,
     /// `--reconnect-max` was given.
     reconnect_max_explicit: bool,
+    /// The `--tls-*` options as given.
+    tls: TlsArgs,
+}
+
+/// The `--tls-*` options as given, checked together in [`Parser::finish_tls`].
+#[derive(Default)]
+struct TlsArgs {
+    cert: Option<String>,
+    key: Option<String>,
+    port: Option<u16>,
+    only: bool,
 }
 
 impl<'a> Parser<'a> {
@@ -245,6 +270,7 @@ impl<'a> Parser<'a> {
             unsupported: Vec::new(),
             bind: Vec::new(),
             reconnect_max_explicit: false,
+            tls: TlsArgs::default(),
         }
     }
 
@@ -351,6 +377,13 @@ impl<'a> Parser<'a> {
             }
             "help" => return Ok(Some(CliOutcome::Help)),
             "version" => return Ok(Some(CliOutcome::Version)),
+            "tls-cert"
+            | "tls-key"
+            | "tls-port"
+            | "tls-only"
+            | "backend-tls-ca"
+            | "backend-tls-fingerprint"
+            | "backend-tls-insecure" => self.tls_option(arg, name)?,
             _ => {
                 let hint = match name.split_once('=') {
                     Some((option, value)) => {
@@ -400,14 +433,6 @@ impl<'a> Parser<'a> {
                 )));
             }
         }
-        // Refused rather than dialled in plain text on port 322: a TLS URL must
-        // never be served without TLS.
-        if let Some(url) = urls.iter().find(|u| u.starts_with("rtsps://")) {
-            return Err(self.error(format!(
-                "\"{}\": rtsps:// back ends (RTSP over TLS) are not supported in this version of rtsp-proxy",
-                rtsp::url::redact(url)
-            )));
-        }
         if self.register_auth && !self.register {
             return Err(self.error(REGISTER_AUTH_WITHOUT_REGISTER.to_owned()));
         }
@@ -417,6 +442,7 @@ impl<'a> Parser<'a> {
         if let Some(first) = self.unsupported.first() {
             return Err(self.error(first.message()));
         }
+        self.finish_tls()?;
 
         if self.config.reconnect_max < self.config.reconnect_min {
             if self.reconnect_max_explicit {
@@ -448,6 +474,80 @@ impl<'a> Parser<'a> {
             )));
         }
         Ok(CliOutcome::Run(self.config))
+    }
+
+    /// One `--tls-*` or `--backend-tls-*` option.
+    fn tls_option(&mut self, arg: &str, name: &str) -> Result<(), UsageError> {
+        match name {
+            "tls-cert" => {
+                self.tls.cert = Some(
+                    self.checked_value(arg, "a PEM certificate file")?
+                        .to_owned(),
+                )
+            }
+            "tls-key" => {
+                self.tls.key = Some(
+                    self.checked_value(arg, "a PEM private key file")?
+                        .to_owned(),
+                )
+            }
+            "tls-port" => self.tls.port = Some(self.port_value(arg, "a", "port number")?),
+            "tls-only" => self.tls.only = true,
+            "backend-tls-ca" => {
+                let path = self.checked_value(arg, "a PEM file of CA certificates")?;
+                self.config.backend_tls.ca_file = Some(path.into());
+            }
+            "backend-tls-fingerprint" => {
+                let text = self.checked_value(arg, "a SHA-256 fingerprint")?;
+                let fp = crate::tls::Fingerprint::parse(text).map_err(|e| {
+                    self.error(format!("Invalid fingerprint \"{text}\" for {arg}: {e}"))
+                })?;
+                if !self.config.backend_tls.fingerprints.contains(&fp) {
+                    self.config.backend_tls.fingerprints.push(fp);
+                }
+            }
+            _ => self.config.backend_tls.insecure = true,
+        }
+        Ok(())
+    }
+
+    /// The TLS options' combinations.
+    fn finish_tls(&mut self) -> Result<(), UsageError> {
+        let tls = std::mem::take(&mut self.tls);
+        let trust = &self.config.backend_tls;
+        if trust.insecure && (trust.ca_file.is_some() || !trust.fingerprints.is_empty()) {
+            return Err(self.error(
+                "--backend-tls-insecure accepts any certificate: it cannot be combined with --backend-tls-ca or --backend-tls-fingerprint".to_owned(),
+            ));
+        }
+        let (cert, key) = match (tls.cert, tls.key) {
+            (Some(cert), Some(key)) => (cert, key),
+            (None, None) => {
+                let given = [(tls.only, "--tls-only"), (tls.port.is_some(), "--tls-port")];
+                if let Some((_, option)) = given.iter().find(|(on, _)| *on) {
+                    return Err(self.error(format!("{option} needs --tls-cert and --tls-key")));
+                }
+                return Ok(());
+            }
+            _ => {
+                return Err(self.error(
+                    "--tls-cert and --tls-key go together (a PEM certificate chain and its private key)".to_owned(),
+                ))
+            }
+        };
+        let port = tls.port.unwrap_or(DEFAULT_TLS_PORT);
+        if !tls.only && port == self.config.rtsp_port {
+            return Err(self.error(format!(
+                "--tls-port {port} is the RTSP port too; choose another one (or --tls-only)"
+            )));
+        }
+        self.config.tls = Some(ServerTls {
+            cert: cert.into(),
+            key: key.into(),
+            port,
+            only: tls.only,
+        });
+        Ok(())
     }
 
     fn rtsp_port(&mut self, arg: &str) -> Result<(), UsageError> {
@@ -824,14 +924,10 @@ mod tests {
     #[test]
     fn url_rules() {
         assert_eq!(
-            fail_message(&["rtsps://user:secret@host/a"]),
-            "\"rtsps://host/a\": rtsps:// back ends (RTSP over TLS) are not supported in this version of rtsp-proxy",
-            "refused, never dialled in plain text, and the password is not printed"
+            run(&["rtsps://user:secret@host/a"]).urls,
+            ["rtsps://user:secret@host/a"]
         );
-        assert_eq!(
-            fail_message(&[URL, "rtsps://host/b"]),
-            "\"rtsps://host/b\": rtsps:// back ends (RTSP over TLS) are not supported in this version of rtsp-proxy"
-        );
+        assert_eq!(run(&[URL, "rtsps://host/b"]).urls, [URL, "rtsps://host/b"]);
         for bad in [
             "RTSP://host/a",
             "http://host/a",
@@ -1144,6 +1240,158 @@ mod tests {
     }
 
     #[test]
+    fn tls_options() {
+        let config = run(&[URL]);
+        assert_eq!(config.tls, None);
+        assert_eq!(config.backend_tls, crate::tls::BackendTrust::default());
+
+        let tls = run(&["--tls-cert", "c.pem", "--tls-key", "k.pem", URL])
+            .tls
+            .expect("tls");
+        assert_eq!(
+            (tls.cert.to_str(), tls.key.to_str(), tls.port, tls.only),
+            (Some("c.pem"), Some("k.pem"), 322, false)
+        );
+        let tls = run(&[
+            "--tls-only",
+            "--tls-port",
+            "8322",
+            "--tls-key",
+            "k",
+            "--tls-cert",
+            "c",
+            URL,
+        ])
+        .tls
+        .expect("tls");
+        assert_eq!((tls.port, tls.only), (8322, true));
+        let tls = run(&[
+            "-p",
+            "322",
+            "--tls-only",
+            "--tls-cert",
+            "c",
+            "--tls-key",
+            "k",
+            URL,
+        ])
+        .tls
+        .expect("tls-only may use the RTSP port's number");
+        assert_eq!(tls.port, 322);
+
+        let together =
+            "--tls-cert and --tls-key go together (a PEM certificate chain and its private key)";
+        assert_eq!(fail_message(&["--tls-cert", "c", URL]), together);
+        assert_eq!(fail_message(&["--tls-key", "k", URL]), together);
+        assert_eq!(
+            fail_message(&["--tls-only", URL]),
+            "--tls-only needs --tls-cert and --tls-key"
+        );
+        assert_eq!(
+            fail_message(&["--tls-port", "8322", URL]),
+            "--tls-port needs --tls-cert and --tls-key"
+        );
+        assert_eq!(
+            fail_message(&[
+                "-p",
+                "8554",
+                "--tls-port",
+                "8554",
+                "--tls-cert",
+                "c",
+                "--tls-key",
+                "k",
+                URL
+            ]),
+            "--tls-port 8554 is the RTSP port too; choose another one (or --tls-only)"
+        );
+        assert_eq!(
+            fail_message(&["--tls-cert"]),
+            "The --tls-cert option needs a PEM certificate file"
+        );
+        assert_eq!(
+            fail_message(&["--tls-key", "-v", URL]),
+            "The --tls-key option needs a PEM private key file"
+        );
+        assert_eq!(
+            fail_message(&["--tls-port", "0", URL]),
+            "Invalid port number \"0\" for --tls-port (must be 1..65535)"
+        );
+        assert_eq!(
+            fail_message(&["--tls-port"]),
+            "The --tls-port option needs a port number (1..65535)"
+        );
+        assert_eq!(
+            fail_message(&["--tls-foo", URL]),
+            "Unknown option \"--tls-foo\""
+        );
+    }
+
+    #[test]
+    fn backend_tls_options() {
+        let hex = "AB".repeat(32);
+        let colons = vec!["ab"; 32].join(":");
+        let ones = "01".repeat(32);
+        let config = run(&[
+            "--backend-tls-ca",
+            "ca.pem",
+            "--backend-tls-fingerprint",
+            &hex,
+            "--backend-tls-fingerprint",
+            &colons,
+            "--backend-tls-fingerprint",
+            &ones,
+            "rtsps://cam/x",
+        ]);
+        let trust = config.backend_tls;
+        assert_eq!(
+            trust.ca_file.as_deref().and_then(|p| p.to_str()),
+            Some("ca.pem")
+        );
+        assert_eq!(
+            trust.fingerprints,
+            [
+                crate::tls::Fingerprint([0xab; 32]),
+                crate::tls::Fingerprint([1; 32])
+            ],
+            "the same pin twice is kept once"
+        );
+        assert!(!trust.insecure);
+        assert!(
+            run(&["--backend-tls-insecure", "rtsps://cam/x"])
+                .backend_tls
+                .insecure
+        );
+
+        assert_eq!(
+            fail_message(&["--backend-tls-fingerprint", "abcd", URL]),
+            "Invalid fingerprint \"abcd\" for --backend-tls-fingerprint: not a SHA-256 fingerprint (64 hex digits, optionally in pairs separated by ':')"
+        );
+        assert_eq!(
+            fail_message(&["--backend-tls-fingerprint"]),
+            "The --backend-tls-fingerprint option needs a SHA-256 fingerprint"
+        );
+        assert_eq!(
+            fail_message(&["--backend-tls-ca"]),
+            "The --backend-tls-ca option needs a PEM file of CA certificates"
+        );
+        let both = "--backend-tls-insecure accepts any certificate: it cannot be combined with --backend-tls-ca or --backend-tls-fingerprint";
+        assert_eq!(
+            fail_message(&[
+                "--backend-tls-insecure",
+                "--backend-tls-fingerprint",
+                &hex,
+                URL
+            ]),
+            both
+        );
+        assert_eq!(
+            fail_message(&["--backend-tls-ca", "ca.pem", "--backend-tls-insecure", URL]),
+            both
+        );
+    }
+
+    #[test]
     fn reconnect_bounds() {
         assert_eq!(
             fail_message(&["--reconnect-min", "10", "--reconnect-max", "5", URL]),
@@ -1224,6 +1472,12 @@ mod tests {
             "--reconnect-max",
             "--bind",
             "--http-port <port>",
+            "--tls-cert <pem> --tls-key <pem>",
+            "--tls-port",
+            "--tls-only",
+            "--backend-tls-ca",
+            "--backend-tls-fingerprint",
+            "--backend-tls-insecure",
             "-h, --help",
             "--version",
         ] {
@@ -1272,6 +1526,10 @@ mod tests {
             "",
             "rtsp://x",
             "rtsps://y",
+            "--tls-cert",
+            "--tls-only",
+            "--backend-tls-fingerprint",
+            "--backend-tls-insecure",
             "--demo",
             "-h",
             "x=y",

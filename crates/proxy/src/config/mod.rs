@@ -5,6 +5,7 @@ pub mod cli;
 mod value;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub use cli::{parse_args, usage, CliOutcome, UsageError};
@@ -30,6 +31,8 @@ pub const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(65);
 pub const DEFAULT_RECONNECT_MIN: Duration = Duration::from_secs(1);
 /// Default longest back-end reconnect delay (`--reconnect-max`).
 pub const DEFAULT_RECONNECT_MAX: Duration = Duration::from_secs(30);
+/// Default port of RTSP over TLS for clients (`--tls-port`).
+pub const DEFAULT_TLS_PORT: u16 = rtsp::url::RTSPS_DEFAULT_PORT;
 /// Name of the built-in test-pattern stream served with `--demo`.
 pub const DEMO_STREAM_NAME: &str = "demo";
 
@@ -115,6 +118,24 @@ pub struct Config {
     /// Basic authentication is accepted from clients on connections without TLS
     /// (`--client-basic`); Digest always is.
     pub client_basic_in_clear: bool,
+    /// RTSP over TLS for clients (`--tls-cert`, `--tls-key`, `--tls-port`, `--tls-only`).
+    pub tls: Option<ServerTls>,
+    /// How `rtsps://` back ends are verified (`--backend-tls-ca`,
+    /// `--backend-tls-fingerprint`, `--backend-tls-insecure`).
+    pub backend_tls: crate::tls::BackendTrust,
+}
+
+/// The server side of RTSP over TLS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerTls {
+    /// PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key of the leaf.
+    pub key: PathBuf,
+    /// Port of RTSP over TLS (default [`DEFAULT_TLS_PORT`]).
+    pub port: u16,
+    /// No plain RTSP port (`--tls-only`).
+    pub only: bool,
 }
 
 impl Default for Config {
@@ -147,6 +168,8 @@ impl Default for Config {
             keyframe_cache_bytes: crate::relay::gop_cache::DEFAULT_CACHE_BYTES,
             client_users: Vec::new(),
             client_basic_in_clear: false,
+            tls: None,
+            backend_tls: crate::tls::BackendTrust::default(),
         }
     }
 }

@@ -35,6 +35,9 @@ pub const FIRST_DESCRIBE_WAIT: Duration = Duration::from_secs(10);
 pub const MAX_UNREAD_RESPONSES: usize = 256;
 /// Items written per vectored write.
 const WRITE_BATCH: usize = 64;
+/// How long closing the write side may take: a TLS close_notify is a write too,
+/// which a peer that stopped reading would hold up for ever.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A client connection's byte stream, split into halves that a reader and a
 /// writer task own. Every front-end carrier implements it.
@@ -49,6 +52,15 @@ impl ByteStream for TcpStream {
     type Write = OwnedWriteHalf;
     fn split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
         self.into_split()
+    }
+}
+
+/// RTSP over TLS: the halves share the TLS session (tokio's split).
+impl ByteStream for tokio_rustls::server::TlsStream<TcpStream> {
+    type Read = tokio::io::ReadHalf<Self>;
+    type Write = tokio::io::WriteHalf<Self>;
+    fn split(self) -> (Self::Read, Self::Write) {
+        tokio::io::split(self)
     }
 }
 
@@ -254,7 +266,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, mut rx: ConnOutReceiver, o
     while let Some(item) = rx.try_recv() {
         rx.done(&item);
     }
-    let _ = wr.shutdown().await;
+    let _ = tokio::time::timeout(SHUTDOWN_TIMEOUT, wr.shutdown()).await;
 }
 
 /// Writes a batch with vectored writes, coping with partial writes. Fails when
@@ -322,7 +334,12 @@ async fn write_items<W: AsyncWrite + Unpin>(
             }
         }
     }
-    Ok(())
+    // A TLS stream may keep the last records of a write that found the socket
+    // full until it is flushed (for TCP this is a no-op).
+    match tokio::time::timeout(stall, wr.flush()).await {
+        Ok(r) => r,
+        Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+    }
 }
 
 #[cfg(test)]
@@ -332,6 +349,95 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
+
+    /// Over TLS a write that finds the pipe full keeps its last records in the
+    /// TLS session: they must still reach a slow reader without further writes.
+    #[tokio::test]
+    async fn everything_written_reaches_a_slow_tls_reader() {
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+        let rcgen::CertifiedKey { cert, signing_key } =
+            rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("cert");
+        let der = CertificateDer::from(cert.der().to_vec());
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(signing_key.serialize_der()));
+        let server = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![der.clone()], key)
+        .expect("server config");
+        let client = crate::tls::client_config(&crate::tls::BackendTrust {
+            fingerprints: vec![crate::tls::Fingerprint::of(&der)],
+            ..Default::default()
+        })
+        .expect("client config");
+        let (a, b) = tokio::io::duplex(512);
+        let name = crate::tls::server_name("localhost").expect("name");
+        let (srv, cli) = tokio::join!(
+            tokio_rustls::TlsAcceptor::from(Arc::new(server)).accept(a),
+            tokio_rustls::TlsConnector::from(client).connect(name, b)
+        );
+        let (_srv_rd, mut srv_wr) = tokio::io::split(srv.expect("server handshake"));
+        let mut cli = cli.expect("client handshake");
+        let expected = 19 + 64 * 1004;
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            let mut buf = [0u8; 700];
+            while got.len() < expected {
+                match tokio::time::timeout(Duration::from_secs(3), cli.read(&mut buf)).await {
+                    Ok(Ok(n)) if n > 0 => got.extend_from_slice(&buf[..n]),
+                    _ => break,
+                }
+            }
+            (got.len(), cli)
+        });
+        write_items(&mut srv_wr, &batch(), Duration::from_secs(5))
+            .await
+            .expect("written");
+        // Nothing more is written; the writer stays open.
+        let (got, _cli) = reader.await.expect("reader");
+        assert_eq!(got, expected, "the whole batch arrived");
+    }
+
+    /// A peer that takes nothing: every write, flush and shutdown waits.
+    struct Stuck;
+
+    impl AsyncWrite for Stuck {
+        fn poll_write(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            _: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            std::task::Poll::Pending
+        }
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Pending
+        }
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Pending
+        }
+    }
+
+    /// Closing a connection whose peer reads nothing (a TLS close_notify cannot
+    /// go out) still ends its writer, so the connection's slot is given back.
+    #[tokio::test]
+    async fn the_writer_ends_even_when_closing_cannot_be_written() {
+        let (out, rx) = ConnOut::new(16);
+        let writer = tokio::spawn(write_loop(Stuck, rx, out.clone()));
+        out.close();
+        tokio::time::timeout(SHUTDOWN_TIMEOUT + Duration::from_secs(2), writer)
+            .await
+            .expect("the writer ends")
+            .expect("no panic");
+    }
 
     fn batch() -> Vec<OutItem> {
         let packets: Arc<[Bytes]> = (0..64).map(|_| Bytes::from(vec![7u8; 1000])).collect();

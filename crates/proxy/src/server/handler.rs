@@ -34,7 +34,7 @@ pub struct ConnContext {
     pub out: ConnOut,
     /// RTSP-over-HTTP: every track must be interleaved.
     pub tunnelled: bool,
-    /// RTSP over TLS: URLs we give out are `rtsps://`.
+    /// RTSP over TLS: URLs we give out are `rtsps://`, media stays interleaved.
     pub secure: bool,
 }
 
@@ -246,6 +246,10 @@ fn choose_transport(
             LowerTransport::Udp if conn.tunnelled => {
                 return Some(Chosen::Interleaved { channels: None })
             }
+            // Over TLS, media must not leave the connection in clear: UDP is not
+            // on offer (a client that offered only UDP gets 461 and retries
+            // over TCP).
+            LowerTransport::Udp if conn.secure => {}
             // Without a media socket for the client's address family UDP is not on
             // offer: try the next alternative.
             LowerTransport::Udp if ctx.media_for(conn.peer.ip()).is_none() => {}
@@ -292,7 +296,11 @@ fn setup(
     let Some(chosen) = choose_transport(ctx, conn, &offers) else {
         return error(
             461,
-            "no supported transport offered (RTP/AVP unicast over UDP or TCP)",
+            if conn.secure {
+                "no supported transport offered (over TLS: RTP/AVP/TCP interleaved)"
+            } else {
+                "no supported transport offered (RTP/AVP unicast over UDP or TCP)"
+            },
         );
     };
     let session = match session {

@@ -1076,6 +1076,41 @@ fn a_ready_session_of_an_old_generation_cannot_play() {
     assert_eq!(f.cam.players(), 0);
 }
 
+/// Over TLS media stays on the connection even with UDP sockets at hand: a
+/// UDP-only SETUP is 461 (the client retries over TCP), alternatives give TCP.
+#[tokio::test]
+async fn a_secure_connection_never_gets_udp() {
+    let pair = media_udp::bind_pair(false, 0).expect("local UDP pair");
+    let f = fixture_with(Some(pair));
+    let mut c = Client::v4();
+    c.conn.secure = true;
+    let r = c.send(&f, "DESCRIBE", CAM, &[], f.t0);
+    assert_eq!(
+        r.header("Content-Base"),
+        Some("rtsps://127.0.0.1:8554/cam/")
+    );
+    let udp = "RTP/AVP;unicast;client_port=5000-5001";
+    let r = c.setup(&f, &format!("{CAM}/track1"), udp, None);
+    assert_eq!(r.status, 461);
+    assert!(f.ctx.sessions.is_empty());
+    let either = format!("{udp},RTP/AVP/TCP;unicast;interleaved=4-5");
+    let r = c.setup(&f, &format!("{CAM}/track1"), &either, None);
+    assert_eq!(r.status, 200);
+    let t = transport(&r);
+    assert_eq!(t.lower, LowerTransport::Tcp);
+    assert_eq!(
+        t.interleaved,
+        Some(ChannelRange {
+            rtp: 4,
+            rtcp: Some(5)
+        })
+    );
+    // The same offers on a plain connection get UDP.
+    let mut plain = Client::v4();
+    let r = plain.setup(&f, &format!("{CAM}/track1"), &either, None);
+    assert_eq!(transport(&r).lower, LowerTransport::Udp);
+}
+
 // ---------------------------------------------------------------- UDP
 
 #[tokio::test]

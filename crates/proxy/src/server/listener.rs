@@ -1,6 +1,8 @@
 //! Listening sockets: the RTSP port on IPv4 and IPv6, with live555's fallback to
-//! the standard ports (554, then 8554) when the asked-for port cannot be used, and
-//! the dedicated RTSP-over-HTTP port (live555's 80, 8000 or 8080, or `--http-port`).
+//! the standard ports (554, then 8554) when the asked-for port cannot be used,
+//! the dedicated RTSP-over-HTTP port (live555's 80, 8000 or 8080, or
+//! `--http-port`), and the RTSPS (RTSP over TLS) port, whose connections are
+//! served once their TLS handshake is over.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,11 +10,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
 use tracing::{debug, warn};
 
+use super::connection::{self, Accepted};
 use super::ServerContext;
 use crate::config::{HttpPort, DEFAULT_HTTP_PORTS};
+use crate::tls::HANDSHAKE_TIMEOUT;
 
 /// At most this many client connections at once; further ones are closed at once.
 pub const MAX_CONNECTIONS: usize = 4096;
@@ -122,9 +127,27 @@ pub fn bind_http_port(
     }
 }
 
-/// Accepts connections until the listener fails for good.
-pub async fn accept_loop(ctx: Arc<ServerContext>, listener: TcpListener) {
-    let open = Arc::new(AtomicUsize::new(0));
+/// Binds the RTSPS port on every address (no fallback: the port is explicit or
+/// the standard 322).
+pub fn bind_tls(addrs: &[IpAddr], port: u16) -> Result<Vec<TcpListener>, BindError> {
+    bind_port(addrs, port).map_err(|e| {
+        BindError(format!(
+            "RTSPS (RTSP over TLS): {e}; choose another port with --tls-port"
+        ))
+    })
+}
+
+/// Client connections open now, over every listener (TLS handshakes included).
+pub type OpenConnections = Arc<AtomicUsize>;
+
+/// Accepts connections until the listener fails for good; with `tls`, each is
+/// served once its TLS handshake succeeded within [`HANDSHAKE_TIMEOUT`].
+pub async fn accept_loop(
+    ctx: Arc<ServerContext>,
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    open: OpenConnections,
+) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
@@ -140,13 +163,17 @@ pub async fn accept_loop(ctx: Arc<ServerContext>, listener: TcpListener) {
                 open.fetch_add(1, Ordering::Relaxed);
                 let ctx = ctx.clone();
                 let open = open.clone();
-                let accepted = super::connection::Accepted {
+                let accepted = Accepted {
                     peer,
                     local,
-                    secure: false,
+                    secure: tls.is_some(),
                 };
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    super::connection::serve(ctx, stream, accepted).await;
+                    match tls {
+                        None => connection::serve(ctx, stream, accepted).await,
+                        Some(acceptor) => serve_tls(ctx, stream, accepted, acceptor).await,
+                    }
                     open.fetch_sub(1, Ordering::Relaxed);
                 });
             }
@@ -156,6 +183,27 @@ pub async fn accept_loop(ctx: Arc<ServerContext>, listener: TcpListener) {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
+    }
+}
+
+/// Completes the TLS handshake of a connection, then serves it. A failed or
+/// slow handshake (a port scanner, plain RTSP sent to the TLS port) only closes
+/// that connection.
+async fn serve_tls(
+    ctx: Arc<ServerContext>,
+    stream: TcpStream,
+    accepted: Accepted,
+    acceptor: TlsAcceptor,
+) {
+    let peer = crate::net::canonical(accepted.peer);
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => connection::serve(ctx, tls, accepted).await,
+        Ok(Err(e)) => debug!(%peer, "TLS handshake failed: {e}"),
+        Err(_) => debug!(
+            %peer,
+            "TLS handshake not done within {} s; closing",
+            HANDSHAKE_TIMEOUT.as_secs()
+        ),
     }
 }
 

@@ -89,8 +89,18 @@ impl ServerContext {
     }
 }
 
+/// The server's bound listening sockets.
+#[derive(Default)]
+pub struct Listeners {
+    /// Plain RTSP (and RTSP-over-HTTP).
+    pub plain: Vec<TcpListener>,
+    /// RTSP over TLS, with the acceptor holding the server's certificate.
+    pub tls: Vec<TcpListener>,
+    pub acceptor: Option<tokio_rustls::TlsAcceptor>,
+}
+
 /// Runs the server on already bound listeners until the task is dropped.
-pub async fn serve(ctx: Arc<ServerContext>, listeners: Vec<TcpListener>) {
+pub async fn serve(ctx: Arc<ServerContext>, listeners: Listeners) {
     for pair in [ctx.media_v4.clone(), ctx.media_v6.clone()]
         .into_iter()
         .flatten()
@@ -106,9 +116,22 @@ pub async fn serve(ctx: Arc<ServerContext>, listeners: Vec<TcpListener>) {
             reaper.expire_sessions(Instant::now());
         }
     });
+    // One connection count for every port.
+    let open = listener::OpenConnections::default();
     let mut tasks = Vec::new();
-    for l in listeners {
-        tasks.push(tokio::spawn(listener::accept_loop(ctx.clone(), l)));
+    for l in listeners.plain {
+        tasks.push(tokio::spawn(listener::accept_loop(
+            ctx.clone(),
+            l,
+            None,
+            open.clone(),
+        )));
+    }
+    if let Some(acceptor) = listeners.acceptor {
+        for l in listeners.tls {
+            let task = listener::accept_loop(ctx.clone(), l, Some(acceptor.clone()), open.clone());
+            tasks.push(tokio::spawn(task));
+        }
     }
     for t in tasks {
         let _ = t.await;

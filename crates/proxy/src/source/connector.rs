@@ -2,9 +2,11 @@
 //! byte stream both ways plus what was already read from it). The driver's loop
 //! and the sans-IO session machine see only the channel, never what carries it.
 //!
-//! Carriers: plain TCP (`rtsp://`), an RTSP-over-HTTP tunnel (`-T <http-port>`,
-//! see [`super::http_tunnel`]), and a connection handed over by the server
-//! (REGISTER with `reuse_connection`, used for the first attempt only).
+//! Carriers: plain TCP (`rtsp://`), TLS over TCP (`rtsps://`, never dialled in
+//! plain text; the source then receives its media interleaved on it), an
+//! RTSP-over-HTTP tunnel (`-T <http-port>`, see [`super::http_tunnel`]), and a
+//! connection handed over by the server (REGISTER with `reuse_connection`, used
+//! for the first attempt only).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -14,9 +16,11 @@ use bytes::BytesMut;
 use rtsp::url::RtspUrl;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 
 use super::http_tunnel::{self, TunnelSettings};
 use super::session::Failure;
+use crate::tls;
 
 /// The read side of a channel.
 pub type ChannelReader = Box<dyn AsyncRead + Send + Unpin>;
@@ -27,6 +31,8 @@ pub type ChannelWriter = Box<dyn AsyncWrite + Send + Unpin>;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Carrier {
     Tcp,
+    /// RTSP over TLS (`rtsps://`).
+    Tls,
     /// A client connection the server handed over (REGISTER `reuse_connection`).
     Handed,
     /// An RTSP-over-HTTP tunnel: a GET connection for what the back end sends,
@@ -38,6 +44,7 @@ impl std::fmt::Display for Carrier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Carrier::Tcp => "TCP",
+            Carrier::Tls => "TLS",
             Carrier::Handed => "the connection the back end registered on",
             Carrier::HttpTunnel => "an RTSP-over-HTTP tunnel",
         })
@@ -95,6 +102,9 @@ pub struct Connector {
     /// `-T <http-port>`: every dialled connection is an RTSP-over-HTTP tunnel
     /// to the back end's host on that port (the URL's port is ignored).
     pub http_tunnel: Option<TunnelSettings>,
+    /// How `rtsps://` back ends are verified (built once at start-up, see
+    /// [`crate::tls::client_config`]).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Connector {
@@ -116,11 +126,59 @@ impl Connector {
                 let tcp = dial_tcp(url, url.port_or_default(), timeout).await?;
                 tcp_channel(tcp, Carrier::Tcp)
             }
+            "rtsps" => {
+                let Some(config) = self.tls.clone() else {
+                    return Err(Failure::Connect("no TLS configuration for rtsps://".into()));
+                };
+                let tcp = dial_tcp(url, url.port_or_default(), timeout).await?;
+                tls_channel(tcp, config, &url.host, timeout.min(tls::HANDSHAKE_TIMEOUT)).await
+            }
             other => Err(Failure::Connect(format!(
                 "{other}:// back ends are not supported"
             ))),
         }
     }
+}
+
+/// A channel over TLS on a TCP connection to `host` (the name its certificate
+/// must be valid for, and the SNI), the handshake bounded by `timeout`.
+async fn tls_channel(
+    tcp: TcpStream,
+    config: Arc<rustls::ClientConfig>,
+    host: &str,
+    timeout: Duration,
+) -> Result<Channel, Failure> {
+    let peer = tcp
+        .peer_addr()
+        .map_err(|e| Failure::ConnectionLost(e.to_string()))?;
+    let name = tls::server_name(host)
+        .ok_or_else(|| Failure::Connect(format!("{host:?} is not a valid TLS server name")))?;
+    let handshake = TlsConnector::from(config).connect(name, tcp);
+    let stream = match tokio::time::timeout(timeout, handshake).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            return Err(Failure::Connect(match tls::untrusted_certificate(&e) {
+                Some(why) => format!(
+                    "TLS: the certificate of {host} is not trusted ({why}); to accept it, give its CA with --backend-tls-ca <pem> or pin it with --backend-tls-fingerprint <sha256>"
+                ),
+                None => format!("TLS handshake with {host} failed: {e}"),
+            }))
+        }
+        Err(_) => {
+            return Err(Failure::Connect(format!(
+                "TLS handshake with {host} timed out after {} s",
+                timeout.as_secs()
+            )))
+        }
+    };
+    let (rd, wr) = tokio::io::split(stream);
+    Ok(Channel {
+        reader: Box::new(rd),
+        writer: Box::new(wr),
+        peer,
+        buffered: BytesMut::new(),
+        carrier: Carrier::Tls,
+    })
 }
 
 /// A channel over a TCP connection.

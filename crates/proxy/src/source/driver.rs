@@ -145,7 +145,7 @@ async fn run(stream: Arc<Stream>, settings: SourceSettings, mut shutdown: watch:
         let cfg = SessionConfig {
             url: url.clone(),
             credentials: credentials.clone(),
-            transport,
+            transport: transport_for(&url, transport),
             response_timeout: settings.response_timeout,
             udp_timeout: settings.udp_timeout,
             max_gap: settings.max_gap,
@@ -169,12 +169,9 @@ async fn run(stream: Arc<Stream>, settings: SourceSettings, mut shutdown: watch:
             Outcome::Redirect(to) => {
                 redirects += 1;
                 match RtspUrl::parse(&to) {
-                    Ok(u) if u.scheme != "rtsp" => Failure::Malformed {
+                    Ok(u) if !redirect_keeps_tls(&url, &u) => Failure::Malformed {
                         what: "redirect".into(),
-                        detail: format!(
-                            "to {u}: {}:// back ends are not supported in this version",
-                            u.scheme
-                        ),
+                        detail: format!("to {u}: a redirect from rtsps:// must stay on rtsps://"),
                     },
                     Ok(mut u) if redirects <= MAX_REDIRECTS => {
                         info!(stream = %stream.name(), "back end redirects to {u}");
@@ -221,6 +218,21 @@ async fn run(stream: Arc<Stream>, settings: SourceSettings, mut shutdown: watch:
             _ = shutdown.changed() => return,
         }
     }
+}
+
+/// The media transport for `url`: an rtsps:// back end's media comes inside its
+/// TLS connection, never in clear over UDP.
+fn transport_for(url: &RtspUrl, configured: BackendTransport) -> BackendTransport {
+    if url.scheme == "rtsps" {
+        BackendTransport::Tcp
+    } else {
+        configured
+    }
+}
+
+/// A redirect from rtsps:// must stay on rtsps:// (TLS is never dropped).
+fn redirect_keeps_tls(from: &RtspUrl, to: &RtspUrl) -> bool {
+    from.scheme != "rtsps" || to.scheme == "rtsps"
 }
 
 /// UDP media sockets of one back-end session, and their receive tasks.
@@ -370,7 +382,8 @@ async fn write_bytes(
     bytes: &[u8],
     timeout: Duration,
 ) -> Result<(), Failure> {
-    // Flushed: a carrier may hold bytes back (the HTTP tunnel's encoder).
+    // Flushed: a carrier may hold bytes back (a TLS writer, the HTTP tunnel's
+    // base64 encoder).
     let write = async {
         wr.write_all(bytes).await?;
         wr.flush().await
@@ -677,6 +690,28 @@ async fn send_receiver_reports(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rtsps_back_ends_keep_their_media_and_redirects_inside_tls() {
+        let url = |s: &str| RtspUrl::parse(s).expect("URL");
+        let (plain, tls) = (url("rtsp://cam/a"), url("rtsps://cam/a"));
+        assert_eq!(
+            transport_for(&plain, BackendTransport::Udp),
+            BackendTransport::Udp
+        );
+        assert_eq!(
+            transport_for(&tls, BackendTransport::Udp),
+            BackendTransport::Tcp
+        );
+        assert_eq!(
+            transport_for(&tls, BackendTransport::Tcp),
+            BackendTransport::Tcp
+        );
+        assert!(redirect_keeps_tls(&plain, &plain));
+        assert!(redirect_keeps_tls(&plain, &tls), "an upgrade is fine");
+        assert!(redirect_keeps_tls(&tls, &url("rtsps://other:8322/b")));
+        assert!(!redirect_keeps_tls(&tls, &plain), "a downgrade is refused");
+    }
 
     #[test]
     fn a_setup_answers_source_is_believed_only_when_it_is_a_real_address() {

@@ -1,6 +1,7 @@
 //! [`Backend`]: the GStreamer RTSP server that plays the camera in tests.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -44,6 +45,9 @@ pub struct BackendOpts {
     /// Seconds between H.264/H.265 keyframes (`--key-interval`); `None` keeps
     /// the script's default of 1 s.
     pub key_interval: Option<u32>,
+    /// Serve RTSPS (RTSP over TLS) only, with this PEM certificate (chain)
+    /// and PEM private key; [`Backend::url`] is then `rtsps://`.
+    pub tls: Option<(PathBuf, PathBuf)>,
     /// Further arguments for the script (`--width`, `--fps`...).
     pub extra_args: Vec<String>,
 }
@@ -61,6 +65,7 @@ impl Default for BackendOpts {
             session_timeout: None,
             suspend_mode: None,
             key_interval: None,
+            tls: None,
             extra_args: Vec::new(),
         }
     }
@@ -160,6 +165,9 @@ impl Backend {
         if let Some(seconds) = opts.key_interval {
             cmd.args(["--key-interval", &seconds.to_string()]);
         }
+        if let Some((cert, key)) = &opts.tls {
+            cmd.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key);
+        }
         cmd.args(&opts.extra_args);
         let proc = Proc::spawn("backend", &mut cmd)?;
         let ready = proc.wait_for_line("READY ", READY_TIMEOUT)?;
@@ -183,7 +191,8 @@ impl Backend {
         Backend::start(opts)
     }
 
-    /// `rtsp://127.0.0.1:<port><path>`, without credentials.
+    /// `rtsp://127.0.0.1:<port><path>` (`rtsps://` with [`BackendOpts::tls`]),
+    /// without credentials.
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -194,7 +203,7 @@ impl Backend {
         match (&self.opts.user, &self.opts.password) {
             (Some(user), Some(password)) => {
                 self.url
-                    .replacen("rtsp://", &format!("rtsp://{user}:{password}@"), 1)
+                    .replacen("://", &format!("://{user}:{password}@"), 1)
             }
             _ => self.url.clone(),
         }

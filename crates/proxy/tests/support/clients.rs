@@ -413,8 +413,10 @@ pub fn gst_play(url: &str, protocols: &str, buffers: u32, timeout: Duration) -> 
 }
 
 /// Plays `url` with `gst-launch-1.0 -e rtspsrc ! decodebin ! fakesink
-/// num-buffers=<buffers>`; `protocols` is `udp`, `tcp` or `http` (the
-/// RTSP-over-HTTP tunnel: the URL's scheme becomes `rtsph`); `media`
+/// num-buffers=<buffers>`; `protocols` is `udp`, `tcp`, `udp+tcp` or `http`
+/// (the RTSP-over-HTTP tunnel: the URL's scheme becomes `rtsph`, or `rtspsh`
+/// for `rtsps://`). An `rtsps://` URL is played without verifying the
+/// server's certificate (`tls-validation-flags=0`). `media`
 /// (`video`/`audio`) chooses the track to decode, `None` takes the first one
 /// `rtspsrc` exposes.
 ///
@@ -427,15 +429,20 @@ pub fn gst_play_media(
     buffers: u32,
     timeout: Duration,
 ) -> Result<(), String> {
+    let tls = url.starts_with("rtsps://");
     let (location, protocols) = match protocols {
+        "http" if tls => (url.replacen("rtsps://", "rtspsh://", 1), "tcp"),
         "http" => (url.replacen("rtsp://", "rtsph://", 1), "tcp"),
         other => (url.to_owned(), other),
     };
     let mut cmd = Command::new("gst-launch-1.0");
     cmd.args(["-e", "rtspsrc"])
         .arg(format!("location={location}"))
-        .arg(format!("protocols={protocols}"))
-        .args(["latency=200", "!"]);
+        .arg(format!("protocols={protocols}"));
+    if tls {
+        cmd.arg("tls-validation-flags=0");
+    }
+    cmd.args(["latency=200", "!"]);
     if let Some(media) = media {
         cmd.args([format!("application/x-rtp,media={media}").as_str(), "!"]);
     }
