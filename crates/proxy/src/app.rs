@@ -1,5 +1,5 @@
-//! Puts the rooms together: streams and their sources, the server, the banner,
-//! and a graceful shutdown on SIGINT/SIGTERM.
+//! Puts the rooms together: the supervisor with the command-line streams, REGISTER
+//! (`-R`), the server, the banner, and a graceful shutdown on SIGINT/SIGTERM.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -9,8 +9,11 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::relay::{Stream, StreamRegistry};
+use crate::server::auth::AccessControl;
+use crate::server::register::Registrar;
 use crate::server::{self, listener, media_udp, ServerContext};
-use crate::source::{self, SourceSettings};
+use crate::source::SourceSettings;
+use crate::supervisor::{Origin, Supervisor};
 
 /// Why the proxy could not run.
 #[derive(Debug, thiserror::Error)]
@@ -53,37 +56,31 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     );
     eprintln!();
     let host = advertised_ip(&config);
-    let url_of = |name: &str| {
-        let h = match host {
-            IpAddr::V6(v6) => format!("[{v6}]"),
-            v4 => v4.to_string(),
-        };
-        if port == 554 {
-            format!("rtsp://{h}/{name}")
-        } else {
-            format!("rtsp://{h}:{port}/{name}")
-        }
-    };
+    let url_of = |name: &str| crate::net::play_url(host, port, name);
 
-    let mut sources = Vec::new();
+    let mut ctx = ServerContext::new(
+        streams.clone(),
+        media_v4,
+        media_v6,
+        config.session_timeout,
+    );
+    ctx.supervisor = Arc::new(Supervisor::new(streams.clone(), config.max_registered));
+    if config.register {
+        ctx.register = Some(Registrar::new(Arc::new(config.clone()), host, port));
+        ctx.register_auth = AccessControl::new(config.register_users.clone(), false);
+    }
+    let supervisor = ctx.supervisor.clone();
+
     for (url, name) in config.urls.iter().zip(config.stream_names()) {
-        let stream = Stream::with_cache(name.clone(), config.keyframe_cache_bytes);
-        if !streams.insert(stream.clone()) {
-            return Err(AppError::DuplicateStream(name));
-        }
-        let settings = SourceSettings {
-            url: url.clone(),
-            credentials: config.backend_credentials.clone(),
-            transport: config.backend_transport,
-            response_timeout: config.response_timeout,
-            udp_timeout: config.udp_fallback_timeout,
-            max_gap: config.inter_packet_gap,
-            linger: config.linger,
-            reconnect_min: config.reconnect_min,
-            reconnect_max: config.reconnect_max,
-            connector: source::connector::Connector::default(),
-        };
-        sources.push(source::spawn(stream, settings));
+        let settings = SourceSettings::from_config(&config, url);
+        supervisor
+            .add(
+                &name,
+                config.keyframe_cache_bytes,
+                settings,
+                Origin::CommandLine,
+            )
+            .map_err(|_| AppError::DuplicateStream(name.clone()))?;
         eprintln!(
             "RTSP stream, proxying the stream \"{}\"",
             rtsp::url::redact(url)
@@ -103,25 +100,24 @@ pub async fn run(config: Config) -> Result<(), AppError> {
             url_of(crate::demo::STREAM_NAME)
         );
     }
+    if config.register {
+        eprintln!("(We handle incoming \"REGISTER\" requests on port {port})");
+    }
     eprintln!();
     eprintln!("(RTSP-over-HTTP tunneling is accepted on port {port}.)");
 
-    let ctx = Arc::new(ServerContext::new(
-        streams.clone(),
-        media_v4,
-        media_v6,
-        config.session_timeout,
-    ));
+    let ctx = Arc::new(ctx);
     let server_task = tokio::spawn(server::serve(ctx.clone(), listeners));
-    let ticker_streams = streams.clone();
+    let ticker_ctx = ctx.clone();
     let ticker = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
             let now = Instant::now();
-            for s in ticker_streams.all() {
+            for s in ticker_ctx.streams.all() {
                 s.tick(now);
             }
+            ticker_ctx.reap_streams();
         }
     });
 
@@ -136,13 +132,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     for s in streams.all() {
         s.close_all();
     }
-    let stops: Vec<_> = sources
-        .into_iter()
-        .map(|s| tokio::spawn(s.shutdown(SHUTDOWN_GRACE)))
-        .collect();
-    for s in stops {
-        let _ = s.await;
-    }
+    supervisor.shutdown(SHUTDOWN_GRACE).await;
     Ok(())
 }
 

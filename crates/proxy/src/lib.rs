@@ -8,12 +8,16 @@
 //! - [`relay`]: per-stream hub: continuity rewriting and fan-out to subscribers.
 //! - [`server`]: the front-end RTSP server.
 //! - [`demo`]: the built-in test-pattern source.
+//! - [`supervisor`]: the named streams and their sources (command line and REGISTER).
+//! - [`register_client`]: the `register` / `deregister` client subcommands.
 
 pub mod app;
 pub mod config;
 pub mod demo;
 pub mod net;
+pub mod register_client;
 pub mod relay;
 pub mod sdp;
 pub mod server;
 pub mod source;
+pub mod supervisor;

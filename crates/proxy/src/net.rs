@@ -6,6 +6,21 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+/// The URL printed in "Play this stream using the URL" lines: `rtsp://<ip>[:<port>]/<name>`,
+/// the port left out when it is 554 (as live555).
+#[must_use]
+pub fn play_url(ip: IpAddr, port: u16, name: &str) -> String {
+    let host = match ip {
+        IpAddr::V6(v6) => format!("[{v6}]"),
+        v4 => v4.to_string(),
+    };
+    if port == 554 {
+        format!("rtsp://{host}/{name}")
+    } else {
+        format!("rtsp://{host}:{port}/{name}")
+    }
+}
+
 /// A capped receive buffer is reported once per process.
 static RECV_CAP_WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 

@@ -22,14 +22,24 @@
 //! - At least one URL is needed, unless `-R` (or `--demo`) is given.
 //!
 //! Numbers must be plain decimal digits (live555's `sscanf` would also take `5abc`).
-//! `-T`, `-R`, `-U` and `-C` are parsed with live555's rules and then refused with a
-//! message saying so, so that such an option is never silently ignored.
+//! `-T` and `-C` are parsed with live555's rules and then refused with a message
+//! saying so, so that such an option is never silently ignored.
+//!
+//! `-R` accepts REGISTER/DEREGISTER; `-U <user> <password>` (repeatable, needs `-R`)
+//! makes both need Digest authentication as one of those users. With `-R`:
+//! `--max-registered N` (default 64) bounds the registered streams and
+//! `--register-allow <peer|ip|cidr|host>` (repeatable; default `peer`) says which
+//! back-end URLs may be registered.
+//!
+//! `rtsp-proxy register ...` and `rtsp-proxy deregister ...` as the first argument
+//! are the client subcommands (see [`super::subcommand`]).
 //!
 //! Long options (checked before the one-character rule): `--verbose`, `--debug` /
 //! `--verbose-rtsp`, `--tcp`, `--port N`, `--user U P`, `--prefix S`, `--max-gap N`,
 //! `--demo`, `--linger S`, `--response-timeout S`, `--udp-timeout S`,
 //! `--reconnect-min S`, `--reconnect-max S`, `--bind ADDR` (repeatable),
-//! `--keyframe-cache MIB` (0..=256, 0 turns it off), `--help`
+//! `--keyframe-cache MIB` (0..=256, 0 turns it off), `--max-registered N`,
+//! `--register-allow RULE` (repeatable), `--help`
 //! (also `-h`) and `--version`. The timing options take seconds with an optional
 //! fraction (`0.5`), at most one day.
 
@@ -39,9 +49,10 @@ use std::time::Duration;
 
 use super::value;
 use super::{
-    BackendTransport, Config, DEFAULT_INTER_PACKET_GAP_SECS, DEFAULT_LINGER, DEFAULT_RECONNECT_MAX,
-    DEFAULT_RECONNECT_MIN, DEFAULT_RESPONSE_TIMEOUT, DEFAULT_RTSP_PORT, DEFAULT_STREAM_PREFIX,
-    DEFAULT_UDP_FALLBACK_TIMEOUT, DEMO_STREAM_NAME, MAX_STREAM_PREFIX_CHARS,
+    BackendTransport, Config, RegisterAllow, DEFAULT_INTER_PACKET_GAP_SECS, DEFAULT_LINGER,
+    DEFAULT_MAX_REGISTERED, DEFAULT_RECONNECT_MAX, DEFAULT_RECONNECT_MIN, DEFAULT_RESPONSE_TIMEOUT,
+    DEFAULT_RTSP_PORT, DEFAULT_STREAM_PREFIX, DEFAULT_UDP_FALLBACK_TIMEOUT, DEMO_STREAM_NAME,
+    MAX_MAX_REGISTERED, MAX_STREAM_PREFIX_CHARS,
 };
 
 /// What the command line asks for.
@@ -55,6 +66,10 @@ pub enum CliOutcome {
     Help,
     /// Print the version and exit successfully (`--version`).
     Version,
+    /// Send REGISTER or DEREGISTER to a proxy (`rtsp-proxy register|deregister ...`).
+    Register(super::subcommand::RegisterCommand),
+    /// Print the usage of a subcommand to stdout and exit successfully.
+    RegisterHelp(super::subcommand::Kind),
 }
 
 /// A command line that cannot be run. Like live555, the caller prints it (the message,
@@ -100,8 +115,16 @@ pub fn usage(program: &str) -> String {
         ("-T <http-port>", "back end through RTSP-over-HTTP tunnelling (not supported in this version)".into()),
         ("-p, --port <port>", format!("RTSP port to listen on (default {DEFAULT_RTSP_PORT})")),
         ("-u, --user <username> <password>", "credentials for the back ends".into()),
-        ("-R", "accept REGISTER/DEREGISTER requests (not supported in this version)".into()),
-        ("-U <username> <password>", "credentials required for REGISTER (not supported in this version)".into()),
+        ("-R", "accept REGISTER/DEREGISTER requests (back ends that ask to be proxied)".into()),
+        ("-U <username> <password>", "a user who may REGISTER/DEREGISTER (Digest; repeatable; needs -R)".into()),
+        (
+            "--max-registered <n>",
+            format!("with -R: at most this many registered streams (default {DEFAULT_MAX_REGISTERED})"),
+        ),
+        (
+            "--register-allow <rule>",
+            "with -R: back-end URLs that may be registered: peer (the registering address), an IP, a CIDR or a host name; repeatable (default peer)".into(),
+        ),
         (
             "-D, --max-gap <seconds>",
             format!(
@@ -155,6 +178,10 @@ pub fn usage(program: &str) -> String {
     text.push_str(
         "Streams are named <prefix> for one URL, <prefix>-1 ... <prefix>-N for several.\n",
     );
+    let _ = writeln!(
+        text,
+        "Client subcommands: {program} register|deregister [-u <user> <password>] [-t] [--reuse-connection] <proxy-host> <proxy-port> <rtsp-URL> [<proxy-URL-suffix>] (see {program} register --help)"
+    );
     text
 }
 
@@ -164,8 +191,11 @@ pub fn usage(program: &str) -> String {
 ///
 /// A [`UsageError`] for anything live555ProxyServer would answer with its usage text,
 /// for the long options' own checks, and for the recognised but unsupported options
-/// `-T`, `-R`, `-U` and `-C`.
+/// `-T` and `-C`.
 pub fn parse_args(program: &str, args: &[String]) -> Result<CliOutcome, UsageError> {
+    if let Some(kind) = args.first().and_then(|a| super::subcommand::Kind::from_word(a)) {
+        return super::subcommand::parse(program, kind, &args[1..]);
+    }
     Parser::new(program, args).run()
 }
 
@@ -176,8 +206,6 @@ const MAX_KEYFRAME_CACHE_MIB: usize = 256;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Unsupported {
     HttpTunnel,
-    Register,
-    RegisterAuth,
     ClientAuth,
 }
 
@@ -186,10 +214,6 @@ impl Unsupported {
         let option = match self {
             Unsupported::HttpTunnel => {
                 "-T <http-port> option (RTSP-over-HTTP tunnelling to the back end)"
-            }
-            Unsupported::Register => "-R option (REGISTER/DEREGISTER requests)",
-            Unsupported::RegisterAuth => {
-                "-U <username-for-REGISTER> <password-for-REGISTER> option"
             }
             Unsupported::ClientAuth => {
                 "-C <client-username> <client-password> option (client authentication)"
@@ -219,6 +243,11 @@ struct Parser<'a> {
     bind: Vec<IpAddr>,
     /// `--reconnect-max` was given.
     reconnect_max_explicit: bool,
+    /// `--register-allow` entries, in order.
+    register_allow: Vec<RegisterAllow>,
+    /// The first REGISTER-only long option given (`--max-registered`...), to say it
+    /// needs `-R`.
+    register_option: Option<String>,
 }
 
 impl<'a> Parser<'a> {
@@ -235,6 +264,8 @@ impl<'a> Parser<'a> {
             unsupported: Vec::new(),
             bind: Vec::new(),
             reconnect_max_explicit: false,
+            register_allow: Vec::new(),
+            register_option: None,
         }
     }
 
@@ -269,14 +300,13 @@ impl<'a> Parser<'a> {
             Some('p') => self.rtsp_port(arg)?,
             Some('u') => self.backend_credentials(arg)?,
             Some('U') => {
-                self.two_values(arg)?;
+                let (username, password) = self.two_values(arg)?;
                 self.register_auth = true;
-                self.note_unsupported(Unsupported::RegisterAuth);
+                self.config
+                    .register_users
+                    .push(rtsp::auth::Credentials::new(username, password));
             }
-            Some('R') => {
-                self.register = true;
-                self.note_unsupported(Unsupported::Register);
-            }
+            Some('R') => self.register = true,
             Some('D') => self.inter_packet_gap(arg)?,
             Some('e') => self.stream_prefix(arg)?,
             Some('C') => {
@@ -327,6 +357,30 @@ impl<'a> Parser<'a> {
                 if !self.bind.contains(&address) {
                     self.bind.push(address);
                 }
+            }
+            "max-registered" => {
+                let text = self.checked_value(arg, "a number of streams")?;
+                self.config.max_registered = value::digits(text)
+                    .and_then(|d| d.parse::<usize>().ok())
+                    .filter(|&n| (1..=MAX_MAX_REGISTERED).contains(&n))
+                    .ok_or_else(|| {
+                        self.error(format!(
+                            "Invalid number \"{text}\" for {arg} (must be 1..{MAX_MAX_REGISTERED})"
+                        ))
+                    })?;
+                self.register_option.get_or_insert_with(|| arg.to_owned());
+            }
+            "register-allow" => {
+                let text = self.checked_value(arg, "peer, an IP address, a CIDR network or a host name")?;
+                let rule = RegisterAllow::parse(text).ok_or_else(|| {
+                    self.error(format!(
+                        "Invalid rule \"{text}\" for {arg} (must be peer, an IP address, a CIDR network such as 10.0.0.0/8, or a host name)"
+                    ))
+                })?;
+                if !self.register_allow.contains(&rule) {
+                    self.register_allow.push(rule);
+                }
+                self.register_option.get_or_insert_with(|| arg.to_owned());
             }
             "help" => return Ok(Some(CliOutcome::Help)),
             "version" => return Ok(Some(CliOutcome::Version)),
@@ -382,6 +436,9 @@ impl<'a> Parser<'a> {
         if self.register_auth && !self.register {
             return Err(self.error(REGISTER_AUTH_WITHOUT_REGISTER.to_owned()));
         }
+        if let (Some(option), false) = (&self.register_option, self.register) {
+            return Err(self.error(format!("The {option} option can be used only with -R")));
+        }
         if self.tcp && self.http_tunnel {
             return Err(self.error(TCP_AND_HTTP_TUNNEL.to_owned()));
         }
@@ -404,6 +461,10 @@ impl<'a> Parser<'a> {
         }
         if !self.bind.is_empty() {
             self.config.bind_addresses = std::mem::take(&mut self.bind);
+        }
+        self.config.register = self.register;
+        if !self.register_allow.is_empty() {
+            self.config.register_allow = std::mem::take(&mut self.register_allow);
         }
         self.config.urls = urls.to_vec();
         if self.config.demo
@@ -880,20 +941,81 @@ mod tests {
     }
 
     #[test]
+    fn register_options() {
+        let plain = run(&[URL]);
+        assert!(!plain.register);
+        let config = run(&["-R"]);
+        assert!(config.register, "-R needs no URL");
+        assert!(config.urls.is_empty());
+        assert!(config.register_users.is_empty());
+        assert_eq!(config.max_registered, 64);
+        assert_eq!(config.register_allow, [RegisterAllow::Peer]);
+        let config = run(&[
+            "-R",
+            "-U",
+            "cam",
+            "pw 1",
+            "-U",
+            "ops",
+            "-x",
+            "--max-registered",
+            "3",
+            "--register-allow",
+            "10.0.0.0/8",
+            "--register-allow",
+            "peer",
+            "--register-allow",
+            "10.0.0.0/8",
+            URL,
+        ]);
+        assert!(config.register);
+        assert_eq!(
+            config
+                .register_users
+                .iter()
+                .map(|c| (c.username.as_str(), c.password.as_str()))
+                .collect::<Vec<_>>(),
+            [("cam", "pw 1"), ("ops", "-x")],
+            "-U adds a user each time, values taken as they are"
+        );
+        assert_eq!(config.max_registered, 3);
+        assert_eq!(
+            config.register_allow,
+            [
+                RegisterAllow::Network {
+                    address: "10.0.0.0".parse().unwrap(),
+                    prefix: 8
+                },
+                RegisterAllow::Peer
+            ]
+        );
+        assert_eq!(fail_message(&["-U", "a"]), "The -U option needs two arguments: <username> <password>");
+        assert_eq!(
+            fail_message(&["--max-registered", "5", URL]),
+            "The --max-registered option can be used only with -R"
+        );
+        assert_eq!(
+            fail_message(&["--register-allow", "peer", URL]),
+            "The --register-allow option can be used only with -R"
+        );
+        for bad in ["0", "10001", "x", "1.5"] {
+            assert_eq!(
+                fail_message(&["-R", "--max-registered", bad]),
+                format!("Invalid number \"{bad}\" for --max-registered (must be 1..10000)")
+            );
+        }
+        assert!(fail_message(&["-R", "--register-allow", "10.0.0.0/40"])
+            .starts_with("Invalid rule \"10.0.0.0/40\" for --register-allow"));
+    }
+
+    #[test]
     fn unsupported_options_are_parsed_then_refused() {
         let tunnel = "The -T <http-port> option (RTSP-over-HTTP tunnelling to the back end) is recognised but not supported in this version of rtsp-proxy";
-        let register = "The -R option (REGISTER/DEREGISTER requests) is recognised but not supported in this version of rtsp-proxy";
         let client = "The -C <client-username> <client-password> option (client authentication) is recognised but not supported in this version of rtsp-proxy";
         assert_eq!(fail_message(&["-T", "80", URL]), tunnel);
-        assert_eq!(
-            fail_message(&["-R"]),
-            register,
-            "-R needs no URL, but is refused"
-        );
-        assert_eq!(fail_message(&["-R", "-U", "a", "b"]), register);
         assert_eq!(fail_message(&["-C", "viewer", "secret", URL]), client);
         assert_eq!(
-            fail_message(&["-C", "viewer", "secret", "-R", URL]),
+            fail_message(&["-C", "viewer", "secret", "-T", "80", URL]),
             client,
             "the first one given is named"
         );
@@ -1099,6 +1221,8 @@ mod tests {
             "--reconnect-min",
             "--reconnect-max",
             "--bind",
+            "--max-registered",
+            "--register-allow",
             "-h, --help",
             "--version",
         ] {

@@ -89,6 +89,43 @@ pub struct SourceSettings {
     pub connector: Connector,
 }
 
+impl SourceSettings {
+    /// The settings of a command-line back end `url`: every option of `config`.
+    #[must_use]
+    pub fn from_config(config: &crate::config::Config, url: &str) -> SourceSettings {
+        SourceSettings {
+            url: url.to_owned(),
+            credentials: config.backend_credentials.clone(),
+            transport: config.backend_transport,
+            response_timeout: config.response_timeout,
+            udp_timeout: config.udp_fallback_timeout,
+            max_gap: config.inter_packet_gap,
+            linger: config.linger,
+            reconnect_min: config.reconnect_min,
+            reconnect_max: config.reconnect_max,
+            connector: Connector::default(),
+        }
+    }
+
+    /// The settings of a back end that registered itself (REGISTER): as a
+    /// command-line one, with media over TCP when it asked for `interleaved` (or
+    /// the proxy runs with `-t`), reached through `connector`.
+    #[must_use]
+    pub fn registered(
+        config: &crate::config::Config,
+        url: &str,
+        interleaved: bool,
+        connector: Connector,
+    ) -> SourceSettings {
+        let mut settings = SourceSettings::from_config(config, url);
+        if interleaved {
+            settings.transport = BackendTransport::Tcp;
+        }
+        settings.connector = connector;
+        settings
+    }
+}
+
 /// A running source; dropping it does not stop it, [`SourceHandle::shutdown`] does.
 pub struct SourceHandle {
     shutdown: watch::Sender<bool>,
@@ -103,6 +140,13 @@ impl SourceHandle {
         if tokio::time::timeout(within, &mut task).await.is_err() {
             task.abort();
         }
+    }
+
+    /// The source stopped by itself (it gave up: a handed-over connection that
+    /// may not be redialled is gone).
+    #[must_use]
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
     }
 }
 
@@ -137,9 +181,19 @@ async fn run(stream: Arc<Stream>, settings: SourceSettings, mut shutdown: watch:
     let mut backoff = Backoff::new(settings.reconnect_min, settings.reconnect_max);
     let mut redirects = 0u32;
     let mut down_since: Option<Instant> = None;
+    // The first attempt runs over a connection the server handed over.
+    let mut on_handover = settings.connector.has_handover();
     loop {
         if *shutdown.borrow() {
             return;
+        }
+        if on_handover && !settings.connector.has_handover() {
+            on_handover = false;
+            if settings.connector.handover_only {
+                warn!(stream = %stream.name(), "the connection the back end registered on is gone; {} is not dialled (its host is not in --register-allow), so the stream is removed", url);
+                return;
+            }
+            warn!(stream = %stream.name(), "the connection the back end registered on is gone; dialling {} instead from now on", url);
         }
         let started = Instant::now();
         let cfg = SessionConfig {
