@@ -58,12 +58,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     let host = advertised_ip(&config);
     let url_of = |name: &str| crate::net::play_url(host, port, name);
 
-    let mut ctx = ServerContext::new(
-        streams.clone(),
-        media_v4,
-        media_v6,
-        config.session_timeout,
-    );
+    let mut ctx = ServerContext::new(streams.clone(), media_v4, media_v6, config.session_timeout);
     ctx.supervisor = Arc::new(Supervisor::new(streams.clone(), config.max_registered));
     if config.register {
         ctx.register = Some(Registrar::new(Arc::new(config.clone()), host, port));

@@ -96,7 +96,11 @@ pub async fn run(cmd: &RegisterCommand) -> Result<(), ClientError> {
             .with_header("CSeq", cseq.to_string())
             .with_header(
                 "User-Agent",
-                format!("rtsp-proxy/{} ({})", env!("CARGO_PKG_VERSION"), cmd.kind.word()),
+                format!(
+                    "rtsp-proxy/{} ({})",
+                    env!("CARGO_PKG_VERSION"),
+                    cmd.kind.word()
+                ),
             )
             .with_header("Transport", transport_value(cmd));
         if let Some(value) = auth
@@ -117,7 +121,10 @@ pub async fn run(cmd: &RegisterCommand) -> Result<(), ClientError> {
         }
         break resp;
     };
-    let status_line = format!("{} {} {}", response.version, response.status, response.reason);
+    let status_line = format!(
+        "{} {} {}",
+        response.version, response.status, response.reason
+    );
     eprintln!(
         "{} {}: {status_line}",
         method.as_str(),
@@ -130,7 +137,9 @@ pub async fn run(cmd: &RegisterCommand) -> Result<(), ClientError> {
             (405, _) => " (is the proxy running with -R?)",
             (451, _) if cmd.kind == Kind::Register => " (that stream name is taken)",
             (451, _) => " (no registered stream of that name)",
-            (403, _) => " (the proxy does not allow registering that URL; see its --register-allow)",
+            (403, _) => {
+                " (the proxy does not allow registering that URL; see its --register-allow)"
+            }
             _ => "",
         };
         return Err(ClientError::Refused {
@@ -154,15 +163,25 @@ fn method_name(kind: Kind) -> &'static str {
 
 /// Relays the proxy's connection to the registered URL's host and port, `early`
 /// (what the proxy sent right after its 200) first.
-async fn relay(cmd: &RegisterCommand, mut proxy: TcpStream, early: BytesMut) -> Result<(), ClientError> {
+async fn relay(
+    cmd: &RegisterCommand,
+    mut proxy: TcpStream,
+    early: BytesMut,
+) -> Result<(), ClientError> {
     let url = RtspUrl::parse(&cmd.url)
         .map_err(|e| ClientError::Relay(format!("{}: {e}", rtsp::url::redact(&cmd.url))))?;
     let (host, port) = url.connect_target();
-    let mut camera = match tokio::time::timeout(TIMEOUT, TcpStream::connect((host.as_str(), port))).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err(ClientError::Relay(format!("{}: {e}", url.authority()))),
-        Err(_) => return Err(ClientError::Relay(format!("{}: timed out", url.authority()))),
-    };
+    let mut camera =
+        match tokio::time::timeout(TIMEOUT, TcpStream::connect((host.as_str(), port))).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(ClientError::Relay(format!("{}: {e}", url.authority()))),
+            Err(_) => {
+                return Err(ClientError::Relay(format!(
+                    "{}: timed out",
+                    url.authority()
+                )))
+            }
+        };
     let _ = camera.set_nodelay(true);
     let local = camera
         .local_addr()
@@ -181,7 +200,10 @@ async fn relay(cmd: &RegisterCommand, mut proxy: TcpStream, early: BytesMut) -> 
     }
     match tokio::io::copy_bidirectional(&mut proxy, &mut camera).await {
         Ok((up, down)) => {
-            eprintln!("Relay ended ({down} bytes to the proxy, {} bytes to the back end)", up + early.len() as u64);
+            eprintln!(
+                "Relay ended ({down} bytes to the proxy, {} bytes to the back end)",
+                up + early.len() as u64
+            );
         }
         Err(e) => eprintln!("Relay ended: {e}"),
     }
@@ -197,7 +219,10 @@ async fn write_all(stream: &mut TcpStream, bytes: &[u8]) -> Result<(), ClientErr
 }
 
 /// Reads until one response is complete; later bytes stay in `buf`.
-async fn read_response(stream: &mut TcpStream, buf: &mut BytesMut) -> Result<Response, ClientError> {
+async fn read_response(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+) -> Result<Response, ClientError> {
     let limits = rtsp::Limits::default();
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     loop {

@@ -187,7 +187,8 @@ mod tests {
         let by = Origin::Registered {
             by: "127.0.0.1".parse().unwrap(),
         };
-        sup.add("cli", 0, settings(), Origin::CommandLine).expect("cli");
+        sup.add("cli", 0, settings(), Origin::CommandLine)
+            .expect("cli");
         assert_eq!(
             sup.add("cli", 0, settings(), by).err(),
             Some(AddError::Duplicate("cli".into()))

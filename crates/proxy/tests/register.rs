@@ -89,16 +89,27 @@ fn assert_plays(proxy: &Proxy, name: &str, transport: &str) {
 #[test]
 fn register_with_credentials_then_play_then_deregister() {
     let backend = Backend::start(BackendOpts::default());
-    let proxy = Proxy::start_until(&["-R", "-U", "reg", "s3cret", "--linger", "0"], REGISTER_READY);
+    let proxy = Proxy::start_until(
+        &["-R", "-U", "reg", "s3cret", "--linger", "0"],
+        REGISTER_READY,
+    );
     let creds = ["-u", "reg", "s3cret"];
 
     let out = register(&proxy, &[], backend.url(), Some("cam1"));
     assert_exit(&out, 1, "401 Unauthorized (the proxy wants credentials");
     let out = register(&proxy, &["-u", "reg", "wrong"], backend.url(), Some("cam1"));
     assert_exit(&out, 1, "401 Unauthorized (wrong username or password)");
-    assert_eq!(backend.connections(), 0, "nothing registered, nothing dialled");
+    assert_eq!(
+        backend.connections(),
+        0,
+        "nothing registered, nothing dialled"
+    );
     assert!(
-        !proxy.proc.lines().iter().any(|l| l.contains("s3cret") || l.contains("wrong")),
+        !proxy
+            .proc
+            .lines()
+            .iter()
+            .any(|l| l.contains("s3cret") || l.contains("wrong")),
         "passwords are never logged"
     );
 
@@ -108,7 +119,10 @@ fn register_with_credentials_then_play_then_deregister() {
     proxy
         .proc
         .wait_for_line(
-            &format!("Proxying the registered back-end stream \"{}\".", backend.url()),
+            &format!(
+                "Proxying the registered back-end stream \"{}\".",
+                backend.url()
+            ),
             RUN,
         )
         .expect("announced");
@@ -167,12 +181,18 @@ fn suffixless_names_public_header_and_deregister_rules() {
         &proxy,
         "DEREGISTER rtsp://127.0.0.1/x RTSP/1.0\r\nCSeq: 3\r\n\r\n",
     );
-    assert!(bad.starts_with("RTSP/1.0 451 Invalid parameter\r\n"), "no suffix: {bad}");
+    assert!(
+        bad.starts_with("RTSP/1.0 451 Invalid parameter\r\n"),
+        "no suffix: {bad}"
+    );
     let unknown = raw(
         &proxy,
         "DEREGISTER rtsp://127.0.0.1/x RTSP/1.0\r\nCSeq: 4\r\nTransport: proxy_url_suffix=nosuch\r\n\r\n",
     );
-    assert!(unknown.starts_with("RTSP/1.0 451 Invalid parameter\r\n"), "{unknown}");
+    assert!(
+        unknown.starts_with("RTSP/1.0 451 Invalid parameter\r\n"),
+        "{unknown}"
+    );
     // Without -U, only the registering address may deregister: here it is the
     // same (loopback), so it works.
     let out = deregister(&proxy, &[], "registeredProxyStream-1");
@@ -264,7 +284,10 @@ fn limits_allow_list_and_live555_register_bytes() {
             backend.url()
         ),
     );
-    assert!(resp.starts_with("RTSP/1.0 200 OK\r\nCSeq: 1\r\nDate: "), "{resp}");
+    assert!(
+        resp.starts_with("RTSP/1.0 200 OK\r\nCSeq: 1\r\nDate: "),
+        "{resp}"
+    );
 
     // A URL the proxy may not dial: a host name, and another address than the
     // registering one. Refused, and nobody is connected to.

@@ -193,7 +193,10 @@ pub fn usage(program: &str) -> String {
 /// for the long options' own checks, and for the recognised but unsupported options
 /// `-T` and `-C`.
 pub fn parse_args(program: &str, args: &[String]) -> Result<CliOutcome, UsageError> {
-    if let Some(kind) = args.first().and_then(|a| super::subcommand::Kind::from_word(a)) {
+    if let Some(kind) = args
+        .first()
+        .and_then(|a| super::subcommand::Kind::from_word(a))
+    {
         return super::subcommand::parse(program, kind, &args[1..]);
     }
     Parser::new(program, args).run()
@@ -371,7 +374,8 @@ impl<'a> Parser<'a> {
                 self.register_option.get_or_insert_with(|| arg.to_owned());
             }
             "register-allow" => {
-                let text = self.checked_value(arg, "peer, an IP address, a CIDR network or a host name")?;
+                let text =
+                    self.checked_value(arg, "peer, an IP address, a CIDR network or a host name")?;
                 let rule = RegisterAllow::parse(text).ok_or_else(|| {
                     self.error(format!(
                         "Invalid rule \"{text}\" for {arg} (must be peer, an IP address, a CIDR network such as 10.0.0.0/8, or a host name)"
@@ -989,7 +993,10 @@ mod tests {
                 RegisterAllow::Peer
             ]
         );
-        assert_eq!(fail_message(&["-U", "a"]), "The -U option needs two arguments: <username> <password>");
+        assert_eq!(
+            fail_message(&["-U", "a"]),
+            "The -U option needs two arguments: <username> <password>"
+        );
         assert_eq!(
             fail_message(&["--max-registered", "5", URL]),
             "The --max-registered option can be used only with -R"

@@ -146,15 +146,15 @@ impl RegisterAllow {
         let valid = prefix_text.is_none()
             && !name.is_empty()
             && name.len() <= 253
-            && name
-                .split('.')
-                .all(|label| {
-                    !label.is_empty()
-                        && label.len() <= 63
-                        && !label.starts_with('-')
-                        && !label.ends_with('-')
-                        && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                });
+            && name.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
         valid.then(|| RegisterAllow::Host(name.to_ascii_lowercase()))
     }
 
@@ -293,7 +293,10 @@ mod tests {
         assert!(parse("peer").allows("192.0.2.7", peer));
         assert!(parse("PEER").allows("::ffff:192.0.2.7", peer));
         assert!(!parse("peer").allows("192.0.2.8", peer));
-        assert!(!parse("peer").allows("cam.example", peer), "names never match peer");
+        assert!(
+            !parse("peer").allows("cam.example", peer),
+            "names never match peer"
+        );
         let net = parse("10.1.0.0/16");
         assert!(net.allows("10.1.200.3", peer));
         assert!(!net.allows("10.2.0.1", peer));
@@ -308,8 +311,22 @@ mod tests {
         assert_eq!(host, RegisterAllow::Host("cam-1.example".into()));
         assert!(host.allows("CAM-1.example", peer));
         assert!(!host.allows("cam-2.example", peer));
-        assert!(!parse("localhost").allows("127.0.0.1", peer), "no resolution");
-        for bad in ["", "10.0.0.0/33", "::/129", "a..b", "a_b", "host/8", "10.0.0.0/x", "-", "-a.b", "a b"] {
+        assert!(
+            !parse("localhost").allows("127.0.0.1", peer),
+            "no resolution"
+        );
+        for bad in [
+            "",
+            "10.0.0.0/33",
+            "::/129",
+            "a..b",
+            "a_b",
+            "host/8",
+            "10.0.0.0/x",
+            "-",
+            "-a.b",
+            "a b",
+        ] {
             assert_eq!(RegisterAllow::parse(bad), None, "{bad:?}");
         }
         assert_eq!(parse("10.1.0.0/16").to_string(), "10.1.0.0/16");

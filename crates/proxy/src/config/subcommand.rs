@@ -144,7 +144,11 @@ pub fn parse(program: &str, kind: Kind, args: &[String]) -> Result<CliOutcome, U
                     credentials = Some(Credentials::new(user.as_str(), password.as_str()));
                     pos += 2;
                 }
-                _ => return fail(format!("The {arg} option needs two arguments: <username> <password>")),
+                _ => {
+                    return fail(format!(
+                        "The {arg} option needs two arguments: <username> <password>"
+                    ))
+                }
             },
             "-t" | "--tcp" if kind == Kind::Register => interleaved = true,
             "--reuse-connection" if kind == Kind::Register => reuse_connection = true,
@@ -189,7 +193,10 @@ pub fn parse(program: &str, kind: Kind, args: &[String]) -> Result<CliOutcome, U
         } else {
             host.clone()
         };
-        format!("rtsp://{h}:{proxy_port}/{}", suffix.as_deref().unwrap_or(""))
+        format!(
+            "rtsp://{h}:{proxy_port}/{}",
+            suffix.as_deref().unwrap_or("")
+        )
     } else {
         match RtspUrl::parse(&url) {
             Ok(_) => url,
@@ -276,23 +283,45 @@ mod tests {
         assert_eq!(c.kind, Kind::Deregister);
         assert_eq!(c.url, "rtsp://127.0.0.1:9554/cam1");
         assert_eq!(c.suffix.as_deref(), Some("cam1"));
-        let c = command(&["deregister", "-u", "a", "b", "::1", "9554", "rtsp://10.0.0.5/x", "cam1"]);
+        let c = command(&[
+            "deregister",
+            "-u",
+            "a",
+            "b",
+            "::1",
+            "9554",
+            "rtsp://10.0.0.5/x",
+            "cam1",
+        ]);
         assert_eq!(c.url, "rtsp://10.0.0.5/x");
-        assert_eq!(command(&["deregister", "::1", "9554", "c"]).url, "rtsp://[::1]:9554/c");
-        assert!(fail(&["deregister", "h", "1", "rtsp://10.0.0.5/x"]).starts_with("deregister needs the <proxy-URL-suffix>"));
-        assert!(fail(&["deregister", "-t", "h", "1", "c"]).starts_with("Unknown option \"-t\" for deregister"));
+        assert_eq!(
+            command(&["deregister", "::1", "9554", "c"]).url,
+            "rtsp://[::1]:9554/c"
+        );
+        assert!(fail(&["deregister", "h", "1", "rtsp://10.0.0.5/x"])
+            .starts_with("deregister needs the <proxy-URL-suffix>"));
+        assert!(fail(&["deregister", "-t", "h", "1", "c"])
+            .starts_with("Unknown option \"-t\" for deregister"));
     }
 
     #[test]
     fn bad_arguments() {
-        assert!(fail(&["register"]).starts_with("Wrong number of arguments\nUsage: rtsp-proxy register"));
+        assert!(fail(&["register"])
+            .starts_with("Wrong number of arguments\nUsage: rtsp-proxy register"));
         assert!(fail(&["register", "h", "0", "rtsp://x/"]).starts_with("Invalid proxy port \"0\""));
-        assert!(fail(&["register", "h", "1", "http://x/"]).starts_with("\"http://x/\" is not a usable rtsp:// URL"));
-        assert!(fail(&["register", "h", "1", "rtsp://u:secret@x y/"]).contains("\"rtsp://x y/\""), "no password printed");
-        assert!(fail(&["register", "h", "1", "rtsp://x/", "a;b"]).starts_with("Invalid proxy-URL-suffix \"a;b\""));
-        assert!(fail(&["register", "h", "1", "rtsp://x/", "/a"]).starts_with("Invalid proxy-URL-suffix"));
+        assert!(fail(&["register", "h", "1", "http://x/"])
+            .starts_with("\"http://x/\" is not a usable rtsp:// URL"));
+        assert!(
+            fail(&["register", "h", "1", "rtsp://u:secret@x y/"]).contains("\"rtsp://x y/\""),
+            "no password printed"
+        );
+        assert!(fail(&["register", "h", "1", "rtsp://x/", "a;b"])
+            .starts_with("Invalid proxy-URL-suffix \"a;b\""));
+        assert!(fail(&["register", "h", "1", "rtsp://x/", "/a"])
+            .starts_with("Invalid proxy-URL-suffix"));
         assert!(fail(&["register", "-u", "a"]).starts_with("The -u option needs two arguments"));
-        assert!(fail(&["register", "--frob", "h", "1", "rtsp://x/"]).starts_with("Unknown option \"--frob\""));
+        assert!(fail(&["register", "--frob", "h", "1", "rtsp://x/"])
+            .starts_with("Unknown option \"--frob\""));
         assert!(matches!(
             parse_args("p", &args(&["register", "--help"])),
             Ok(CliOutcome::RegisterHelp(Kind::Register))

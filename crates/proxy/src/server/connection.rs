@@ -27,11 +27,11 @@ use tracing::{debug, info};
 
 use super::handler::{self, ConnContext};
 use super::register::{self, Pending};
-use crate::source::connector::{Carrier, Channel};
 use super::{tunnel, ServerContext};
 use crate::net;
 use crate::relay::sink::DEFAULT_QUEUE_PACKETS;
 use crate::relay::{ConnOut, ConnOutReceiver, OutItem};
+use crate::source::connector::{Carrier, Channel};
 
 /// A request must be complete within this long once its first byte arrived
 /// (slow-loris guard).
@@ -166,7 +166,7 @@ async fn rtsp_loop<R: AsyncRead + Unpin>(
     rd: &mut R,
     buf: &mut BytesMut,
     mut tunnel_input: Option<TunnelInput>,
-) -> Result<Option<Pending>, ()> {
+) -> Result<Option<Box<Pending>>, ()> {
     let idle_timeout = ctx.session_timeout * 2;
     let mut partial_since: Option<Instant> = None;
     let mut sockbuf = BytesMut::with_capacity(4096);
@@ -187,7 +187,9 @@ async fn rtsp_loop<R: AsyncRead + Unpin>(
                             _ = conn.out.closed() => return Ok(None),
                         }
                     }
-                    if let handler::Next::HandOver(p) = handler::handle(ctx, conn, &req, Instant::now()) {
+                    if let handler::Next::HandOver(p) =
+                        handler::handle(ctx, conn, &req, Instant::now())
+                    {
                         return Ok(Some(p));
                     }
                 }

@@ -44,7 +44,7 @@ pub enum Next {
     /// REGISTER with `reuse_connection` was answered 200: once that answer is
     /// written, the connection stops being a server connection and becomes the
     /// RTSP channel of the registered stream's source.
-    HandOver(super::register::Pending),
+    HandOver(Box<super::register::Pending>),
 }
 
 /// What the handler needs to know about the connection a request came on.
@@ -167,9 +167,9 @@ pub fn handle(ctx: &Arc<ServerContext>, conn: &ConnContext, req: &Request, now: 
         | Method::Record
         | Method::Redirect
         | Method::Register
-        | Method::Deregister => {
-            Some(error(405, "method not allowed on a proxy stream").with_header("Allow", public(ctx)))
-        }
+        | Method::Deregister => Some(
+            error(405, "method not allowed on a proxy stream").with_header("Allow", public(ctx)),
+        ),
         Method::Get | Method::Post | Method::Extension(_) => {
             Some(error(501, "unknown method").with_header("Allow", public(ctx)))
         }

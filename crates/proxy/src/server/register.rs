@@ -178,7 +178,7 @@ pub fn handle(
         Ok(pending) => {
             send(ctx, conn, cseq, Response::new(200));
             if params.reuse_connection {
-                Next::HandOver(pending)
+                Next::HandOver(Box::new(pending))
             } else {
                 complete(ctx, pending);
                 Next::Continue
@@ -209,7 +209,9 @@ fn register(
     };
     if let Some(name) = &params.suffix {
         if !valid_name(name) {
-            return Err(invalid_parameter("REGISTER with an unusable proxy_url_suffix"));
+            return Err(invalid_parameter(
+                "REGISTER with an unusable proxy_url_suffix",
+            ));
         }
         if ctx.streams.get(name).is_some() {
             return Err(invalid_parameter("REGISTER of a stream name that exists"));
@@ -281,7 +283,12 @@ fn deregister(ctx: &ServerContext, conn: &ConnContext, params: &RegisterTranspor
 
 /// Adds the stream of an accepted REGISTER; `handed` is the connection it came on
 /// when it asked for `reuse_connection`.
-pub fn complete_with(ctx: &ServerContext, mut pending: Pending, handed: Option<crate::source::connector::Channel>) {
+pub fn complete_with(
+    ctx: &ServerContext,
+    pending: Box<Pending>,
+    handed: Option<crate::source::connector::Channel>,
+) {
+    let mut pending = *pending;
     if let Some(channel) = handed {
         pending.settings.connector.handover = Some(Handover::new(channel));
     }
@@ -334,17 +341,31 @@ mod tests {
                 suffix: Some("cam1".into())
             }
         );
-        let t = parse_transport(Some("\tPreferred_Delivery_Protocol=INTERLEAVED;proxy_url_suffix=a=b/c "));
+        let t = parse_transport(Some(
+            "\tPreferred_Delivery_Protocol=INTERLEAVED;proxy_url_suffix=a=b/c ",
+        ));
         assert!(t.interleaved && !t.reuse_connection);
-        assert_eq!(t.suffix.as_deref(), Some("a=b/c"), "the rest of the parameter");
-        assert!(!parse_transport(Some("Reuse_Connection")).reuse_connection, "exact");
+        assert_eq!(
+            t.suffix.as_deref(),
+            Some("a=b/c"),
+            "the rest of the parameter"
+        );
+        assert!(
+            !parse_transport(Some("Reuse_Connection")).reuse_connection,
+            "exact"
+        );
         assert!(!parse_transport(Some("reuse_connection=1")).reuse_connection);
         assert_eq!(
-            parse_transport(Some("x=1; ; garbage;preferred_delivery_protocol=carrier-pigeon")),
+            parse_transport(Some(
+                "x=1; ; garbage;preferred_delivery_protocol=carrier-pigeon"
+            )),
             RegisterTransport::default(),
             "unknown parameters and values are ignored"
         );
-        assert_eq!(parse_transport(Some("proxy_url_suffix=")).suffix.as_deref(), Some(""));
+        assert_eq!(
+            parse_transport(Some("proxy_url_suffix=")).suffix.as_deref(),
+            Some("")
+        );
     }
 
     #[test]
@@ -353,8 +374,20 @@ mod tests {
             assert!(valid_name(good), "{good}");
         }
         for bad in [
-            "", "a b", "a?b", "a#b", "a%2F", "a;b", "/a", "a/", "a//b", "./a", "a/..", "\u{e9}",
-            "a\tb", "x".repeat(201).as_str(),
+            "",
+            "a b",
+            "a?b",
+            "a#b",
+            "a%2F",
+            "a;b",
+            "/a",
+            "a/",
+            "a//b",
+            "./a",
+            "a/..",
+            "\u{e9}",
+            "a\tb",
+            "x".repeat(201).as_str(),
         ] {
             assert!(!valid_name(bad), "{bad:?}");
         }
