@@ -221,7 +221,8 @@ fn suffixless_names_public_header_and_deregister_rules() {
 
 #[test]
 fn reuse_connection_pulls_the_stream_over_the_registering_connection() {
-    let backend = Backend::start(BackendOpts::default());
+    // Two streams share the back end's media (see above).
+    let backend = Backend::start(BackendOpts::suspend(SuspendMode::None));
     let proxy = Proxy::start_until(&["-R"], REGISTER_READY);
     let port = proxy.port().to_string();
     let mut cmd = Command::new(Proxy::binary());
@@ -268,6 +269,45 @@ fn reuse_connection_pulls_the_stream_over_the_registering_connection() {
         .proc
         .wait_for_count("CLIENT-CONNECTED", 2, RUN)
         .expect("the proxy redials the registered URL");
+
+    // A URL the proxy may not dial (a host name): accepted with reuse_connection,
+    // pulled over that connection only, and removed once it is gone.
+    let url = format!("rtsp://localhost:{}/stream", backend.port());
+    let mut cmd = Command::new(Proxy::binary());
+    cmd.env_remove("RUST_LOG").args([
+        "register",
+        "-t",
+        "--reuse-connection",
+        "127.0.0.1",
+        &port,
+        &url,
+        "behindnat",
+    ]);
+    let relay = Proc::spawn("register", &mut cmd).expect("register subcommand");
+    relay.wait_for_line("Relaying", RUN).expect("relaying");
+    assert_plays(&proxy, "behindnat", "tcp");
+    let before = backend.connections();
+    drop(relay);
+    proxy
+        .proc
+        .wait_for_line(
+            "is not dialled (its host is not in --register-allow), so the stream is removed",
+            RUN,
+        )
+        .expect("no redial");
+    let mut gone = false;
+    for _ in 0..20 {
+        if describe_status(&proxy, "behindnat").contains(" 404 ") {
+            gone = true;
+            break;
+        }
+        thread::sleep(Duration::from_millis(250));
+    }
+    assert!(gone, "the stream is removed");
+    assert_eq!(backend.connections(), before, "and nobody was dialled");
+    // The name is free for the back end's next REGISTER.
+    let out = register(&proxy, &["-t"], backend.url(), Some("behindnat"));
+    assert_exit(&out, 0, "200 OK");
 }
 
 #[test]
