@@ -187,14 +187,7 @@ async fn run(stream: Arc<Stream>, settings: SourceSettings, mut shutdown: watch:
         if *shutdown.borrow() {
             return;
         }
-        if on_handover && !settings.connector.has_handover() {
-            on_handover = false;
-            if settings.connector.handover_only {
-                warn!(stream = %stream.name(), "the connection the back end registered on is gone; {} is not dialled (its host is not in --register-allow), so the stream is removed", url);
-                return;
-            }
-            warn!(stream = %stream.name(), "the connection the back end registered on is gone; dialling {} instead from now on", url);
-        }
+
         let started = Instant::now();
         let cfg = SessionConfig {
             url: url.clone(),
@@ -217,6 +210,17 @@ async fn run(stream: Arc<Stream>, settings: SourceSettings, mut shutdown: watch:
         stream.source_reset();
         if !matches!(outcome, Outcome::Redirect(_)) && stream.presentation().is_none() {
             stream.mark_unreachable();
+        }
+        if on_handover && !settings.connector.has_handover() {
+            on_handover = false;
+            if matches!(outcome, Outcome::Shutdown) {
+                return;
+            }
+            if settings.connector.handover_only {
+                warn!(stream = %stream.name(), "the connection the back end registered on is gone; {url} is not dialled (its host is not in --register-allow), so the stream is removed");
+                return;
+            }
+            warn!(stream = %stream.name(), "the connection the back end registered on is gone; dialling {url} instead from now on");
         }
         let failure = match outcome {
             Outcome::Shutdown => return,
