@@ -223,7 +223,8 @@ fn suffixless_names_public_header_and_deregister_rules() {
 fn reuse_connection_pulls_the_stream_over_the_registering_connection() {
     // Two streams share the back end's media (see above).
     let backend = Backend::start(BackendOpts::suspend(SuspendMode::None));
-    let proxy = Proxy::start_until(&["-R"], REGISTER_READY);
+    // -V: the back-end RTSP exchange is logged (to see the SETUP transports).
+    let proxy = Proxy::start_until(&["-R", "-V"], REGISTER_READY);
     let port = proxy.port().to_string();
     let mut cmd = Command::new(Proxy::binary());
     cmd.env_remove("RUST_LOG").args([
@@ -305,9 +306,31 @@ fn reuse_connection_pulls_the_stream_over_the_registering_connection() {
     }
     assert!(gone, "the stream is removed");
     assert_eq!(backend.connections(), before, "and nobody was dialled");
-    // The name is free for the back end's next REGISTER.
-    let out = register(&proxy, &["-t"], backend.url(), Some("behindnat"));
-    assert_exit(&out, 0, "200 OK");
+    // The name is free for the back end's next REGISTER; this time with UDP media
+    // (as asked: over loopback it arrives), the RTSP still on the relayed connection.
+    let udp_setup = "Transport: RTP/AVP;unicast;client_port=";
+    assert_eq!(
+        proxy.proc.count_lines(udp_setup),
+        0,
+        "so far all interleaved"
+    );
+    let mut cmd = Command::new(Proxy::binary());
+    cmd.env_remove("RUST_LOG").args([
+        "register",
+        "--reuse-connection",
+        "127.0.0.1",
+        &port,
+        backend.url(),
+        "behindnat",
+    ]);
+    let relay = Proc::spawn("register", &mut cmd).expect("register subcommand");
+    relay.wait_for_line("Relaying", RUN).expect("relaying");
+    assert_plays(&proxy, "behindnat", "udp");
+    assert!(
+        proxy.proc.count_lines(udp_setup) >= 1,
+        "UDP SETUPs to the back end"
+    );
+    assert_eq!(backend.connections(), before + 1, "only the relayed one");
 }
 
 #[test]
