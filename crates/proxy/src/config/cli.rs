@@ -75,19 +75,29 @@ pub enum CliOutcome {
 /// A command line that cannot be run. Like live555, the caller prints it (the message,
 /// then the usage text) to stderr and exits with status 1.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{}", render_usage_error(.message.as_deref(), .program))]
+#[error("{}", render_usage_error(.message.as_deref(), .program, .subcommand))]
 pub struct UsageError {
     /// What is wrong, when there is more to say than the usage text. `None` for a
     /// bare usage error (such as no arguments at all).
     pub message: Option<String>,
     /// The program name shown in the usage text.
     pub program: String,
+    /// The error is about this subcommand's arguments: its usage is shown instead.
+    pub subcommand: Option<super::subcommand::Kind>,
 }
 
-fn render_usage_error(message: Option<&str>, program: &str) -> String {
-    match message {
-        Some(message) => format!("{message}\n{}", usage(program)),
+fn render_usage_error(
+    message: Option<&str>,
+    program: &str,
+    subcommand: &Option<super::subcommand::Kind>,
+) -> String {
+    let text = match subcommand {
+        Some(kind) => super::subcommand::usage(program, *kind),
         None => usage(program),
+    };
+    match message {
+        Some(message) => format!("{message}\n{text}"),
+        None => text,
     }
 }
 
@@ -409,6 +419,7 @@ impl<'a> Parser<'a> {
                 UsageError {
                     message: None,
                     program: self.program.to_owned(),
+                    subcommand: None,
                 }
             } else {
                 self.error(
@@ -590,6 +601,7 @@ impl<'a> Parser<'a> {
         UsageError {
             message: Some(message),
             program: self.program.to_owned(),
+            subcommand: None,
         }
     }
 }

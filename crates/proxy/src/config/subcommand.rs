@@ -112,9 +112,8 @@ pub fn usage(program: &str, kind: Kind) -> String {
 fn error(program: &str, kind: Kind, message: String) -> UsageError {
     UsageError {
         message: Some(message),
-        // The usage shown after the message is the main one; the message names
-        // the subcommand's own synopsis.
-        program: format!("{program} {}", kind.word()).trim().to_owned(),
+        program: program.to_owned(),
+        subcommand: Some(kind),
     }
 }
 
@@ -124,11 +123,7 @@ fn error(program: &str, kind: Kind, message: String) -> UsageError {
 ///
 /// A [`UsageError`] naming what is wrong.
 pub fn parse(program: &str, kind: Kind, args: &[String]) -> Result<CliOutcome, UsageError> {
-    let fail = |message: String| {
-        let synopsis = usage(program, kind);
-        let first = synopsis.lines().next().unwrap_or_default().to_owned();
-        Err(error(program, kind, format!("{message}\n{first}")))
-    };
+    let fail = |message: String| Err(error(program, kind, message));
     let mut pos = 0;
     let mut credentials = None;
     let mut interleaved = false;
@@ -306,8 +301,16 @@ mod tests {
 
     #[test]
     fn bad_arguments() {
-        assert!(fail(&["register"])
-            .starts_with("Wrong number of arguments\nUsage: rtsp-proxy register"));
+        assert_eq!(fail(&["register"]), "Wrong number of arguments");
+        let e = parse_args("rtsp-proxy", &args(&["register"])).expect_err("usage");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "Wrong number of arguments\n{}",
+                usage("rtsp-proxy", Kind::Register)
+            ),
+            "the subcommand's usage, not the proxy's"
+        );
         assert!(fail(&["register", "h", "0", "rtsp://x/"]).starts_with("Invalid proxy port \"0\""));
         assert!(fail(&["register", "h", "1", "http://x/"])
             .starts_with("\"http://x/\" is not a usable rtsp:// URL"));
