@@ -42,6 +42,11 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(20);
 pub const FIRST_DESCRIBE_WAIT: Duration = Duration::from_secs(10);
 /// Responses a client may leave unread before its connection is closed.
 pub const MAX_UNREAD_RESPONSES: usize = 256;
+/// After the 200 to a REGISTER with `reuse_connection` is written, the source's
+/// first request waits this long, as live555's does: a registering live555 server
+/// turns the connection around once it has read the 200, and may lose a request
+/// that arrives in the same segment.
+pub const HANDOVER_DELAY: Duration = Duration::from_millis(100);
 /// Items written per vectored write.
 const WRITE_BATCH: usize = 64;
 
@@ -96,6 +101,7 @@ pub async fn serve<S: ByteStream>(ctx: Arc<ServerContext>, stream: S, accepted: 
                 match writer.await {
                     Ok(Some(wr)) => {
                         out.close();
+                        tokio::time::sleep(HANDOVER_DELAY).await;
                         debug!(%peer, "connection handed over to the registered stream's source");
                         let channel = Channel {
                             reader: Box::new(rd),
