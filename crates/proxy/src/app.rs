@@ -1,5 +1,5 @@
-//! Puts the rooms together: streams and their sources, the server, the banner,
-//! and a graceful shutdown on SIGINT/SIGTERM.
+//! Puts the rooms together: the supervisor with the command-line streams, REGISTER
+//! (`-R`), the server, the banner, and a graceful shutdown on SIGINT/SIGTERM.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -7,11 +7,13 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-use crate::config::{BackendTransport, Config};
+use crate::config::Config;
 use crate::relay::{Stream, StreamRegistry};
+use crate::server::auth::AccessControl;
+use crate::server::register::Registrar;
 use crate::server::{self, listener, media_udp, ServerContext};
-use crate::source::http_tunnel::TunnelSettings;
-use crate::source::{self, SourceSettings};
+use crate::source::SourceSettings;
+use crate::supervisor::{Origin, Supervisor};
 
 /// Why the proxy could not run.
 #[derive(Debug, thiserror::Error)]
@@ -91,64 +93,34 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     );
     eprintln!();
     let host = advertised_ip(&config);
-    let h = match host {
-        IpAddr::V6(v6) => format!("[{v6}]"),
-        v4 => v4.to_string(),
-    };
-    let url_on = |scheme: &str, port: u16, default: u16, name: &str| {
-        if port == default {
-            format!("{scheme}://{h}/{name}")
-        } else {
-            format!("{scheme}://{h}:{port}/{name}")
-        }
-    };
     // One line per URL the stream is served on: plain RTSP, then RTSPS.
     let play_lines = |name: &str| {
-        if let Some(port) = port {
-            eprintln!(
-                "\tPlay this stream using the URL: {}",
-                url_on("rtsp", port, 554, name)
-            );
-        }
-        if let Some(port) = tls_port {
-            let url = url_on("rtsps", port, crate::config::DEFAULT_TLS_PORT, name);
+        for url in crate::net::play_urls(host, port, tls_port, name) {
             eprintln!("\tPlay this stream using the URL: {url}");
         }
     };
 
-    let mut sources = Vec::new();
-    let user_agent = format!("rtsp-proxy/{}", env!("CARGO_PKG_VERSION"));
+    let mut ctx = ServerContext::new(streams.clone(), media_v4, media_v6, config.session_timeout);
+    ctx.supervisor = Arc::new(Supervisor::new(streams.clone(), config.max_registered));
+    if config.register {
+        let mut registrar = Registrar::new(Arc::new(config.clone()), host, port, tls_port);
+        registrar.backend_tls = Some(backend_tls.clone());
+        ctx.register = Some(registrar);
+        ctx.register_auth = AccessControl::new(config.register_users.clone(), false);
+    }
+    ctx.client_auth = AccessControl::new(config.client_users.clone(), config.client_basic_in_clear);
+    let supervisor = ctx.supervisor.clone();
+
     for (url, name) in config.urls.iter().zip(config.stream_names()) {
-        let stream = Stream::with_cache(name.clone(), config.keyframe_cache_bytes);
-        if !streams.insert(stream.clone()) {
-            return Err(AppError::DuplicateStream(name));
-        }
-        let settings = SourceSettings {
-            url: url.clone(),
-            credentials: config.backend_credentials.clone(),
-            // A tunnel carries the media too.
-            transport: if config.http_tunnel_port.is_some() {
-                BackendTransport::Tcp
-            } else {
-                config.backend_transport
-            },
-            response_timeout: config.response_timeout,
-            udp_timeout: config.udp_fallback_timeout,
-            max_gap: config.inter_packet_gap,
-            linger: config.linger,
-            reconnect_min: config.reconnect_min,
-            reconnect_max: config.reconnect_max,
-            connector: source::connector::Connector {
-                http_tunnel: config.http_tunnel_port.map(|port| TunnelSettings {
-                    port,
-                    credentials: config.backend_credentials.clone(),
-                    user_agent: user_agent.clone(),
-                }),
-                tls: Some(backend_tls.clone()),
-                ..source::connector::Connector::default()
-            },
-        };
-        sources.push(source::spawn(stream, settings));
+        let settings = SourceSettings::from_config(&config, url, Some(backend_tls.clone()));
+        supervisor
+            .add(
+                &name,
+                config.keyframe_cache_bytes,
+                settings,
+                Origin::CommandLine,
+            )
+            .map_err(|_| AppError::DuplicateStream(name.clone()))?;
         eprintln!(
             "RTSP stream, proxying the stream \"{}\"",
             rtsp::url::redact(url)
@@ -164,6 +136,9 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         demo_task = Some(crate::demo::spawn(stream)?);
         eprintln!("Built-in demo stream (H.264 test pattern)");
         play_lines(crate::demo::STREAM_NAME);
+    }
+    if let (true, Some(p)) = (config.register, port.or(tls_port)) {
+        eprintln!("(We handle incoming \"REGISTER\" requests on port {p})");
     }
     eprintln!();
     // live555's wording; tunnels are accepted on the RTSP port in any case.
@@ -181,9 +156,6 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         );
     }
 
-    let mut ctx = ServerContext::new(streams.clone(), media_v4, media_v6, config.session_timeout);
-    ctx.client_auth =
-        server::auth::AccessControl::new(config.client_users.clone(), config.client_basic_in_clear);
     if ctx.client_auth.is_some() {
         eprintln!(
             "(Clients must log in: {} user(s), Digest{}.)",
@@ -197,15 +169,16 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     }
     let ctx = Arc::new(ctx);
     let server_task = tokio::spawn(server::serve(ctx.clone(), listeners));
-    let ticker_streams = streams.clone();
+    let ticker_ctx = ctx.clone();
     let ticker = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
             let now = Instant::now();
-            for s in ticker_streams.all() {
+            for s in ticker_ctx.streams.all() {
                 s.tick(now);
             }
+            ticker_ctx.reap_streams();
         }
     });
 
@@ -220,13 +193,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     for s in streams.all() {
         s.close_all();
     }
-    let stops: Vec<_> = sources
-        .into_iter()
-        .map(|s| tokio::spawn(s.shutdown(SHUTDOWN_GRACE)))
-        .collect();
-    for s in stops {
-        let _ = s.await;
-    }
+    supervisor.shutdown(SHUTDOWN_GRACE).await;
     Ok(())
 }
 

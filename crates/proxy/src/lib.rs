@@ -10,6 +10,8 @@
 //! - [`demo`]: the built-in test-pattern source.
 //! - [`log_text`]: network text made safe for log lines.
 //! - [`tls`]: rustls configurations for `rtsps://` clients and back ends.
+//! - [`supervisor`]: the named streams and their sources (command line and REGISTER).
+//! - [`register_client`]: the `register` / `deregister` client subcommands.
 
 pub mod app;
 pub mod config;
@@ -17,8 +19,10 @@ pub mod demo;
 pub mod log_text;
 pub mod net;
 pub mod os;
+pub mod register_client;
 pub mod relay;
 pub mod sdp;
 pub mod server;
 pub mod source;
+pub mod supervisor;
 pub mod tls;

@@ -23,6 +23,11 @@ fn main() -> ExitCode {
             println!("rtsp-proxy {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
+        Ok(CliOutcome::RegisterHelp(kind)) => {
+            print!("{}", config::subcommand::usage(&program, kind));
+            return ExitCode::SUCCESS;
+        }
+        Ok(CliOutcome::Register(cmd)) => return run_register(&cmd),
         Err(e) => {
             // live555: usage errors go to stderr with exit status 1.
             eprintln!("{e}");
@@ -62,6 +67,27 @@ fn raise_descriptor_limit() {
         ),
         Ok(_) => {}
         Err(e) => tracing::warn!("cannot raise the open-file limit: {e}"),
+    }
+}
+
+/// `rtsp-proxy register|deregister`: one request, on a small runtime of its own.
+fn run_register(cmd: &config::subcommand::RegisterCommand) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(rtsp_proxy::register_client::run(cmd)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(1)
+        }
     }
 }
 

@@ -23,10 +23,17 @@
 //!
 //! Numbers must be plain decimal digits (live555's `sscanf` would also take `5abc`).
 //! `-T <http-port>` reaches the back ends through RTSP-over-HTTP tunnels and implies
-//! interleaved (TCP) media, as in live555. `-R` and `-U` are parsed with live555's
-//! rules and then refused with a message saying so, so that such an option is never
-//! silently ignored. `-C` users accumulate (a repeated user name takes the later
-//! password).
+//! interleaved (TCP) media, as in live555. `-C` users accumulate (a repeated user
+//! name takes the later password).
+//!
+//! `-R` accepts REGISTER/DEREGISTER; `-U <user> <password>` (repeatable, needs `-R`)
+//! makes both need Digest authentication as one of those users. With `-R`:
+//! `--max-registered N` (default 64) bounds the registered streams and
+//! `--register-allow <peer|ip|cidr|host>` (repeatable; default `peer`) says which
+//! back-end URLs may be registered.
+//!
+//! `rtsp-proxy register ...` and `rtsp-proxy deregister ...` as the first argument
+//! are the client subcommands (see [`super::subcommand`]).
 //!
 //! Long options (checked before the one-character rule): `--verbose`, `--debug` /
 //! `--verbose-rtsp`, `--tcp`, `--port N`, `--user U P`, `--prefix S`, `--max-gap N`,
@@ -35,7 +42,8 @@
 //! `--keyframe-cache MIB` (0..=256, 0 turns it off), `--http-port N` (the dedicated
 //! RTSP-over-HTTP port for clients; 0 turns it off; by default live555's 80, else
 //! 8000, else 8080, else none), `--client-user U P` (`-C`, repeatable),
-//! `--client-basic`, `--help`
+//! `--client-basic`, `--max-registered N`, `--register-allow RULE` (repeatable),
+//! the `--tls-*` and `--backend-tls-*` options, `--help`
 //! (also `-h`) and `--version`. The timing options take seconds with an optional
 //! fraction (`0.5`), at most one day.
 //!
@@ -53,10 +61,10 @@ use std::time::Duration;
 
 use super::value;
 use super::{
-    BackendTransport, Config, HttpPort, ServerTls, DEFAULT_INTER_PACKET_GAP_SECS, DEFAULT_LINGER,
-    DEFAULT_RECONNECT_MAX, DEFAULT_RECONNECT_MIN, DEFAULT_RESPONSE_TIMEOUT, DEFAULT_RTSP_PORT,
-    DEFAULT_STREAM_PREFIX, DEFAULT_TLS_PORT, DEFAULT_UDP_FALLBACK_TIMEOUT, DEMO_STREAM_NAME,
-    MAX_STREAM_PREFIX_CHARS,
+    BackendTransport, Config, HttpPort, RegisterAllow, ServerTls, DEFAULT_INTER_PACKET_GAP_SECS,
+    DEFAULT_LINGER, DEFAULT_MAX_REGISTERED, DEFAULT_RECONNECT_MAX, DEFAULT_RECONNECT_MIN,
+    DEFAULT_RESPONSE_TIMEOUT, DEFAULT_RTSP_PORT, DEFAULT_STREAM_PREFIX, DEFAULT_TLS_PORT,
+    DEFAULT_UDP_FALLBACK_TIMEOUT, DEMO_STREAM_NAME, MAX_MAX_REGISTERED, MAX_STREAM_PREFIX_CHARS,
 };
 
 /// What the command line asks for.
@@ -70,24 +78,38 @@ pub enum CliOutcome {
     Help,
     /// Print the version and exit successfully (`--version`).
     Version,
+    /// Send REGISTER or DEREGISTER to a proxy (`rtsp-proxy register|deregister ...`).
+    Register(super::subcommand::RegisterCommand),
+    /// Print the usage of a subcommand to stdout and exit successfully.
+    RegisterHelp(super::subcommand::Kind),
 }
 
 /// A command line that cannot be run. Like live555, the caller prints it (the message,
 /// then the usage text) to stderr and exits with status 1.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{}", render_usage_error(.message.as_deref(), .program))]
+#[error("{}", render_usage_error(.message.as_deref(), .program, .subcommand))]
 pub struct UsageError {
     /// What is wrong, when there is more to say than the usage text. `None` for a
     /// bare usage error (such as no arguments at all).
     pub message: Option<String>,
     /// The program name shown in the usage text.
     pub program: String,
+    /// The error is about this subcommand's arguments: its usage is shown instead.
+    pub subcommand: Option<super::subcommand::Kind>,
 }
 
-fn render_usage_error(message: Option<&str>, program: &str) -> String {
-    match message {
-        Some(message) => format!("{message}\n{}", usage(program)),
+fn render_usage_error(
+    message: Option<&str>,
+    program: &str,
+    subcommand: &Option<super::subcommand::Kind>,
+) -> String {
+    let text = match subcommand {
+        Some(kind) => super::subcommand::usage(program, *kind),
         None => usage(program),
+    };
+    match message {
+        Some(message) => format!("{message}\n{text}"),
+        None => text,
     }
 }
 
@@ -115,8 +137,16 @@ pub fn usage(program: &str) -> String {
         ("-T <http-port>", "reach the back ends through RTSP-over-HTTP tunnels on this port of their host (media over TCP)".into()),
         ("-p, --port <port>", format!("RTSP port to listen on (default {DEFAULT_RTSP_PORT})")),
         ("-u, --user <username> <password>", "credentials for the back ends".into()),
-        ("-R", "accept REGISTER/DEREGISTER requests (not supported in this version)".into()),
-        ("-U <username> <password>", "credentials required for REGISTER (not supported in this version)".into()),
+        ("-R", "accept REGISTER/DEREGISTER requests (back ends that ask to be proxied)".into()),
+        ("-U <username> <password>", "a user who may REGISTER/DEREGISTER (Digest; repeatable; needs -R)".into()),
+        (
+            "--max-registered <n>",
+            format!("with -R: at most this many registered streams (default {DEFAULT_MAX_REGISTERED})"),
+        ),
+        (
+            "--register-allow <rule>",
+            "with -R: back-end URLs that may be registered: peer (the registering address), an IP, a CIDR or a host name; repeatable (default peer)".into(),
+        ),
         (
             "-D, --max-gap <seconds>",
             format!(
@@ -187,6 +217,10 @@ pub fn usage(program: &str) -> String {
     text.push_str(
         "Streams are named <prefix> for one URL, <prefix>-1 ... <prefix>-N for several.\n",
     );
+    let _ = writeln!(
+        text,
+        "Client subcommands: {program} register|deregister [-u <user> <password>] [-t] [--reuse-connection] <proxy-host> <proxy-port> <rtsp-URL> [<proxy-URL-suffix>] (see {program} register --help)"
+    );
     text
 }
 
@@ -195,33 +229,19 @@ pub fn usage(program: &str) -> String {
 /// # Errors
 ///
 /// A [`UsageError`] for anything live555ProxyServer would answer with its usage text,
-/// for the long options' own checks, and for the recognised but unsupported options
-/// `-R`, `-U` and `-C`.
+/// and for the long options' own checks.
 pub fn parse_args(program: &str, args: &[String]) -> Result<CliOutcome, UsageError> {
+    if let Some(kind) = args
+        .first()
+        .and_then(|a| super::subcommand::Kind::from_word(a))
+    {
+        return super::subcommand::parse(program, kind, &args[1..]);
+    }
     Parser::new(program, args).run()
 }
 
 /// Largest `--keyframe-cache`, in MiB.
 const MAX_KEYFRAME_CACHE_MIB: usize = 256;
-
-/// Options recognised from live555 that this version does not implement.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Unsupported {
-    Register,
-    RegisterAuth,
-}
-
-impl Unsupported {
-    fn message(self) -> String {
-        let option = match self {
-            Unsupported::Register => "-R option (REGISTER/DEREGISTER requests)",
-            Unsupported::RegisterAuth => {
-                "-U <username-for-REGISTER> <password-for-REGISTER> option"
-            }
-        };
-        format!("The {option} is recognised but not supported in this version of rtsp-proxy")
-    }
-}
 
 struct Parser<'a> {
     program: &'a str,
@@ -237,14 +257,17 @@ struct Parser<'a> {
     register: bool,
     /// `-U` was given at least once.
     register_auth: bool,
-    /// Unsupported options in the order they first appeared.
-    unsupported: Vec<Unsupported>,
     /// `--bind` addresses, in order, without duplicates.
     bind: Vec<IpAddr>,
     /// `--reconnect-max` was given.
     reconnect_max_explicit: bool,
     /// The `--tls-*` options as given.
     tls: TlsArgs,
+    /// `--register-allow` entries, in order.
+    register_allow: Vec<RegisterAllow>,
+    /// The first REGISTER-only long option given (`--max-registered`...), to say it
+    /// needs `-R`.
+    register_option: Option<String>,
 }
 
 /// The `--tls-*` options as given, checked together in [`Parser::finish_tls`].
@@ -267,10 +290,11 @@ impl<'a> Parser<'a> {
             http_tunnel: false,
             register: false,
             register_auth: false,
-            unsupported: Vec::new(),
             bind: Vec::new(),
             reconnect_max_explicit: false,
             tls: TlsArgs::default(),
+            register_allow: Vec::new(),
+            register_option: None,
         }
     }
 
@@ -305,14 +329,13 @@ impl<'a> Parser<'a> {
             Some('p') => self.rtsp_port(arg)?,
             Some('u') => self.backend_credentials(arg)?,
             Some('U') => {
-                self.two_values(arg)?;
+                let (username, password) = self.two_values(arg)?;
                 self.register_auth = true;
-                self.note_unsupported(Unsupported::RegisterAuth);
+                self.config
+                    .register_users
+                    .push(rtsp::auth::Credentials::new(username, password));
             }
-            Some('R') => {
-                self.register = true;
-                self.note_unsupported(Unsupported::Register);
-            }
+            Some('R') => self.register = true,
             Some('D') => self.inter_packet_gap(arg)?,
             Some('e') => self.stream_prefix(arg)?,
             Some('C') => self.client_user(arg)?,
@@ -375,6 +398,31 @@ impl<'a> Parser<'a> {
                     }
                 };
             }
+            "max-registered" => {
+                let text = self.checked_value(arg, "a number of streams")?;
+                self.config.max_registered = value::digits(text)
+                    .and_then(|d| d.parse::<usize>().ok())
+                    .filter(|&n| (1..=MAX_MAX_REGISTERED).contains(&n))
+                    .ok_or_else(|| {
+                        self.error(format!(
+                            "Invalid number \"{text}\" for {arg} (must be 1..{MAX_MAX_REGISTERED})"
+                        ))
+                    })?;
+                self.register_option.get_or_insert_with(|| arg.to_owned());
+            }
+            "register-allow" => {
+                let text =
+                    self.checked_value(arg, "peer, an IP address, a CIDR network or a host name")?;
+                let rule = RegisterAllow::parse(text).ok_or_else(|| {
+                    self.error(format!(
+                        "Invalid rule \"{text}\" for {arg} (must be peer, an IP address, a CIDR network such as 10.0.0.0/8, or a host name)"
+                    ))
+                })?;
+                if !self.register_allow.contains(&rule) {
+                    self.register_allow.push(rule);
+                }
+                self.register_option.get_or_insert_with(|| arg.to_owned());
+            }
             "help" => return Ok(Some(CliOutcome::Help)),
             "version" => return Ok(Some(CliOutcome::Version)),
             "tls-cert"
@@ -405,6 +453,7 @@ impl<'a> Parser<'a> {
                 UsageError {
                     message: None,
                     program: self.program.to_owned(),
+                    subcommand: None,
                 }
             } else {
                 self.error(
@@ -436,11 +485,11 @@ impl<'a> Parser<'a> {
         if self.register_auth && !self.register {
             return Err(self.error(REGISTER_AUTH_WITHOUT_REGISTER.to_owned()));
         }
+        if let (Some(option), false) = (&self.register_option, self.register) {
+            return Err(self.error(format!("The {option} option can be used only with -R")));
+        }
         if self.tcp && self.http_tunnel {
             return Err(self.error(TCP_AND_HTTP_TUNNEL.to_owned()));
-        }
-        if let Some(first) = self.unsupported.first() {
-            return Err(self.error(first.message()));
         }
         self.finish_tls()?;
 
@@ -460,6 +509,10 @@ impl<'a> Parser<'a> {
         }
         if !self.bind.is_empty() {
             self.config.bind_addresses = std::mem::take(&mut self.bind);
+        }
+        self.config.register = self.register;
+        if !self.register_allow.is_empty() {
+            self.config.register_allow = std::mem::take(&mut self.register_allow);
         }
         self.config.urls = urls.to_vec();
         if self.config.demo
@@ -660,16 +713,11 @@ impl<'a> Parser<'a> {
         Some(text)
     }
 
-    fn note_unsupported(&mut self, option: Unsupported) {
-        if !self.unsupported.contains(&option) {
-            self.unsupported.push(option);
-        }
-    }
-
     fn error(&self, message: String) -> UsageError {
         UsageError {
             message: Some(message),
             program: self.program.to_owned(),
+            subcommand: None,
         }
     }
 }
@@ -1021,14 +1069,74 @@ mod tests {
     }
 
     #[test]
-    fn unsupported_options_are_parsed_then_refused() {
-        let register = "The -R option (REGISTER/DEREGISTER requests) is recognised but not supported in this version of rtsp-proxy";
+    fn register_options() {
+        let plain = run(&[URL]);
+        assert!(!plain.register);
+        let config = run(&["-R"]);
+        assert!(config.register, "-R needs no URL");
+        assert!(config.urls.is_empty());
+        assert!(config.register_users.is_empty());
+        assert_eq!(config.max_registered, 64);
+        assert_eq!(config.register_allow, [RegisterAllow::Peer]);
+        let config = run(&[
+            "-R",
+            "-U",
+            "cam",
+            "pw 1",
+            "-U",
+            "ops",
+            "-x",
+            "--max-registered",
+            "3",
+            "--register-allow",
+            "10.0.0.0/8",
+            "--register-allow",
+            "peer",
+            "--register-allow",
+            "10.0.0.0/8",
+            URL,
+        ]);
+        assert!(config.register);
         assert_eq!(
-            fail_message(&["-R"]),
-            register,
-            "-R needs no URL, but is refused"
+            config
+                .register_users
+                .iter()
+                .map(|c| (c.username.as_str(), c.password.as_str()))
+                .collect::<Vec<_>>(),
+            [("cam", "pw 1"), ("ops", "-x")],
+            "-U adds a user each time, values taken as they are"
         );
-        assert_eq!(fail_message(&["-R", "-U", "a", "b"]), register);
+        assert_eq!(config.max_registered, 3);
+        assert_eq!(
+            config.register_allow,
+            [
+                RegisterAllow::Network {
+                    address: "10.0.0.0".parse().unwrap(),
+                    prefix: 8
+                },
+                RegisterAllow::Peer
+            ]
+        );
+        assert_eq!(
+            fail_message(&["-U", "a"]),
+            "The -U option needs two arguments: <username> <password>"
+        );
+        assert_eq!(
+            fail_message(&["--max-registered", "5", URL]),
+            "The --max-registered option can be used only with -R"
+        );
+        assert_eq!(
+            fail_message(&["--register-allow", "peer", URL]),
+            "The --register-allow option can be used only with -R"
+        );
+        for bad in ["0", "10001", "x", "1.5"] {
+            assert_eq!(
+                fail_message(&["-R", "--max-registered", bad]),
+                format!("Invalid number \"{bad}\" for --max-registered (must be 1..10000)")
+            );
+        }
+        assert!(fail_message(&["-R", "--register-allow", "10.0.0.0/40"])
+            .starts_with("Invalid rule \"10.0.0.0/40\" for --register-allow"));
     }
 
     #[test]
@@ -1478,6 +1586,8 @@ mod tests {
             "--backend-tls-ca",
             "--backend-tls-fingerprint",
             "--backend-tls-insecure",
+            "--max-registered",
+            "--register-allow",
             "-h, --help",
             "--version",
         ] {

@@ -1,7 +1,9 @@
 //! The proxy's configuration: one validated [`Config`], built from a command line that
-//! is compatible with live555ProxyServer's (see [`cli`]).
+//! is compatible with live555ProxyServer's (see [`cli`]), or a client subcommand
+//! ([`subcommand`]: `register`, `deregister`).
 
 pub mod cli;
+pub mod subcommand;
 mod value;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -35,6 +37,11 @@ pub const DEFAULT_RECONNECT_MAX: Duration = Duration::from_secs(30);
 pub const DEFAULT_TLS_PORT: u16 = rtsp::url::RTSPS_DEFAULT_PORT;
 /// Name of the built-in test-pattern stream served with `--demo`.
 pub const DEMO_STREAM_NAME: &str = "demo";
+/// Default bound on the number of streams registered with REGISTER at once
+/// (`--max-registered`).
+pub const DEFAULT_MAX_REGISTERED: usize = 64;
+/// Largest `--max-registered`.
+pub const MAX_MAX_REGISTERED: usize = 10_000;
 
 /// How the proxy receives media from its back ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,6 +130,16 @@ pub struct Config {
     /// How `rtsps://` back ends are verified (`--backend-tls-ca`,
     /// `--backend-tls-fingerprint`, `--backend-tls-insecure`).
     pub backend_tls: crate::tls::BackendTrust,
+    /// Accept REGISTER and DEREGISTER requests (`-R`).
+    pub register: bool,
+    /// Users that may REGISTER and DEREGISTER (`-U <user> <password>`, repeatable;
+    /// needs `-R`). Empty: no authentication.
+    pub register_users: Vec<rtsp::auth::Credentials>,
+    /// At most this many registered streams at once (`--max-registered`).
+    pub max_registered: usize,
+    /// Which back-end URLs may be registered (`--register-allow`, repeatable); the
+    /// default is [`RegisterAllow::Peer`] only.
+    pub register_allow: Vec<RegisterAllow>,
 }
 
 /// The server side of RTSP over TLS.
@@ -136,6 +153,98 @@ pub struct ServerTls {
     pub port: u16,
     /// No plain RTSP port (`--tls-only`).
     pub only: bool,
+}
+
+/// One `--register-allow` entry: a back-end URL whose host it matches may be
+/// registered (and dialled by the proxy).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RegisterAllow {
+    /// `peer`: the host is an IP literal equal to the address the REGISTER came from.
+    Peer,
+    /// `<ip>` or `<ip>/<prefix>`: the host is an IP literal in this network.
+    Network { address: IpAddr, prefix: u8 },
+    /// A host name: the URL's host is this name (case-insensitive). The name is not
+    /// resolved to compare addresses.
+    Host(String),
+}
+
+impl RegisterAllow {
+    /// Parses an entry: `peer`, an IP address (brackets allowed around IPv6), a CIDR
+    /// network, or a host name (letters, digits, `-` and `.`).
+    #[must_use]
+    pub fn parse(text: &str) -> Option<RegisterAllow> {
+        if text.eq_ignore_ascii_case("peer") {
+            return Some(RegisterAllow::Peer);
+        }
+        let (addr_text, prefix_text) = match text.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text, None),
+        };
+        if let Some(address) = value::ip_address(addr_text) {
+            let address = crate::net::canonical_ip(address);
+            let max = if address.is_ipv4() { 32 } else { 128 };
+            let prefix = match prefix_text {
+                None => max,
+                Some(p) => value::digits(p)?.parse::<u8>().ok().filter(|&p| p <= max)?,
+            };
+            return Some(RegisterAllow::Network { address, prefix });
+        }
+        let name = text.trim_end_matches('.');
+        let valid = prefix_text.is_none()
+            && !name.is_empty()
+            && name.len() <= 253
+            && name.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        valid.then(|| RegisterAllow::Host(name.to_ascii_lowercase()))
+    }
+
+    /// Whether a URL with this host (as [`rtsp::url::RtspUrl::host`]: no brackets)
+    /// may be registered by `peer`.
+    #[must_use]
+    pub fn allows(&self, host: &str, peer: IpAddr) -> bool {
+        let ip = host.parse::<IpAddr>().ok().map(crate::net::canonical_ip);
+        match self {
+            RegisterAllow::Peer => ip == Some(crate::net::canonical_ip(peer)),
+            RegisterAllow::Network { address, prefix } => {
+                ip.is_some_and(|ip| in_network(ip, *address, *prefix))
+            }
+            RegisterAllow::Host(name) => {
+                ip.is_none() && host.trim_end_matches('.').eq_ignore_ascii_case(name)
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for RegisterAllow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RegisterAllow::Peer => f.write_str("peer"),
+            RegisterAllow::Network { address, prefix } => write!(f, "{address}/{prefix}"),
+            RegisterAllow::Host(name) => f.write_str(name),
+        }
+    }
+}
+
+/// Whether `ip` is in `network/prefix` (both of one family; else false).
+fn in_network(ip: IpAddr, network: IpAddr, prefix: u8) -> bool {
+    match (ip, network) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
 }
 
 impl Default for Config {
@@ -170,6 +279,10 @@ impl Default for Config {
             client_basic_in_clear: false,
             tls: None,
             backend_tls: crate::tls::BackendTrust::default(),
+            register: false,
+            register_users: Vec::new(),
+            max_registered: DEFAULT_MAX_REGISTERED,
+            register_allow: vec![RegisterAllow::Peer],
         }
     }
 }
@@ -226,6 +339,54 @@ mod tests {
     }
 
     #[test]
+    fn register_allow_entries() {
+        let peer: IpAddr = "192.0.2.7".parse().unwrap();
+        let parse = |t: &str| RegisterAllow::parse(t).unwrap_or_else(|| panic!("{t}"));
+        assert_eq!(parse("peer"), RegisterAllow::Peer);
+        assert!(parse("peer").allows("192.0.2.7", peer));
+        assert!(parse("PEER").allows("::ffff:192.0.2.7", peer));
+        assert!(!parse("peer").allows("192.0.2.8", peer));
+        assert!(
+            !parse("peer").allows("cam.example", peer),
+            "names never match peer"
+        );
+        let net = parse("10.1.0.0/16");
+        assert!(net.allows("10.1.200.3", peer));
+        assert!(!net.allows("10.2.0.1", peer));
+        assert!(!net.allows("::1", peer));
+        assert!(parse("0.0.0.0/0").allows("203.0.113.9", peer));
+        assert!(parse("192.0.2.9").allows("192.0.2.9", peer));
+        assert!(!parse("192.0.2.9").allows("192.0.2.10", peer));
+        assert!(parse("[2001:db8::]/32").allows("2001:db8:1::5", peer));
+        assert!(!parse("2001:db8::/32").allows("2001:db9::5", peer));
+        assert!(parse("::/0").allows("::1", peer));
+        let host = parse("Cam-1.Example.");
+        assert_eq!(host, RegisterAllow::Host("cam-1.example".into()));
+        assert!(host.allows("CAM-1.example", peer));
+        assert!(!host.allows("cam-2.example", peer));
+        assert!(
+            !parse("localhost").allows("127.0.0.1", peer),
+            "no resolution"
+        );
+        for bad in [
+            "",
+            "10.0.0.0/33",
+            "::/129",
+            "a..b",
+            "a_b",
+            "host/8",
+            "10.0.0.0/x",
+            "-",
+            "-a.b",
+            "a b",
+        ] {
+            assert_eq!(RegisterAllow::parse(bad), None, "{bad:?}");
+        }
+        assert_eq!(parse("10.1.0.0/16").to_string(), "10.1.0.0/16");
+        assert_eq!(parse("192.0.2.9").to_string(), "192.0.2.9/32");
+    }
+
+    #[test]
     fn defaults() {
         let config = Config::default();
         assert_eq!(config.verbosity, 0);
@@ -244,6 +405,10 @@ mod tests {
         assert_eq!(config.session_timeout, Duration::from_secs(65));
         assert_eq!(config.reconnect_min, Duration::from_secs(1));
         assert_eq!(config.reconnect_max, Duration::from_secs(30));
+        assert!(!config.register);
+        assert!(config.register_users.is_empty());
+        assert_eq!(config.max_registered, 64);
+        assert_eq!(config.register_allow, [RegisterAllow::Peer]);
         assert_eq!(
             config.bind_addresses,
             [

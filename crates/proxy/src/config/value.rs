@@ -64,7 +64,7 @@ pub(crate) fn ip_address(text: &str) -> Option<IpAddr> {
 }
 
 /// `text` if it is one or more ASCII decimal digits.
-fn digits(text: &str) -> Option<&str> {
+pub(crate) fn digits(text: &str) -> Option<&str> {
     (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())).then_some(text)
 }
 

@@ -5,6 +5,13 @@
 //! TCP, or TLS around it; the handler never learns which. A connection that starts
 //! with an HTTP request is an RTSP-over-HTTP tunnel half (see [`super::tunnel`]),
 //! whatever carries it.
+//!
+//! Handover (REGISTER with `reuse_connection`): when the handler answers
+//! [`handler::Next::HandOver`], the read loop stops at once (bytes after the REGISTER
+//! stay unparsed), the writer task writes what is queued (the 200) and gives its
+//! write half back instead of closing it, and both halves, boxed, become the
+//! [`Channel`] of the registered stream's source. Any [`ByteStream`] can be handed
+//! over (TCP, TLS); an HTTP-tunnel half cannot (the handler refuses that).
 
 use std::io::IoSlice;
 use std::net::SocketAddr;
@@ -19,10 +26,12 @@ use tokio::net::TcpStream;
 use tracing::{debug, info};
 
 use super::handler::{self, ConnContext};
+use super::register::{self, Pending};
 use super::{tunnel, ServerContext};
 use crate::net;
 use crate::relay::sink::DEFAULT_QUEUE_PACKETS;
 use crate::relay::{ConnOut, ConnOutReceiver, OutItem};
+use crate::source::connector::{Carrier, Channel};
 
 /// A request must be complete within this long once its first byte arrived
 /// (slow-loris guard).
@@ -33,6 +42,11 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(20);
 pub const FIRST_DESCRIBE_WAIT: Duration = Duration::from_secs(10);
 /// Responses a client may leave unread before its connection is closed.
 pub const MAX_UNREAD_RESPONSES: usize = 256;
+/// After the 200 to a REGISTER with `reuse_connection` is written, the source's
+/// first request waits this long, as live555's does: a registering live555 server
+/// turns the connection around once it has read the 200, and may lose a request
+/// that arrives in the same segment.
+pub const HANDOVER_DELAY: Duration = Duration::from_millis(100);
 /// Items written per vectored write.
 const WRITE_BATCH: usize = 64;
 /// How long closing the write side may take: a TLS close_notify is a write too,
@@ -79,7 +93,8 @@ pub async fn serve<S: ByteStream>(ctx: Arc<ServerContext>, stream: S, accepted: 
     debug!(%peer, secure = accepted.secure, "connection opened");
     let (mut rd, wr) = stream.split();
     let (out, out_rx) = ConnOut::new(DEFAULT_QUEUE_PACKETS);
-    let writer = tokio::spawn(write_loop(wr, out_rx, out.clone()));
+    let (release, release_rx) = tokio::sync::oneshot::channel();
+    let writer = tokio::spawn(write_loop(wr, out_rx, out.clone(), release_rx));
     let mut conn = ConnContext {
         local,
         peer,
@@ -91,11 +106,36 @@ pub async fn serve<S: ByteStream>(ctx: Arc<ServerContext>, stream: S, accepted: 
 
     match tunnel::classify(&ctx, &mut rd, &mut buf).await {
         tunnel::Start::Rtsp => {
-            let _ = rtsp_loop(&ctx, &conn, &mut rd, &mut buf, None).await;
+            if let Ok(Some(pending)) = rtsp_loop(&ctx, &conn, &mut rd, &mut buf, None).await {
+                drop(conn);
+                // Only the 200 is queued: the connection has no sessions.
+                let _ = release.send(());
+                match writer.await {
+                    Ok(Some(wr)) => {
+                        out.close();
+                        tokio::time::sleep(HANDOVER_DELAY).await;
+                        debug!(%peer, "connection handed over to the registered stream's source");
+                        let channel = Channel {
+                            reader: Box::new(rd),
+                            writer: Box::new(wr),
+                            peer,
+                            buffered: buf,
+                            carrier: Carrier::Handed,
+                        };
+                        register::complete_with(&ctx, pending, Some(channel));
+                    }
+                    _ => {
+                        out.close();
+                        info!(%peer, "REGISTER with reuse_connection: the connection failed before the 200 was written; nothing registered");
+                    }
+                }
+                return;
+            }
         }
         tunnel::Start::HttpGet { cookie } => {
             conn.tunnelled = true;
             if let Some(input) = tunnel::open_get(&ctx, &conn, &cookie) {
+                // (No handover here: REGISTER refuses reuse_connection when tunnelled.)
                 let _ = rtsp_loop(&ctx, &conn, &mut rd, &mut buf, Some(input)).await;
                 ctx.tunnels.remove(&cookie, &out);
             }
@@ -135,14 +175,16 @@ pub async fn serve<S: ByteStream>(ctx: Arc<ServerContext>, stream: S, accepted: 
 pub type TunnelInput = tokio::sync::mpsc::Receiver<bytes::Bytes>;
 
 /// Reads and handles RTSP until the peer closes, a fatal parse error, a timeout or
-/// a close request.
+/// a close request (`Ok(None)`, or `Err` when the connection should not linger), or
+/// until a REGISTER hands the connection over (`Ok(Some(_))`, with the bytes after
+/// it left in `buf`).
 async fn rtsp_loop<R: AsyncRead + Unpin>(
     ctx: &Arc<ServerContext>,
     conn: &ConnContext,
     rd: &mut R,
     buf: &mut BytesMut,
     mut tunnel_input: Option<TunnelInput>,
-) -> Result<(), ()> {
+) -> Result<Option<Box<Pending>>, ()> {
     let idle_timeout = ctx.session_timeout * 2;
     let mut partial_since: Option<Instant> = None;
     let mut sockbuf = BytesMut::with_capacity(4096);
@@ -160,10 +202,14 @@ async fn rtsp_loop<R: AsyncRead + Unpin>(
                         // end: answer once it knows, rather than 503 at once.
                         tokio::select! {
                             _ = stream.settled(FIRST_DESCRIBE_WAIT) => {}
-                            _ = conn.out.closed() => return Ok(()),
+                            _ = conn.out.closed() => return Ok(None),
                         }
                     }
-                    handler::handle(ctx, conn, &req, Instant::now());
+                    if let handler::Next::HandOver(p) =
+                        handler::handle(ctx, conn, &req, Instant::now())
+                    {
+                        return Ok(Some(p));
+                    }
                 }
                 Ok(Some(Frame::Interleaved { channel, .. })) => {
                     // Client RTCP on an odd channel: a receiver report keeps its
@@ -181,7 +227,7 @@ async fn rtsp_loop<R: AsyncRead + Unpin>(
                         ctx,
                         conn,
                         cseq.as_deref(),
-                        Response::new(e.status()).with_header("Allow", handler::PUBLIC),
+                        Response::new(e.status()).with_header("Allow", handler::public(ctx)),
                     );
                     if !e.recoverable {
                         return Err(());
@@ -190,7 +236,7 @@ async fn rtsp_loop<R: AsyncRead + Unpin>(
             }
         }
         if conn.out.is_closed() {
-            return Ok(());
+            return Ok(None);
         }
         partial_since = if buf.is_empty() {
             None
@@ -217,14 +263,14 @@ async fn rtsp_loop<R: AsyncRead + Unpin>(
         };
         tokio::select! {
             r = tokio::time::timeout(wait, read) => match r {
-                Ok(Ok(0)) | Ok(Err(_)) => return Ok(()),
+                Ok(Ok(0)) | Ok(Err(_)) => return Ok(None),
                 Ok(Ok(_)) => {}
                 Err(_) => {
                     debug!(peer = %conn.peer, "connection timed out (idle or incomplete request)");
                     return Err(());
                 }
             },
-            _ = conn.out.closed() => return Ok(()),
+            _ = conn.out.closed() => return Ok(None),
         }
         if buf.len()
             > ctx.limits.max_head_bytes + ctx.limits.max_body + 4 + rtsp::interleaved::MAX_PAYLOAD
@@ -235,14 +281,47 @@ async fn rtsp_loop<R: AsyncRead + Unpin>(
     }
 }
 
-/// Writes queued responses and media until the connection closes.
-async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, mut rx: ConnOutReceiver, out: ConnOut) {
+/// What woke the writer.
+enum Wake {
+    Item(Option<OutItem>),
+    /// The handover signal (`false`: its sender is gone, no handover).
+    Release(bool),
+}
+
+/// Writes queued responses and media until the connection closes (then shuts the
+/// write half down and returns `None`), or until `release` fires: then it writes
+/// what is queued and returns the write half, open (`None` if that write failed).
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut wr: W,
+    mut rx: ConnOutReceiver,
+    out: ConnOut,
+    mut release: tokio::sync::oneshot::Receiver<()>,
+) -> Option<W> {
     let mut batch: Vec<OutItem> = Vec::with_capacity(WRITE_BATCH);
+    let mut release_open = true;
     loop {
-        let first = tokio::select! {
+        let wake = tokio::select! {
             biased;
-            item = rx.recv() => item,
-            _ = out.closed() => None,
+            item = rx.recv() => Wake::Item(item),
+            _ = out.closed() => Wake::Item(None),
+            r = &mut release, if release_open => Wake::Release(r.is_ok()),
+        };
+        let first = match wake {
+            Wake::Release(false) => {
+                release_open = false;
+                continue;
+            }
+            Wake::Release(true) => {
+                while let Some(i) = rx.try_recv() {
+                    batch.push(i);
+                }
+                let res = write_items(&mut wr, &batch, WRITE_TIMEOUT).await;
+                for item in batch.drain(..) {
+                    rx.done(&item);
+                }
+                return res.ok().map(|()| wr);
+            }
+            Wake::Item(item) => item,
         };
         let Some(first) = first else { break };
         batch.push(first);
@@ -267,6 +346,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, mut rx: ConnOutReceiver, o
         rx.done(&item);
     }
     let _ = tokio::time::timeout(SHUTDOWN_TIMEOUT, wr.shutdown()).await;
+    None
 }
 
 /// Writes a batch with vectored writes, coping with partial writes. Fails when
@@ -431,7 +511,8 @@ mod tests {
     #[tokio::test]
     async fn the_writer_ends_even_when_closing_cannot_be_written() {
         let (out, rx) = ConnOut::new(16);
-        let writer = tokio::spawn(write_loop(Stuck, rx, out.clone()));
+        let (_release, released) = tokio::sync::oneshot::channel();
+        let writer = tokio::spawn(write_loop(Stuck, rx, out.clone(), released));
         out.close();
         tokio::time::timeout(SHUTDOWN_TIMEOUT + Duration::from_secs(2), writer)
             .await

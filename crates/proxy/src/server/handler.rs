@@ -25,6 +25,28 @@ use crate::sdp::{self, RenderOptions};
 /// Methods we implement, in the order of the `Public:` header.
 pub const PUBLIC: &str =
     "OPTIONS, DESCRIBE, SETUP, TEARDOWN, PLAY, PAUSE, GET_PARAMETER, SET_PARAMETER";
+/// [`PUBLIC`] with REGISTER and DEREGISTER, when `-R` accepts them (as live555).
+pub const PUBLIC_WITH_REGISTER: &str = "OPTIONS, DESCRIBE, SETUP, TEARDOWN, PLAY, PAUSE, GET_PARAMETER, SET_PARAMETER, REGISTER, DEREGISTER";
+
+/// The methods this server accepts (`Public:` and `Allow:`).
+pub fn public(ctx: &ServerContext) -> &'static str {
+    if ctx.register.is_some() {
+        PUBLIC_WITH_REGISTER
+    } else {
+        PUBLIC
+    }
+}
+
+/// What the connection does after a request was handled.
+#[derive(Debug)]
+pub enum Next {
+    /// Read the next request.
+    Continue,
+    /// REGISTER with `reuse_connection` was answered 200: once that answer is
+    /// written, the connection stops being a server connection and becomes the
+    /// RTSP channel of the registered stream's source.
+    HandOver(Box<super::register::Pending>),
+}
 
 /// What the handler needs to know about the connection a request came on.
 #[derive(Clone)]
@@ -79,18 +101,18 @@ pub fn pending_stream(ctx: &ServerContext, req: &Request) -> Option<Arc<crate::r
 }
 
 /// Handles one request, queueing exactly one response.
-pub fn handle(ctx: &Arc<ServerContext>, conn: &ConnContext, req: &Request, now: Instant) {
+pub fn handle(ctx: &Arc<ServerContext>, conn: &ConnContext, req: &Request, now: Instant) -> Next {
     let cseq = req.header("CSeq").map(str::to_owned);
     let Some(cseq) =
         cseq.filter(|c| !c.is_empty() && c.len() <= 10 && c.bytes().all(|b| b.is_ascii_digit()))
     else {
         send(ctx, conn, None, error(400, "request without a valid CSeq"));
-        return;
+        return Next::Continue;
     };
     let cseq = Some(cseq.as_str());
     if req.version != Version::Rtsp10 {
         send(ctx, conn, cseq, error(505, "unsupported RTSP version"));
-        return;
+        return Next::Continue;
     }
     // RFC 2326 12.32: we support no option tags, so any Require is refused.
     let required: Vec<&str> = req
@@ -101,12 +123,15 @@ pub fn handle(ctx: &Arc<ServerContext>, conn: &ConnContext, req: &Request, now: 
     if !required.is_empty() {
         let resp = error(551, "Require header").with_header("Unsupported", required.join(", "));
         send(ctx, conn, cseq, resp);
-        return;
+        return Next::Continue;
     }
     // Clients log in for everything but OPTIONS (-C), before anything else is
     // looked at, so an unknown stream or session tells a stranger nothing.
+    // REGISTER and DEREGISTER have their own users (-U).
+    let registering =
+        matches!(req.method, Method::Register | Method::Deregister) && ctx.register.is_some();
     if let Some(access) = &ctx.client_auth {
-        if req.method != Method::Options {
+        if req.method != Method::Options && !registering {
             let in_session = req
                 .header("Session")
                 .and_then(|v| SessionHeader::parse(v).ok())
@@ -121,7 +146,7 @@ pub fn handle(ctx: &Arc<ServerContext>, conn: &ConnContext, req: &Request, now: 
                     }
                 }
                 send(ctx, conn, cseq, *challenge.response);
-                return;
+                return Next::Continue;
             }
         }
     }
@@ -139,13 +164,16 @@ pub fn handle(ctx: &Arc<ServerContext>, conn: &ConnContext, req: &Request, now: 
                 }
                 None => {
                     send(ctx, conn, cseq, error(454, "unknown session"));
-                    return;
+                    return Next::Continue;
                 }
             }
         }
     };
+    if registering {
+        return super::register::handle(ctx, conn, req, cseq, now);
+    }
     let resp = match &req.method {
-        Method::Options => Some(Response::new(200).with_header("Public", PUBLIC)),
+        Method::Options => Some(Response::new(200).with_header("Public", public(ctx))),
         Method::Describe => Some(describe(ctx, conn, req)),
         Method::Setup => Some(setup(ctx, conn, req, session, now)),
         Method::Play => match session {
@@ -165,16 +193,17 @@ pub fn handle(ctx: &Arc<ServerContext>, conn: &ConnContext, req: &Request, now: 
         | Method::Record
         | Method::Redirect
         | Method::Register
-        | Method::Deregister => {
-            Some(error(405, "method not allowed on a proxy stream").with_header("Allow", PUBLIC))
-        }
+        | Method::Deregister => Some(
+            error(405, "method not allowed on a proxy stream").with_header("Allow", public(ctx)),
+        ),
         Method::Get | Method::Post | Method::Extension(_) => {
-            Some(error(501, "unknown method").with_header("Allow", PUBLIC))
+            Some(error(501, "unknown method").with_header("Allow", public(ctx)))
         }
     };
     if let Some(resp) = resp {
         send(ctx, conn, cseq, resp);
     }
+    Next::Continue
 }
 
 fn session_header(s: &SessionRef, with_timeout: Option<u64>) -> String {

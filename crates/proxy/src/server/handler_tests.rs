@@ -1431,3 +1431,409 @@ fn with_client_users_everything_but_options_needs_a_login_checked_first() {
         .header("WWW-Authenticate")
         .is_some_and(|v| v.ends_with("stale=TRUE")));
 }
+// ---------------------------------------------------------------- REGISTER, DEREGISTER
+
+mod register_requests {
+    use super::*;
+    use crate::config::{Config, RegisterAllow};
+    use crate::server::auth::AccessControl;
+    use crate::server::register::Registrar;
+    use crate::supervisor::{Origin, Supervisor};
+    use rtsp::auth::{ClientAuth, Credentials};
+
+    /// Nothing listens there: registered sources just retry in the background.
+    const BACKEND: &str = "rtsp://127.0.0.1:9/live";
+
+    /// The usual fixture with `-R` (and `-U reg pw` when `auth`).
+    fn fixture(config: Config, auth: bool) -> Fixture {
+        let registry = Arc::new(StreamRegistry::new());
+        let cam = described("cam", SDP_2_TRACKS);
+        assert!(registry.insert(cam.clone()));
+        let mut ctx = ServerContext::new(registry.clone(), None, None, TIMEOUT);
+        ctx.supervisor = Arc::new(Supervisor::new(registry, config.max_registered));
+        ctx.register = Some(Registrar::new(
+            Arc::new(config),
+            "127.0.0.1".parse().unwrap(),
+            Some(8554),
+            None,
+        ));
+        if auth {
+            ctx.register_auth = AccessControl::new(vec![Credentials::new("reg", "pw")], false);
+        }
+        Fixture {
+            ctx: Arc::new(ctx),
+            cam,
+            t0: Instant::now(),
+        }
+    }
+
+    fn register_config() -> Config {
+        Config {
+            register: true,
+            keyframe_cache_bytes: 0,
+            ..Config::default()
+        }
+    }
+
+    fn request(method: &str, url: &str, transport: Option<&str>) -> String {
+        let mut text = format!("{method} {url} RTSP/1.0\r\nCSeq: 7\r\n");
+        if let Some(t) = transport {
+            text.push_str(&format!("Transport: {t}\r\n"));
+        }
+        text.push_str("\r\n");
+        text
+    }
+
+    /// Handles `text`, returning the response and whether the connection is to be
+    /// handed over.
+    fn exchange(f: &Fixture, c: &mut Client, text: &str) -> (Response, bool) {
+        let next = handle(&f.ctx, &c.conn, &parse_request(text), f.t0);
+        let resp = c.response();
+        assert!(c.rx.try_recv().is_none(), "one response");
+        (resp, matches!(next, Next::HandOver(_)))
+    }
+
+    fn status(f: &Fixture, c: &mut Client, text: &str) -> u16 {
+        exchange(f, c, text).0.status
+    }
+
+    fn from(peer: &str) -> Client {
+        Client::new("127.0.0.1:8554", peer, false)
+    }
+
+    #[test]
+    fn without_dash_r_register_is_405_and_not_public() {
+        let f = super::fixture();
+        let mut c = Client::v4();
+        let r = c.raw(&f, &request("REGISTER", BACKEND, None), f.t0);
+        assert_eq!(r.status, 405);
+        assert_eq!(r.header("Allow"), Some(PUBLIC));
+        let r = c.raw(
+            &f,
+            &request("DEREGISTER", BACKEND, Some("proxy_url_suffix=cam")),
+            f.t0,
+        );
+        assert_eq!(r.status, 405);
+        let r = c.send(&f, "OPTIONS", "*", &[], f.t0);
+        assert_eq!(r.header("Public"), Some(PUBLIC));
+    }
+
+    #[tokio::test]
+    async fn register_names_streams_and_refuses_duplicates() {
+        let f = fixture(register_config(), false);
+        let mut c = Client::v4();
+        let r = c.send(&f, "OPTIONS", "*", &[], f.t0);
+        assert_eq!(r.header("Public"), Some(PUBLIC_WITH_REGISTER));
+        assert!(PUBLIC_WITH_REGISTER.ends_with(", REGISTER, DEREGISTER"));
+
+        let (r, handover) = exchange(
+            &f,
+            &mut c,
+            &request(
+                "REGISTER",
+                BACKEND,
+                Some("preferred_delivery_protocol=udp; proxy_url_suffix=cams/a"),
+            ),
+        );
+        assert_eq!((r.status, handover), (200, false));
+        assert_eq!(r.cseq(), Some(7));
+        assert!(r.header("Date").is_some());
+        assert!(f.ctx.streams.get("cams/a").is_some());
+        assert_eq!(
+            f.ctx.supervisor.origin("cams/a"),
+            Some(Origin::Registered {
+                by: "127.0.0.1".parse().unwrap()
+            })
+        );
+        for taken in ["cams/a", "cam"] {
+            let (r, _) = exchange(
+                &f,
+                &mut c,
+                &request(
+                    "REGISTER",
+                    BACKEND,
+                    Some(&format!("proxy_url_suffix={taken}")),
+                ),
+            );
+            assert_eq!(
+                (r.status, r.reason.as_str()),
+                (451, "Invalid parameter"),
+                "{taken}"
+            );
+        }
+        for bad in ["", "a b", "../x", "a?b"] {
+            let t = format!("proxy_url_suffix={bad}");
+            assert_eq!(
+                status(&f, &mut c, &request("REGISTER", BACKEND, Some(&t))),
+                451,
+                "{bad:?}"
+            );
+        }
+        for k in 1..=2 {
+            assert_eq!(status(&f, &mut c, &request("REGISTER", BACKEND, None)), 200);
+            assert!(f
+                .ctx
+                .streams
+                .get(&format!("registeredProxyStream-{k}"))
+                .is_some());
+        }
+        assert_eq!(f.ctx.supervisor.registered(), 3);
+        // A URL we cannot dial.
+        for url in ["http://127.0.0.1/x", "rtsp://[::1/x", "garbage"] {
+            assert_eq!(
+                status(&f, &mut c, &request("REGISTER", url, None)),
+                400,
+                "{url}"
+            );
+        }
+        assert_eq!(f.ctx.supervisor.registered(), 3);
+    }
+
+    #[tokio::test]
+    async fn the_allow_list_decides_what_is_dialled() {
+        let f = fixture(register_config(), false);
+        let mut c = from("192.0.2.10:40000");
+        let t = Some("proxy_url_suffix=x");
+        for url in [
+            "rtsp://127.0.0.1/x",
+            "rtsp://192.0.2.11/x",
+            "rtsp://cam.example/x",
+        ] {
+            assert_eq!(
+                status(&f, &mut c, &request("REGISTER", url, t)),
+                403,
+                "{url}"
+            );
+        }
+        assert!(f.ctx.streams.get("x").is_none());
+        assert_eq!(
+            status(
+                &f,
+                &mut c,
+                &request("REGISTER", "rtsp://192.0.2.10:8554/x", t)
+            ),
+            200
+        );
+
+        let config = Config {
+            register_allow: vec![
+                RegisterAllow::parse("10.0.0.0/8").unwrap(),
+                RegisterAllow::parse("cam.example").unwrap(),
+            ],
+            ..register_config()
+        };
+        let f = fixture(config, false);
+        let mut c = from("192.0.2.10:40000");
+        assert_eq!(
+            status(
+                &f,
+                &mut c,
+                &request(
+                    "REGISTER",
+                    "rtsp://192.0.2.10/a",
+                    Some("proxy_url_suffix=a")
+                )
+            ),
+            403,
+            "peer is not in this list"
+        );
+        assert_eq!(
+            status(
+                &f,
+                &mut c,
+                &request("REGISTER", "rtsp://10.9.8.7/b", Some("proxy_url_suffix=b"))
+            ),
+            200
+        );
+        assert_eq!(
+            status(
+                &f,
+                &mut c,
+                &request(
+                    "REGISTER",
+                    "rtsp://CAM.example/c",
+                    Some("proxy_url_suffix=c")
+                )
+            ),
+            200
+        );
+    }
+
+    #[tokio::test]
+    async fn reuse_connection_hands_the_connection_over_after_the_200() {
+        let f = fixture(register_config(), false);
+        let mut c = from("192.0.2.10:40000");
+        // Outside the allow-list: still accepted, nobody is dialled (the stream is
+        // added by the connection once it is handed over).
+        let (r, handover) = exchange(
+            &f,
+            &mut c,
+            &request("REGISTER", "rtsp://10.0.0.5/live", Some("reuse_connection; preferred_delivery_protocol=interleaved; proxy_url_suffix=nat")),
+        );
+        assert_eq!((r.status, handover), (200, true));
+        assert!(f.ctx.streams.get("nat").is_none(), "added once handed over");
+
+        let mut tunnelled = Client::new("127.0.0.1:8554", "192.0.2.10:40001", true);
+        let (r, handover) = exchange(
+            &f,
+            &mut tunnelled,
+            &request(
+                "REGISTER",
+                "rtsp://192.0.2.10/live",
+                Some("reuse_connection; proxy_url_suffix=t"),
+            ),
+        );
+        assert_eq!((r.status, handover), (461, false));
+
+        // A connection that carries a session cannot be handed over.
+        let mut player = Client::v4();
+        let s = player.setup(&f, &format!("{CAM}/track1"), "RTP/AVP/TCP;unicast", None);
+        assert_eq!(s.status, 200);
+        let (r, handover) = exchange(
+            &f,
+            &mut player,
+            &request(
+                "REGISTER",
+                "rtsp://127.0.0.1/live",
+                Some("reuse_connection; proxy_url_suffix=s"),
+            ),
+        );
+        assert_eq!((r.status, handover), (455, false));
+    }
+
+    #[tokio::test]
+    async fn at_most_max_registered_streams() {
+        let f = fixture(
+            Config {
+                max_registered: 2,
+                ..register_config()
+            },
+            false,
+        );
+        let mut c = Client::v4();
+        assert_eq!(status(&f, &mut c, &request("REGISTER", BACKEND, None)), 200);
+        assert_eq!(status(&f, &mut c, &request("REGISTER", BACKEND, None)), 200);
+        assert_eq!(status(&f, &mut c, &request("REGISTER", BACKEND, None)), 453);
+        assert!(f.ctx.streams.get("registeredProxyStream-3").is_none());
+        assert!(f.ctx.streams.get("cam").is_some(), "others untouched");
+        let deregister = request(
+            "DEREGISTER",
+            BACKEND,
+            Some("proxy_url_suffix=registeredProxyStream-1"),
+        );
+        assert_eq!(status(&f, &mut c, &deregister), 200);
+        assert_eq!(status(&f, &mut c, &request("REGISTER", BACKEND, None)), 200);
+        assert!(
+            f.ctx.streams.get("registeredProxyStream-3").is_some(),
+            "the counter is not reused"
+        );
+    }
+
+    #[tokio::test]
+    async fn dash_u_guards_register_and_deregister_with_digest() {
+        let f = fixture(register_config(), true);
+        let mut c = Client::v4();
+        let text = request("REGISTER", BACKEND, Some("proxy_url_suffix=cam9"));
+        let (r, _) = exchange(&f, &mut c, &text);
+        assert_eq!(r.status, 401);
+        let challenge: Vec<&str> = r.headers.get_all("WWW-Authenticate").collect();
+        assert!(challenge[0].starts_with("Digest "), "{challenge:?}");
+        assert!(f.ctx.streams.get("cam9").is_none());
+
+        let mut wrong = ClientAuth::new(Credentials::new("reg", "nope"));
+        assert!(wrong.on_unauthorized(challenge.iter().copied()));
+        let mut req = parse_request(&text);
+        req.headers.set(
+            "Authorization",
+            wrong.authorization("REGISTER", BACKEND).unwrap(),
+        );
+        let _ = handle(&f.ctx, &c.conn, &req, f.t0);
+        assert_eq!(c.response().status, 401);
+
+        let mut auth = ClientAuth::new(Credentials::new("reg", "pw"));
+        assert!(auth.on_unauthorized(challenge.iter().copied()));
+        req.headers.set(
+            "Authorization",
+            auth.authorization("REGISTER", BACKEND).unwrap(),
+        );
+        let _ = handle(&f.ctx, &c.conn, &req, f.t0);
+        assert_eq!(c.response().status, 200);
+        assert!(f.ctx.streams.get("cam9").is_some());
+
+        // DEREGISTER needs it too (live555 lets anyone DEREGISTER)...
+        let text = request("DEREGISTER", BACKEND, Some("proxy_url_suffix=cam9"));
+        assert_eq!(status(&f, &mut c, &text), 401);
+        assert!(f.ctx.streams.get("cam9").is_some());
+        // ...and then works from any address.
+        let mut elsewhere = from("192.0.2.99:5000");
+        let mut req = parse_request(&text);
+        req.headers.set(
+            "Authorization",
+            auth.authorization("DEREGISTER", BACKEND).unwrap(),
+        );
+        let _ = handle(&f.ctx, &elsewhere.conn, &req, f.t0);
+        assert_eq!(elsewhere.response().status, 200);
+        assert!(f.ctx.streams.get("cam9").is_none());
+    }
+
+    #[tokio::test]
+    async fn deregister_closes_the_sessions_and_removes_the_stream() {
+        let f = fixture(register_config(), false);
+        let mut c = Client::v4();
+        let reg = request("REGISTER", BACKEND, Some("proxy_url_suffix=reg1"));
+        assert_eq!(status(&f, &mut c, &reg), 200);
+        let stream = f.ctx.streams.get("reg1").expect("registered");
+        stream.set_presentation(sdp::parse(SDP_2_TRACKS).unwrap());
+        let mut player = Client::v4();
+        let url = "rtsp://127.0.0.1:8554/reg1";
+        let s = player.setup(&f, &format!("{url}/track1"), "RTP/AVP/TCP;unicast", None);
+        assert_eq!(s.status, 200);
+        let p = player.send(&f, "PLAY", url, &[("Session", &session_id(&s))], f.t0);
+        assert_eq!(p.status, 200);
+        let mut idle = Client::new("127.0.0.1:8554", "127.0.0.1:50001", false);
+        let s = idle.setup(&f, &format!("{url}/track2"), "RTP/AVP/TCP;unicast", None);
+        assert_eq!(s.status, 200, "a session that never plays");
+        assert_eq!(f.ctx.sessions.len(), 2);
+
+        for bad in [
+            request("DEREGISTER", BACKEND, None),
+            request(
+                "DEREGISTER",
+                BACKEND,
+                Some("preferred_delivery_protocol=udp"),
+            ),
+            request("DEREGISTER", BACKEND, Some("proxy_url_suffix=nosuch")),
+            request("DEREGISTER", BACKEND, Some("proxy_url_suffix=cam")),
+        ] {
+            let (r, _) = exchange(&f, &mut c, &bad);
+            assert_eq!(
+                (r.status, r.reason.as_str()),
+                (451, "Invalid parameter"),
+                "{bad}"
+            );
+        }
+        assert!(
+            f.ctx.streams.get("cam").is_some(),
+            "command-line streams stay"
+        );
+        let dereg = request("DEREGISTER", BACKEND, Some("proxy_url_suffix=reg1"));
+        let mut stranger = from("192.0.2.99:5000");
+        assert_eq!(
+            status(&f, &mut stranger, &dereg),
+            403,
+            "without -U: only the registering address"
+        );
+        assert!(f.ctx.streams.get("reg1").is_some());
+
+        assert_eq!(status(&f, &mut c, &dereg), 200);
+        assert!(f.ctx.streams.get("reg1").is_none());
+        assert_eq!(f.ctx.sessions.len(), 0, "its sessions are closed");
+        assert!(player.conn.out.is_closed() && idle.conn.out.is_closed());
+        let r = c.send(&f, "DESCRIBE", url, &[], f.t0);
+        assert_eq!(r.status, 404);
+        assert_eq!(status(&f, &mut c, &dereg), 451, "gone");
+        // The name is free again.
+        assert_eq!(status(&f, &mut c, &reg), 200);
+        let _ = &f.cam;
+    }
+}

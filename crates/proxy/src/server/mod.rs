@@ -7,6 +7,7 @@ mod connection;
 pub mod handler;
 pub mod listener;
 pub mod media_udp;
+pub mod register;
 pub mod session;
 pub mod target;
 mod tunnel;
@@ -19,6 +20,7 @@ use tokio::net::TcpListener;
 use tracing::info;
 
 use crate::relay::StreamRegistry;
+use crate::supervisor::Supervisor;
 pub use media_udp::UdpPair;
 pub use session::SessionTable;
 
@@ -35,6 +37,13 @@ pub struct ServerContext {
     pub server_name: String,
     /// Who may watch (`-C`); `None`: everyone.
     pub client_auth: Option<auth::AccessControl>,
+    /// The streams that have a source (command line, REGISTER), publishing them in
+    /// `streams`.
+    pub supervisor: Arc<Supervisor>,
+    /// REGISTER/DEREGISTER are accepted (`-R`).
+    pub register: Option<register::Registrar>,
+    /// Who may REGISTER/DEREGISTER (`-U`); `None`: anyone (within the allow-list).
+    pub register_auth: Option<auth::AccessControl>,
 }
 
 impl ServerContext {
@@ -45,7 +54,6 @@ impl ServerContext {
         session_timeout: Duration,
     ) -> ServerContext {
         ServerContext {
-            streams,
             sessions: SessionTable::default(),
             media_v4,
             media_v6,
@@ -54,6 +62,43 @@ impl ServerContext {
             session_timeout,
             server_name: format!("rtsp-proxy/{}", env!("CARGO_PKG_VERSION")),
             client_auth: None,
+            supervisor: Arc::new(Supervisor::new(
+                streams.clone(),
+                crate::config::DEFAULT_MAX_REGISTERED,
+            )),
+            streams,
+            register: None,
+            register_auth: None,
+        }
+    }
+
+    /// Removes a stream of the supervisor: its client sessions are closed (the
+    /// playing ones and the others), its source is stopped (TEARDOWN) and new
+    /// requests for it get 404. False if there is no such stream.
+    pub fn remove_stream(&self, name: &str) -> bool {
+        let Some(stream) = self.streams.get(name) else {
+            return false;
+        };
+        if self.supervisor.origin(name).is_none() {
+            return false;
+        }
+        self.supervisor.remove(name);
+        for id in self.sessions.of_stream(&stream) {
+            if let Some(s) = self.sessions.remove(&id) {
+                info!(session = %id, stream = %name, "stream removed; client session closed");
+                if let Some(c) = session::lock(&s).conn.clone() {
+                    c.close();
+                }
+            }
+        }
+        true
+    }
+
+    /// Removes the streams whose source gave up (a registered back end that may
+    /// not be redialled lost its connection).
+    pub fn reap_streams(&self) {
+        for name in self.supervisor.finished() {
+            self.remove_stream(&name);
         }
     }
 

@@ -173,6 +173,16 @@ impl SessionTable {
             .collect()
     }
 
+    /// Ids of the sessions of `stream`.
+    pub fn of_stream(&self, stream: &Arc<Stream>) -> Vec<String> {
+        self.lock()
+            .by_id
+            .iter()
+            .filter(|(_, s)| Arc::ptr_eq(&lock(s).stream, stream))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
     /// Marks every session on `conn` as active (interleaved RTCP from the client).
     pub fn touch_connection(&self, conn: &ConnOut, now: Instant) {
         for s in self.lock().by_id.values() {

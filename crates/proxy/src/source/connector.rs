@@ -86,6 +86,12 @@ impl Handover {
     pub fn take(&self) -> Option<Channel> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
+
+    /// The channel was not taken yet.
+    #[must_use]
+    pub fn is_waiting(&self) -> bool {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+    }
 }
 
 impl std::fmt::Debug for Handover {
@@ -105,13 +111,33 @@ pub struct Connector {
     /// How `rtsps://` back ends are verified (built once at start-up, see
     /// [`crate::tls::client_config`]).
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Never dial: once the handed-over connection is gone the source stops (a
+    /// registered URL whose host the proxy may not connect to).
+    pub handover_only: bool,
 }
 
 impl Connector {
+    /// The URL schemes [`Connector::open`] can dial.
+    #[must_use]
+    pub fn supports_scheme(scheme: &str) -> bool {
+        scheme.eq_ignore_ascii_case("rtsp") || scheme.eq_ignore_ascii_case("rtsps")
+    }
+
+    /// A handed-over connection is still waiting to be taken.
+    #[must_use]
+    pub fn has_handover(&self) -> bool {
+        self.handover.as_ref().is_some_and(Handover::is_waiting)
+    }
+
     /// Opens a channel to `url` within `timeout`.
     pub async fn open(&self, url: &RtspUrl, timeout: Duration) -> Result<Channel, Failure> {
         if let Some(ch) = self.handover.as_ref().and_then(Handover::take) {
             return Ok(ch);
+        }
+        if self.handover_only {
+            return Err(Failure::Connect(
+                "the handed-over connection is gone and this back end is not dialled".into(),
+            ));
         }
         if let Some(tunnel) = &self.http_tunnel {
             return match url.scheme.as_str() {

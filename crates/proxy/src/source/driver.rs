@@ -20,6 +20,7 @@ use tracing::{debug, info, warn};
 
 use super::backoff::{Backoff, STABLE_AFTER};
 use super::connector::{ChannelWriter, Connector};
+use super::http_tunnel::TunnelSettings;
 use super::session::{BackendSession, Event, Failure, Output, SessionConfig, MAX_REDIRECTS};
 use crate::config::BackendTransport;
 use crate::net;
@@ -89,6 +90,63 @@ pub struct SourceSettings {
     pub connector: Connector,
 }
 
+impl SourceSettings {
+    /// The settings of a command-line back end `url`: every option of `config`,
+    /// `rtsps://` back ends verified by `tls` (built once at start-up).
+    #[must_use]
+    pub fn from_config(
+        config: &crate::config::Config,
+        url: &str,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> SourceSettings {
+        let user_agent = format!("rtsp-proxy/{}", env!("CARGO_PKG_VERSION"));
+        SourceSettings {
+            url: url.to_owned(),
+            credentials: config.backend_credentials.clone(),
+            // A tunnel carries the media too.
+            transport: if config.http_tunnel_port.is_some() {
+                BackendTransport::Tcp
+            } else {
+                config.backend_transport
+            },
+            response_timeout: config.response_timeout,
+            udp_timeout: config.udp_fallback_timeout,
+            max_gap: config.inter_packet_gap,
+            linger: config.linger,
+            reconnect_min: config.reconnect_min,
+            reconnect_max: config.reconnect_max,
+            connector: Connector {
+                http_tunnel: config.http_tunnel_port.map(|port| TunnelSettings {
+                    port,
+                    credentials: config.backend_credentials.clone(),
+                    user_agent,
+                }),
+                tls,
+                ..Connector::default()
+            },
+        }
+    }
+
+    /// The settings of a back end that registered itself (REGISTER): as a
+    /// command-line one, with media over TCP when it asked for `interleaved` (or
+    /// the proxy runs with `-t`), reached through `connector` (never through `-T`,
+    /// as in live555).
+    #[must_use]
+    pub fn registered(
+        config: &crate::config::Config,
+        url: &str,
+        interleaved: bool,
+        connector: Connector,
+    ) -> SourceSettings {
+        let mut settings = SourceSettings::from_config(config, url, None);
+        if interleaved {
+            settings.transport = BackendTransport::Tcp;
+        }
+        settings.connector = connector;
+        settings
+    }
+}
+
 /// A running source; dropping it does not stop it, [`SourceHandle::shutdown`] does.
 pub struct SourceHandle {
     shutdown: watch::Sender<bool>,
@@ -103,6 +161,13 @@ impl SourceHandle {
         if tokio::time::timeout(within, &mut task).await.is_err() {
             task.abort();
         }
+    }
+
+    /// The source stopped by itself (it gave up: a handed-over connection that
+    /// may not be redialled is gone).
+    #[must_use]
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
     }
 }
 
@@ -137,10 +202,13 @@ async fn run(stream: Arc<Stream>, settings: SourceSettings, mut shutdown: watch:
     let mut backoff = Backoff::new(settings.reconnect_min, settings.reconnect_max);
     let mut redirects = 0u32;
     let mut down_since: Option<Instant> = None;
+    // The first attempt runs over a connection the server handed over.
+    let mut on_handover = settings.connector.has_handover();
     loop {
         if *shutdown.borrow() {
             return;
         }
+
         let started = Instant::now();
         let cfg = SessionConfig {
             url: url.clone(),
@@ -163,6 +231,17 @@ async fn run(stream: Arc<Stream>, settings: SourceSettings, mut shutdown: watch:
         stream.source_reset();
         if !matches!(outcome, Outcome::Redirect(_)) && stream.presentation().is_none() {
             stream.mark_unreachable();
+        }
+        if on_handover && !settings.connector.has_handover() {
+            on_handover = false;
+            if matches!(outcome, Outcome::Shutdown) {
+                return;
+            }
+            if settings.connector.handover_only {
+                warn!(stream = %stream.name(), "the connection the back end registered on is gone; {url} is not dialled (its host is not in --register-allow), so the stream is removed");
+                return;
+            }
+            warn!(stream = %stream.name(), "the connection the back end registered on is gone; dialling {url} instead from now on");
         }
         let failure = match outcome {
             Outcome::Shutdown => return,

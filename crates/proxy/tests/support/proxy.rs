@@ -41,6 +41,17 @@ impl Proxy {
         Ok(Proxy { proc, port })
     }
 
+    /// Like [`Proxy::start`], but waits for a line containing `ready` instead of a
+    /// "Play this stream" line (e.g. a proxy with `-R` and no URL).
+    pub fn start_until(args: &[&str], ready: &str) -> Proxy {
+        let port = free_port();
+        let mut cmd = Proxy::command(port, args);
+        let proc = Proc::spawn("proxy", &mut cmd).unwrap_or_else(|e| panic!("{e}"));
+        proc.wait_for_line(ready, START_TIMEOUT)
+            .unwrap_or_else(|e| panic!("{e}"));
+        Proxy { proc, port }
+    }
+
     /// Like [`Proxy::start`], returning the failure.
     pub fn try_start(args: &[&str]) -> Result<Proxy, String> {
         Proxy::try_start_on(free_port(), args)
