@@ -40,6 +40,28 @@ pub enum BackendTransport {
     Udp,
     /// RTP/RTCP interleaved on the back end's RTSP TCP connection (`-t`).
     Tcp,
+    /// RTP/RTCP from a multicast group the back end names in its SETUP answer
+    /// (`--backend-multicast`; UDP also gets there when the back end refuses
+    /// unicast or announces multicast in its SDP).
+    Multicast,
+}
+
+/// Default multicast TTL (`--multicast-ttl`).
+pub const DEFAULT_MULTICAST_TTL: u8 = 16;
+/// Default first multicast RTP port (`--multicast-port`).
+pub const DEFAULT_MULTICAST_PORT: u16 = 20000;
+
+/// Multicast to clients (`--multicast-range`, `--multicast-ttl`, `--multicast-port`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MulticastConfig {
+    /// The range's network address (inside 224.0.0.0/4, host bits zero).
+    pub network: Ipv4Addr,
+    /// The range's prefix length (4..=32).
+    pub prefix_len: u8,
+    /// TTL of the multicast packets we send (1..=255).
+    pub ttl: u8,
+    /// RTP port of a stream's first track (even); track `k` gets `port + 2k`.
+    pub port: u16,
 }
 
 /// The validated configuration of one proxy process.
@@ -89,6 +111,9 @@ pub struct Config {
     /// Bound of each stream's keyframe cache in bytes (`--keyframe-cache`, in MiB;
     /// 0 turns it off).
     pub keyframe_cache_bytes: usize,
+    /// Multicast to clients that ask for it; `None` (the default) answers their
+    /// multicast SETUP with 461.
+    pub multicast: Option<MulticastConfig>,
 }
 
 impl Default for Config {
@@ -117,6 +142,7 @@ impl Default for Config {
                 IpAddr::V6(Ipv6Addr::UNSPECIFIED),
             ],
             keyframe_cache_bytes: crate::relay::gop_cache::DEFAULT_CACHE_BYTES,
+            multicast: None,
         }
     }
 }
@@ -189,6 +215,7 @@ mod tests {
         assert_eq!(config.session_timeout, Duration::from_secs(65));
         assert_eq!(config.reconnect_min, Duration::from_secs(1));
         assert_eq!(config.reconnect_max, Duration::from_secs(30));
+        assert_eq!(config.multicast, None);
         assert_eq!(
             config.bind_addresses,
             [
