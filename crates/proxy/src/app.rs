@@ -106,12 +106,28 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     eprintln!();
     eprintln!("(RTSP-over-HTTP tunneling is accepted on port {port}.)");
 
-    let ctx = Arc::new(ServerContext::new(
-        streams.clone(),
-        media_v4,
-        media_v6,
-        config.session_timeout,
-    ));
+    // Multicast goes out of the IPv4 media sockets (one more pair when the
+    // server listens on IPv6 only).
+    let multicast = match config.multicast {
+        Some(m) => {
+            let pair = match &media_v4 {
+                Some(p) => p.clone(),
+                None => media_udp::bind_pair(false, 0).map_err(AppError::Media)?,
+            };
+            let prefix = m.prefix_len;
+            eprintln!(
+                "(Multicast to clients that ask for it: groups from {}/{prefix}, ports from {}, TTL {}.)",
+                m.network, m.port, m.ttl
+            );
+            Some(server::multicast::Multicast::new(m, pair).map_err(AppError::Media)?)
+        }
+        None => None,
+    };
+    let mut ctx = ServerContext::new(streams.clone(), media_v4, media_v6, config.session_timeout);
+    if let Some(m) = multicast {
+        ctx = ctx.with_multicast(m);
+    }
+    let ctx = Arc::new(ctx);
     let server_task = tokio::spawn(server::serve(ctx.clone(), listeners));
     let ticker_streams = streams.clone();
     let ticker = tokio::spawn(async move {

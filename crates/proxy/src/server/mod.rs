@@ -6,6 +6,7 @@ mod connection;
 pub mod handler;
 pub mod listener;
 pub mod media_udp;
+pub mod multicast;
 pub mod session;
 pub mod target;
 mod tunnel;
@@ -32,6 +33,8 @@ pub struct ServerContext {
     pub session_timeout: Duration,
     /// `Server:` header and SDP `a=tool`.
     pub server_name: String,
+    /// Multicast to clients (`--multicast-range`); None answers multicast 461.
+    pub multicast: Option<Arc<multicast::Multicast>>,
 }
 
 impl ServerContext {
@@ -50,7 +53,15 @@ impl ServerContext {
             limits: rtsp::Limits::default(),
             session_timeout,
             server_name: format!("rtsp-proxy/{}", env!("CARGO_PKG_VERSION")),
+            multicast: None,
         }
+    }
+
+    /// Serves multicast to clients that ask for it.
+    pub fn with_multicast(mut self, multicast: Arc<multicast::Multicast>) -> ServerContext {
+        self.sessions.set_multicast(multicast.clone());
+        self.multicast = Some(multicast);
+        self
     }
 
     /// The UDP media sockets for a client address of this family.
