@@ -44,6 +44,14 @@ pub struct BackendOpts {
     /// Seconds between H.264/H.265 keyframes (`--key-interval`); `None` keeps
     /// the script's default of 1 s.
     pub key_interval: Option<u32>,
+    /// Offer multicast from this IPv4 group range (first, last address): the
+    /// script's `--multicast`; without `protocols` the back end then requires
+    /// multicast (461 to unicast UDP and TCP).
+    pub multicast: Option<(String, String)>,
+    /// Run in this network namespace (`ip netns exec <ns>`), e.g. a
+    /// [`super::NetPair`]'s; `--address` in `extra_args` then names an
+    /// address of it.
+    pub netns: Option<String>,
     /// Further arguments for the script (`--width`, `--fps`...).
     pub extra_args: Vec<String>,
 }
@@ -61,6 +69,8 @@ impl Default for BackendOpts {
             session_timeout: None,
             suspend_mode: None,
             key_interval: None,
+            multicast: None,
+            netns: None,
             extra_args: Vec::new(),
         }
     }
@@ -133,7 +143,14 @@ impl Backend {
     pub fn try_start(mut opts: BackendOpts) -> Result<Backend, String> {
         let port = opts.port.unwrap_or_else(free_port);
         opts.port = Some(port);
-        let mut cmd = Command::new(PYTHON);
+        let mut cmd = match &opts.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, PYTHON]);
+                c
+            }
+            None => Command::new(PYTHON),
+        };
         cmd.arg("-u")
             .arg(SCRIPT)
             .args(["--port", &port.to_string()])
@@ -159,6 +176,9 @@ impl Backend {
         }
         if let Some(seconds) = opts.key_interval {
             cmd.args(["--key-interval", &seconds.to_string()]);
+        }
+        if let Some((first, last)) = &opts.multicast {
+            cmd.args(["--multicast", first, last]);
         }
         cmd.args(&opts.extra_args);
         let proc = Proc::spawn("backend", &mut cmd)?;
