@@ -259,6 +259,12 @@ impl Multicast {
     pub fn new(cfg: MulticastConfig, media: UdpPair) -> std::io::Result<Arc<Multicast>> {
         media.rtp.set_multicast_ttl_v4(u32::from(cfg.ttl))?;
         media.rtcp.set_multicast_ttl_v4(u32::from(cfg.ttl))?;
+        if source_towards(SocketAddrV4::new(cfg.network, cfg.port)).is_none() {
+            warn!(
+                "no route to the multicast range {}/{}: multicast clients will get nothing until one exists (e.g. ip route add 224.0.0.0/4 dev <interface>)",
+                cfg.network, cfg.prefix_len
+            );
+        }
         Ok(Arc::new_cyclic(|me| Multicast {
             groups: Mutex::new(Groups::new(cfg)),
             media,
