@@ -106,7 +106,8 @@ fn a_multicast_only_back_end_is_received_and_served_to_unicast_clients() {
     });
 }
 
-/// Multicast clients of one stream share one group per track (the SETUP
+/// Multicast clients of one stream (GStreamer's rtspsrc, ffmpeg) share one
+/// group per track (the SETUP
 /// answers agree, whatever destination a client names); they get media beside
 /// a unicast client; the last one leaving stops the group and the back end is
 /// paused.
@@ -148,13 +149,17 @@ fn multicast_clients_share_one_group_and_the_last_one_stops_it() {
             "{first}"
         );
 
-        // Two multicast clients and a unicast one at once.
+        // Three multicast clients (two GStreamer, one ffmpeg) and a unicast
+        // one at once.
         thread::scope(|s| {
             let a = s.spawn(|| gst_play(&url, "udp-mcast", 75, GST));
             let b = s.spawn(|| gst_play(&url, "udp-mcast", 75, GST));
+            let m = s.spawn(|| ffprobe_streams(&url, "udp_multicast", PROBE));
             let u = s.spawn(|| ffprobe_streams(&url, "udp", PROBE));
             a.join().expect("thread").expect("first multicast client");
             b.join().expect("thread").expect("second multicast client");
+            let streams = m.join().expect("thread").expect("ffmpeg multicast client");
+            assert_eq!(codecs(&streams), vec!["h264", "aac"]);
             let streams = u.join().expect("thread").expect("unicast client");
             assert_eq!(codecs(&streams), vec!["h264", "aac"]);
         });
@@ -165,7 +170,7 @@ fn multicast_clients_share_one_group_and_the_last_one_stops_it() {
                 l.contains("client SETUP") && l.contains("track=1") && l.contains(";multicast;")
             })
             .collect();
-        assert_eq!(setups.len(), 4, "{setups:#?}");
+        assert_eq!(setups.len(), 5, "{setups:#?}");
         assert!(
             setups
                 .iter()
