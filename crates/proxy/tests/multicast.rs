@@ -132,6 +132,12 @@ fn multicast_clients_share_one_group_and_the_last_one_stops_it() {
             backend.url(),
         ]);
         let url = proxy.url("proxyStream");
+        // The raw exchanges below read until the proxy is quiet: let it
+        // describe the back end first.
+        proxy
+            .proc
+            .wait_for_line("back end described", Duration::from_secs(15))
+            .expect("the back end is described");
         let setup = |cseq: u32, transport: &str| {
             let req = format!(
                 "SETUP {url}/track1 RTSP/1.0\r\nCSeq: {cseq}\r\nTransport: {transport}\r\n\r\n"
