@@ -326,7 +326,14 @@ fn setup(
                 drop(st);
                 return error(461, "multicast is not configured");
             };
-            let joined = match mc.setup(&st.stream, st.generation, track, st.subscriber) {
+            let member = (st.subscriber, peer_ip);
+            let joined = match mc.setup(
+                &st.stream,
+                st.generation,
+                track,
+                member,
+                Arc::downgrade(&session),
+            ) {
                 Ok(j) => j,
                 Err(e) => {
                     drop(st);

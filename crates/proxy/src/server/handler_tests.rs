@@ -1466,3 +1466,29 @@ async fn multicast_refusals() {
     assert_eq!(r.status, 200);
     assert_eq!(transport(&r).destination.as_deref(), Some("239.255.42.9"));
 }
+
+#[tokio::test]
+async fn receiver_reports_on_the_group_keep_multicast_sessions_alive() {
+    let f = multicast_fixture("239.255.42.0", 24);
+    let mut a = Client::v4();
+    let mut b = Client::new("127.0.0.1:8554", "192.0.2.9:50000", false);
+    let ida = session_id(&a.setup(&f, &format!("{CAM}/track1"), "RTP/AVP;multicast", None));
+    let idb = session_id(&b.setup(&f, &format!("{CAM}/track1"), "RTP/AVP;multicast", None));
+    let mc = f.ctx.multicast.clone().expect("multicast");
+    // A report from 127.0.0.1 on the group: only that client's session lives on.
+    mc.touch(
+        "cam",
+        "127.0.0.1".parse().unwrap(),
+        f.t0 + Duration::from_secs(30),
+    );
+    mc.touch(
+        "other",
+        "192.0.2.9".parse().unwrap(),
+        f.t0 + Duration::from_secs(30),
+    );
+    f.ctx.expire_sessions(f.t0 + Duration::from_secs(66));
+    assert!(f.ctx.sessions.get(&ida).is_some());
+    assert!(f.ctx.sessions.get(&idb).is_none(), "no report of its own");
+    f.ctx.expire_sessions(f.t0 + Duration::from_secs(96));
+    assert!(f.ctx.sessions.is_empty());
+}

@@ -22,9 +22,11 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Instant;
 
-use tracing::{info, warn};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
 
 use super::media_udp::UdpPair;
+use super::session::ClientSession;
 use crate::config::MulticastConfig;
 use crate::relay::{Closer, PlayOptions, Sink, StartPoint, Stream, SubscriberId};
 
@@ -61,6 +63,9 @@ struct StreamGroup {
     sub: SubscriberId,
     /// Members (client subscribers) and whether each plays.
     members: BTreeMap<SubscriberId, bool>,
+    /// Members by the address their RTSP requests came from (their receiver
+    /// reports to the group's RTCP port keep them alive).
+    peers: HashMap<IpAddr, BTreeSet<SubscriberId>>,
     /// Tracks whose group sink is in the fan-out (empty: not sending).
     sending: BTreeSet<usize>,
     /// Stream generation of the delivery.
@@ -120,9 +125,10 @@ impl Groups {
         stream: &str,
         generation: u64,
         track: usize,
-        member: SubscriberId,
+        member: (SubscriberId, IpAddr),
         new_sub: impl FnOnce() -> SubscriberId,
     ) -> Result<SocketAddrV4, GroupError> {
+        let (member, peer) = member;
         let addr = match self.streams.get(stream) {
             Some(g) => g.addr,
             None => {
@@ -140,6 +146,7 @@ impl Groups {
                         addr,
                         sub: new_sub(),
                         members: BTreeMap::new(),
+                        peers: HashMap::new(),
                         sending: BTreeSet::new(),
                         generation,
                     },
@@ -150,6 +157,7 @@ impl Groups {
         let group = self.group(addr, track)?;
         if let Some(g) = self.streams.get_mut(stream) {
             g.members.entry(member).or_insert(false);
+            g.peers.entry(peer).or_default().insert(member);
         }
         Ok(group)
     }
@@ -196,6 +204,10 @@ impl Groups {
     pub fn leave(&mut self, stream: &str, member: SubscriberId) -> Option<SubscriberId> {
         let g = self.streams.get_mut(stream)?;
         g.members.remove(&member)?;
+        g.peers.retain(|_, m| {
+            m.remove(&member);
+            !m.is_empty()
+        });
         let stop = Self::idle(g);
         if g.members.is_empty() {
             let (slot, sub, sending) = (g.slot, g.sub, !g.sending.is_empty());
@@ -223,6 +235,15 @@ impl Groups {
         Some(g.sub)
     }
 
+    /// The members of the stream's group whose requests came from `peer`.
+    pub fn members_from(&self, stream: &str, peer: IpAddr) -> Vec<SubscriberId> {
+        self.streams
+            .get(stream)
+            .and_then(|g| g.peers.get(&peer))
+            .map(|m| m.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
     /// Streams with a group now.
     pub fn len(&self) -> usize {
         self.streams.len()
@@ -237,6 +258,10 @@ impl Groups {
 /// groups are sent from.
 pub struct Multicast {
     groups: Mutex<Groups>,
+    /// The session of each member (to keep it alive on its receiver reports).
+    sessions: Mutex<HashMap<SubscriberId, Weak<Mutex<ClientSession>>>>,
+    /// Per stream, the tasks reading the clients' RTCP on its groups.
+    rtcp_tasks: Mutex<HashMap<String, Vec<JoinHandle<()>>>>,
     media: UdpPair,
     /// What the kernel refused to send to the groups (one counter for all).
     refused: Arc<AtomicU64>,
@@ -267,6 +292,8 @@ impl Multicast {
         }
         Ok(Arc::new_cyclic(|me| Multicast {
             groups: Mutex::new(Groups::new(cfg)),
+            sessions: Mutex::new(HashMap::new()),
+            rtcp_tasks: Mutex::new(HashMap::new()),
             media,
             refused: Arc::new(AtomicU64::new(0)),
             me: me.clone(),
@@ -277,27 +304,33 @@ impl Multicast {
         self.groups.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A client's multicast SETUP of `track`.
+    /// A client's multicast SETUP of `track`; `session` is the client's (whose
+    /// lock the caller may hold), `peer` where its requests come from.
     pub fn setup(
         &self,
         stream: &Stream,
         generation: u64,
         track: usize,
-        member: SubscriberId,
+        member: (SubscriberId, IpAddr),
+        session: Weak<Mutex<ClientSession>>,
     ) -> Result<Joined, GroupError> {
         let mut g = self.lock();
         let had = g.len();
-        let joined = g.join(stream.name(), generation, track, member, || {
+        let peer = crate::net::canonical_ip(member.1);
+        let joined = g.join(stream.name(), generation, track, (member.0, peer), || {
             stream.new_subscriber()
         });
+        let (allocated, ttl) = (g.len() > had, g.ttl());
+        drop(g);
         match joined {
             Ok(group) => {
-                if g.len() > had {
+                lock_map(&self.sessions).insert(member.0, session);
+                if allocated {
                     info!(stream = %stream.name(), "multicast group {} allocated", group.ip());
                 }
                 Ok(Joined {
                     group,
-                    ttl: g.ttl(),
+                    ttl,
                     source: source_towards(group),
                 })
             }
@@ -352,6 +385,7 @@ impl Multicast {
             } else {
                 started = None;
             }
+            self.listen_rtcp(stream.name(), &start.tracks);
         }
         drop(g);
         stream.watch(member, generation, tracks, closer, now, |now_points| {
@@ -364,6 +398,7 @@ impl Multicast {
         let mut g = self.lock();
         if let Some(sub) = g.pause(stream.name(), member) {
             stream.stop(sub);
+            self.stop_rtcp(stream.name());
             info!(stream = %stream.name(), "multicast group stopped (no client plays)");
         }
     }
@@ -371,9 +406,64 @@ impl Multicast {
     /// A member is gone.
     pub fn leave(&self, stream: &Stream, member: SubscriberId) {
         let mut g = self.lock();
-        if let Some(sub) = g.leave(stream.name(), member) {
+        let stop = g.leave(stream.name(), member);
+        if let Some(sub) = stop {
             stream.stop(sub);
+            self.stop_rtcp(stream.name());
             info!(stream = %stream.name(), "multicast group stopped (no client plays)");
+        }
+        drop(g);
+        lock_map(&self.sessions).remove(&member);
+    }
+
+    /// Reads the clients' RTCP on the groups of `tracks` (their RTCP ports),
+    /// in place of what read it before. Needs a tokio runtime (the server's);
+    /// a port another process holds without SO_REUSEADDR is skipped.
+    fn listen_rtcp(&self, stream: &str, tracks: &[(usize, SocketAddrV4)]) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let mut tasks = Vec::new();
+        for (_, group) in tracks {
+            let port = group.port().wrapping_add(1);
+            let socket =
+                crate::net::bind_multicast(*group.ip(), port, None, 64 * 1024).and_then(|s| {
+                    let _guard = rt.enter();
+                    tokio::net::UdpSocket::from_std(s)
+                });
+            match socket {
+                Ok(socket) => {
+                    tasks.push(rt.spawn(receive_rtcp(self.me.clone(), stream.to_owned(), socket)))
+                }
+                Err(e) => debug!(stream, "cannot read RTCP on {}:{port}: {e}", group.ip()),
+            }
+        }
+        let old = lock_map(&self.rtcp_tasks).insert(stream.to_owned(), tasks);
+        old.into_iter().flatten().for_each(|t| t.abort());
+    }
+
+    fn stop_rtcp(&self, stream: &str) {
+        if let Some(tasks) = lock_map(&self.rtcp_tasks).remove(stream) {
+            tasks.iter().for_each(JoinHandle::abort);
+        }
+    }
+
+    /// A receiver report from `peer` on the stream's group: the sessions of
+    /// that address in the group are alive (the session locks are taken with
+    /// no other lock held).
+    pub fn touch(&self, stream: &str, peer: IpAddr, now: Instant) {
+        let members = self.lock().members_from(stream, peer);
+        if members.is_empty() {
+            return;
+        }
+        let sessions: Vec<Weak<Mutex<ClientSession>>> = {
+            let map = lock_map(&self.sessions);
+            members.iter().filter_map(|m| map.get(m).cloned()).collect()
+        };
+        for s in sessions.iter().filter_map(Weak::upgrade) {
+            let mut st = super::session::lock(&s);
+            st.last_activity = now;
+            debug!(session = %st.id, "receiver report on the multicast group");
         }
     }
 
@@ -399,8 +489,39 @@ impl Multicast {
         Arc::new(Box::new(move || {
             if let (Some(me), Some(stream)) = (me.upgrade(), stream.upgrade()) {
                 me.lock().stopped(stream.name(), stream.generation());
+                me.stop_rtcp(stream.name());
             }
         }))
+    }
+}
+
+fn lock_map<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Reads one group's RTCP port: a valid compound with a receiver report (not
+/// our own sender reports, which loop back) keeps its sender's sessions alive.
+async fn receive_rtcp(me: Weak<Multicast>, stream: String, socket: tokio::net::UdpSocket) {
+    let mut buf = vec![0u8; 2048];
+    loop {
+        match socket.recv_from(&mut buf).await {
+            Ok((n, from)) => {
+                let pkt = &buf[..n];
+                if !rtp::rtcp::is_valid_compound(pkt)
+                    || rtp::rtcp::receiver_report_ssrcs(pkt).is_empty()
+                {
+                    continue;
+                }
+                let Some(me) = me.upgrade() else {
+                    return;
+                };
+                me.touch(&stream, crate::net::canonical_ip(from.ip()), Instant::now());
+            }
+            Err(e) => {
+                debug!(stream, "multicast RTCP receive: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
     }
 }
 
@@ -428,6 +549,10 @@ mod tests {
         }
     }
 
+    fn peer(n: u64) -> IpAddr {
+        IpAddr::from([192, 0, 2, n as u8])
+    }
+
     fn ids() -> impl FnMut() -> SubscriberId {
         let mut n = 100;
         move || {
@@ -440,15 +565,15 @@ mod tests {
     fn a_stream_gets_one_address_and_a_port_pair_per_track() {
         let mut g = Groups::new(cfg("239.255.42.0", 24));
         let mut id = ids();
-        let v = g.join("cam", 0, 0, 1, &mut id).unwrap();
-        let a = g.join("cam", 0, 1, 1, &mut id).unwrap();
+        let v = g.join("cam", 0, 0, (1, peer(1)), &mut id).unwrap();
+        let a = g.join("cam", 0, 1, (1, peer(1)), &mut id).unwrap();
         assert_eq!(v, "239.255.42.0:20000".parse().unwrap());
         assert_eq!(a, "239.255.42.0:20002".parse().unwrap());
         // A second client of the stream shares them.
-        assert_eq!(g.join("cam", 0, 0, 2, &mut id).unwrap(), v);
-        assert_eq!(g.join("cam", 0, 1, 2, &mut id).unwrap(), a);
+        assert_eq!(g.join("cam", 0, 0, (2, peer(2)), &mut id).unwrap(), v);
+        assert_eq!(g.join("cam", 0, 1, (2, peer(2)), &mut id).unwrap(), a);
         // Another stream gets the next address.
-        let other = g.join("door", 0, 0, 3, &mut id).unwrap();
+        let other = g.join("door", 0, 0, (3, peer(3)), &mut id).unwrap();
         assert_eq!(other, "239.255.42.1:20000".parse().unwrap());
         assert_eq!(g.len(), 2);
     }
@@ -457,8 +582,8 @@ mod tests {
     fn the_group_starts_with_the_first_player_and_stops_with_the_last() {
         let mut g = Groups::new(cfg("239.255.42.0", 24));
         let mut id = ids();
-        g.join("cam", 7, 0, 1, &mut id).unwrap();
-        g.join("cam", 7, 0, 2, &mut id).unwrap();
+        g.join("cam", 7, 0, (1, peer(1)), &mut id).unwrap();
+        g.join("cam", 7, 0, (2, peer(2)), &mut id).unwrap();
         let start = g.play("cam", 1, &[0]).expect("first PLAY starts the group");
         assert!(start.first);
         assert_eq!(start.sub, 101);
@@ -469,7 +594,7 @@ mod tests {
         );
         assert_eq!(g.play("cam", 2, &[0]), None, "already sending");
         // A client that also wants track 2 widens the delivery, no replay.
-        g.join("cam", 7, 1, 2, &mut id).unwrap();
+        g.join("cam", 7, 1, (2, peer(2)), &mut id).unwrap();
         let wider = g.play("cam", 2, &[0, 1]).unwrap();
         assert!(!wider.first);
         assert_eq!(wider.tracks.len(), 2);
@@ -477,7 +602,13 @@ mod tests {
         assert_eq!(g.pause("cam", 2), Some(101), "nobody plays: stop");
         assert_eq!(g.pause("cam", 2), None, "stopped once");
         assert!(g.play("cam", 1, &[0]).unwrap().first, "starts again");
+        assert_eq!(g.members_from("cam", peer(2)), vec![2]);
+        assert_eq!(g.members_from("cam", peer(9)), Vec::<SubscriberId>::new());
         assert_eq!(g.leave("cam", 2), None);
+        assert!(
+            g.members_from("cam", peer(2)).is_empty(),
+            "gone with the member"
+        );
         assert_eq!(g.leave("cam", 1), Some(101));
         assert!(g.is_empty(), "the address is freed with the last member");
         assert_eq!(g.leave("cam", 1), None);
@@ -489,20 +620,23 @@ mod tests {
         let mut g = Groups::new(cfg("239.255.42.0", 31));
         let mut id = ids();
         assert_eq!(
-            g.join("a", 0, 0, 1, &mut id).unwrap().ip(),
+            g.join("a", 0, 0, (1, peer(1)), &mut id).unwrap().ip(),
             &Ipv4Addr::new(239, 255, 42, 0)
         );
         assert_eq!(
-            g.join("b", 0, 0, 2, &mut id).unwrap().ip(),
+            g.join("b", 0, 0, (2, peer(2)), &mut id).unwrap().ip(),
             &Ipv4Addr::new(239, 255, 42, 1)
         );
-        assert_eq!(g.join("c", 0, 0, 3, &mut id), Err(GroupError::Exhausted));
+        assert_eq!(
+            g.join("c", 0, 0, (3, peer(3)), &mut id),
+            Err(GroupError::Exhausted)
+        );
         assert_eq!(GroupError::Exhausted.status(), 453);
         assert_eq!(g.len(), 2, "a refused SETUP takes nothing");
         // A member that never played leaves: nothing to stop, address freed.
         assert_eq!(g.leave("a", 1), None);
         assert_eq!(
-            g.join("c", 0, 0, 3, &mut id).unwrap().ip(),
+            g.join("c", 0, 0, (3, peer(3)), &mut id).unwrap().ip(),
             &Ipv4Addr::new(239, 255, 42, 0),
             "the lowest free address is reused"
         );
@@ -514,14 +648,17 @@ mod tests {
         c.port = 65530;
         let mut g = Groups::new(c);
         let mut id = ids();
-        assert_eq!(g.join("s", 0, 2, 1, &mut id).unwrap().port(), 65534);
         assert_eq!(
-            g.join("s", 0, 3, 1, &mut id),
+            g.join("s", 0, 2, (1, peer(1)), &mut id).unwrap().port(),
+            65534
+        );
+        assert_eq!(
+            g.join("s", 0, 3, (1, peer(1)), &mut id),
             Err(GroupError::PortsExhausted)
         );
         assert_eq!(GroupError::PortsExhausted.status(), 461);
         assert_eq!(
-            g.join("t", 0, 3, 2, &mut id),
+            g.join("t", 0, 3, (2, peer(2)), &mut id),
             Err(GroupError::PortsExhausted)
         );
         assert_eq!(g.len(), 1, "nothing taken for a SETUP that cannot fit");
@@ -539,7 +676,7 @@ mod tests {
     fn the_stream_stopping_the_group_lets_the_next_play_start_it() {
         let mut g = Groups::new(cfg("239.255.42.0", 24));
         let mut id = ids();
-        g.join("cam", 0, 0, 1, &mut id).unwrap();
+        g.join("cam", 0, 0, (1, peer(1)), &mut id).unwrap();
         assert!(g.play("cam", 1, &[0]).unwrap().first);
         g.stopped("cam", 1);
         let again = g.play("cam", 1, &[0]).unwrap();
