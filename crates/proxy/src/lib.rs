@@ -19,6 +19,7 @@ pub mod demo;
 pub mod log_text;
 pub mod net;
 pub mod os;
+pub mod paths;
 pub mod register_client;
 pub mod relay;
 pub mod sdp;
