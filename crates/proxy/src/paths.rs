@@ -66,6 +66,7 @@ impl PathSpec {
         let transport = match (config.http_tunnel_port, config.backend_transport) {
             (Some(port), _) => PathTransport::Http { port },
             (None, BackendTransport::Tcp) => PathTransport::Tcp,
+            (None, BackendTransport::Udp) if !config.tcp_fallback => PathTransport::Udp,
             (None, BackendTransport::Udp) => PathTransport::Auto,
         };
         PathSpec {

@@ -3,6 +3,7 @@
 //! ([`subcommand`]: `register`, `deregister`).
 
 pub mod cli;
+pub mod file;
 pub mod subcommand;
 mod value;
 
@@ -143,6 +144,9 @@ pub struct Config {
     /// Sources connect only when a client asks (`on_demand` of the config file's
     /// `[defaults]`; no command-line option).
     pub on_demand: bool,
+    /// UDP media falls back to TCP when UDP does not work (false with
+    /// `transport = "udp"` in `[defaults]`).
+    pub tcp_fallback: bool,
     /// The config file (`--config`), read again on reload.
     pub config_file: Option<PathBuf>,
     /// The config file's paths, resolved (`[paths.<name>]`), in name order.
@@ -311,6 +315,7 @@ impl Default for Config {
             max_registered: DEFAULT_MAX_REGISTERED,
             register_allow: vec![RegisterAllow::Peer],
             on_demand: false,
+            tcp_fallback: true,
             config_file: None,
             paths: std::collections::BTreeMap::new(),
             admin: None,
