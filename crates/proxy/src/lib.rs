@@ -22,6 +22,7 @@ pub mod os;
 pub mod paths;
 pub mod register_client;
 pub mod relay;
+pub mod reload;
 pub mod sdp;
 pub mod server;
 pub mod source;

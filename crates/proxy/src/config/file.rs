@@ -856,6 +856,7 @@ pub fn load_text(
     }
     config.paths = paths;
     config.config_file = Some(file.to_owned());
+    config.command_line = args.to_vec();
     Ok(config)
 }
 

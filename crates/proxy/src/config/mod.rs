@@ -147,6 +147,9 @@ pub struct Config {
     /// UDP media falls back to TCP when UDP does not work (false with
     /// `transport = "udp"` in `[defaults]`).
     pub tcp_fallback: bool,
+    /// The command line as given (without the program name), parsed again on top
+    /// of the config file on reload.
+    pub command_line: Vec<String>,
     /// The config file (`--config`), read again on reload.
     pub config_file: Option<PathBuf>,
     /// The config file's paths, resolved (`[paths.<name>]`), in name order.
@@ -316,6 +319,7 @@ impl Default for Config {
             register_allow: vec![RegisterAllow::Peer],
             on_demand: false,
             tcp_fallback: true,
+            command_line: Vec::new(),
             config_file: None,
             paths: std::collections::BTreeMap::new(),
             admin: None,
