@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::paths::PathSpec;
 use crate::relay::{Stream, StreamRegistry};
 use crate::server::auth::AccessControl;
 use crate::server::register::Registrar;
 use crate::server::{self, listener, media_udp, ServerContext};
-use crate::paths::PathSpec;
 use crate::supervisor::{Origin, Supervisor};
 
 /// Why the proxy could not run.
@@ -116,7 +116,11 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     supervisor.set_backend_tls(config.backend_tls.clone(), backend_tls.clone());
     for (url, name) in config.urls.iter().zip(config.stream_names()) {
         supervisor
-            .add_spec(&name, PathSpec::from_config(&config, url), Origin::CommandLine)
+            .add_spec(
+                &name,
+                PathSpec::from_config(&config, url),
+                Origin::CommandLine,
+            )
             .map_err(|_| AppError::DuplicateStream(name.clone()))?;
         eprintln!(
             "RTSP stream, proxying the stream \"{}\"",

@@ -334,11 +334,24 @@ mod tests {
         for good in ["a", "front-door", "cams/front_1", "x.y~z", "A9"] {
             assert_eq!(name_error(good), None, "{good}");
         }
-        for bad in ["", "a b", "a?b", "a#b", "caf\u{e9}", "/a", "a/", "a//b", "a/../b", "%41"] {
+        for bad in [
+            "",
+            "a b",
+            "a?b",
+            "a#b",
+            "caf\u{e9}",
+            "/a",
+            "a/",
+            "a//b",
+            "a/../b",
+            "%41",
+        ] {
             assert!(name_error(bad).is_some(), "{bad:?}");
         }
         assert!(name_error(&"a".repeat(201)).is_some());
-        assert!(name_error("a b").unwrap().contains("cannot be in an RTSP URL path"));
+        assert!(name_error("a b")
+            .unwrap()
+            .contains("cannot be in an RTSP URL path"));
     }
 
     #[test]
@@ -355,7 +368,10 @@ mod tests {
         assert_eq!(s.transport, PathTransport::Http { port: 8000 });
         let settings = s.settings(None);
         assert_eq!(settings.transport, BackendTransport::Tcp);
-        assert_eq!(settings.connector.http_tunnel.as_ref().map(|t| t.port), Some(8000));
+        assert_eq!(
+            settings.connector.http_tunnel.as_ref().map(|t| t.port),
+            Some(8000)
+        );
         assert_eq!(settings.linger, Duration::from_secs(7));
         assert_eq!(settings.max_gap, None);
         assert_eq!(settings.credentials, Some(Credentials::new("u", "p")));
@@ -408,14 +424,29 @@ mod tests {
         let mut ctx = ServerContext::new(registry.clone(), None, None, Duration::from_secs(60));
         ctx.supervisor = Arc::new(crate::supervisor::Supervisor::new(registry.clone(), 4));
         let a = spec("rtsp://127.0.0.1:9/a");
-        assert_eq!(apply(&ctx, "a", a.clone(), Origin::Config), Ok(Applied::Added));
+        assert_eq!(
+            apply(&ctx, "a", a.clone(), Origin::Config),
+            Ok(Applied::Added)
+        );
         let first = registry.get("a").expect("served");
-        assert_eq!(apply(&ctx, "a", a.clone(), Origin::Config), Ok(Applied::Unchanged));
-        assert!(Arc::ptr_eq(&first, &registry.get("a").unwrap()), "untouched");
+        assert_eq!(
+            apply(&ctx, "a", a.clone(), Origin::Config),
+            Ok(Applied::Unchanged)
+        );
+        assert!(
+            Arc::ptr_eq(&first, &registry.get("a").unwrap()),
+            "untouched"
+        );
         let mut a2 = a.clone();
         a2.linger = Duration::from_secs(3);
-        assert_eq!(apply(&ctx, "a", a2.clone(), Origin::Config), Ok(Applied::Replaced));
-        assert!(!Arc::ptr_eq(&first, &registry.get("a").unwrap()), "a new stream");
+        assert_eq!(
+            apply(&ctx, "a", a2.clone(), Origin::Config),
+            Ok(Applied::Replaced)
+        );
+        assert!(
+            !Arc::ptr_eq(&first, &registry.get("a").unwrap()),
+            "a new stream"
+        );
         assert_eq!(specs(&ctx)[0].spec.as_ref(), Some(&a2));
 
         ctx.supervisor

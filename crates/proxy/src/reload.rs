@@ -47,9 +47,15 @@ pub fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     check(old.rtsp_port != new.rtsp_port, "rtsp_port");
     check(old.bind_addresses != new.bind_addresses, "bind");
     check(old.http_port != new.http_port, "http_port");
-    check(old.tls != new.tls, "TLS (tls_cert, tls_key, tls_port, tls_only)");
+    check(
+        old.tls != new.tls,
+        "TLS (tls_cert, tls_key, tls_port, tls_only)",
+    );
     check(old.client_users != new.client_users, "client_users");
-    check(old.client_basic_in_clear != new.client_basic_in_clear, "client_basic");
+    check(
+        old.client_basic_in_clear != new.client_basic_in_clear,
+        "client_basic",
+    );
     check(old.register != new.register, "register");
     check(old.register_users != new.register_users, "register_users");
     check(old.max_registered != new.max_registered, "max_registered");
@@ -182,7 +188,9 @@ mod tests {
         let mut ctx = ServerContext::new(registry.clone(), None, None, Duration::from_secs(60));
         ctx.supervisor = Arc::new(crate::supervisor::Supervisor::new(registry.clone(), 4));
         for (n, s) in &current.paths {
-            ctx.supervisor.add_spec(n, s.clone(), Origin::Config).unwrap();
+            ctx.supervisor
+                .add_spec(n, s.clone(), Origin::Config)
+                .unwrap();
         }
         let a = registry.get("a").unwrap();
         let b = registry.get("b").unwrap();
@@ -194,7 +202,11 @@ mod tests {
             path("c")
         ));
         match reload(&ctx, &file, &mut current) {
-            Outcome::Applied { diff, restart, failed } => {
+            Outcome::Applied {
+                diff,
+                restart,
+                failed,
+            } => {
                 assert_eq!(diff.added, ["c"]);
                 assert_eq!(diff.changed, ["b"]);
                 assert_eq!(diff.removed, ["d"]);
@@ -211,7 +223,13 @@ mod tests {
         write("[paths.a]\nsource = \"rtsp://127.0.0.1:9/a\"\nlinger = -3\n");
         match reload(&ctx, &file, &mut current) {
             Outcome::Refused(e) => {
-                assert_eq!(e, format!("{}:3: paths.a.linger: -3 s: must be 0 or more and at most 86400 seconds", file.display()));
+                assert_eq!(
+                    e,
+                    format!(
+                        "{}:3: paths.a.linger: -3 s: must be 0 or more and at most 86400 seconds",
+                        file.display()
+                    )
+                );
             }
             o => panic!("{o:?}"),
         }

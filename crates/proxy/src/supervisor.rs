@@ -125,7 +125,13 @@ impl Supervisor {
     ) -> Result<Arc<Stream>, AddError> {
         let tls = self.tls_for(&spec.backend_tls)?;
         let settings = spec.settings(tls);
-        self.add_inner(name, spec.keyframe_cache_bytes, settings, origin, Some(spec))
+        self.add_inner(
+            name,
+            spec.keyframe_cache_bytes,
+            settings,
+            origin,
+            Some(spec),
+        )
     }
 
     /// The origin and spec of stream `name`, if the supervisor has it.

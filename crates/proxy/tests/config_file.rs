@@ -86,9 +86,8 @@ fn reload_touches_only_the_changed_paths() {
 
     // A client watches a across every reload.
     let url_a = proxy.url("a");
-    let watcher = thread::spawn(move || {
-        retina_play(&url_a, RetinaTransport::Tcp, Duration::from_secs(14))
-    });
+    let watcher =
+        thread::spawn(move || retina_play(&url_a, RetinaTransport::Tcp, Duration::from_secs(14)));
     thread::sleep(Duration::from_secs(3));
 
     // Change b, add c, remove d: an atomic save.
@@ -101,8 +100,14 @@ fn reload_touches_only_the_changed_paths() {
         path("c", back_x.url(), "")
     ));
     wait_count(&proxy.proc, "config reloaded", 1, Duration::from_secs(3));
-    assert!(t0.elapsed() < Duration::from_secs(3), "picked up within 2 s or so");
-    let line = proxy.proc.wait_for_line("config reloaded", Duration::ZERO).unwrap();
+    assert!(
+        t0.elapsed() < Duration::from_secs(3),
+        "picked up within 2 s or so"
+    );
+    let line = proxy
+        .proc
+        .wait_for_line("config reloaded", Duration::ZERO)
+        .unwrap();
     assert!(
         line.contains("added: c; changed: b; removed: d; unchanged: 1"),
         "{line}"
@@ -119,7 +124,11 @@ fn reload_touches_only_the_changed_paths() {
     proxy.proc.signal(Signal::Hup).unwrap();
     wait_count(&proxy.proc, "config reloaded", 2, Duration::from_secs(3));
     let lines = proxy.proc.lines();
-    let last = lines.iter().rev().find(|l| l.contains("config reloaded")).unwrap();
+    let last = lines
+        .iter()
+        .rev()
+        .find(|l| l.contains("config reloaded"))
+        .unwrap();
     assert!(
         last.contains("added: none; changed: none; removed: none; unchanged: 3"),
         "{last}"
@@ -138,8 +147,14 @@ fn reload_touches_only_the_changed_paths() {
         refused.contains(&format!("{}:6: paths.c.linger", file.path())),
         "{refused}"
     );
-    assert!(status(&proxy, "c").starts_with("RTSP/1.0 200"), "c still served");
-    assert!(status(&proxy, "b").starts_with("RTSP/1.0 200"), "b still served");
+    assert!(
+        status(&proxy, "c").starts_with("RTSP/1.0 200"),
+        "c still served"
+    );
+    assert!(
+        status(&proxy, "b").starts_with("RTSP/1.0 200"),
+        "b still served"
+    );
 
     let report = watcher.join().unwrap().expect("a played");
     report.check_clean(0.5).expect("a saw no gap");
@@ -154,10 +169,18 @@ fn on_demand_paths_connect_on_the_first_client_and_close_after_linger() {
     file.write(&path("od", backend.url(), "on_demand = true\nlinger = 1"));
     let proxy = Proxy::start(&["-v", "--config", file.path()]);
     thread::sleep(Duration::from_secs(2));
-    assert_eq!(backend.connections(), 0, "no back-end connection before a client");
+    assert_eq!(
+        backend.connections(),
+        0,
+        "no back-end connection before a client"
+    );
 
-    let report = retina_play(&proxy.url("od"), RetinaTransport::Tcp, Duration::from_secs(3))
-        .expect("the first DESCRIBE connects and waits for the back end");
+    let report = retina_play(
+        &proxy.url("od"),
+        RetinaTransport::Tcp,
+        Duration::from_secs(3),
+    )
+    .expect("the first DESCRIBE connects and waits for the back end");
     report.check_clean(0.5).expect("clean");
     assert_eq!(backend.connections(), 1);
 

@@ -250,7 +250,11 @@ pub fn parse_args(program: &str, args: &[String]) -> Result<CliOutcome, UsageErr
 /// # Errors
 ///
 /// As [`parse_args`].
-pub fn parse_args_onto(program: &str, args: &[String], base: Config) -> Result<CliOutcome, UsageError> {
+pub fn parse_args_onto(
+    program: &str,
+    args: &[String],
+    base: Config,
+) -> Result<CliOutcome, UsageError> {
     Parser::new(program, args, base).run()
 }
 
@@ -467,7 +471,11 @@ impl<'a> Parser<'a> {
     /// After the options: the URLs, then the checks on option combinations.
     fn finish(mut self) -> Result<CliOutcome, UsageError> {
         let urls = self.args.get(self.pos..).unwrap_or_default();
-        if urls.is_empty() && !self.register && !self.config.demo && self.config.config_file.is_none() {
+        if urls.is_empty()
+            && !self.register
+            && !self.config.demo
+            && self.config.config_file.is_none()
+        {
             return Err(if self.args.is_empty() {
                 UsageError {
                     message: None,

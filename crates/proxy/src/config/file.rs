@@ -63,7 +63,10 @@ pub struct FileError {
 fn render_at(e: &ConfigError) -> String {
     match e.line {
         Some(l) => {
-            let rest = ConfigError { line: None, ..e.clone() };
+            let rest = ConfigError {
+                line: None,
+                ..e.clone()
+            };
             format!(":{l}: {rest}")
         }
         None => format!(": {e}"),
@@ -242,7 +245,12 @@ impl Ctx<'_> {
             + 1
     }
 
-    fn err<T>(&self, span: std::ops::Range<usize>, key: &str, message: impl Into<String>) -> Result<T, ConfigError> {
+    fn err<T>(
+        &self,
+        span: std::ops::Range<usize>,
+        key: &str,
+        message: impl Into<String>,
+    ) -> Result<T, ConfigError> {
         Err(ConfigError {
             line: Some(self.line(span.start)),
             key: key.to_owned(),
@@ -302,7 +310,11 @@ pub fn parse(text: &str) -> Result<FileModel, ConfigError> {
     }
     if let Some(d) = raw.defaults {
         if let Some(s) = &d.source {
-            return ctx.err(s.span(), "defaults.source", "a source belongs in a [paths.NAME] table");
+            return ctx.err(
+                s.span(),
+                "defaults.source",
+                "a source belongs in a [paths.NAME] table",
+            );
         }
         model.defaults = source_part(&ctx, "defaults", d)?;
     }
@@ -319,14 +331,23 @@ pub fn parse(text: &str) -> Result<FileModel, ConfigError> {
         let url_key = format!("{key}.source");
         let url = src.get_ref().trim().to_owned();
         if let Err(e) = rtsp::url::RtspUrl::parse(&url) {
-            return ctx.err(src.span(), &url_key, format!("not a valid rtsp:// or rtsps:// URL: {e}"));
+            return ctx.err(
+                src.span(),
+                &url_key,
+                format!("not a valid rtsp:// or rtsps:// URL: {e}"),
+            );
         }
         if !url.starts_with("rtsp://") && !url.starts_with("rtsps://") {
             return ctx.err(src.span(), &url_key, "must be an rtsp:// or rtsps:// URL");
         }
         let part = source_part(&ctx, &key, raw_path)?;
-        if url.starts_with("rtsps://") && matches!(part.transport, Some(PathTransport::Http { .. })) {
-            return ctx.err(src.span(), &url_key, "rtsps:// back ends cannot be reached through an HTTP tunnel");
+        if url.starts_with("rtsps://") && matches!(part.transport, Some(PathTransport::Http { .. }))
+        {
+            return ctx.err(
+                src.span(),
+                &url_key,
+                "rtsps:// back ends cannot be reached through an HTTP tunnel",
+            );
         }
         model.paths.insert(name, (url, part));
     }
@@ -339,7 +360,11 @@ fn port(ctx: &Ctx, v: &Spanned<i64>, key: &str, zero_ok: bool) -> Result<u16, Co
         _ => ctx.err(
             v.span(),
             key,
-            format!("{} is not a port number ({}..65535)", v.get_ref(), u8::from(!zero_ok)),
+            format!(
+                "{} is not a port number ({}..65535)",
+                v.get_ref(),
+                u8::from(!zero_ok)
+            ),
         ),
     }
 }
@@ -353,7 +378,11 @@ fn server(ctx: &Ctx, s: RawServer) -> Result<ServerPart, ConfigError> {
         let mut addrs = Vec::new();
         for a in list {
             let Some(ip) = value::ip_address(a.get_ref()) else {
-                return ctx.err(a.span(), "server.bind", format!("{:?} is not an IP address", a.get_ref()));
+                return ctx.err(
+                    a.span(),
+                    "server.bind",
+                    format!("{:?} is not an IP address", a.get_ref()),
+                );
             };
             if !addrs.contains(&ip) {
                 addrs.push(ip);
@@ -404,7 +433,11 @@ fn server(ctx: &Ctx, s: RawServer) -> Result<ServerPart, ConfigError> {
     if let Some(v) = &s.max_registered {
         let n = *v.get_ref();
         if !(1..=super::MAX_MAX_REGISTERED as i64).contains(&n) {
-            return ctx.err(v.span(), "server.max_registered", format!("must be 1..{}", super::MAX_MAX_REGISTERED));
+            return ctx.err(
+                v.span(),
+                "server.max_registered",
+                format!("must be 1..{}", super::MAX_MAX_REGISTERED),
+            );
         }
         p.max_registered = usize::try_from(n).ok();
     }
@@ -412,7 +445,14 @@ fn server(ctx: &Ctx, s: RawServer) -> Result<ServerPart, ConfigError> {
         let mut entries = Vec::new();
         for e in list {
             let Some(a) = RegisterAllow::parse(e.get_ref()) else {
-                return ctx.err(e.span(), "server.register_allow", format!("{:?} is not peer, an address, a network or a host name", e.get_ref()));
+                return ctx.err(
+                    e.span(),
+                    "server.register_allow",
+                    format!(
+                        "{:?} is not peer, an address, a network or a host name",
+                        e.get_ref()
+                    ),
+                );
             };
             entries.push(a);
         }
@@ -428,17 +468,37 @@ fn server(ctx: &Ctx, s: RawServer) -> Result<ServerPart, ConfigError> {
     Ok(p)
 }
 
-fn users_of(ctx: &Ctx, key: &str, users: Vec<Spanned<RawUser>>) -> Result<Vec<UserAt>, ConfigError> {
+fn users_of(
+    ctx: &Ctx,
+    key: &str,
+    users: Vec<Spanned<RawUser>>,
+) -> Result<Vec<UserAt>, ConfigError> {
     let mut out = Vec::new();
     for u in users {
         let span = u.span();
         let u = u.into_inner();
         let name = u.user.get_ref();
         if name.is_empty() || name.contains(':') || name.chars().any(char::is_control) {
-            return ctx.err(u.user.span(), &format!("{key}.user"), "must be non-empty, without ':' or control characters");
+            return ctx.err(
+                u.user.span(),
+                &format!("{key}.user"),
+                "must be non-empty, without ':' or control characters",
+            );
         }
-        let Some(password) = secret(ctx, key, "password", u.password, u.password_env, u.password_file)? else {
-            return ctx.err(span, key, format!("user {name:?} has no password (password, password_env or password_file)"));
+        let Some(password) = secret(
+            ctx,
+            key,
+            "password",
+            u.password,
+            u.password_env,
+            u.password_file,
+        )?
+        else {
+            return ctx.err(
+                span,
+                key,
+                format!("user {name:?} has no password (password, password_env or password_file)"),
+            );
         };
         out.push(UserAt {
             user: name.clone(),
@@ -479,7 +539,11 @@ fn secret(
         "" => Secret::Inline(text),
         "_env" => {
             if text.is_empty() || text.contains('=') || text.contains('\0') {
-                return Err(ConfigError { line: Some(line), key, message: "not an environment variable name".into() });
+                return Err(ConfigError {
+                    line: Some(line),
+                    key,
+                    message: "not an environment variable name".into(),
+                });
             }
             Secret::Env(text)
         }
@@ -488,18 +552,31 @@ fn secret(
     Ok(Some(SecretAt { secret, line, key }))
 }
 
-fn duration(ctx: &Ctx, v: &Spanned<toml::Value>, key: &str, zero_ok: bool) -> Result<Duration, ConfigError> {
+fn duration(
+    ctx: &Ctx,
+    v: &Spanned<toml::Value>,
+    key: &str,
+    zero_ok: bool,
+) -> Result<Duration, ConfigError> {
     let secs = match v.get_ref() {
         toml::Value::Integer(i) => *i as f64,
         toml::Value::Float(f) => *f,
         other => {
-            return ctx.err(v.span(), key, format!("must be a number of seconds, not {}", other.type_str()))
+            return ctx.err(
+                v.span(),
+                key,
+                format!("must be a number of seconds, not {}", other.type_str()),
+            )
         }
     };
     let max = value::MAX_DURATION_SECS as f64;
     if !secs.is_finite() || secs < 0.0 || (secs == 0.0 && !zero_ok) || secs > max {
         let range = if zero_ok { "0 or more" } else { "more than 0" };
-        return ctx.err(v.span(), key, format!("{secs} s: must be {range} and at most {max} seconds"));
+        return ctx.err(
+            v.span(),
+            key,
+            format!("{secs} s: must be {range} and at most {max} seconds"),
+        );
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -513,28 +590,63 @@ fn source_part(ctx: &Ctx, table: &str, r: RawSource) -> Result<SourcePart, Confi
             "udp" => PathTransport::Udp,
             "tcp" => PathTransport::Tcp,
             "http" => match &r.http_port {
-                Some(v) => PathTransport::Http { port: port(ctx, v, &k("http_port"), false)? },
-                None => return ctx.err(t.span(), &k("transport"), "\"http\" needs http_port (the back end's RTSP-over-HTTP port)"),
+                Some(v) => PathTransport::Http {
+                    port: port(ctx, v, &k("http_port"), false)?,
+                },
+                None => {
+                    return ctx.err(
+                        t.span(),
+                        &k("transport"),
+                        "\"http\" needs http_port (the back end's RTSP-over-HTTP port)",
+                    )
+                }
             },
             other => {
-                return ctx.err(t.span(), &k("transport"), format!("unknown transport {other:?} (auto, udp, tcp or http)"))
+                return ctx.err(
+                    t.span(),
+                    &k("transport"),
+                    format!("unknown transport {other:?} (auto, udp, tcp or http)"),
+                )
             }
         });
     }
-    if let (Some(v), false) = (&r.http_port, matches!(p.transport, Some(PathTransport::Http { .. }))) {
+    if let (Some(v), false) = (
+        &r.http_port,
+        matches!(p.transport, Some(PathTransport::Http { .. })),
+    ) {
         return ctx.err(v.span(), &k("http_port"), "only with transport = \"http\"");
     }
-    let password = secret(ctx, table, "password", r.password, r.password_env, r.password_file)?;
+    let password = secret(
+        ctx,
+        table,
+        "password",
+        r.password,
+        r.password_env,
+        r.password_file,
+    )?;
     match (r.user, password) {
-        (Some(u), Some(password)) => p.user = Some(UserAt { user: u.into_inner(), password }),
+        (Some(u), Some(password)) => {
+            p.user = Some(UserAt {
+                user: u.into_inner(),
+                password,
+            })
+        }
         (Some(u), None) => {
             p.user = Some(UserAt {
                 user: u.get_ref().clone(),
-                password: SecretAt { secret: Secret::Inline(String::new()), line: ctx.line(u.span().start), key: k("password") },
+                password: SecretAt {
+                    secret: Secret::Inline(String::new()),
+                    line: ctx.line(u.span().start),
+                    key: k("password"),
+                },
             })
         }
         (None, Some(s)) => {
-            return Err(ConfigError { line: Some(s.line), key: s.key, message: "a password needs a user".into() })
+            return Err(ConfigError {
+                line: Some(s.line),
+                key: s.key,
+                message: "a password needs a user".into(),
+            })
         }
         (None, None) => {}
     }
@@ -558,19 +670,30 @@ fn source_part(ctx: &Ctx, table: &str, r: RawSource) -> Result<SourcePart, Confi
         p.reconnect_max = Some(duration(ctx, v, &k("reconnect_max"), false)?);
         if let (Some(min), Some(max)) = (p.reconnect_min, p.reconnect_max) {
             if max < min {
-                return ctx.err(v.span(), &k("reconnect_max"), "must not be less than reconnect_min");
+                return ctx.err(
+                    v.span(),
+                    &k("reconnect_max"),
+                    "must not be less than reconnect_min",
+                );
             }
         }
     }
     if let Some(v) = &r.keyframe_cache {
         let mib = *v.get_ref();
         if !(0..=MAX_KEYFRAME_CACHE_MIB).contains(&mib) {
-            return ctx.err(v.span(), &k("keyframe_cache"), format!("{mib}: must be 0 to {MAX_KEYFRAME_CACHE_MIB} MiB"));
+            return ctx.err(
+                v.span(),
+                &k("keyframe_cache"),
+                format!("{mib}: must be 0 to {MAX_KEYFRAME_CACHE_MIB} MiB"),
+            );
         }
         p.keyframe_cache_bytes = usize::try_from(mib).ok().map(|m| m << 20);
     }
     p.on_demand = r.on_demand;
-    if r.backend_tls_ca.is_some() || r.backend_tls_fingerprints.is_some() || r.backend_tls_insecure.is_some() {
+    if r.backend_tls_ca.is_some()
+        || r.backend_tls_fingerprints.is_some()
+        || r.backend_tls_insecure.is_some()
+    {
         let mut trust = crate::tls::BackendTrust {
             ca_file: r.backend_tls_ca.map(PathBuf::from),
             insecure: r.backend_tls_insecure.unwrap_or(false),
@@ -579,7 +702,13 @@ fn source_part(ctx: &Ctx, table: &str, r: RawSource) -> Result<SourcePart, Confi
         for f in r.backend_tls_fingerprints.unwrap_or_default() {
             match crate::tls::Fingerprint::parse(f.get_ref()) {
                 Ok(fp) => trust.fingerprints.push(fp),
-                Err(e) => return ctx.err(f.span(), &k("backend_tls_fingerprints"), format!("{:?}: {e}", f.get_ref())),
+                Err(e) => {
+                    return ctx.err(
+                        f.span(),
+                        &k("backend_tls_fingerprints"),
+                        format!("{:?}: {e}", f.get_ref()),
+                    )
+                }
             }
         }
         if trust.insecure && (trust.ca_file.is_some() || !trust.fingerprints.is_empty()) {
@@ -592,7 +721,12 @@ fn source_part(ctx: &Ctx, table: &str, r: RawSource) -> Result<SourcePart, Confi
 
 fn admin(ctx: &Ctx, a: RawAdmin) -> Result<(SocketAddr, Option<SecretAt>), ConfigError> {
     let Some(listen) = &a.listen else {
-        return Err(ConfigError { line: None, key: "admin.listen".into(), message: "missing: the admin API is off unless listen is set (e.g. \"127.0.0.1:9997\")".into() });
+        return Err(ConfigError {
+            line: None,
+            key: "admin.listen".into(),
+            message: "missing: the admin API is off unless listen is set (e.g. \"127.0.0.1:9997\")"
+                .into(),
+        });
     };
     let text = listen.get_ref().trim();
     let addr = if let Ok(sa) = text.parse::<SocketAddr>() {
@@ -602,7 +736,11 @@ fn admin(ctx: &Ctx, a: RawAdmin) -> Result<(SocketAddr, Option<SecretAt>), Confi
     } else if let Some(p) = value::port(text) {
         SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), p)
     } else {
-        return ctx.err(listen.span(), "admin.listen", format!("{text:?} is not an address:port, an address or a port"));
+        return ctx.err(
+            listen.span(),
+            "admin.listen",
+            format!("{text:?} is not an address:port, an address or a port"),
+        );
     };
     let token = secret(ctx, "admin", "token", a.token, a.token_env, a.token_file)?;
     Ok((addr, token))
@@ -610,11 +748,18 @@ fn admin(ctx: &Ctx, a: RawAdmin) -> Result<(SocketAddr, Option<SecretAt>), Confi
 
 impl SecretAt {
     fn read(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
-        let fail = |message: String| ConfigError { line: Some(self.line), key: self.key.clone(), message };
+        let fail = |message: String| ConfigError {
+            line: Some(self.line),
+            key: self.key.clone(),
+            message,
+        };
         match &self.secret {
             Secret::Inline(s) => Ok(s.clone()),
-            Secret::Env(var) => env(var).ok_or_else(|| fail(format!("environment variable {var} is not set"))),
-            Secret::File(path) => read_secret_file(path).map_err(|e| fail(format!("cannot read {}: {e}", path.display()))),
+            Secret::Env(var) => {
+                env(var).ok_or_else(|| fail(format!("environment variable {var} is not set")))
+            }
+            Secret::File(path) => read_secret_file(path)
+                .map_err(|e| fail(format!("cannot read {}: {e}", path.display()))),
         }
     }
 }
@@ -631,7 +776,10 @@ fn read_secret_file(path: &Path) -> std::io::Result<String> {
 
 impl UserAt {
     fn resolve(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Credentials, ConfigError> {
-        Ok(Credentials::new(self.user.clone(), self.password.read(env)?))
+        Ok(Credentials::new(
+            self.user.clone(),
+            self.password.read(env)?,
+        ))
     }
 }
 
@@ -643,8 +791,12 @@ impl FileModel {
     ///
     /// A variable not set, a file that cannot be read (line and key of where the
     /// secret was named).
-    pub fn resolve_secrets(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        let parts = std::iter::once(&mut self.defaults).chain(self.paths.values_mut().map(|(_, p)| p));
+    pub fn resolve_secrets(
+        &mut self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        let parts =
+            std::iter::once(&mut self.defaults).chain(self.paths.values_mut().map(|(_, p)| p));
         for part in parts {
             if let Some(u) = &part.user {
                 part.credentials = Some(u.resolve(env)?);
@@ -652,23 +804,36 @@ impl FileModel {
         }
         let s = &mut self.raw_server;
         if let Some(users) = &s.client_users {
-            s.client_users_resolved = users.iter().map(|u| u.resolve(env)).collect::<Result<_, _>>()?;
+            s.client_users_resolved = users
+                .iter()
+                .map(|u| u.resolve(env))
+                .collect::<Result<_, _>>()?;
         }
         if let Some(users) = &s.register_users {
-            s.register_users_resolved = users.iter().map(|u| u.resolve(env)).collect::<Result<_, _>>()?;
+            s.register_users_resolved = users
+                .iter()
+                .map(|u| u.resolve(env))
+                .collect::<Result<_, _>>()?;
         }
         if let Some((listen, token)) = &self.admin {
             let token = match token {
                 Some(t) => {
                     let v = t.read(env)?;
                     if v.is_empty() {
-                        return Err(ConfigError { line: Some(t.line), key: t.key.clone(), message: "the token is empty".into() });
+                        return Err(ConfigError {
+                            line: Some(t.line),
+                            key: t.key.clone(),
+                            message: "the token is empty".into(),
+                        });
                     }
                     Some(v)
                 }
                 None => None,
             };
-            self.admin_config = Some(AdminConfig { listen: *listen, token });
+            self.admin_config = Some(AdminConfig {
+                listen: *listen,
+                token,
+            });
         }
         Ok(())
     }
@@ -818,7 +983,8 @@ impl FileModel {
 /// The file cannot be read or is not valid ([`FileError`]), or the command line
 /// is not (its usage error, rendered).
 pub fn load(file: &Path, program: &str, args: &[String]) -> Result<Config, String> {
-    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: cannot read: {e}", file.display()))?;
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("{}: cannot read: {e}", file.display()))?;
     load_text(file, &text, program, args, &|v| std::env::var(v).ok())
 }
 
@@ -834,15 +1000,22 @@ pub fn load_text(
     args: &[String],
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, String> {
-    let named = |error: ConfigError| FileError { file: file.to_owned(), error }.to_string();
+    let named = |error: ConfigError| {
+        FileError {
+            file: file.to_owned(),
+            error,
+        }
+        .to_string()
+    };
     let mut model = parse(text).map_err(named)?;
     model.resolve_secrets(env).map_err(named)?;
     let mut base = Config::default();
     model.apply_globals(&mut base);
-    let mut config = match super::cli::parse_args_onto(program, args, base).map_err(|e| e.to_string())? {
-        super::CliOutcome::Run(c) => c,
-        _ => return Err("the command line does not run the proxy".into()),
-    };
+    let mut config =
+        match super::cli::parse_args_onto(program, args, base).map_err(|e| e.to_string())? {
+            super::CliOutcome::Run(c) => c,
+            _ => return Err("the command line does not run the proxy".into()),
+        };
     let paths = model.path_specs(&config);
     let cli_names = config.stream_names();
     for name in paths.keys() {

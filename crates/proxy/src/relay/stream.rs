@@ -228,7 +228,8 @@ impl Stream {
     /// Marks the stream's source as connecting only on demand (set before the
     /// source starts).
     pub fn set_on_demand(&self, on: bool) {
-        self.on_demand.store(on, std::sync::atomic::Ordering::Relaxed);
+        self.on_demand
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Whether the source connects only on demand.

@@ -65,7 +65,10 @@ fn a_full_file() {
     let admin = c.admin.as_ref().unwrap();
     assert_eq!(admin.listen, "127.0.0.1:9997".parse().unwrap());
     assert_eq!(admin.token.as_deref(), Some("t0k"));
-    assert!(!format!("{c:?}").contains("s3cret"), "passwords never shown");
+    assert!(
+        !format!("{c:?}").contains("s3cret"),
+        "passwords never shown"
+    );
     assert!(!format!("{c:?}").contains("t0k"), "tokens never shown");
     let front = &c.paths["front-door"];
     assert_eq!(front.source, "rtsp://cam1.local/stream1");
@@ -85,14 +88,13 @@ fn a_full_file() {
 #[test]
 fn the_command_line_wins_over_the_file_and_adds_its_urls() {
     let env = |_: &str| Some("x".to_owned());
-    let c = load_with(
-        FULL,
-        &["-p", "9554", "--linger", "7", "rtsp://h/cli"],
-        &env,
-    )
-    .unwrap();
+    let c = load_with(FULL, &["-p", "9554", "--linger", "7", "rtsp://h/cli"], &env).unwrap();
     assert_eq!(c.rtsp_port, 9554, "command line over [server]");
-    assert_eq!(c.linger, Duration::from_secs(7), "command line over [defaults]");
+    assert_eq!(
+        c.linger,
+        Duration::from_secs(7),
+        "command line over [defaults]"
+    );
     assert_eq!(c.paths["front-door"].linger, Duration::from_secs(7));
     assert_eq!(
         c.paths["cams/back"].linger,
@@ -264,7 +266,11 @@ fn serde_errors_name_line_and_key_too() {
     );
     assert_eq!(e.line, Some(6));
     assert_eq!(e.key, "paths.a.colour");
-    assert!(e.message.contains("unknown field `colour`"), "{}", e.message);
+    assert!(
+        e.message.contains("unknown field `colour`"),
+        "{}",
+        e.message
+    );
     let e = err("[sever]\nrtsp_port = 1\n");
     assert_eq!(e.line, Some(1));
     assert!(e.message.contains("unknown field `sever`"), "{}", e.message);
