@@ -192,6 +192,9 @@ fn on_demand_paths_connect_on_the_first_client_and_close_after_linger() {
         .wait_for_requests("TEARDOWN", 1, Duration::from_secs(5))
         .expect("the back end was told");
 
+    thread::sleep(Duration::from_secs(2));
+    assert_eq!(backend.connections(), 1, "idle again: no reconnect by itself");
+
     // A later client reconnects.
     let again = ffprobe_streams(&proxy.url("od"), "tcp", PROBE).expect("served again");
     assert!(!again.is_empty());

@@ -256,6 +256,8 @@ async fn run(stream: Arc<Stream>, settings: SourceSettings, mut shutdown: watch:
         let failure = match outcome {
             Outcome::Shutdown => return,
             Outcome::Idle => {
+                // Requests made while connected (the SETUPs) were served by it.
+                seen_want = *wanted.borrow_and_update();
                 info!(stream = %stream.name(), "on demand: no client for {:.1} s; back end closed", settings.linger.as_secs_f64());
                 down_since = None;
                 continue;
