@@ -85,6 +85,7 @@ pub fn reload(ctx: &ServerContext, file: &Path, current: &mut Config) -> Outcome
             file.display()
         );
     }
+    let mut new = new;
     let diff = paths::diff(&current.paths, &new.paths);
     let mut failed = Vec::new();
     for name in &diff.removed {
@@ -97,6 +98,8 @@ pub fn reload(ctx: &ServerContext, file: &Path, current: &mut Config) -> Outcome
         if let Err(e) = paths::apply(ctx, name, new.paths[name].clone(), Origin::Config) {
             warn!(stream = %name, "config reload: path not applied: {e}");
             failed.push(name.clone());
+            // Not running: the next reload tries it again.
+            new.paths.remove(name);
         }
     }
     info!("config reloaded from {}: {diff}", file.display());
