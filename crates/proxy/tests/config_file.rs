@@ -193,7 +193,11 @@ fn on_demand_paths_connect_on_the_first_client_and_close_after_linger() {
         .expect("the back end was told");
 
     thread::sleep(Duration::from_secs(2));
-    assert_eq!(backend.connections(), 1, "idle again: no reconnect by itself");
+    assert_eq!(
+        backend.connections(),
+        1,
+        "idle again: no reconnect by itself"
+    );
 
     // A later client reconnects.
     let again = ffprobe_streams(&proxy.url("od"), "tcp", PROBE).expect("served again");
