@@ -204,3 +204,23 @@ fn on_demand_paths_connect_on_the_first_client_and_close_after_linger() {
     assert!(!again.is_empty());
     assert_eq!(backend.connections(), 2);
 }
+
+#[test]
+fn a_bad_file_at_start_up_exits_1_naming_file_line_and_key() {
+    let file = ConfigFile::new("badstart");
+    file.write(
+        "[server]\nrtsp_port = 8554\n\n[paths.a]\nsource = \"rtsp://h/x\"\ntransport = \"quic\"\n",
+    );
+    let mut cmd = std::process::Command::new(Proxy::binary());
+    cmd.args(["--config", file.path()]);
+    let out = run_with_timeout(&mut cmd, Duration::from_secs(10)).expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "{}:6: paths.a.transport: unknown transport \"quic\"",
+            file.path()
+        )),
+        "{err}"
+    );
+}
