@@ -1033,6 +1033,42 @@ pub fn load_text(
     Ok(config)
 }
 
+/// One path from the keys of its table (`source = "rtsp://..."` and any
+/// `[defaults]` key, as TOML text), resolved against the running `config` (its
+/// source settings are the defaults) and the process environment: what the HTTP
+/// API can call to validate a path exactly as the file does. Line numbers count
+/// from the first line of `table`.
+///
+/// # Errors
+///
+/// A bad name, or anything [`parse`] and [`FileModel::resolve_secrets`] refuse.
+pub fn parse_path(name: &str, table: &str, config: &Config) -> Result<PathSpec, ConfigError> {
+    if let Some(e) = crate::paths::name_error(name) {
+        return Err(ConfigError {
+            line: None,
+            key: format!("paths.{name}"),
+            message: e,
+        });
+    }
+    let text = format!("[paths.\"{name}\"]\n{table}");
+    let shift = |mut e: ConfigError| {
+        e.line = e.line.map(|l| l.saturating_sub(1)).filter(|&l| l > 0);
+        e
+    };
+    let mut model = parse(&text).map_err(shift)?;
+    model
+        .resolve_secrets(&|v| std::env::var(v).ok())
+        .map_err(shift)?;
+    model
+        .path_specs(config)
+        .remove(name)
+        .ok_or_else(|| ConfigError {
+            line: None,
+            key: format!("paths.{name}"),
+            message: "no path".into(),
+        })
+}
+
 /// The line of `[paths.NAME]` (best effort).
 fn line_of_table(text: &str, name: &str) -> Option<usize> {
     let header = format!("[paths.{name}]");

@@ -317,3 +317,26 @@ fn an_empty_file_is_valid() {
     assert!(c.paths.is_empty() && c.urls.is_empty());
     assert_eq!(c.config_file.as_deref(), Some(Path::new("/etc/p.toml")));
 }
+
+#[test]
+fn one_path_from_its_table() {
+    let config = Config {
+        linger: Duration::from_secs(4),
+        ..Config::default()
+    };
+    let spec = parse_path(
+        "cam/1",
+        "source = \"rtsp://h/x\"\ntransport = \"tcp\"\n",
+        &config,
+    )
+    .unwrap();
+    assert_eq!(spec.transport, PathTransport::Tcp);
+    assert_eq!(spec.linger, Duration::from_secs(4), "the running defaults");
+    let e = parse_path("cam", "source = \"rtsp://h/x\"\nlinger = -1\n", &config).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "line 2: paths.cam.linger: -1 s: must be 0 or more and at most 86400 seconds"
+    );
+    assert!(parse_path("a b", "source = \"rtsp://h/x\"", &config).is_err());
+    assert!(parse_path("cam", "colour = 1", &config).is_err());
+}
