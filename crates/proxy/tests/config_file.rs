@@ -65,24 +65,29 @@ fn wait_count(proc: &Proc, needle: &str, count: usize, within: Duration) {
 
 #[test]
 fn reload_touches_only_the_changed_paths() {
+    // One back end per path: the GStreamer back end's shared media refuses a
+    // DESCRIBE (503) while another client's is under way. d needs none (it is
+    // only removed).
     let back_a = Backend::start(BackendOpts::codecs("h264"));
-    let back_x = Backend::start(BackendOpts::codecs("h264"));
+    let back_b = Backend::start(BackendOpts::codecs("h264"));
+    let back_c = Backend::start(BackendOpts::codecs("h264"));
+    let nowhere = "rtsp://127.0.0.1:9/d";
     let file = ConfigFile::new("reload");
     file.write(&format!(
         "{}{}{}",
         path("a", back_a.url(), ""),
-        path("b", back_x.url(), ""),
-        path("d", back_x.url(), "")
+        path("b", back_b.url(), ""),
+        path("d", nowhere, "")
     ));
     let proxy = Proxy::start(&["-v", "--config", file.path()]);
     proxy
         .proc
         .wait_for_line("\"d\" (config file)", Duration::from_secs(5))
         .expect("three paths announced");
-    back_x
+    back_b
         .proc
-        .wait_for_count("CLIENT-CONNECTED", 2, Duration::from_secs(10))
-        .expect("b and d connect at start");
+        .wait_for_count("CLIENT-CONNECTED", 1, Duration::from_secs(10))
+        .expect("b connects at start");
 
     // A client watches a across every reload.
     let url_a = proxy.url("a");
@@ -91,13 +96,13 @@ fn reload_touches_only_the_changed_paths() {
     thread::sleep(Duration::from_secs(3));
 
     // Change b, add c, remove d: an atomic save.
-    let before_x = back_x.connections();
+    assert_eq!(back_b.connections(), 1);
     let t0 = Instant::now();
     file.write(&format!(
         "{}{}{}",
         path("a", back_a.url(), ""),
-        path("b", back_x.url(), "linger = 3"),
-        path("c", back_x.url(), "")
+        path("b", back_b.url(), "linger = 3"),
+        path("c", back_c.url(), "")
     ));
     wait_count(&proxy.proc, "config reloaded", 1, Duration::from_secs(3));
     assert!(
@@ -115,10 +120,10 @@ fn reload_touches_only_the_changed_paths() {
     assert!(status(&proxy, "d").starts_with("RTSP/1.0 404"), "d is gone");
     let c = ffprobe_streams(&proxy.url("c"), "tcp", PROBE).expect("c is served");
     assert!(!c.is_empty());
-    back_x
+    back_b
         .proc
-        .wait_for_count("CLIENT-CONNECTED", before_x + 2, Duration::from_secs(10))
-        .expect("b reconnected and c connected");
+        .wait_for_count("CLIENT-CONNECTED", 2, Duration::from_secs(10))
+        .expect("b reconnected");
 
     // SIGHUP with the file unchanged: a reload that does nothing.
     proxy.proc.signal(Signal::Hup).unwrap();
