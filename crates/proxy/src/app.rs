@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::paths::PathSpec;
 use crate::relay::{Stream, StreamRegistry};
 use crate::server::auth::AccessControl;
 use crate::server::register::Registrar;
 use crate::server::{self, listener, media_udp, ServerContext};
-use crate::source::SourceSettings;
 use crate::supervisor::{Origin, Supervisor};
 
 /// Why the proxy could not run.
@@ -30,6 +30,8 @@ pub enum AppError {
     DuplicateStream(String),
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    #[error("path {0:?}: back-end TLS: {1}")]
+    PathTls(String, String),
 }
 
 /// How long shutdown waits for back ends to answer TEARDOWN.
@@ -126,13 +128,12 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     ctx.client_auth = AccessControl::new(config.client_users.clone(), config.client_basic_in_clear);
     let supervisor = ctx.supervisor.clone();
 
+    supervisor.set_backend_tls(config.backend_tls.clone(), backend_tls.clone());
     for (url, name) in config.urls.iter().zip(config.stream_names()) {
-        let settings = SourceSettings::from_config(&config, url, Some(backend_tls.clone()));
         supervisor
-            .add(
+            .add_spec(
                 &name,
-                config.keyframe_cache_bytes,
-                settings,
+                PathSpec::from_config(&config, url),
                 Origin::CommandLine,
             )
             .map_err(|_| AppError::DuplicateStream(name.clone()))?;
@@ -141,6 +142,20 @@ pub async fn run(config: Config) -> Result<(), AppError> {
             rtsp::url::redact(url)
         );
         play_lines(&name);
+    }
+    for (name, spec) in &config.paths {
+        supervisor
+            .add_spec(name, spec.clone(), Origin::Config)
+            .map_err(|e| match e {
+                crate::supervisor::AddError::Tls(t) => AppError::PathTls(name.clone(), t),
+                _ => AppError::DuplicateStream(name.clone()),
+            })?;
+        eprintln!(
+            "RTSP stream \"{name}\" (config file), proxying the stream \"{}\"{}",
+            spec.redacted_source(),
+            if spec.on_demand { " on demand" } else { "" }
+        );
+        play_lines(name);
     }
     let mut demo_task = None;
     if config.demo {
@@ -203,8 +218,16 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         }
     });
 
+    let reloader = config
+        .config_file
+        .clone()
+        .map(|file| tokio::spawn(crate::reload::watch(ctx.clone(), file, config.clone())));
+
     wait_for_signal().await;
     info!("shutting down");
+    if let Some(r) = reloader {
+        r.abort();
+    }
     server_task.abort();
     ticker.abort();
     if let Some(t) = demo_task {

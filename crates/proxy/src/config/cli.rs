@@ -170,6 +170,10 @@ pub fn usage(program: &str) -> String {
         ),
         ("--demo", format!("also serve a built-in test pattern as stream \"{DEMO_STREAM_NAME}\"")),
         (
+            "--config <file>",
+            "TOML config file: server settings, named paths (options given here win; reloaded on SIGHUP and when it changes)".into(),
+        ),
+        (
             "--linger <seconds>",
             format!("keep the back end playing this long after the last client left (default {})", secs(DEFAULT_LINGER)),
         ),
@@ -244,7 +248,21 @@ pub fn parse_args(program: &str, args: &[String]) -> Result<CliOutcome, UsageErr
     {
         return super::subcommand::parse(program, kind, &args[1..]);
     }
-    Parser::new(program, args).run()
+    Parser::new(program, args, Config::default()).run()
+}
+
+/// Parses the command line on top of `base` (the config file's settings): every
+/// option given replaces what `base` says (`-C`, `-U` add users).
+///
+/// # Errors
+///
+/// As [`parse_args`].
+pub fn parse_args_onto(
+    program: &str,
+    args: &[String],
+    base: Config,
+) -> Result<CliOutcome, UsageError> {
+    Parser::new(program, args, base).run()
 }
 
 /// Largest `--keyframe-cache`, in MiB.
@@ -294,15 +312,16 @@ struct TlsArgs {
 }
 
 impl<'a> Parser<'a> {
-    fn new(program: &'a str, args: &'a [String]) -> Self {
+    fn new(program: &'a str, args: &'a [String], base: Config) -> Self {
+        let register = base.register;
         Parser {
             program,
             args,
             pos: 0,
-            config: Config::default(),
+            config: base,
             tcp: false,
             http_tunnel: false,
-            register: false,
+            register,
             register_auth: false,
             bind: Vec::new(),
             reconnect_max_explicit: false,
@@ -367,6 +386,10 @@ impl<'a> Parser<'a> {
     fn long_option(&mut self, arg: &str, name: &str) -> Result<Option<CliOutcome>, UsageError> {
         match name {
             "verbose" => self.config.verbosity = 1,
+            "config" => {
+                let path = self.checked_value(arg, "a TOML config file")?;
+                self.config.config_file = Some(path.into());
+            }
             "debug" | "verbose-rtsp" => self.config.verbosity = 2,
             "tcp" => self.tcp = true,
             "port" => self.rtsp_port(arg)?,
@@ -498,7 +521,11 @@ impl<'a> Parser<'a> {
     /// After the options: the URLs, then the checks on option combinations.
     fn finish(mut self) -> Result<CliOutcome, UsageError> {
         let urls = self.args.get(self.pos..).unwrap_or_default();
-        if urls.is_empty() && !self.register && !self.config.demo {
+        if urls.is_empty()
+            && !self.register
+            && !self.config.demo
+            && self.config.config_file.is_none()
+        {
             return Err(if self.args.is_empty() {
                 UsageError {
                     message: None,

@@ -1266,3 +1266,31 @@ async fn a_udp_subscriber_gets_a_big_gop_paced_then_live() {
     play(&stream, 4, vec![(VIDEO, sink)], t0);
     assert_eq!(on_channel(&drain_media(&mut rx), 0).len(), 211);
 }
+
+#[test]
+fn want_wakes_only_on_demand_streams_and_makes_an_unreachable_one_pending() {
+    let stream = Stream::new("od");
+    let wanted = stream.watch_wanted();
+    stream.want();
+    assert!(!wanted.has_changed().unwrap(), "not on demand: nothing");
+    stream.set_on_demand(true);
+    stream.mark_unreachable();
+    assert_eq!(stream.availability(), Availability::Unreachable);
+    stream.want();
+    assert!(wanted.has_changed().unwrap());
+    assert_eq!(*wanted.borrow(), 1);
+    assert_eq!(
+        stream.availability(),
+        Availability::Pending,
+        "the request waits for the attempt"
+    );
+    stream.set_presentation(presentation(
+        "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=x\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=control:trackID=0\r\n",
+    ));
+    stream.want();
+    assert_eq!(
+        stream.availability(),
+        Availability::Described,
+        "stays served"
+    );
+}
