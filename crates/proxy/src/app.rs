@@ -201,13 +201,19 @@ async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
+        // SIGHUP (systemctl reload) must never stop the proxy, as its default
+        // action would.
+        let mut hangup = signal(SignalKind::hangup()).ok();
         match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
+            Ok(mut term) => loop {
                 tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => return,
+                    _ = term.recv() => return,
+                    Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
+                        warn!("SIGHUP: nothing to reload (the configuration is the command line)");
+                    }
                 }
-            }
+            },
             Err(e) => {
                 warn!("cannot watch SIGTERM: {e}");
                 let _ = tokio::signal::ctrl_c().await;
