@@ -120,7 +120,14 @@ fn help_and_man_page_come_from_the_binary() {
     assert!(help.status.success());
     let text = String::from_utf8_lossy(&help.stdout);
     assert!(text.starts_with("NAME\n    rtsp-proxy - "), "{text}");
-    for section in ["SYNOPSIS", "OPTIONS", "SIGNALS", "EXIT STATUS", "EXAMPLES", "SEE ALSO"] {
+    for section in [
+        "SYNOPSIS",
+        "OPTIONS",
+        "SIGNALS",
+        "EXIT STATUS",
+        "EXAMPLES",
+        "SEE ALSO",
+    ] {
         assert!(text.contains(&format!("\n{section}\n")), "{section}");
     }
     let man = Command::new(Proxy::binary())
@@ -140,7 +147,10 @@ fn help_and_man_page_come_from_the_binary() {
         .expect("-x");
     assert_eq!(bad.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&bad.stderr);
-    assert!(stderr.starts_with("Unknown option \"-x\"\nUsage: rtsp-proxy [-v|-V]"), "{stderr}");
+    assert!(
+        stderr.starts_with("Unknown option \"-x\"\nUsage: rtsp-proxy [-v|-V]"),
+        "{stderr}"
+    );
 
     if !have("man") {
         eprintln!("SKIPPED: rendering with man -l (install man-db)");
@@ -157,7 +167,10 @@ fn help_and_man_page_come_from_the_binary() {
     let warnings = String::from_utf8_lossy(&rendered.stderr);
     assert!(rendered.status.success(), "man -l: {warnings}");
     assert!(warnings.trim().is_empty(), "groff warnings: {warnings}");
-    assert!(page.contains("SYNOPSIS") && page.contains("--log-format"), "{page}");
+    assert!(
+        page.contains("SYNOPSIS") && page.contains("--log-format"),
+        "{page}"
+    );
 }
 
 /// The banner that live555 compatibility keeps as plain text on stderr.
@@ -221,15 +234,18 @@ fn json_logs_one_object_per_line_and_one_line_per_state_change() {
         .proc
         .wait_for_line("SIGHUP", Duration::from_secs(5))
         .expect("SIGHUP logged");
-    assert!(proxy.proc.try_wait().is_none(), "still running after SIGHUP");
+    assert!(
+        proxy.proc.try_wait().is_none(),
+        "still running after SIGHUP"
+    );
     drop(backend);
 
     let lines = proxy.proc.lines();
     let mut objects = 0;
     for line in &lines {
         if line.starts_with('{') {
-            let v: serde_json::Value = serde_json::from_str(line)
-                .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            let v: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
             for key in ["timestamp", "level", "message"] {
                 assert!(v.get(key).is_some(), "{key} in {line}");
             }
@@ -241,7 +257,16 @@ fn json_logs_one_object_per_line_and_one_line_per_state_change() {
     let states = json_states(&lines, "proxyStream");
     eprintln!("measured: {objects} JSON log lines; states {states:?}");
     // In this order, each change once.
-    let mut wanted = ["described", "playing", "paused", "resumed", "paused", "lost", "back"].iter();
+    let mut wanted = [
+        "described",
+        "playing",
+        "paused",
+        "resumed",
+        "paused",
+        "lost",
+        "back",
+    ]
+    .iter();
     let mut next = wanted.next();
     for s in &states {
         if Some(&s.as_str()) == next {
@@ -259,7 +284,10 @@ fn json_logs_one_object_per_line_and_one_line_per_state_change() {
         .find(|v| v["state"] == "lost")
         .expect("lost");
     assert_eq!(lost["level"], "WARN");
-    assert!(lost["reason"].as_str().is_some_and(|r| !r.is_empty()), "{lost}");
+    assert!(
+        lost["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{lost}"
+    );
     assert!(lost["backend"].as_str().is_some(), "{lost}");
 }
 
@@ -299,7 +327,14 @@ fn capture_payloads(
         match s.read(&mut chunk) {
             Ok(0) => return Err("closed".into()),
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
             Err(e) => return Err(e.to_string()),
         }
         let now = Instant::now();
@@ -340,7 +375,10 @@ fn read_head(s: &mut TcpStream, buf: &mut Vec<u8>) -> Result<String, String> {
 }
 
 /// Median delay of the packets `later` saw after `earlier` (matched by payload).
-fn median_delay(earlier: &HashMap<u64, Instant>, later: &HashMap<u64, Instant>) -> Option<Duration> {
+fn median_delay(
+    earlier: &HashMap<u64, Instant>,
+    later: &HashMap<u64, Instant>,
+) -> Option<Duration> {
     let mut delays: Vec<Duration> = later
         .iter()
         .filter_map(|(k, at)| Some(at.saturating_duration_since(*earlier.get(k)?)))
@@ -363,23 +401,33 @@ fn chain_of_three_proxies_keeps_its_clients_through_an_origin_restart() {
     let edge_url = edge.url("proxyStream");
 
     // Per hop: time to the first packet, and the delay of the same packets.
-    for (hop, url) in [("origin", &origin_url), ("middle", &middle_url), ("edge", &edge_url)] {
+    for (hop, url) in [
+        ("origin", &origin_url),
+        ("middle", &middle_url),
+        ("edge", &edge_url),
+    ] {
         let report = retina_play(url, RetinaTransport::Tcp, Duration::from_secs(1))
             .unwrap_or_else(|e| panic!("{hop}: {e}"));
-        report.check_clean(1.0).unwrap_or_else(|e| panic!("{hop}: {e}"));
+        report
+            .check_clean(1.0)
+            .unwrap_or_else(|e| panic!("{hop}: {e}"));
         eprintln!(
             "measured: {hop}: DESCRIBE to PLAY response {:.0?}, first packet {:.0?} after PLAY",
             report.connect_took,
             report.first_packet_after_play().unwrap_or_default()
         );
     }
-    let captures: Vec<_> = [(&origin, &origin_url), (&middle, &middle_url), (&edge, &edge_url)]
-        .into_iter()
-        .map(|(p, u)| {
-            let (addr, url) = (p.addr(), u.clone());
-            thread::spawn(move || capture_payloads(addr, &url, Duration::from_secs(3)))
-        })
-        .collect();
+    let captures: Vec<_> = [
+        (&origin, &origin_url),
+        (&middle, &middle_url),
+        (&edge, &edge_url),
+    ]
+    .into_iter()
+    .map(|(p, u)| {
+        let (addr, url) = (p.addr(), u.clone());
+        thread::spawn(move || capture_payloads(addr, &url, Duration::from_secs(3)))
+    })
+    .collect();
     let seen: Vec<HashMap<u64, Instant>> = captures
         .into_iter()
         .map(|t| t.join().expect("thread").expect("capture"))
@@ -404,13 +452,19 @@ fn chain_of_three_proxies_keeps_its_clients_through_an_origin_restart() {
         gst_play_media(&gst_url, "tcp", Some("video"), 300, Duration::from_secs(40))
     });
     thread::sleep(Duration::from_secs(4));
-    origin.proc.signal(Signal::Kill).expect("SIGKILL the origin");
+    origin
+        .proc
+        .signal(Signal::Kill)
+        .expect("SIGKILL the origin");
     drop(origin);
     let killed_at = Instant::now();
     thread::sleep(Duration::from_secs(2));
     let origin = Proxy::try_start_on(origin_port, &origin_args).expect("the origin restarts");
     assert_eq!(
-        origin.announced_urls().first().map(|u| u.ends_with(&format!(":{origin_port}/proxyStream"))),
+        origin
+            .announced_urls()
+            .first()
+            .map(|u| u.ends_with(&format!(":{origin_port}/proxyStream"))),
         Some(true),
         "on its port: {:?}",
         origin.announced_urls()
@@ -424,13 +478,19 @@ fn chain_of_three_proxies_keeps_its_clients_through_an_origin_restart() {
         killed_at.elapsed()
     );
 
-    let report = client.join().expect("thread").expect("the edge's client plays");
+    let report = client
+        .join()
+        .expect("thread")
+        .expect("the edge's client plays");
     report
         .check_clean(1.0)
         .expect("one clean stream at the edge: no error, no gap in the sequence numbers");
     let video = report.stream("video").expect("video");
     let last = video.last_received_after_play.expect("packets");
-    assert!(last > Duration::from_secs(14), "media until the end: {report}");
+    assert!(
+        last > Duration::from_secs(14),
+        "media until the end: {report}"
+    );
     // The edge's keyframe cache starts the client with the packets since the
     // last keyframe (timestamps up to a GOP before PLAY, delivered at once), so
     // compare where the media clock ended with the wall clock: across the
@@ -445,10 +505,16 @@ fn chain_of_three_proxies_keeps_its_clients_through_an_origin_restart() {
         (media_end - wall_end).abs() < 0.5,
         "timestamps follow the wall clock across the restart: {media_end:.2} s vs {wall_end:.2} s"
     );
-    gst.join().expect("thread").expect("gstreamer keeps playing at the edge");
+    gst.join()
+        .expect("thread")
+        .expect("gstreamer keeps playing at the edge");
     // Only the middle saw the outage; the edge's back end (the middle) stayed up.
     assert!(middle.proc.count_lines("state=lost") >= 1);
-    assert_eq!(edge.proc.count_lines("state=lost"), 0, "the edge lost nothing");
+    assert_eq!(
+        edge.proc.count_lines("state=lost"),
+        0,
+        "the edge lost nothing"
+    );
     assert_eq!(edge.proc.count_lines("state=described"), 1);
     drop(origin);
 }

@@ -374,10 +374,21 @@ mod tests {
         let help = help("rtsp-proxy");
         let man = man_page();
         for section in [
-            "NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "STREAM NAMES", "LOGS", "SIGNALS",
-            "EXIT STATUS", "EXAMPLES", "SEE ALSO",
+            "NAME",
+            "SYNOPSIS",
+            "DESCRIPTION",
+            "OPTIONS",
+            "STREAM NAMES",
+            "LOGS",
+            "SIGNALS",
+            "EXIT STATUS",
+            "EXAMPLES",
+            "SEE ALSO",
         ] {
-            assert!(help.contains(&format!("\n{section}\n")) || help.starts_with(section), "{section}");
+            assert!(
+                help.contains(&format!("\n{section}\n")) || help.starts_with(section),
+                "{section}"
+            );
             assert!(man.contains(&format!(".SH {section}\n")), "{section}");
         }
         for (title, options) in option_groups() {
@@ -397,7 +408,11 @@ mod tests {
         let wrapped = synopsis_lines(&synopsis("rtsp-proxy"), 75, 8);
         assert!(wrapped.len() > 1);
         assert_eq!(
-            wrapped.iter().map(|l| l.trim()).collect::<Vec<_>>().join(" "),
+            wrapped
+                .iter()
+                .map(|l| l.trim())
+                .collect::<Vec<_>>()
+                .join(" "),
             synopsis("rtsp-proxy")
         );
         assert!(help.starts_with("NAME\n    rtsp-proxy - "));

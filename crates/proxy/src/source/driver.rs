@@ -23,8 +23,8 @@ use super::connector::{ChannelWriter, Connector};
 use super::http_tunnel::TunnelSettings;
 use super::session::{BackendSession, Event, Failure, Output, SessionConfig, MAX_REDIRECTS};
 use crate::config::BackendTransport;
-use crate::{log_text, net};
 use crate::relay::{PresentationChange, Stream};
+use crate::{log_text, net};
 
 /// Receiver reports to the back end go out this often.
 const RR_INTERVAL: Duration = Duration::from_secs(5);
@@ -604,7 +604,11 @@ async fn run_connection(
                     Event::Playing { starts } => {
                         stream.source_playing(&starts);
                         // A PLAY that resumed a paused session is "resumed".
-                        let state = if std::mem::take(&mut resuming) { "resumed" } else { "playing" };
+                        let state = if std::mem::take(&mut resuming) {
+                            "resumed"
+                        } else {
+                            "playing"
+                        };
                         info!(stream = %name, state = %state, "path state changed");
                     }
                     Event::Paused => {
