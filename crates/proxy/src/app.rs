@@ -209,9 +209,15 @@ async fn wait_for_signal() {
                 tokio::select! {
                     _ = tokio::signal::ctrl_c() => return,
                     _ = term.recv() => return,
-                    Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
-                        warn!("SIGHUP: nothing to reload (the configuration is the command line)");
-                    }
+                    r = async {
+                        match hangup.as_mut() {
+                            Some(h) => h.recv().await,
+                            None => std::future::pending().await,
+                        }
+                    } => match r {
+                        Some(()) => warn!("SIGHUP: nothing to reload (the configuration is the command line)"),
+                        None => hangup = None,
+                    },
                 }
             },
             Err(e) => {
