@@ -130,3 +130,94 @@ fn the_descriptor_limit_is_raised_to_the_hard_limit() {
     assert_eq!(numbers.len(), 2, "{line}");
     assert_eq!(numbers[0], numbers[1], "soft = hard: {line}");
 }
+
+/// A one-shot RTSP responder on loopback: answers every request with `answer`
+/// (CSeq echoed) and returns every request it read, until `for_how_long`.
+fn responder(
+    answer: &'static str,
+    for_how_long: Duration,
+) -> (u16, thread::JoinHandle<Vec<String>>) {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    listener.set_nonblocking(true).expect("nonblocking");
+    let handle = thread::spawn(move || {
+        let deadline = Instant::now() + for_how_long;
+        let mut seen = Vec::new();
+        while Instant::now() < deadline {
+            let Ok((stream, _)) = listener.accept() else {
+                thread::sleep(Duration::from_millis(20));
+                continue;
+            };
+            let _ = stream.set_nonblocking(false);
+            let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut writer = stream;
+            loop {
+                let mut request = String::new();
+                let mut cseq = String::from("1");
+                loop {
+                    let mut line = String::new();
+                    match reader.read_line(&mut line) {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                    if let Some(v) = line.strip_prefix("CSeq:") {
+                        cseq = v.trim().to_owned();
+                    }
+                    request.push_str(&line);
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                if request.is_empty() {
+                    break;
+                }
+                seen.push(request);
+                let resp = answer.replace("{cseq}", &cseq);
+                if writer.write_all(resp.as_bytes()).is_err() {
+                    break;
+                }
+            }
+        }
+        seen
+    });
+    (port, handle)
+}
+
+#[test]
+fn credentials_do_not_follow_a_redirect_to_another_host() {
+    // The other host (by name: "localhost" is not "127.0.0.1") asks for
+    // credentials, Basic and Digest.
+    let (other, other_seen) = responder(
+        "RTSP/1.0 401 Unauthorized\r\nCSeq: {cseq}\r\nWWW-Authenticate: Basic realm=\"x\"\r\nWWW-Authenticate: Digest realm=\"x\", nonce=\"abc\"\r\nContent-Length: 0\r\n\r\n",
+        Duration::from_secs(4),
+    );
+    let location: &'static str = Box::leak(
+        format!(
+            "RTSP/1.0 302 Moved\r\nCSeq: {{cseq}}\r\nLocation: rtsp://localhost:{other}/moved\r\nContent-Length: 0\r\n\r\n"
+        )
+        .into_boxed_str(),
+    );
+    let (first, _first_seen) = responder(location, Duration::from_secs(4));
+    let proxy = Proxy::start(&[
+        "-v",
+        "-u",
+        "op",
+        "dash-u-secret",
+        &format!("rtsp://admin:url-secret@127.0.0.1:{first}/cam"),
+    ]);
+    proxy
+        .proc
+        .wait_for_line("are not sent there", Duration::from_secs(10))
+        .expect("the redirect is logged");
+    let seen = other_seen.join().expect("responder");
+    assert!(!seen.is_empty(), "the proxy followed the redirect");
+    for request in &seen {
+        assert!(
+            !request.to_ascii_lowercase().contains("authorization"),
+            "no credentials for another host: {request}"
+        );
+    }
+    let log = proxy.proc.lines().join("\n");
+    assert!(!log.contains("secret"), "{log}");
+}

@@ -227,7 +227,7 @@ async fn run(stream: Arc<Stream>, settings: SourceSettings, mut shutdown: watch:
         let started = Instant::now();
         let cfg = SessionConfig {
             url: url.clone(),
-            credentials: credentials.clone(),
+            credentials: credentials_for(&url, &original, credentials.as_ref()),
             transport: transport_for(&url, transport),
             response_timeout: settings.response_timeout,
             udp_timeout: settings.udp_timeout,
@@ -275,10 +275,10 @@ async fn run(stream: Arc<Stream>, settings: SourceSettings, mut shutdown: watch:
                         what: "redirect".into(),
                         detail: format!("to {u}: a redirect from rtsps:// must stay on rtsps://"),
                     },
-                    Ok(mut u) if redirects <= MAX_REDIRECTS => {
+                    Ok(u) if redirects <= MAX_REDIRECTS => {
                         info!(stream = %stream.name(), "back end redirects to {u}");
-                        if u.credentials.is_none() {
-                            u.credentials = original.credentials.clone();
+                        if !same_host(&u, &original) && credentials.is_some() {
+                            info!(stream = %stream.name(), "{} is another host than {}: the credentials given for {} are not sent there", u.host, original.host, original.host);
                         }
                         url = u;
                         continue;
@@ -347,6 +347,27 @@ fn transport_for(url: &RtspUrl, configured: BackendTransport) -> BackendTranspor
 /// A redirect from rtsps:// must stay on rtsps:// (TLS is never dropped).
 fn redirect_keeps_tls(from: &RtspUrl, to: &RtspUrl) -> bool {
     from.scheme != "rtsps" || to.scheme == "rtsps"
+}
+
+/// Whether two back-end URLs name the same host (credentials given for one may
+/// go to the other).
+fn same_host(a: &RtspUrl, b: &RtspUrl) -> bool {
+    a.host.eq_ignore_ascii_case(&b.host)
+}
+
+/// The credentials a connection to `url` presents: those given for the
+/// configured back end (`given`: its URL's, else `-u`) go to its host only; a
+/// redirect to another host presents only what its own `Location` carries.
+fn credentials_for(
+    url: &RtspUrl,
+    original: &RtspUrl,
+    given: Option<&Credentials>,
+) -> Option<Credentials> {
+    if same_host(url, original) {
+        url.credentials.clone().or_else(|| given.cloned())
+    } else {
+        url.credentials.clone()
+    }
 }
 
 /// UDP media sockets of one back-end session, and their receive tasks.
@@ -965,6 +986,43 @@ mod tests {
         assert!(redirect_keeps_tls(&plain, &tls), "an upgrade is fine");
         assert!(redirect_keeps_tls(&tls, &url("rtsps://other:8322/b")));
         assert!(!redirect_keeps_tls(&tls, &plain), "a downgrade is refused");
+    }
+
+    #[test]
+    fn credentials_go_only_to_the_host_they_were_given_for() {
+        let u = |s: &str| RtspUrl::parse(s).expect("url");
+        let original = u("rtsp://admin:s3cret@cam.local/live");
+        let given = Credentials::new("admin", "s3cret");
+        let dash_u = Credentials::new("op", "pw");
+        // The back end itself, also after a redirect to another path or port.
+        for same in ["rtsp://cam.local/live", "rtsp://CAM.local:8554/other"] {
+            assert_eq!(
+                credentials_for(&u(same), &original, Some(&given)),
+                Some(given.clone()),
+                "{same}"
+            );
+        }
+        // Another host gets nothing, -u included, Basic or Digest alike...
+        for other in [
+            "rtsp://evil.example/x",
+            "rtsp://10.0.0.9/live",
+            "rtsps://cam.local.evil/x",
+        ] {
+            assert_eq!(
+                credentials_for(&u(other), &original, Some(&given)),
+                None,
+                "{other}"
+            );
+            assert_eq!(
+                credentials_for(&u(other), &u("rtsp://cam.local/live"), Some(&dash_u)),
+                None
+            );
+        }
+        // ...but what its own Location names.
+        assert_eq!(
+            credentials_for(&u("rtsp://v:w@other/x"), &original, Some(&given)),
+            Some(Credentials::new("v", "w"))
+        );
     }
 
     #[test]
