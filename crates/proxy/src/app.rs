@@ -30,6 +30,8 @@ pub enum AppError {
     DuplicateStream(String),
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Admin(#[from] crate::admin::AdminError),
 }
 
 /// How long shutdown waits for back ends to answer TEARDOWN.
@@ -38,6 +40,10 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// Runs the proxy until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> Result<(), AppError> {
     let streams = Arc::new(StreamRegistry::new());
+    // Refused before anything binds: an open admin port needs a token.
+    if let Some(addr) = config.admin_listen {
+        crate::admin::check_listen(addr, config.admin_token.as_deref())?;
+    }
 
     // Certificates first (a bad file is named before anything else happens),
     // then the ports.
@@ -167,6 +173,24 @@ pub async fn run(config: Config) -> Result<(), AppError> {
             }
         );
     }
+    let admin = match config.admin_listen {
+        Some(addr) => {
+            let state = crate::admin::server::AdminState {
+                streams: streams.clone(),
+                supervisor: supervisor.clone(),
+                history: crate::admin::history::History::new(),
+                token: config.admin_token.clone(),
+            };
+            let handle = crate::admin::server::start(addr, state).await?;
+            eprintln!(
+                "(Admin port: metrics on http://{0}/metrics, status on http://{0}/v1/paths, dashboard on http://{0}/{1}.)",
+                handle.addr,
+                if config.admin_token.is_some() { "; a token is needed" } else { "" }
+            );
+            Some(handle)
+        }
+        None => None,
+    };
     let ctx = Arc::new(ctx);
     let server_task = tokio::spawn(server::serve(ctx.clone(), listeners));
     let ticker_ctx = ctx.clone();
@@ -186,6 +210,9 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     info!("shutting down");
     server_task.abort();
     ticker.abort();
+    if let Some(a) = admin {
+        a.stop();
+    }
     if let Some(t) = demo_task {
         t.abort();
     }

@@ -207,6 +207,9 @@ pub fn usage(program: &str) -> String {
         ("--backend-tls-ca <pem>", "trust these CA certificates for rtsps:// back ends, besides the system's".into()),
         ("--backend-tls-fingerprint <sha256>", "accept the rtsps:// back end whose certificate has this SHA-256 fingerprint (repeatable)".into()),
         ("--backend-tls-insecure", "accept any rtsps:// back-end certificate (unsafe)".into()),
+        ("--admin <addr:port>", "serve Prometheus metrics, a JSON status API and a dashboard on this HTTP address (loopback unless a token is set)".into()),
+        ("--admin-token <token>", "admin requests must carry \"Authorization: Bearer <token>\"".into()),
+        ("--admin-token-file <path>", "the same, the token read from this file (first line)".into()),
         ("-h, --help", "print this help".into()),
         ("--version", "print the version".into()),
     ];
@@ -423,6 +426,26 @@ impl<'a> Parser<'a> {
                 }
                 self.register_option.get_or_insert_with(|| arg.to_owned());
             }
+            "admin" => {
+                let text = self.checked_value(arg, "an address and port (127.0.0.1:9090)")?;
+                let addr = text.parse::<std::net::SocketAddr>().map_err(|_| {
+                    self.error(format!(
+                        "Invalid address \"{text}\" for {arg} (must be an IP address and a port, such as 127.0.0.1:9090 or [::1]:9090)"
+                    ))
+                })?;
+                self.config.admin_listen = Some(addr);
+            }
+            "admin-token" => {
+                let text = self.checked_value(arg, "a token")?.to_owned();
+                self.config.admin_token = Some(self.admin_token_value(arg, &text)?);
+            }
+            "admin-token-file" => {
+                let path = self.checked_value(arg, "a file holding the token")?.to_owned();
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| self.error(format!("Cannot read {arg} \"{path}\": {e}")))?;
+                let first = text.lines().next().unwrap_or("").trim().to_owned();
+                self.config.admin_token = Some(self.admin_token_value(arg, &first)?);
+            }
             "help" => return Ok(Some(CliOutcome::Help)),
             "version" => return Ok(Some(CliOutcome::Version)),
             "tls-cert"
@@ -527,6 +550,17 @@ impl<'a> Parser<'a> {
             )));
         }
         Ok(CliOutcome::Run(self.config))
+    }
+
+    /// An admin token: not empty, printable ASCII without spaces (it goes in an
+    /// HTTP header).
+    fn admin_token_value(&self, arg: &str, token: &str) -> Result<String, UsageError> {
+        if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(self.error(format!(
+                "The {arg} token must be printable ASCII without spaces, and not empty"
+            )));
+        }
+        Ok(token.to_owned())
     }
 
     /// One `--tls-*` or `--backend-tls-*` option.

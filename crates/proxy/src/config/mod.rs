@@ -140,6 +140,12 @@ pub struct Config {
     /// Which back-end URLs may be registered (`--register-allow`, repeatable); the
     /// default is [`RegisterAllow::Peer`] only.
     pub register_allow: Vec<RegisterAllow>,
+    /// `--admin <addr:port>` (or the file's `[admin] listen`): the admin HTTP
+    /// port (metrics, status API, dashboard); off when none.
+    pub admin_listen: Option<std::net::SocketAddr>,
+    /// `--admin-token` / `--admin-token-file` (or `[admin] token`): every
+    /// admin request must carry `Authorization: Bearer <token>`. Never logged.
+    pub admin_token: Option<String>,
 }
 
 /// The server side of RTSP over TLS.
@@ -283,6 +289,8 @@ impl Default for Config {
             register_users: Vec::new(),
             max_registered: DEFAULT_MAX_REGISTERED,
             register_allow: vec![RegisterAllow::Peer],
+            admin_listen: None,
+            admin_token: None,
         }
     }
 }

@@ -11,8 +11,8 @@ pub mod udp_batch;
 pub use registry::StreamRegistry;
 pub use sink::{ConnOut, ConnOutReceiver, OutItem, Sink, SinkSet};
 pub use stream::{
-    Availability, Closer, PresentationChange, RtcpOutcome, StartPoint, Stream, StreamStats,
-    SubscriberId,
+    Availability, ClientInfo, ClientSnapshot, ClientTransport, Closer, PresentationChange,
+    RtcpOutcome, SourceState, StartPoint, Stream, StreamSnapshot, StreamStats, SubscriberId,
 };
 
 #[cfg(test)]
