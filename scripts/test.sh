@@ -41,6 +41,8 @@ check_tools() {
   command -v ffprobe >/dev/null 2>&1 || need ffmpeg "ffprobe not found"
   command -v gst-launch-1.0 >/dev/null 2>&1 || need gstreamer1.0-tools "gst-launch-1.0 not found"
   command -v gst-inspect-1.0 >/dev/null 2>&1 || need gstreamer1.0-tools "gst-inspect-1.0 not found"
+  # The admin dashboard's browser check (crates/proxy/tests/admin.rs).
+  command -v chromium >/dev/null 2>&1 || need chromium "chromium not found (headless browser for the dashboard test)"
 
   if [[ ! -x "$PYTHON" ]]; then
     need python3-gi "$PYTHON not found"
