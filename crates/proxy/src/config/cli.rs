@@ -787,6 +787,32 @@ mod tests {
     }
 
     #[test]
+    fn admin_options() {
+        let config = run(&[URL]);
+        assert_eq!((config.admin_listen, config.admin_token), (None, None));
+        let config = run(&["--admin", "127.0.0.1:9090", "--admin-token", "s3cret", URL]);
+        assert_eq!(config.admin_listen, Some("127.0.0.1:9090".parse().unwrap()));
+        assert_eq!(config.admin_token.as_deref(), Some("s3cret"));
+        let config = run(&["--admin", "[::1]:9090", URL]);
+        assert_eq!(config.admin_listen, Some("[::1]:9090".parse().unwrap()));
+        let dir = std::env::temp_dir().join(format!("rtsp-proxy-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("token");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let path = file.to_str().unwrap();
+        let config = run(&["--admin-token-file", path, URL]);
+        assert_eq!(config.admin_token.as_deref(), Some("from-file"));
+        std::fs::write(&file, "\n").unwrap();
+        assert!(fail_message(&["--admin-token-file", path, URL]).contains("not be empty")
+            || fail_message(&["--admin-token-file", path, URL]).contains("not empty"));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(fail_message(&["--admin", "localhost", URL]).contains("Invalid address"));
+        assert!(fail_message(&["--admin"]).contains("needs an address"));
+        assert!(fail_message(&["--admin-token", "a b", URL]).contains("printable ASCII"));
+        assert!(fail_message(&["--admin-token-file", "/nonexistent/t", URL]).contains("Cannot read"));
+    }
+
+    #[test]
     fn one_url_with_defaults() {
         let config = run(&[URL]);
         assert_eq!(config.urls, [URL]);
