@@ -202,8 +202,11 @@ def parse_protocols(text):
             flags |= GstRtsp.RTSPLowerTrans.UDP
         elif name == "tcp":
             flags |= GstRtsp.RTSPLowerTrans.TCP
+        elif name == "udp-mcast":
+            flags |= GstRtsp.RTSPLowerTrans.UDP_MCAST
         else:
-            raise argparse.ArgumentTypeError(f"unknown protocol {name!r} (udp or tcp)")
+            raise argparse.ArgumentTypeError(
+                f"unknown protocol {name!r} (udp, tcp or udp-mcast)")
     return flags
 
 
@@ -234,7 +237,12 @@ def parse_args(argv):
     p.add_argument("--tls-cert", help="serve RTSPS with this PEM certificate (chain)")
     p.add_argument("--tls-key", help="PEM private key of --tls-cert")
     p.add_argument("--protocols", type=parse_protocols, default=None,
-                   help="allowed lower transports, comma list of udp,tcp (default both)")
+                   help="allowed lower transports, comma list of udp,tcp,udp-mcast "
+                   "(default udp,tcp; udp-mcast needs --multicast)")
+    p.add_argument("--multicast", nargs=2, metavar=("FIRST", "LAST"), default=None,
+                   help="offer multicast from the IPv4 group range FIRST..LAST (an "
+                   "address pool; ports 5000-5999, ttl 1); without --protocols the "
+                   "back end then requires multicast (udp-mcast only)")
     p.add_argument("--width", type=positive, default=320)
     p.add_argument("--height", type=positive, default=240)
     p.add_argument("--fps", type=positive, default=25)
@@ -260,6 +268,8 @@ def parse_args(argv):
         p.error("--tls-cert and --tls-key go together")
     if not 0 <= args.port <= 65535:
         p.error("--port must be within 0..65535")
+    if args.multicast is not None and args.protocols is None:
+        args.protocols = GstRtsp.RTSPLowerTrans.UDP_MCAST
     return args
 
 
@@ -368,6 +378,12 @@ def main(argv):
     factory.set_suspend_mode(SUSPEND_MODES[args.suspend_mode])
     if args.protocols is not None:
         factory.set_protocols(args.protocols)
+    if args.multicast is not None:
+        pool = GstRtspServer.RTSPAddressPool()
+        first, last = args.multicast
+        if not pool.add_range(first, last, 5000, 5999, 1):
+            fail(f"bad multicast range {first}..{last}", 2)
+        factory.set_address_pool(pool)
     if args.user is not None or args.tls_cert is not None:
         configure_auth(server, factory, args)
     server.get_mount_points().add_factory(args.path, factory)

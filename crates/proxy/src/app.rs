@@ -106,7 +106,22 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         }
     };
 
+    // Multicast goes out of the IPv4 media sockets (one more pair when the
+    // server listens on IPv6 only).
+    let multicast = match config.multicast {
+        Some(m) => {
+            let pair = match &media_v4 {
+                Some(p) => p.clone(),
+                None => media_udp::bind_pair(false, 0).map_err(AppError::Media)?,
+            };
+            Some(server::multicast::Multicast::new(m, pair).map_err(AppError::Media)?)
+        }
+        None => None,
+    };
     let mut ctx = ServerContext::new(streams.clone(), media_v4, media_v6, config.session_timeout);
+    if let Some(m) = multicast {
+        ctx = ctx.with_multicast(m);
+    }
     ctx.supervisor = Arc::new(Supervisor::new(streams.clone(), config.max_registered));
     if config.register {
         let mut registrar = Registrar::new(Arc::new(config.clone()), host, port, tls_port);
@@ -162,6 +177,12 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         );
     }
 
+    if let Some(m) = config.multicast {
+        eprintln!(
+            "(Multicast to clients that ask for it: groups from {}/{}, ports from {}, TTL {}.)",
+            m.network, m.prefix_len, m.port, m.ttl
+        );
+    }
     if ctx.client_auth.is_some() {
         eprintln!(
             "(Clients must log in: {} user(s), Digest{}.)",

@@ -124,6 +124,29 @@ pub fn bind_udp_pair(
         .unwrap_or_else(|| io::Error::new(io::ErrorKind::AddrInUse, "no free UDP port pair")))
 }
 
+/// A non-blocking UDP socket receiving the multicast `group` on `port`: bound to
+/// the group address (so only that group's datagrams reach it) with
+/// SO_REUSEADDR (other receivers on this host may share the port), joined
+/// source-specific (`IP_ADD_SOURCE_MEMBERSHIP`) when `source` is given, else
+/// any-source, on the interface the routing table chooses.
+pub fn bind_multicast(
+    group: Ipv4Addr,
+    port: u16,
+    source: Option<Ipv4Addr>,
+    recv_buffer: usize,
+) -> io::Result<std::net::UdpSocket> {
+    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    s.set_reuse_address(true)?;
+    let _ = s.set_recv_buffer_size(recv_buffer);
+    s.set_nonblocking(true)?;
+    s.bind(&SocketAddr::new(IpAddr::V4(group), port).into())?;
+    match source {
+        Some(src) => s.join_ssm_v4(&src, &group, &Ipv4Addr::UNSPECIFIED)?,
+        None => s.join_multicast_v4(&group, &Ipv4Addr::UNSPECIFIED)?,
+    }
+    Ok(s.into())
+}
+
 /// An IPv4-mapped IPv6 address as the IPv4 address it is; others unchanged.
 pub fn canonical_ip(ip: IpAddr) -> IpAddr {
     match ip {

@@ -273,8 +273,10 @@ pub fn redact(text: &str) -> String {
         // at its scheme.
         let end = match after[..token_end].find("://") {
             Some(next) => after[..next]
-                .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
-                .map_or(0, |i| i + 1),
+                .char_indices()
+                .rev()
+                .find(|&(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+                .map_or(0, |(i, c)| i + c.len_utf8()),
             None => token_end,
         };
         out.push_str(&redact_one(&after[..end]));
@@ -483,6 +485,12 @@ mod tests {
         assert_eq!(redact("rtsp://host/a@b"), "rtsp://host/a@b");
         // ...unless a port makes it look like a password.
         assert_eq!(redact("rtsp://host:554/a@b"), "rtsp://<hidden>@b");
+        // A URL right after a non-ASCII character.
+        assert_eq!(redact("h/s*0értsp://u:p@h/s"), "h/s*0értsp://h/s");
+        assert_eq!(
+            redact("rtsp://a:b@h/xérTSp://c:d@h2/y"),
+            "rtsp://h/xérTSp://h2/y"
+        );
         // Several URLs in one token (RTP-Info).
         assert_eq!(
             redact("RTP-Info: url=rtsp://u:p@h/t1;seq=1,url=rtsps://v:q@h/t2;seq=2"),

@@ -43,7 +43,9 @@
 //! RTSP-over-HTTP port for clients; 0 turns it off; by default live555's 80, else
 //! 8000, else 8080, else none), `--client-user U P` (`-C`, repeatable),
 //! `--client-basic`, `--max-registered N`, `--register-allow RULE` (repeatable),
-//! the `--tls-*` and `--backend-tls-*` options, `--help`
+//! the `--tls-*` and `--backend-tls-*` options, `--backend-multicast`,
+//! `--multicast-range CIDR` (inside 224.0.0.0/4), `--multicast-ttl N` (1..=255)
+//! and `--multicast-port EVEN-PORT` (the last two need the range), `--help`
 //! (also `-h`) and `--version`. The timing options take seconds with an optional
 //! fraction (`0.5`), at most one day.
 //!
@@ -56,7 +58,7 @@
 //! (`--backend-tls-insecure`, which goes with neither of the other two).
 
 use std::fmt::Write as _;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use super::value;
@@ -66,6 +68,7 @@ use super::{
     DEFAULT_RESPONSE_TIMEOUT, DEFAULT_RTSP_PORT, DEFAULT_STREAM_PREFIX, DEFAULT_TLS_PORT,
     DEFAULT_UDP_FALLBACK_TIMEOUT, DEMO_STREAM_NAME, MAX_MAX_REGISTERED, MAX_STREAM_PREFIX_CHARS,
 };
+use super::{MulticastConfig, DEFAULT_MULTICAST_PORT, DEFAULT_MULTICAST_TTL};
 
 /// What the command line asks for.
 // Built once at start-up, so the size of `Run` does not matter.
@@ -210,6 +213,10 @@ pub fn usage(program: &str) -> String {
         ("--admin <addr:port>", "serve Prometheus metrics, a JSON status API and a dashboard on this HTTP address (loopback unless a token is set)".into()),
         ("--admin-token <token>", "admin requests must carry \"Authorization: Bearer <token>\"".into()),
         ("--admin-token-file <path>", "the same, the token read from this file (first line)".into()),
+        ("--backend-multicast", "ask the back ends for multicast first (else only when they refuse unicast or announce multicast)".into()),
+        ("--multicast-range <cidr>", "serve multicast to clients that ask for it, groups from this IPv4 range (e.g. 239.255.42.0/24; default off)".into()),
+        ("--multicast-ttl <n>", format!("TTL of multicast sent to clients, 1..255 (default {DEFAULT_MULTICAST_TTL})")),
+        ("--multicast-port <port>", format!("even RTP port of a multicast stream's first track; track k gets port+2k (default {DEFAULT_MULTICAST_PORT})")),
         ("-h, --help", "print this help".into()),
         ("--version", "print the version".into()),
     ];
@@ -271,6 +278,13 @@ struct Parser<'a> {
     /// The first REGISTER-only long option given (`--max-registered`...), to say it
     /// needs `-R`.
     register_option: Option<String>,
+    /// `--backend-multicast` was given.
+    backend_multicast: bool,
+    /// `--multicast-range` (network, prefix length), `--multicast-ttl` and
+    /// `--multicast-port` as given.
+    multicast_range: Option<(Ipv4Addr, u8)>,
+    multicast_ttl: Option<u8>,
+    multicast_port: Option<u16>,
 }
 
 /// The `--tls-*` options as given, checked together in [`Parser::finish_tls`].
@@ -298,6 +312,10 @@ impl<'a> Parser<'a> {
             tls: TlsArgs::default(),
             register_allow: Vec::new(),
             register_option: None,
+            backend_multicast: false,
+            multicast_range: None,
+            multicast_ttl: None,
+            multicast_port: None,
         }
     }
 
@@ -446,6 +464,38 @@ impl<'a> Parser<'a> {
                 let first = text.lines().next().unwrap_or("").trim().to_owned();
                 self.config.admin_token = Some(self.admin_token_value(arg, &first)?);
             }
+            "backend-multicast" => self.backend_multicast = true,
+            "multicast-range" => {
+                let text =
+                    self.checked_value(arg, "an IPv4 multicast range such as 239.255.42.0/24")?;
+                let range = value::multicast_range(text).ok_or_else(|| {
+                    self.error(format!(
+                        "Invalid multicast range \"{text}\" for {arg} (must be an IPv4 address/prefix inside 224.0.0.0/4, outside 224.0.0.0/24)"
+                    ))
+                })?;
+                self.multicast_range = Some(range);
+            }
+            "multicast-ttl" => {
+                let text = self.checked_value(arg, "a TTL (1..255)")?;
+                let ttl = text
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|t| *t > 0 && text.bytes().all(|b| b.is_ascii_digit()));
+                let ttl = ttl.ok_or_else(|| {
+                    self.error(format!("Invalid TTL \"{text}\" for {arg} (must be 1..255)"))
+                })?;
+                self.multicast_ttl = Some(ttl);
+            }
+            "multicast-port" => {
+                let text = self.checked_value(arg, "an even port number (2..65534)")?;
+                let port = value::port(text).filter(|p| p % 2 == 0 && *p < u16::MAX);
+                let port = port.ok_or_else(|| {
+                    self.error(format!(
+                        "Invalid port \"{text}\" for {arg} (must be even, 2..65534)"
+                    ))
+                })?;
+                self.multicast_port = Some(port);
+            }
             "help" => return Ok(Some(CliOutcome::Help)),
             "version" => return Ok(Some(CliOutcome::Version)),
             "tls-cert"
@@ -526,9 +576,37 @@ impl<'a> Parser<'a> {
             }
             self.config.reconnect_max = self.config.reconnect_min;
         }
+        if (self.tcp || self.http_tunnel) && self.backend_multicast {
+            return Err(self.error(
+                "-t or -T (media over TCP) and --backend-multicast cannot be combined".to_owned(),
+            ));
+        }
         // -T forces interleaved media, as in live555.
         if self.tcp || self.http_tunnel {
             self.config.backend_transport = BackendTransport::Tcp;
+        }
+        if self.backend_multicast {
+            self.config.backend_transport = BackendTransport::Multicast;
+        }
+        match self.multicast_range {
+            Some((network, prefix_len)) => {
+                self.config.multicast = Some(MulticastConfig {
+                    network,
+                    prefix_len,
+                    ttl: self.multicast_ttl.unwrap_or(DEFAULT_MULTICAST_TTL),
+                    port: self.multicast_port.unwrap_or(DEFAULT_MULTICAST_PORT),
+                });
+            }
+            None => {
+                let orphan = match (self.multicast_ttl, self.multicast_port) {
+                    (Some(_), _) => Some("--multicast-ttl"),
+                    (None, Some(_)) => Some("--multicast-port"),
+                    (None, None) => None,
+                };
+                if let Some(arg) = orphan {
+                    return Err(self.error(format!("{arg} needs --multicast-range")));
+                }
+            }
         }
         if !self.bind.is_empty() {
             self.config.bind_addresses = std::mem::take(&mut self.bind);
@@ -1027,6 +1105,105 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn multicast_options() {
+        assert_eq!(run(&[URL]).multicast, None);
+        let m = run(&["--multicast-range", "239.255.42.0/24", URL])
+            .multicast
+            .unwrap();
+        assert_eq!(
+            (m.network, m.prefix_len, m.ttl, m.port),
+            (Ipv4Addr::new(239, 255, 42, 0), 24, 16, 20000)
+        );
+        let m = run(&[
+            "--multicast-ttl",
+            "1",
+            "--multicast-port",
+            "30000",
+            "--multicast-range",
+            "232.1.2.3/32",
+            URL,
+        ])
+        .multicast
+        .unwrap();
+        assert_eq!(
+            (m.network, m.prefix_len, m.ttl, m.port),
+            (Ipv4Addr::new(232, 1, 2, 3), 32, 1, 30000)
+        );
+        // Host bits are cleared.
+        let m = run(&["--multicast-range", "239.255.42.77/24", URL])
+            .multicast
+            .unwrap();
+        assert_eq!(m.network, Ipv4Addr::new(239, 255, 42, 0));
+        for bad in [
+            "10.0.0.0/8",
+            "239.255.42.0",
+            "239.255.42.0/33",
+            "224.0.0.0/24",
+            "224.0.0.0/3",
+            "x/24",
+            "239.255.42.0/",
+            "::/0",
+            "239.255.42.0/-1",
+        ] {
+            let msg = fail_message(&["--multicast-range", bad, URL]);
+            assert!(
+                msg.starts_with(&format!("Invalid multicast range \"{bad}\"")),
+                "{bad}: {msg}"
+            );
+        }
+        for bad in ["0", "256", "x", "+5"] {
+            let msg = fail_message(&[
+                "--multicast-range",
+                "239.1.0.0/16",
+                "--multicast-ttl",
+                bad,
+                URL,
+            ]);
+            assert_eq!(
+                msg,
+                format!("Invalid TTL \"{bad}\" for --multicast-ttl (must be 1..255)")
+            );
+        }
+        for bad in ["0", "20001", "65536", "65535", "p"] {
+            let msg = fail_message(&[
+                "--multicast-range",
+                "239.1.0.0/16",
+                "--multicast-port",
+                bad,
+                URL,
+            ]);
+            assert_eq!(
+                msg,
+                format!("Invalid port \"{bad}\" for --multicast-port (must be even, 2..65534)")
+            );
+        }
+        assert_eq!(
+            fail_message(&["--multicast-ttl", "4", URL]),
+            "--multicast-ttl needs --multicast-range"
+        );
+        assert_eq!(
+            fail_message(&["--multicast-port", "4000", URL]),
+            "--multicast-port needs --multicast-range"
+        );
+        assert_eq!(
+            fail_message(&["--multicast-range", "-t", URL]),
+            "The --multicast-range option needs an IPv4 multicast range such as 239.255.42.0/24"
+        );
+    }
+
+    #[test]
+    fn backend_multicast() {
+        assert_eq!(
+            run(&["--backend-multicast", URL]).backend_transport,
+            BackendTransport::Multicast
+        );
+        assert_eq!(
+            fail_message(&["--backend-multicast", "-t", URL]),
+            "-t or -T (media over TCP) and --backend-multicast cannot be combined"
+        );
     }
 
     #[test]
@@ -1648,6 +1825,10 @@ mod tests {
             "--backend-tls-insecure",
             "--max-registered",
             "--register-allow",
+            "--backend-multicast",
+            "--multicast-range",
+            "--multicast-ttl",
+            "--multicast-port",
             "-h, --help",
             "--version",
         ] {

@@ -50,6 +50,28 @@ pub enum BackendTransport {
     Udp,
     /// RTP/RTCP interleaved on the back end's RTSP TCP connection (`-t`).
     Tcp,
+    /// RTP/RTCP from a multicast group the back end names in its SETUP answer
+    /// (`--backend-multicast`; UDP also gets there when the back end refuses
+    /// unicast or announces multicast in its SDP).
+    Multicast,
+}
+
+/// Default multicast TTL (`--multicast-ttl`).
+pub const DEFAULT_MULTICAST_TTL: u8 = 16;
+/// Default first multicast RTP port (`--multicast-port`).
+pub const DEFAULT_MULTICAST_PORT: u16 = 20000;
+
+/// Multicast to clients (`--multicast-range`, `--multicast-ttl`, `--multicast-port`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MulticastConfig {
+    /// The range's network address (inside 224.0.0.0/4, host bits zero).
+    pub network: Ipv4Addr,
+    /// The range's prefix length (4..=32).
+    pub prefix_len: u8,
+    /// TTL of the multicast packets we send (1..=255).
+    pub ttl: u8,
+    /// RTP port of a stream's first track (even); track `k` gets `port + 2k`.
+    pub port: u16,
 }
 
 /// Ports tried, in order, for the dedicated RTSP-over-HTTP port when
@@ -146,6 +168,9 @@ pub struct Config {
     /// `--admin-token` / `--admin-token-file` (or `[admin] token`): every
     /// admin request must carry `Authorization: Bearer <token>`. Never logged.
     pub admin_token: Option<String>,
+    /// Multicast to clients that ask for it; `None` (the default) answers their
+    /// multicast SETUP with 461.
+    pub multicast: Option<MulticastConfig>,
 }
 
 /// The server side of RTSP over TLS.
@@ -291,6 +316,7 @@ impl Default for Config {
             register_allow: vec![RegisterAllow::Peer],
             admin_listen: None,
             admin_token: None,
+            multicast: None,
         }
     }
 }
@@ -417,6 +443,7 @@ mod tests {
         assert!(config.register_users.is_empty());
         assert_eq!(config.max_registered, 64);
         assert_eq!(config.register_allow, [RegisterAllow::Peer]);
+        assert_eq!(config.multicast, None);
         assert_eq!(
             config.bind_addresses,
             [

@@ -20,6 +20,26 @@ pub(crate) fn port_or_zero(text: &str) -> Option<u16> {
     digits(text)?.parse::<u16>().ok()
 }
 
+/// An IPv4 multicast range `a.b.c.d/len` inside 224.0.0.0/4 (prefix 4..=32),
+/// outside the link-local control block 224.0.0.0/24 (routers and IGMP use it).
+/// Returns the network address (host bits cleared) and the prefix length.
+pub(crate) fn multicast_range(text: &str) -> Option<(std::net::Ipv4Addr, u8)> {
+    let (addr, len) = text.split_once('/')?;
+    let addr: std::net::Ipv4Addr = addr.parse().ok()?;
+    let len: u8 = digits(len)?.parse().ok()?;
+    if !(4..=32).contains(&len) {
+        return None;
+    }
+    let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+    let network = std::net::Ipv4Addr::from(u32::from(addr) & mask);
+    let last = std::net::Ipv4Addr::from(u32::from(network) | !mask);
+    let control = |a: std::net::Ipv4Addr| a.octets()[..3] == [224, 0, 0];
+    if !network.is_multicast() || !last.is_multicast() || control(network) || control(last) {
+        return None;
+    }
+    Some((network, len))
+}
+
 /// A whole number of seconds (0 allowed), as plain decimal digits that fit in 32 bits.
 pub(crate) fn whole_seconds(text: &str) -> Option<u32> {
     digits(text)?.parse::<u32>().ok()

@@ -126,14 +126,17 @@ pub enum ClientTransport {
     Http,
     /// Interleaved in an RTSPS connection.
     Tls,
+    /// A member of the stream's multicast group.
+    Multicast,
 }
 
 impl ClientTransport {
-    pub const ALL: [ClientTransport; 4] = [
+    pub const ALL: [ClientTransport; 5] = [
         ClientTransport::Udp,
         ClientTransport::Tcp,
         ClientTransport::Http,
         ClientTransport::Tls,
+        ClientTransport::Multicast,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -142,6 +145,7 @@ impl ClientTransport {
             ClientTransport::Tcp => "tcp",
             ClientTransport::Http => "http",
             ClientTransport::Tls => "tls",
+            ClientTransport::Multicast => "multicast",
         }
     }
 }
@@ -246,6 +250,34 @@ struct Player {
     /// Set by the server after PLAY ([`Stream::set_client`]); the drop count
     /// when it was set, so that a client's earlier drops are not counted twice.
     client: Option<(ClientInfo, u64)>,
+    /// Counts in the demand: every client does; a multicast group's own
+    /// delivery does not (its clients do).
+    counted: bool,
+}
+
+impl State {
+    /// The source's demand: how many clients play.
+    fn demand(&self) -> usize {
+        self.players.values().filter(|p| p.counted).count()
+    }
+}
+
+/// How [`Stream::play_with`] starts a subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlayOptions {
+    /// Send the keyframe cache first (RTP-Info then names its first packet).
+    pub replay: bool,
+    /// Count the subscriber in the source's demand.
+    pub counted: bool,
+}
+
+impl Default for PlayOptions {
+    fn default() -> Self {
+        PlayOptions {
+            replay: true,
+            counted: true,
+        }
+    }
 }
 
 struct Track {
@@ -723,6 +755,30 @@ impl Stream {
         now: Instant,
         respond: impl FnOnce(&[StartPoint]),
     ) -> Option<()> {
+        self.play_with(
+            id,
+            generation,
+            sinks,
+            closer,
+            now,
+            PlayOptions::default(),
+            respond,
+        )
+    }
+
+    /// [`Stream::play`] with options: a multicast group's delivery replays the
+    /// cache only when the group starts, and is not counted as a client.
+    #[allow(clippy::too_many_arguments)]
+    pub fn play_with(
+        self: &Arc<Self>,
+        id: SubscriberId,
+        generation: u64,
+        sinks: Vec<(usize, Sink)>,
+        closer: Arc<Closer>,
+        now: Instant,
+        options: PlayOptions,
+        respond: impl FnOnce(&[StartPoint]),
+    ) -> Option<()> {
         let players = {
             let mut st = self.lock();
             if st.generation != generation || sinks.iter().any(|(t, _)| *t >= st.tracks.len()) {
@@ -732,7 +788,10 @@ impl Stream {
             // first packet, which runs straight on into the live ones.
             let mut replays: Vec<Vec<Bytes>> = sinks
                 .iter()
-                .map(|(t, _)| st.cache.replay(*t, now))
+                .map(|(t, _)| match options.replay {
+                    true => st.cache.replay(*t, now),
+                    false => Vec::new(),
+                })
                 .collect();
             // A replay sent at once must fit the receive buffer a UDP client has
             // by default (Linux: 208 KiB, about 110 KiB of RTP once the kernel's
@@ -793,8 +852,62 @@ impl Stream {
             // A restart (a track added or torn down while playing) keeps who
             // the client is.
             let client = st.players.remove(&id).and_then(|p| p.client);
-            st.players.insert(id, Player { closer, client });
-            st.players.len()
+            st.players.insert(
+                id,
+                Player {
+                    closer,
+                    client,
+                    counted: options.counted,
+                },
+            );
+            st.demand()
+        };
+        self.demand.send_replace(players);
+        Some(())
+    }
+
+    /// A client that plays without sinks of its own (a multicast client: the
+    /// group's delivery carries its media): counted in the demand, closed like
+    /// any subscriber. `respond` gets where `tracks` stand now (the next packet
+    /// relayed), under the stream lock. None (and nothing called) if a track is
+    /// unknown or the generation has moved on.
+    pub fn watch(
+        &self,
+        id: SubscriberId,
+        generation: u64,
+        tracks: &[usize],
+        closer: Arc<Closer>,
+        now: Instant,
+        respond: impl FnOnce(&[StartPoint]),
+    ) -> Option<()> {
+        let players = {
+            let mut st = self.lock();
+            if st.generation != generation || tracks.iter().any(|t| *t >= st.tracks.len()) {
+                return None;
+            }
+            let points: Vec<StartPoint> = tracks
+                .iter()
+                .map(|t| {
+                    let c = &st.tracks[*t].continuity;
+                    StartPoint {
+                        track: *t,
+                        seq: c.next_seq(),
+                        rtptime: c.rtptime_at(now),
+                    }
+                })
+                .collect();
+            respond(&points);
+            remove_sinks(&mut st, id);
+            let client = st.players.remove(&id).and_then(|p| p.client);
+            st.players.insert(
+                id,
+                Player {
+                    closer,
+                    client,
+                    counted: true,
+                },
+            );
+            st.demand()
         };
         self.demand.send_replace(players);
         Some(())
@@ -811,7 +924,7 @@ impl Stream {
                 st.drops_ended += info.drops().saturating_sub(base);
             }
             remove_sinks(&mut st, id);
-            st.players.len()
+            st.demand()
         };
         self.demand.send_replace(players);
     }

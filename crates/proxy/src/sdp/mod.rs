@@ -46,8 +46,22 @@ pub struct Presentation {
     /// `v= o= s= i= t= r= c= z= k=`, `a=control`, `a=range`, SSRC and RTCP transport
     /// attributes, and lines with an unknown type letter.
     pub session_attributes: Vec<String>,
+    /// Session-level `c=` value, e.g. `IN IP4 239.1.2.3/16` (not served as is).
+    pub session_connection: Option<String>,
     /// One entry per `m=` section, in order.
     pub tracks: Vec<Track>,
+}
+
+/// The IPv4 multicast group a `c=` value names (`IN IP4 239.1.2.3/16`), if any.
+#[must_use]
+pub fn multicast_group(connection: &str) -> Option<std::net::Ipv4Addr> {
+    let mut parts = connection.split_ascii_whitespace();
+    let (net, family, addr) = (parts.next()?, parts.next()?, parts.next()?);
+    if !net.eq_ignore_ascii_case("IN") || !family.eq_ignore_ascii_case("IP4") {
+        return None;
+    }
+    let addr: std::net::Ipv4Addr = addr.split('/').next()?.parse().ok()?;
+    addr.is_multicast().then_some(addr)
 }
 
 /// One media section (`m=` line and what follows it up to the next one).
@@ -115,6 +129,23 @@ pub enum SdpError {
 }
 
 impl Presentation {
+    /// The multicast group the SDP announces for `track` (its own `c=`, else the
+    /// session's), if any: such a back end streams multicast.
+    #[must_use]
+    pub fn announced_group(&self, track: usize) -> Option<std::net::Ipv4Addr> {
+        let t = self.tracks.get(track)?;
+        t.connection
+            .as_deref()
+            .or(self.session_connection.as_deref())
+            .and_then(multicast_group)
+    }
+
+    /// Whether the SDP announces multicast for any track.
+    #[must_use]
+    pub fn announces_multicast(&self) -> bool {
+        (0..self.tracks.len()).any(|i| self.announced_group(i).is_some())
+    }
+
     /// The index of the track a client addresses by the control name we served
     /// (`"track3"` -> `Some(2)`), if that track exists.
     ///

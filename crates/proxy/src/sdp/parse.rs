@@ -34,6 +34,7 @@ pub fn parse(sdp: &str) -> Result<Presentation, SdpError> {
         session_info: None,
         session_control: None,
         session_attributes: Vec::new(),
+        session_connection: None,
         tracks: Vec::new(),
     };
 
@@ -71,6 +72,7 @@ fn session_line(presentation: &mut Presentation, line: &SdpLine<'_>, text: &str)
     match line.kind {
         's' => set_once(&mut presentation.session_name, line.value),
         'i' => set_once(&mut presentation.session_info, line.value),
+        'c' => set_once(&mut presentation.session_connection, line.value),
         'a' if is_control(line) => {
             set_once(
                 &mut presentation.session_control,
@@ -283,6 +285,26 @@ mod tests {
         assert_eq!(p.session_name.as_deref(), Some("second"));
         assert_eq!(p.session_info.as_deref(), Some("info"));
         assert_eq!(p.session_control.as_deref(), Some("rtsp://cam/"));
+    }
+
+    #[test]
+    fn multicast_connections_are_recognised() {
+        let p = parse("v=0\r\ns=x\r\nc=IN IP4 232.1.1.1/8\r\nm=video 5000 RTP/AVP 96\r\nm=audio 5002 RTP/AVP 0\r\nc=IN IP4 10.0.0.1\r\n").unwrap();
+        assert_eq!(p.session_connection.as_deref(), Some("IN IP4 232.1.1.1/8"));
+        assert_eq!(p.announced_group(0), Some("232.1.1.1".parse().unwrap()));
+        assert_eq!(
+            p.announced_group(1),
+            None,
+            "the track's own unicast c= wins"
+        );
+        assert!(p.announces_multicast());
+        assert_eq!(
+            crate::sdp::multicast_group("IN IP4 239.255.1.1/1"),
+            Some("239.255.1.1".parse().unwrap())
+        );
+        assert_eq!(crate::sdp::multicast_group("IN IP4 0.0.0.0"), None);
+        assert_eq!(crate::sdp::multicast_group("IN IP6 ff02::1"), None);
+        assert_eq!(crate::sdp::multicast_group("garbage"), None);
     }
 
     #[test]

@@ -280,6 +280,7 @@ mod tests {
             session_name: Some("evil\r\na=control:x".into()),
             session_info: Some("\r\n".into()),
             session_control: Some("ignored".into()),
+            session_connection: None,
             session_attributes: vec![
                 "a=tool:other".into(),
                 "a=TYPE:x".into(),

@@ -249,8 +249,15 @@ fn base_url(conn: &ConnContext, stream: &str) -> String {
 
 /// The transport we will use for one SETUP, chosen from the client's offers.
 enum Chosen {
-    Udp { client: PortRange },
-    Interleaved { channels: Option<ChannelRange> },
+    Udp {
+        client: PortRange,
+    },
+    Interleaved {
+        channels: Option<ChannelRange>,
+    },
+    /// The stream's group: whatever `destination`, `port` or `ttl` the client
+    /// named is ignored (we never send where a client points us).
+    Multicast,
 }
 
 fn choose_transport(
@@ -263,6 +270,11 @@ fn choose_transport(
             continue;
         }
         if t.cast == Some(Cast::Multicast) {
+            // Without --multicast-range (or over a tunnel, or asked over TCP)
+            // multicast is not on offer: the next alternative, else 461.
+            if ctx.multicast.is_some() && t.lower == LowerTransport::Udp && !conn.tunnelled {
+                return Some(Chosen::Multicast);
+            }
             continue;
         }
         match t.lower {
@@ -352,7 +364,62 @@ fn setup(
     let mut st = session::lock(&session);
     let peer_ip = conn.peer.ip();
     let ssrc = st.stream.track_ssrc(track);
+    let others_multicast = st
+        .tracks
+        .iter()
+        .filter(|(t, _)| **t != track)
+        .map(|(_, tt)| matches!(tt, TrackTransport::Multicast { .. }))
+        .collect::<Vec<bool>>();
+    if others_multicast
+        .iter()
+        .any(|m| *m != matches!(chosen, Chosen::Multicast))
+    {
+        drop(st);
+        return error(
+            461,
+            "a session's tracks must be all multicast or all unicast",
+        );
+    }
     let transport_reply = match chosen {
+        Chosen::Multicast => {
+            let Some(mc) = ctx.multicast.as_ref() else {
+                drop(st);
+                return error(461, "multicast is not configured");
+            };
+            let member = (st.subscriber, peer_ip);
+            let joined = match mc.setup(
+                &st.stream,
+                st.generation,
+                track,
+                member,
+                Arc::downgrade(&session),
+            ) {
+                Ok(j) => j,
+                Err(e) => {
+                    drop(st);
+                    return error(e.status(), "no multicast group for this SETUP");
+                }
+            };
+            st.tracks.insert(
+                track,
+                TrackTransport::Multicast {
+                    group: joined.group,
+                },
+            );
+            let mut t = Transport {
+                cast: Some(Cast::Multicast),
+                ..Transport::rtp_avp(LowerTransport::Udp)
+            };
+            t.destination = Some(joined.group.ip().to_string());
+            t.source = joined.source.map(|s| s.to_string());
+            t.port = Some(PortRange {
+                rtp: joined.group.port(),
+                rtcp: Some(joined.group.port().wrapping_add(1)),
+            });
+            t.ttl = Some(joined.ttl);
+            t.ssrc = ssrc;
+            t
+        }
         Chosen::Udp { client } => {
             let Some(pair) = ctx.media_for(peer_ip) else {
                 drop(st);
@@ -473,7 +540,7 @@ fn udp_rtcp_addrs(s: &session::ClientSession) -> Vec<SocketAddr> {
         .values()
         .filter_map(|t| match t {
             TrackTransport::Udp { rtcp, .. } => Some(*rtcp),
-            TrackTransport::Interleaved { .. } => None,
+            TrackTransport::Interleaved { .. } | TrackTransport::Multicast { .. } => None,
         })
         .collect()
 }
@@ -482,6 +549,7 @@ fn udp_rtcp_addrs(s: &session::ClientSession) -> Vec<SocketAddr> {
 fn sinks_of(ctx: &ServerContext, s: &session::ClientSession) -> Option<Vec<(usize, Sink)>> {
     s.tracks
         .iter()
+        .filter(|(_, tt)| !matches!(tt, TrackTransport::Multicast { .. }))
         .map(|(track, tt)| {
             let sink = match *tt {
                 TrackTransport::Udp { rtp, rtcp } => {
@@ -503,6 +571,7 @@ fn sinks_of(ctx: &ServerContext, s: &session::ClientSession) -> Option<Vec<(usiz
                     rtp_channel,
                     rtcp_channel,
                 },
+                TrackTransport::Multicast { .. } => return None,
             };
             Some((*track, sink))
         })
@@ -525,6 +594,16 @@ fn closer_for(ctx: &Arc<ServerContext>, id: &str, conn: Option<ConnOut>) -> Arc<
 
 fn restart_delivery(ctx: &Arc<ServerContext>, session: &SessionRef, now: Instant) {
     let st = session::lock(session);
+    if st.is_multicast() {
+        let tracks: Vec<usize> = st.tracks.keys().copied().collect();
+        let closer = closer_for(ctx, &st.id, None);
+        let (stream, sub, generation) = (st.stream.clone(), st.subscriber, st.generation);
+        drop(st);
+        if let Some(mc) = &ctx.multicast {
+            mc.play(&stream, sub, generation, &tracks, closer, now, |_| {});
+        }
+        return;
+    }
     let Some(sinks) = sinks_of(ctx, &st) else {
         return;
     };
@@ -558,6 +637,8 @@ fn play(
     if st.tracks.is_empty() {
         return Some(error(455, "PLAY before any SETUP"));
     }
+    let multicast = st.is_multicast();
+    let tracks: Vec<usize> = st.tracks.keys().copied().collect();
     let Some(sinks) = sinks_of(ctx, &st) else {
         return Some(error(454, "session transport is gone"));
     };
@@ -577,28 +658,28 @@ fn play(
         end: None,
     }
     .to_string();
-    let started = stream.play(
-        sub,
-        generation,
-        sinks,
-        closer,
-        now,
-        |points: &[StartPoint]| {
-            let infos: Vec<RtpInfo> = points
-                .iter()
-                .map(|p| RtpInfo {
-                    url: format!("{base}/track{}", p.track + 1),
-                    seq: Some(p.seq),
-                    rtptime: Some(p.rtptime),
-                })
-                .collect();
-            let resp = Response::new(200)
-                .with_header("Range", range.clone())
-                .with_header("Session", id.clone())
-                .with_header("RTP-Info", rtp_info::format_list(&infos));
-            send(ctx, conn, cseq, resp);
-        },
-    );
+    let respond = |points: &[StartPoint]| {
+        let infos: Vec<RtpInfo> = points
+            .iter()
+            .map(|p| RtpInfo {
+                url: format!("{base}/track{}", p.track + 1),
+                seq: Some(p.seq),
+                rtptime: Some(p.rtptime),
+            })
+            .collect();
+        let resp = Response::new(200)
+            .with_header("Range", range.clone())
+            .with_header("Session", id.clone())
+            .with_header("RTP-Info", rtp_info::format_list(&infos));
+        send(ctx, conn, cseq, resp);
+    };
+    let started = match (&ctx.multicast, multicast) {
+        // A multicast client: the group's delivery (started by the first
+        // one) carries its media.
+        (Some(mc), true) => mc.play(&stream, sub, generation, &tracks, closer, now, respond),
+        (None, true) => None,
+        (_, false) => stream.play(sub, generation, sinks, closer, now, respond),
+    };
     match started {
         Some(()) => {
             stream.set_client(sub, client);
@@ -613,14 +694,16 @@ fn play(
     }
 }
 
-/// Who a client is for the admin port: its address, how its media goes (UDP
-/// when any track does) and its drop counters.
+/// Who a client is for the admin port: its address, how its media goes
+/// (multicast, else UDP when any track does) and its drop counters.
 fn client_info(conn: &ConnContext, st: &session::ClientSession) -> ClientInfo {
     let udp = st
         .tracks
         .values()
         .any(|t| matches!(t, TrackTransport::Udp { .. }));
-    let transport = if udp {
+    let transport = if st.is_multicast() {
+        ClientTransport::Multicast
+    } else if udp {
         ClientTransport::Udp
     } else if conn.tunnelled {
         ClientTransport::Http
@@ -648,6 +731,9 @@ fn pause(ctx: &ServerContext, req: &Request, session: &SessionRef) -> Response {
         SessionState::Paused => {}
         SessionState::Playing => {
             st.stream.stop(st.subscriber);
+            if let (Some(mc), true) = (&ctx.multicast, st.is_multicast()) {
+                mc.pause(&st.stream, st.subscriber);
+            }
             st.state = SessionState::Paused;
             info!(session = %st.id, "client PAUSE");
         }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use rtsp::header::rtp_info;
 use rtsp::header::session::SessionHeader;
-use rtsp::header::transport::{ChannelRange, LowerTransport, PortRange, Transport};
+use rtsp::header::transport::{Cast, ChannelRange, LowerTransport, PortRange, Transport};
 use rtsp::{Frame, Limits, Request, Response};
 
 use super::*;
@@ -1836,4 +1836,217 @@ mod register_requests {
         assert_eq!(status(&f, &mut c, &reg), 200);
         let _ = &f.cam;
     }
+}
+
+// ---------------------------------------------------------------- multicast
+
+/// A fixture serving multicast from `range`/`len` (ports from 30000, TTL 4).
+fn multicast_fixture(range: &str, len: u8) -> Fixture {
+    let pair = media_udp::bind_pair(false, 0).expect("local UDP pair");
+    let registry = Arc::new(StreamRegistry::new());
+    let cam = described("cam", SDP_2_TRACKS);
+    assert!(registry.insert(cam.clone()));
+    assert!(registry.insert(described("other", SDP_2_TRACKS)));
+    let cfg = crate::config::MulticastConfig {
+        network: range.parse().expect("range"),
+        prefix_len: len,
+        ttl: 4,
+        port: 30000,
+    };
+    let mc = crate::server::multicast::Multicast::new(cfg, pair.clone()).expect("multicast");
+    let ctx = ServerContext::new(registry, Some(pair), None, TIMEOUT).with_multicast(mc);
+    Fixture {
+        ctx: Arc::new(ctx),
+        cam,
+        t0: Instant::now(),
+    }
+}
+
+#[tokio::test]
+async fn multicast_clients_of_a_stream_share_its_groups() {
+    let f = multicast_fixture("239.255.42.0", 24);
+    let mut a = Client::v4();
+    let mut b = Client::new("127.0.0.1:8554", "127.0.0.1:50002", false);
+    let ra = a.setup(&f, &format!("{CAM}/track1"), "RTP/AVP;multicast", None);
+    assert_eq!(ra.status, 200);
+    let ta = transport(&ra);
+    assert_eq!(ta.cast, Some(Cast::Multicast));
+    assert_eq!(ta.destination.as_deref(), Some("239.255.42.0"));
+    assert_eq!(
+        ta.port,
+        Some(PortRange {
+            rtp: 30000,
+            rtcp: Some(30001)
+        })
+    );
+    assert_eq!(ta.ttl, Some(4));
+    assert_eq!(ta.client_port, None);
+    // A client naming its own destination, port and TTL gets ours all the same.
+    let rb = b.setup(
+        &f,
+        &format!("{CAM}/track1"),
+        "RTP/AVP;multicast;destination=198.51.100.7;port=4000-4001;ttl=127",
+        None,
+    );
+    assert_eq!(rb.status, 200);
+    let tb = transport(&rb);
+    assert_eq!(
+        (tb.destination, tb.port, tb.ttl),
+        (ta.destination.clone(), ta.port, ta.ttl)
+    );
+    let id_a = session_id(&ra);
+    let id_b = session_id(&rb);
+    let ra2 = a.setup(
+        &f,
+        &format!("{CAM}/track2"),
+        "RTP/AVP;multicast",
+        Some(&id_a),
+    );
+    assert_eq!(
+        transport(&ra2).port,
+        Some(PortRange {
+            rtp: 30002,
+            rtcp: Some(30003)
+        })
+    );
+    assert_eq!(transport(&ra2).destination, ta.destination);
+    // Another stream gets another address.
+    let mut c = Client::v4();
+    let rc = c.setup(
+        &f,
+        "rtsp://127.0.0.1:8554/other/track1",
+        "RTP/AVP;multicast",
+        None,
+    );
+    assert_eq!(transport(&rc).destination.as_deref(), Some("239.255.42.1"));
+
+    // Both play: each counts in the back end's demand; RTP-Info per track.
+    let pa = a.send(&f, "PLAY", CAM, &[("Session", &id_a)], f.t0);
+    assert_eq!(pa.status, 200);
+    assert_eq!(
+        rtp_info::parse_list(pa.header("RTP-Info").unwrap()).len(),
+        2
+    );
+    assert_eq!(
+        b.send(&f, "PLAY", CAM, &[("Session", &id_b)], f.t0).status,
+        200
+    );
+    assert_eq!(
+        f.cam.players(),
+        2,
+        "multicast clients are the demand, not the group"
+    );
+    // Pause one, tear the other down: nobody plays.
+    assert_eq!(
+        a.send(&f, "PAUSE", CAM, &[("Session", &id_a)], f.t0).status,
+        200
+    );
+    assert_eq!(f.cam.players(), 1);
+    assert_eq!(
+        b.send(&f, "TEARDOWN", CAM, &[("Session", &id_b)], f.t0)
+            .status,
+        200
+    );
+    assert_eq!(f.cam.players(), 0);
+    // Resume: the group starts again.
+    assert_eq!(
+        a.send(&f, "PLAY", CAM, &[("Session", &id_a)], f.t0).status,
+        200
+    );
+    assert_eq!(f.cam.players(), 1);
+    f.ctx.expire_sessions(f.t0 + Duration::from_secs(66));
+    assert_eq!(f.cam.players(), 0);
+    assert!(f.ctx.sessions.is_empty());
+}
+
+#[tokio::test]
+async fn multicast_refusals() {
+    let f = multicast_fixture("239.255.42.9", 32);
+    let mut a = Client::v4();
+    // Multicast is UDP only, and never over a tunnel.
+    let r = a.setup(
+        &f,
+        &format!("{CAM}/track1"),
+        "RTP/AVP/TCP;multicast;interleaved=0-1",
+        None,
+    );
+    assert_eq!(r.status, 461);
+    let mut t = Client::new("127.0.0.1:8554", "127.0.0.1:50004", true);
+    let r = t.setup(&f, &format!("{CAM}/track1"), "RTP/AVP;multicast", None);
+    assert_eq!(r.status, 461);
+    // One session is all multicast or all unicast.
+    let r = a.setup(&f, &format!("{CAM}/track1"), "RTP/AVP;multicast", None);
+    assert_eq!(r.status, 200);
+    let id = session_id(&r);
+    let r = a.setup(
+        &f,
+        &format!("{CAM}/track2"),
+        "RTP/AVP;unicast;client_port=5000-5001",
+        Some(&id),
+    );
+    assert_eq!(r.status, 461);
+    let mut u = Client::v4();
+    let r = u.setup(
+        &f,
+        &format!("{CAM}/track1"),
+        "RTP/AVP;unicast;client_port=5000-5001",
+        None,
+    );
+    let uid = session_id(&r);
+    let r = u.setup(
+        &f,
+        &format!("{CAM}/track2"),
+        "RTP/AVP;multicast",
+        Some(&uid),
+    );
+    assert_eq!(r.status, 461);
+    // The range holds one address: a second stream is refused with 453...
+    let mut c = Client::v4();
+    let r = c.setup(
+        &f,
+        "rtsp://127.0.0.1:8554/other/track1",
+        "RTP/AVP;multicast",
+        None,
+    );
+    assert_eq!(r.status, 453);
+    // ...until the first stream's last multicast client is gone.
+    assert_eq!(
+        a.send(&f, "TEARDOWN", CAM, &[("Session", &id)], f.t0)
+            .status,
+        200
+    );
+    let r = c.setup(
+        &f,
+        "rtsp://127.0.0.1:8554/other/track1",
+        "RTP/AVP;multicast",
+        None,
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(transport(&r).destination.as_deref(), Some("239.255.42.9"));
+}
+
+#[tokio::test]
+async fn receiver_reports_on_the_group_keep_multicast_sessions_alive() {
+    let f = multicast_fixture("239.255.42.0", 24);
+    let mut a = Client::v4();
+    let mut b = Client::new("127.0.0.1:8554", "192.0.2.9:50000", false);
+    let ida = session_id(&a.setup(&f, &format!("{CAM}/track1"), "RTP/AVP;multicast", None));
+    let idb = session_id(&b.setup(&f, &format!("{CAM}/track1"), "RTP/AVP;multicast", None));
+    let mc = f.ctx.multicast.clone().expect("multicast");
+    // A report from 127.0.0.1 on the group: only that client's session lives on.
+    mc.touch(
+        "cam",
+        "127.0.0.1".parse().unwrap(),
+        f.t0 + Duration::from_secs(30),
+    );
+    mc.touch(
+        "other",
+        "192.0.2.9".parse().unwrap(),
+        f.t0 + Duration::from_secs(30),
+    );
+    f.ctx.expire_sessions(f.t0 + Duration::from_secs(66));
+    assert!(f.ctx.sessions.get(&ida).is_some());
+    assert!(f.ctx.sessions.get(&idb).is_none(), "no report of its own");
+    f.ctx.expire_sessions(f.t0 + Duration::from_secs(96));
+    assert!(f.ctx.sessions.is_empty());
 }

@@ -7,6 +7,7 @@ mod connection;
 pub mod handler;
 pub mod listener;
 pub mod media_udp;
+pub mod multicast;
 pub mod register;
 pub mod session;
 pub mod target;
@@ -44,6 +45,8 @@ pub struct ServerContext {
     pub register: Option<register::Registrar>,
     /// Who may REGISTER/DEREGISTER (`-U`); `None`: anyone (within the allow-list).
     pub register_auth: Option<auth::AccessControl>,
+    /// Multicast to clients (`--multicast-range`); None answers multicast 461.
+    pub multicast: Option<Arc<multicast::Multicast>>,
 }
 
 impl ServerContext {
@@ -69,6 +72,7 @@ impl ServerContext {
             streams,
             register: None,
             register_auth: None,
+            multicast: None,
         }
     }
 
@@ -100,6 +104,13 @@ impl ServerContext {
         for name in self.supervisor.finished() {
             self.remove_stream(&name);
         }
+    }
+
+    /// Serves multicast to clients that ask for it.
+    pub fn with_multicast(mut self, multicast: Arc<multicast::Multicast>) -> ServerContext {
+        self.sessions.set_multicast(multicast.clone());
+        self.multicast = Some(multicast);
+        self
     }
 
     /// The UDP media sockets for a client address of this family.

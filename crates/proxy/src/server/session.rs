@@ -2,7 +2,7 @@
 //! by id (requests) or by RTCP source address (receiver reports).
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -10,13 +10,25 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use tracing::info;
 
+use super::multicast::Multicast;
 use crate::relay::{ConnOut, Stream, SubscriberId};
 
 /// How one track reaches the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TrackTransport {
-    Udp { rtp: SocketAddr, rtcp: SocketAddr },
-    Interleaved { rtp_channel: u8, rtcp_channel: u8 },
+    Udp {
+        rtp: SocketAddr,
+        rtcp: SocketAddr,
+    },
+    Interleaved {
+        rtp_channel: u8,
+        rtcp_channel: u8,
+    },
+    /// The stream's multicast group of the track (RTP address; RTCP is the
+    /// next port), shared with the other multicast clients of the stream.
+    Multicast {
+        group: SocketAddrV4,
+    },
 }
 
 /// RFC 2326 Appendix A server states (Init is "no session").
@@ -44,6 +56,16 @@ pub struct ClientSession {
 
 pub type SessionRef = Arc<Mutex<ClientSession>>;
 
+impl ClientSession {
+    /// Whether the session's tracks are multicast (a session is all multicast
+    /// or all unicast).
+    pub fn is_multicast(&self) -> bool {
+        self.tracks
+            .values()
+            .any(|t| matches!(t, TrackTransport::Multicast { .. }))
+    }
+}
+
 /// Locks a session, carrying on if a panic poisoned the lock.
 pub fn lock(s: &SessionRef) -> MutexGuard<'_, ClientSession> {
     s.lock().unwrap_or_else(|e| e.into_inner())
@@ -53,6 +75,8 @@ pub fn lock(s: &SessionRef) -> MutexGuard<'_, ClientSession> {
 #[derive(Default)]
 pub struct SessionTable {
     inner: Mutex<Inner>,
+    /// Multicast delivery (`--multicast-range`): a session removed leaves its group.
+    multicast: std::sync::OnceLock<Arc<Multicast>>,
 }
 
 #[derive(Default)]
@@ -67,6 +91,11 @@ pub const MAX_SESSIONS: usize = 10_000;
 impl SessionTable {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes removed sessions leave their multicast group (set once).
+    pub fn set_multicast(&self, multicast: Arc<Multicast>) {
+        let _ = self.multicast.set(multicast);
     }
 
     /// Creates a session with a fresh random id. None when the table is full.
@@ -146,6 +175,9 @@ impl SessionTable {
             (s.stream.clone(), s.subscriber, s.udp_refused.clone())
         };
         stream.stop(sub);
+        if let Some(m) = self.multicast.get() {
+            m.leave(&stream, sub);
+        }
         let refused = refused.load(Ordering::Relaxed);
         if refused > 0 {
             info!(session = %id, stream = %stream.name(), "{refused} UDP packets to this client were refused by the kernel (send buffer full or client unreachable)");

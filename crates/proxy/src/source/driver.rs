@@ -2,7 +2,7 @@
 //! machine over the connection, receives media (UDP sockets or interleaved) into
 //! the relay, sends receiver reports, and reconnects with back-off.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use rand::Rng;
 use rtsp::auth::Credentials;
+use rtsp::header::transport::Cast;
 use rtsp::url::RtspUrl;
 use rtsp::{Frame, Request, Response};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -271,7 +272,7 @@ async fn run(stream: Arc<Stream>, settings: SourceSettings, mut shutdown: watch:
         };
         redirects = 0;
         url = original.clone();
-        if failure.wants_tcp() && transport == BackendTransport::Udp {
+        if failure.wants_tcp() && transport != BackendTransport::Tcp {
             warn!(stream = %stream.name(), "{failure}; switching the back end to RTP over TCP");
             transport = BackendTransport::Tcp;
             continue;
@@ -547,7 +548,9 @@ async fn run_connection(
                             PresentationChange::Updated | PresentationChange::First => {}
                         }
                         let mut ports = Vec::new();
-                        if *machine.transport() == BackendTransport::Udp {
+                        // Multicast too: the unicast sockets send the receiver
+                        // reports, and take a back end that answers unicast.
+                        if *machine.transport() != BackendTransport::Tcp {
                             match open_udp(stream, tracks, peer_ip, &allowed, &activity, &bye_tx) {
                                 Ok(m) => {
                                     ports = m.ports.clone();
@@ -560,6 +563,25 @@ async fn run_connection(
                             }
                         }
                         machine.media_ready(ports, Instant::now());
+                    }
+                    Event::TrackSetUp { track, reply } if reply.cast == Some(Cast::Multicast) => {
+                        let Some(m) = udp.as_mut() else {
+                            return Outcome::Failed(Failure::MulticastJoin(
+                                "no UDP media sockets".into(),
+                            ));
+                        };
+                        match join_group(
+                            stream, track, &reply, peer_ip, m, &allowed, &activity, &bye_tx,
+                        ) {
+                            Ok(group) => {
+                                info!(stream = %name, track = track + 1, "receiving the back end's multicast {group}")
+                            }
+                            Err(e) => {
+                                warn!(stream = %name, track = track + 1, "cannot join the back end's multicast group ({e}); using TCP");
+                                return Outcome::Failed(Failure::MulticastJoin(e.to_string()));
+                            }
+                        }
+                        debug!(stream = %name, track = track + 1, transport = %reply, "back-end track set up");
                     }
                     Event::TrackSetUp { track, reply } => {
                         if let Some(m) = udp.as_mut() {
@@ -686,6 +708,84 @@ async fn run_connection(
             }
         }
     }
+}
+
+/// Receives `track` from the multicast group of a SETUP answer (whose
+/// `destination` and `port` the session machine has filled in): a socket bound to
+/// the group and the port the *server* answered (SO_REUSEADDR, so that other
+/// receivers on this host can share it), joined source-specific when the answer
+/// names a `source`, else any-source; packets are still accepted from the
+/// expected source only. Receiver reports then go to the group's RTCP port, or
+/// to the source's unicast RTCP port when the answer gives a `server_port`.
+/// Returns the group, for the log.
+#[allow(clippy::too_many_arguments)]
+fn join_group(
+    stream: &Arc<Stream>,
+    track: usize,
+    reply: &rtsp::header::transport::Transport,
+    peer_ip: IpAddr,
+    m: &mut UdpMedia,
+    allowed: &Arc<Mutex<Vec<IpAddr>>>,
+    activity: &Arc<MediaActivity>,
+    bye: &mpsc::Sender<()>,
+) -> std::io::Result<SocketAddr> {
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, what.to_string());
+    let group: Ipv4Addr = reply
+        .destination
+        .as_deref()
+        .and_then(|d| d.parse().ok())
+        .filter(Ipv4Addr::is_multicast)
+        .ok_or_else(|| bad("no IPv4 multicast destination"))?;
+    let ports = reply.port.ok_or_else(|| bad("no multicast port"))?;
+    let rtcp_port = ports.rtcp.unwrap_or(ports.rtp.wrapping_add(1));
+    let src_ip = announced_source(reply.source.as_deref(), peer_ip);
+    let ssm = match (reply.source.as_deref(), src_ip) {
+        (Some(_), IpAddr::V4(v4)) => Some(v4),
+        _ => None,
+    };
+    let rtp = Arc::new(UdpSocket::from_std(net::bind_multicast(
+        group,
+        ports.rtp,
+        ssm,
+        RECV_BUFFER,
+    )?)?);
+    let rtcp = Arc::new(UdpSocket::from_std(net::bind_multicast(
+        group,
+        rtcp_port,
+        ssm,
+        256 * 1024,
+    )?)?);
+    if let Ok(mut a) = allowed.lock() {
+        if !a.contains(&src_ip) {
+            a.push(src_ip);
+        }
+    }
+    let dest = match reply.server_port {
+        Some(p) => SocketAddr::new(src_ip, p.rtcp.unwrap_or(p.rtp.wrapping_add(1))),
+        None => SocketAddr::new(IpAddr::V4(group), rtcp_port),
+    };
+    if let Some(sock) = m.rtcp_sockets.get(track) {
+        // Reports to the group travel as far as the back end's packets do.
+        let _ = sock.set_multicast_ttl_v4(u32::from(reply.ttl.unwrap_or(1).max(1)));
+    }
+    if let Some(slot) = m.rtcp_dest.get_mut(track) {
+        *slot = Some(dest);
+    }
+    m.tasks.push(tokio::spawn(receive_rtp(
+        stream.clone(),
+        track,
+        rtp,
+        allowed.clone(),
+        activity.clone(),
+    )));
+    m.tasks.push(tokio::spawn(receive_rtcp(
+        stream.clone(),
+        track,
+        rtcp,
+        allowed.clone(),
+        bye.clone(),
+    )));
+    Ok(SocketAddr::new(IpAddr::V4(group), ports.rtp))
 }
 
 fn open_udp(

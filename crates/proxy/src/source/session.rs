@@ -7,7 +7,16 @@
 //! Lifecycle on one connection: OPTIONS (learn `Public`) -> DESCRIBE -> (driver
 //! prepares media sockets) -> Ready. With demand: SETUP each track -> PLAY ->
 //! Playing. Without demand for `linger`: PAUSE -> Paused. Keep-alive at half the
-//! session timeout. Any failure ends the connection with [`Event::Failed`]; the
+//! session timeout.
+//!
+//! Media transport, in order of preference: with UDP (the default), a unicast
+//! SETUP with our client ports; a back end whose SDP announces a multicast
+//! group (`c=IN IP4 <group>/ttl`) is asked for multicast instead, and a 461 to a
+//! unicast SETUP leads to a multicast SETUP of that track on the same
+//! connection; a 461 to that (or a unicast answer to it) fails the session with
+//! a failure that makes the driver reconnect over TCP, as UDP that stays silent
+//! after PLAY does. `--backend-multicast` starts with multicast; `-t` never
+//! tries it. The driver joins the group each [`Event::TrackSetUp`] names. Any failure ends the connection with [`Event::Failed`]; the
 //! driver reconnects with back-off and a new session machine.
 
 use std::collections::VecDeque;
@@ -15,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use rtsp::auth::{ClientAuth, Credentials};
 use rtsp::header::session::SessionHeader;
-use rtsp::header::transport::{ChannelRange, LowerTransport, PortRange, Transport};
+use rtsp::header::transport::{Cast, ChannelRange, LowerTransport, PortRange, Transport};
 use rtsp::url::{resolve_control, RtspUrl};
 use rtsp::{Method, Request, Response};
 
@@ -70,6 +79,10 @@ pub enum Failure {
     Malformed { what: String, detail: String },
     #[error("the back end refused UDP (461 Unsupported Transport)")]
     UdpRefused,
+    #[error("the back end refused multicast ({0})")]
+    MulticastRefused(String),
+    #[error("cannot receive the back end's multicast: {0}")]
+    MulticastJoin(String),
     #[error("no media arrived over UDP within {0} s after PLAY")]
     UdpSilent(u64),
     #[error("no media for {0} s while playing")]
@@ -90,7 +103,13 @@ pub enum Failure {
 impl Failure {
     /// Failures after which UDP is given up for TCP.
     pub fn wants_tcp(&self) -> bool {
-        matches!(self, Failure::UdpRefused | Failure::UdpSilent(_))
+        matches!(
+            self,
+            Failure::UdpRefused
+                | Failure::UdpSilent(_)
+                | Failure::MulticastRefused(_)
+                | Failure::MulticastJoin(_)
+        )
     }
 
     /// Failures after which a new connection is made at once, without back-off:
@@ -106,7 +125,10 @@ pub enum Event {
     /// DESCRIBE succeeded. The driver prepares media (UDP sockets) for these
     /// tracks and calls [`BackendSession::media_ready`].
     Described(Presentation),
-    /// A track was set up; the back end's answer is in `reply`.
+    /// A track was set up; the back end's answer is in `reply`. A multicast
+    /// answer (`reply.cast` is `Multicast`) always has `destination` and `port`
+    /// (from the SDP when the answer lacks them): the driver receives the track
+    /// by joining that group.
     TrackSetUp { track: usize, reply: Transport },
     /// PLAY answered: media flows. `starts[i]` is the first sequence number the
     /// back end announced for track `i` (its RTP-Info), if it said.
@@ -337,7 +359,7 @@ impl BackendSession {
             return None;
         }
         let since = self.playing_since?;
-        let udp_silent = (self.transport == BackendTransport::Udp && !self.media_since_play())
+        let udp_silent = (self.transport != BackendTransport::Tcp && !self.media_since_play())
             .then(|| since + self.cfg.udp_timeout);
         let stalled = self.cfg.max_gap.map(|gap| {
             let last = self.media_at.map_or(since, |m| m.max(since));
@@ -435,7 +457,7 @@ impl BackendSession {
             }
         }
         if self.watchdog_deadline().is_some_and(|w| now >= w) {
-            if self.transport == BackendTransport::Udp && !self.media_since_play() {
+            if self.transport != BackendTransport::Tcp && !self.media_since_play() {
                 let since = self.playing_since.unwrap_or(now);
                 if now.saturating_duration_since(since) >= self.cfg.udp_timeout {
                     self.fail(Failure::UdpSilent(self.cfg.udp_timeout.as_secs()));
@@ -578,6 +600,8 @@ impl BackendSession {
                         let ch = (i * 2).min(254) as u8;
                         format!("RTP/AVP/TCP;unicast;interleaved={}-{}", ch, ch + 1)
                     }
+                    // The back end chooses group and port (live555's request too).
+                    BackendTransport::Multicast => "RTP/AVP;multicast".to_owned(),
                 };
                 req = req.with_header("Transport", t);
             }
@@ -758,6 +782,12 @@ impl BackendSession {
                         self.base = rtsp::url::redact(base.trim());
                     }
                 }
+                if self.transport == BackendTransport::Udp && presentation.announces_multicast() {
+                    // A multicast session (live555's "multicast" streams, a
+                    // GStreamer server with only udp-mcast): unicast would be
+                    // refused.
+                    self.transport = BackendTransport::Multicast;
+                }
                 self.presentation = Some(presentation.clone());
                 self.state = State::AwaitingMedia;
                 self.out
@@ -765,7 +795,17 @@ impl BackendSession {
             }
             Kind::Setup(i) => {
                 if resp.status == 461 && self.transport == BackendTransport::Udp {
-                    self.fail(Failure::UdpRefused);
+                    // Unicast refused: try multicast for this track (and the
+                    // next ones) before giving up UDP for TCP.
+                    self.transport = BackendTransport::Multicast;
+                    self.queue.push_front(Kind::Setup(i));
+                    self.pump(now);
+                    return;
+                }
+                if resp.status == 461 && self.transport == BackendTransport::Multicast {
+                    self.fail(Failure::MulticastRefused(
+                        "461 Unsupported Transport".into(),
+                    ));
                     return;
                 }
                 if !resp.is_success() {
@@ -789,6 +829,23 @@ impl BackendSession {
                         self.assumed_transport(i)
                     }
                 };
+                let reply =
+                    if reply.cast == Some(Cast::Multicast) && reply.lower == LowerTransport::Udp {
+                        match self.complete_multicast(i, reply) {
+                            Ok(r) => r,
+                            Err(why) => {
+                                self.fail(Failure::MulticastRefused(why));
+                                return;
+                            }
+                        }
+                    } else if self.transport == BackendTransport::Multicast {
+                        self.fail(Failure::MulticastRefused(
+                            "a unicast answer to a multicast SETUP".into(),
+                        ));
+                        return;
+                    } else {
+                        reply
+                    };
                 if self.transport == BackendTransport::Tcp {
                     let ch = reply
                         .interleaved
@@ -881,9 +938,46 @@ impl BackendSession {
         self.out.push_back(Output::Event(Event::Closed));
     }
 
+    /// A multicast answer with its group and ports: what the answer says, else
+    /// what the SDP announced for the track (`c=` group, `m=` port).
+    fn complete_multicast(&self, i: usize, mut reply: Transport) -> Result<Transport, String> {
+        let announced = self
+            .presentation
+            .as_ref()
+            .and_then(|p| p.announced_group(i));
+        let group = reply
+            .destination
+            .as_deref()
+            .and_then(|d| d.trim().parse::<std::net::Ipv4Addr>().ok())
+            .or(announced)
+            .ok_or_else(|| "a multicast answer without an IPv4 group".to_string())?;
+        if !group.is_multicast() {
+            return Err(format!("{group} is not a multicast group"));
+        }
+        let sdp_port = self
+            .presentation
+            .as_ref()
+            .and_then(|p| p.tracks.get(i))
+            .map(|t| t.port)
+            .filter(|p| *p != 0);
+        let port = reply
+            .port
+            .or(reply.server_port)
+            .or(sdp_port.map(|rtp| PortRange { rtp, rtcp: None }))
+            .filter(|p| p.rtp != 0)
+            .ok_or_else(|| "a multicast answer without a port".to_string())?;
+        reply.destination = Some(group.to_string());
+        reply.port = Some(PortRange {
+            rtp: port.rtp,
+            rtcp: Some(port.rtcp.unwrap_or(port.rtp.wrapping_add(1))),
+        });
+        Ok(reply)
+    }
+
     fn assumed_transport(&self, i: usize) -> Transport {
         let mut t = Transport::rtp_avp(LowerTransport::Udp);
         match self.transport {
+            BackendTransport::Multicast => t.cast = Some(Cast::Multicast),
             BackendTransport::Udp => {
                 let p = self.udp_ports.get(i).copied().unwrap_or(0);
                 t.client_port = Some(PortRange {
@@ -1041,6 +1135,9 @@ m=audio 0 RTP/AVP 97\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:97 MPEG4-GENERIC/48000/2\r\
                 setup0.header("Transport"),
                 Some("RTP/AVP/TCP;unicast;interleaved=0-1")
             ),
+            BackendTransport::Multicast => {
+                assert_eq!(setup0.header("Transport"), Some("RTP/AVP;multicast"))
+            }
         }
         let t = if transport == BackendTransport::Udp {
             "Transport: RTP/AVP;unicast;client_port=5000-5001;server_port=49464-49465;ssrc=C6841965;mode=\"PLAY\""
@@ -1204,9 +1301,26 @@ m=audio 0 RTP/AVP 97\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:97 MPEG4-GENERIC/48000/2\r\
             )),
             t0,
         );
-        let (_, evs) = drain(&mut s);
-        assert_eq!(evs, vec![Event::Failed(Failure::UdpRefused)]);
+        // Multicast is tried first (see a_461_to_unicast_leads_to_multicast_then_to_tcp).
+        let multicast = one_request(&mut s);
+        assert_eq!(multicast.header("Transport"), Some("RTP/AVP;multicast"));
+        s.handle_response(
+            &response(&format!(
+                "RTSP/1.0 461 Unsupported transport\nCSeq: {}\n\n",
+                multicast.cseq().unwrap()
+            )),
+            t0,
+        );
+        let (reqs, evs) = drain(&mut s);
+        assert!(reqs.is_empty(), "no session, no TEARDOWN");
+        assert_eq!(
+            evs,
+            vec![Event::Failed(Failure::MulticastRefused(
+                "461 Unsupported Transport".into()
+            ))]
+        );
         assert!(Failure::UdpRefused.wants_tcp());
+        assert!(Failure::MulticastJoin("x".into()).wants_tcp());
     }
 
     #[test]
@@ -1661,6 +1775,163 @@ m=audio 0 RTP/AVP 97\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:97 MPEG4-GENERIC/48000/2\r\
         }
         assert!(s.is_playing(), "{play}");
         (s, sent)
+    }
+
+    fn status(cseq: u32, code: u16, reason: &str) -> Response {
+        response(&format!("RTSP/1.0 {code} {reason}\nCSeq: {cseq}\n\n"))
+    }
+
+    /// A back end that only offers multicast (GStreamer with udp-mcast only):
+    /// 461 to the unicast SETUP, then the same track is set up multicast, and
+    /// the next one too; a 461 to multicast as well ends the session with a
+    /// failure that makes the driver use TCP.
+    #[test]
+    fn a_461_to_unicast_leads_to_multicast_then_to_tcp() {
+        let t0 = Instant::now();
+        let mut s = described(BackendTransport::Udp, t0);
+        s.set_demand(true, t0);
+        let unicast = one_request(&mut s);
+        assert_eq!(
+            unicast.header("Transport"),
+            Some("RTP/AVP;unicast;client_port=5000-5001")
+        );
+        s.handle_response(
+            &status(unicast.cseq().unwrap(), 461, "Unsupported transport"),
+            t0,
+        );
+        let (reqs, evs) = drain(&mut s);
+        assert!(evs.is_empty(), "{evs:?}");
+        assert_eq!(reqs.len(), 1);
+        assert_eq!(reqs[0].uri, "rtsp://127.0.0.1:31554/h264aac/stream=0");
+        assert_eq!(reqs[0].header("Transport"), Some("RTP/AVP;multicast"));
+        s.handle_response(
+            &ok(
+                reqs[0].cseq().unwrap(),
+                "Session: mc;timeout=60\nTransport: RTP/AVP;multicast;destination=239.255.1.1;ttl=1;port=5000-5001;mode=\"PLAY\"",
+            ),
+            t0,
+        );
+        let (reqs, evs) = drain(&mut s);
+        match &evs[..] {
+            [Event::TrackSetUp { track: 0, reply }] => {
+                assert_eq!(reply.cast, Some(Cast::Multicast));
+                assert_eq!(reply.destination.as_deref(), Some("239.255.1.1"));
+                assert_eq!(
+                    reply.port,
+                    Some(PortRange {
+                        rtp: 5000,
+                        rtcp: Some(5001)
+                    })
+                );
+                assert_eq!(reply.ttl, Some(1));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(*s.transport(), BackendTransport::Multicast);
+        assert_eq!(reqs[0].uri, "rtsp://127.0.0.1:31554/h264aac/stream=1");
+        assert_eq!(
+            reqs[0].header("Transport"),
+            Some("RTP/AVP;multicast"),
+            "no unicast try again"
+        );
+        assert_eq!(reqs[0].header("Session"), Some("mc"));
+        s.handle_response(
+            &status(reqs[0].cseq().unwrap(), 461, "Unsupported transport"),
+            t0,
+        );
+        let (reqs, evs) = drain(&mut s);
+        assert_eq!(reqs[0].method, Method::Teardown);
+        match &evs[..] {
+            [Event::Failed(f)] => assert!(f.wants_tcp(), "{f}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// An SDP that announces a group (`c=IN IP4 <group>/ttl`) is set up
+    /// multicast from the start; an answer without destination takes the SDP's
+    /// group. The UDP watchdog counts multicast packets like any others.
+    #[test]
+    fn an_sdp_announcing_multicast_is_set_up_multicast() {
+        let t0 = Instant::now();
+        let mut s = BackendSession::new(cfg(BackendTransport::Udp));
+        s.on_connected(t0);
+        let opt = one_request(&mut s);
+        s.handle_response(&ok(opt.cseq().unwrap(), ""), t0);
+        let desc = one_request(&mut s);
+        let mut r = ok(
+            desc.cseq().unwrap(),
+            "Content-Base: rtsp://127.0.0.1:31554/h264aac/",
+        );
+        r.body = bytes::Bytes::from(SDP.replace("c=IN IP4 0.0.0.0", "c=IN IP4 239.255.1.1/1"));
+        s.handle_response(&r, t0);
+        let _ = drain(&mut s);
+        assert_eq!(*s.transport(), BackendTransport::Multicast);
+        s.media_ready(vec![5000, 5002], t0);
+        s.set_demand(true, t0);
+        for (i, port) in [(0usize, 5000u16), (1, 5002)] {
+            let setup = one_request(&mut s);
+            assert_eq!(setup.header("Transport"), Some("RTP/AVP;multicast"));
+            s.handle_response(
+                &ok(
+                    setup.cseq().unwrap(),
+                    &format!(
+                        "Session: mc\nTransport: RTP/AVP;multicast;port={port}-{}",
+                        port + 1
+                    ),
+                ),
+                t0,
+            );
+            let (reqs, evs) = drain(&mut s);
+            match &evs[..] {
+                [Event::TrackSetUp { track, reply }] => {
+                    assert_eq!(*track, i);
+                    assert_eq!(reply.destination.as_deref(), Some("239.255.1.1"));
+                    assert_eq!(reply.port.map(|p| p.rtp), Some(port));
+                }
+                other => panic!("{other:?}"),
+            }
+            if i == 1 {
+                assert_eq!(reqs[0].method, Method::Play);
+                s.handle_response(&ok(reqs[0].cseq().unwrap(), "Session: mc"), t0);
+            } else {
+                s.out.extend(reqs.into_iter().map(Output::Send));
+            }
+        }
+        assert!(s.is_playing());
+        let _ = drain(&mut s);
+        // Multicast media keeps the watchdog quiet...
+        s.on_media(10, t0 + Duration::from_secs(3));
+        s.handle_timeout(t0 + Duration::from_secs(5));
+        assert!(drain(&mut s).1.is_empty());
+        // ...and none at all after PLAY switches to TCP, as with unicast UDP.
+        let mut silent = s;
+        silent.playing_since = Some(t0 + Duration::from_secs(6));
+        silent.handle_timeout(t0 + Duration::from_secs(10));
+        match &drain(&mut silent).1[..] {
+            [Event::Failed(f)] => assert!(f.wants_tcp()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A unicast answer to a multicast SETUP cannot be received: TCP.
+    #[test]
+    fn a_unicast_answer_to_a_multicast_setup_fails_over_to_tcp() {
+        let t0 = Instant::now();
+        let mut s = described(BackendTransport::Multicast, t0);
+        s.set_demand(true, t0);
+        let setup = one_request(&mut s);
+        assert_eq!(setup.header("Transport"), Some("RTP/AVP;multicast"));
+        s.handle_response(
+            &ok(
+                setup.cseq().unwrap(),
+                "Session: x\nTransport: RTP/AVP;unicast;server_port=6970-6971",
+            ),
+            t0,
+        );
+        match &drain(&mut s).1[..] {
+            [Event::Failed(f @ Failure::MulticastRefused(_))] => assert!(f.wants_tcp()),
+            other => panic!("{other:?}"),
+        }
     }
 
     /// H264DVR answers each SETUP with another session id, and PLAY with the

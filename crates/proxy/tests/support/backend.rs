@@ -48,6 +48,14 @@ pub struct BackendOpts {
     /// Serve RTSPS (RTSP over TLS) only, with this PEM certificate (chain)
     /// and PEM private key; [`Backend::url`] is then `rtsps://`.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Offer multicast from this IPv4 group range (first, last address): the
+    /// script's `--multicast`; without `protocols` the back end then requires
+    /// multicast (461 to unicast UDP and TCP).
+    pub multicast: Option<(String, String)>,
+    /// Run in this network namespace (`ip netns exec <ns>`), e.g. a
+    /// [`super::NetPair`]'s; `--address` in `extra_args` then names an
+    /// address of it.
+    pub netns: Option<String>,
     /// Further arguments for the script (`--width`, `--fps`...).
     pub extra_args: Vec<String>,
 }
@@ -66,6 +74,8 @@ impl Default for BackendOpts {
             suspend_mode: None,
             key_interval: None,
             tls: None,
+            multicast: None,
+            netns: None,
             extra_args: Vec::new(),
         }
     }
@@ -138,7 +148,14 @@ impl Backend {
     pub fn try_start(mut opts: BackendOpts) -> Result<Backend, String> {
         let port = opts.port.unwrap_or_else(free_port);
         opts.port = Some(port);
-        let mut cmd = Command::new(PYTHON);
+        let mut cmd = match &opts.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, PYTHON]);
+                c
+            }
+            None => Command::new(PYTHON),
+        };
         cmd.arg("-u")
             .arg(SCRIPT)
             .args(["--port", &port.to_string()])
@@ -167,6 +184,9 @@ impl Backend {
         }
         if let Some((cert, key)) = &opts.tls {
             cmd.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key);
+        }
+        if let Some((first, last)) = &opts.multicast {
+            cmd.args(["--multicast", first, last]);
         }
         cmd.args(&opts.extra_args);
         let proc = Proc::spawn("backend", &mut cmd)?;

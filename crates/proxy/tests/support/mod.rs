@@ -27,6 +27,7 @@
 mod backend;
 /// Public within the test crate so that `backend_smoke` can unit-test the parsers.
 pub(crate) mod clients;
+mod netns;
 mod ports;
 mod process;
 mod proxy;
@@ -37,6 +38,7 @@ pub use clients::{
     ffmpeg_copy, ffmpeg_record, ffprobe_start_times, ffprobe_streams, gst_play, gst_play_media,
     rtsp_exchange, run_with_timeout, ProbedStream, RecordResult, RecordedPacket, StreamStart,
 };
+pub use netns::{NetPair, FIRST_ADDR, SECOND_ADDR};
 pub use ports::free_port;
 pub use process::{Proc, Signal};
 pub use proxy::{Proxy, PLAY_LINE};
