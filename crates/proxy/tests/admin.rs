@@ -32,7 +32,10 @@ fn http(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, String) {
         .and_then(|c| c.parse().ok())
         .unwrap_or_else(|| panic!("no status in {text:?}"));
     let (head, body) = text.split_once("\r\n\r\n").expect("head");
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(body)
     } else {
         body.to_owned()
@@ -109,7 +112,10 @@ fn metrics_api_token_and_dashboard() {
     let _tcp = client("ffmpeg-tcp", &url, "tcp");
     let metrics = || http(admin, "/metrics", Some(token)).1;
     let clients = |m: &str, t: &str| {
-        sample(m, &format!("rtsp_proxy_path_clients{{path=\"{PATH}\",transport=\"{t}\"}}"))
+        sample(
+            m,
+            &format!("rtsp_proxy_path_clients{{path=\"{PATH}\",transport=\"{t}\"}}"),
+        )
     };
     let mut text = String::new();
     let both = wait_until(Duration::from_secs(30), || {
@@ -137,23 +143,40 @@ fn metrics_api_token_and_dashboard() {
         "process_cpu_seconds_total",
         "process_start_time_seconds",
     ] {
-        assert!(sample(&text, name).is_some_and(|v| v > 0.0), "{name}:\n{text}");
+        assert!(
+            sample(&text, name).is_some_and(|v| v > 0.0),
+            "{name}:\n{text}"
+        );
     }
     let received = format!("rtsp_proxy_path_bytes_received_total{{path=\"{PATH}\"}}");
     let sent = format!("rtsp_proxy_path_bytes_sent_total{{path=\"{PATH}\"}}");
-    let (in1, out1) = (sample(&text, &received).unwrap(), sample(&text, &sent).unwrap());
+    let (in1, out1) = (
+        sample(&text, &received).unwrap(),
+        sample(&text, &sent).unwrap(),
+    );
     thread::sleep(Duration::from_secs(2));
     let text2 = metrics();
-    let (in2, out2) = (sample(&text2, &received).unwrap(), sample(&text2, &sent).unwrap());
-    assert!(in2 > in1 && out2 > out1, "counters grow: {in1}->{in2}, {out1}->{out2}");
-    assert!(out2 > in2, "two clients get more than comes in: {in2} {out2}");
+    let (in2, out2) = (
+        sample(&text2, &received).unwrap(),
+        sample(&text2, &sent).unwrap(),
+    );
+    assert!(
+        in2 > in1 && out2 > out1,
+        "counters grow: {in1}->{in2}, {out1}->{out2}"
+    );
+    assert!(
+        out2 > in2,
+        "two clients get more than comes in: {in2} {out2}"
+    );
 
     // The JSON: state, codecs, source without credentials, both clients.
     let mut paths = serde_json::Value::Null;
     let rated = wait_until(Duration::from_secs(20), || {
         paths = json(&http(admin, "/v1/paths", Some(token)).1);
         paths["paths"][0]["bitrate_out"].as_u64().unwrap_or(0) > 0
-            && paths["paths"][0]["history"].as_array().is_some_and(|h| h.len() >= 2)
+            && paths["paths"][0]["history"]
+                .as_array()
+                .is_some_and(|h| h.len() >= 2)
     });
     assert!(rated, "bitrates and history: {paths}");
     let p = &paths["paths"][0];
@@ -161,7 +184,10 @@ fn metrics_api_token_and_dashboard() {
     assert_eq!(p["state"], "playing");
     assert_eq!(p["up"], true);
     assert_eq!(p["source"], backend.url());
-    assert!(p["codecs"].as_array().unwrap().iter().any(|c| c == "H264"), "{p}");
+    assert!(
+        p["codecs"].as_array().unwrap().iter().any(|c| c == "H264"),
+        "{p}"
+    );
     let mut transports: Vec<&str> = p["clients"]
         .as_array()
         .unwrap()
@@ -170,7 +196,10 @@ fn metrics_api_token_and_dashboard() {
         .collect();
     transports.sort_unstable();
     assert_eq!(transports, ["tcp", "udp"], "{p}");
-    assert!(p["clients"][0]["address"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert!(p["clients"][0]["address"]
+        .as_str()
+        .unwrap()
+        .starts_with("127.0.0.1:"));
     let one = json(&http(admin, &format!("/v1/paths/{PATH}"), Some(token)).1);
     assert_eq!(one["name"], PATH);
 
@@ -181,10 +210,12 @@ fn metrics_api_token_and_dashboard() {
 /// The dashboard as a browser renders it: the path, its state, a client row per
 /// client; and a screenshot under `target/e2e-logs/`.
 fn dashboard_in_chromium(admin: SocketAddr, token: &str) {
-    let Some(chromium) = ["chromium", "chromium-browser"]
-        .into_iter()
-        .find(|c| Command::new(c).arg("--version").output().is_ok_and(|o| o.status.success()))
-    else {
+    let Some(chromium) = ["chromium", "chromium-browser"].into_iter().find(|c| {
+        Command::new(c)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }) else {
         eprintln!("SKIPPED: the dashboard's browser check: chromium is not installed (apt-get install chromium)");
         return;
     };
@@ -216,18 +247,33 @@ fn dashboard_in_chromium(admin: SocketAddr, token: &str) {
         out.unwrap_or_else(|e| panic!("chromium: {e}"))
     };
     let dom = String::from_utf8_lossy(&run(&["--dump-dom"]).stdout).into_owned();
-    assert!(dom.contains(&format!("<span class=\"name\">{PATH}</span>")), "path name in\n{dom}");
+    assert!(
+        dom.contains(&format!("<span class=\"name\">{PATH}</span>")),
+        "path name in\n{dom}"
+    );
     assert!(dom.contains("class=\"state playing\""), "state in\n{dom}");
     // The page's script holds the markup too: look for what only rendering
     // makes (an address, a size, points).
     let rows = dom.matches("<tr class=\"client\"><td>127.0.0.1:").count();
     assert_eq!(rows, 2, "client rows in\n{dom}");
-    assert!(dom.contains("\">udp</td>") && dom.contains("\">tcp</td>"), "{dom}");
-    assert!(dom.contains("<svg class=\"chart\" width=\"360\""), "chart in\n{dom}");
-    assert!(dom.contains("stroke-width=\"1.5\" points=\"2.0,"), "bitrate lines in\n{dom}");
+    assert!(
+        dom.contains("\">udp</td>") && dom.contains("\">tcp</td>"),
+        "{dom}"
+    );
+    assert!(
+        dom.contains("<svg class=\"chart\" width=\"360\""),
+        "chart in\n{dom}"
+    );
+    assert!(
+        dom.contains("stroke-width=\"1.5\" points=\"2.0,"),
+        "bitrate lines in\n{dom}"
+    );
     let shot = logs.join("admin-dashboard.png");
     let _ = std::fs::remove_file(&shot);
-    run(&[&format!("--screenshot={}", shot.display()), "--window-size=1200,800"]);
+    run(&[
+        &format!("--screenshot={}", shot.display()),
+        "--window-size=1200,800",
+    ]);
     assert!(shot.exists(), "screenshot {}", shot.display());
     eprintln!("[e2e] dashboard screenshot: {}", shot.display());
 }
@@ -248,5 +294,8 @@ fn open_admin_port_without_token_is_refused() {
     let out = run_with_timeout(&mut cmd, Duration::from_secs(20)).expect("runs");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("not a loopback address") && err.contains("--admin-token"), "{err}");
+    assert!(
+        err.contains("not a loopback address") && err.contains("--admin-token"),
+        "{err}"
+    );
 }

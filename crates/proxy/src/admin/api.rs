@@ -107,7 +107,10 @@ impl PathView {
                 .clients
                 .iter()
                 .map(|c| {
-                    let unix = c.since.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                    let unix = c
+                        .since
+                        .duration_since(UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs());
                     ClientView {
                         address: c.addr.to_string(),
                         transport: c.transport.as_str(),

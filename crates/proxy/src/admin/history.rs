@@ -178,7 +178,11 @@ mod tests {
         let b = reading(t0, 2, 251_000, 2_010_000);
         assert_eq!(bitrate(&a, &b), (1_000_000, 8_000_000));
         assert_eq!(bitrate(&a, &a), (0, 0), "no time passed");
-        assert_eq!(bitrate(&b, &reading(t0, 3, 0, 0)), (0, 0), "counter went back");
+        assert_eq!(
+            bitrate(&b, &reading(t0, 3, 0, 0)),
+            (0, 0),
+            "counter went back"
+        );
 
         // 125 kB/s in, 250 kB/s out for 20 s: 1 Mbit/s and 2 Mbit/s, measured
         // over the last 5 s; one history sample per 5 s, bounded.
@@ -190,7 +194,9 @@ mod tests {
         assert_eq!(h.rate("p"), (1_000_000, 2_000_000));
         let samples = h.samples("p");
         assert_eq!(samples.len(), 4, "{samples:?}");
-        assert!(samples.iter().all(|s| s.bps_in == 1_000_000 && s.t == 1_000));
+        assert!(samples
+            .iter()
+            .all(|s| s.bps_in == 1_000_000 && s.t == 1_000));
         {
             let paths = h.paths.lock().unwrap();
             assert!(paths["p"].recent.len() <= 6);

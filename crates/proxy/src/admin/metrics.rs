@@ -161,7 +161,11 @@ impl Collector for Scrape {
                     "Resident memory size in bytes",
                     p.resident_bytes as f64,
                 ),
-                ("process_open_fds", "Open file descriptors", p.open_fds as f64),
+                (
+                    "process_open_fds",
+                    "Open file descriptors",
+                    p.open_fds as f64,
+                ),
                 (
                     "process_start_time_seconds",
                     "Start time of the process since the Unix epoch in seconds",
@@ -251,7 +255,10 @@ mod tests {
             "process_start_time_seconds 1700000000.0",
             "# EOF",
         ] {
-            assert!(text.lines().any(|l| l == line), "{line:?} missing in\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line:?} missing in\n{text}"
+            );
         }
         // Paths in name order.
         let cam_at = text.find("path_up{path=\"cam\"}").unwrap();

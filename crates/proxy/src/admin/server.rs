@@ -174,7 +174,10 @@ async fn get_metrics(State(state): State<Arc<AdminState>>) -> Response {
     let snaps = state.streams.all().iter().map(|s| s.snapshot()).collect();
     let text = metrics::render(snaps, metrics::Process::read());
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static(metrics::CONTENT_TYPE))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(metrics::CONTENT_TYPE),
+        )],
         text,
     )
         .into_response()

@@ -458,7 +458,9 @@ impl<'a> Parser<'a> {
                 self.config.admin_token = Some(self.admin_token_value(arg, &text)?);
             }
             "admin-token-file" => {
-                let path = self.checked_value(arg, "a file holding the token")?.to_owned();
+                let path = self
+                    .checked_value(arg, "a file holding the token")?
+                    .to_owned();
                 let text = std::fs::read_to_string(&path)
                     .map_err(|e| self.error(format!("Cannot read {arg} \"{path}\": {e}")))?;
                 let first = text.lines().next().unwrap_or("").trim().to_owned();
@@ -881,13 +883,17 @@ mod tests {
         let config = run(&["--admin-token-file", path, URL]);
         assert_eq!(config.admin_token.as_deref(), Some("from-file"));
         std::fs::write(&file, "\n").unwrap();
-        assert!(fail_message(&["--admin-token-file", path, URL]).contains("not be empty")
-            || fail_message(&["--admin-token-file", path, URL]).contains("not empty"));
+        assert!(
+            fail_message(&["--admin-token-file", path, URL]).contains("not be empty")
+                || fail_message(&["--admin-token-file", path, URL]).contains("not empty")
+        );
         let _ = std::fs::remove_dir_all(&dir);
         assert!(fail_message(&["--admin", "localhost", URL]).contains("Invalid address"));
         assert!(fail_message(&["--admin"]).contains("needs an address"));
         assert!(fail_message(&["--admin-token", "a b", URL]).contains("printable ASCII"));
-        assert!(fail_message(&["--admin-token-file", "/nonexistent/t", URL]).contains("Cannot read"));
+        assert!(
+            fail_message(&["--admin-token-file", "/nonexistent/t", URL]).contains("Cannot read")
+        );
     }
 
     #[test]

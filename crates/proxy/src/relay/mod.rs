@@ -12,8 +12,8 @@ pub use registry::StreamRegistry;
 pub use sink::{ConnOut, ConnOutReceiver, OutItem, Sink, SinkSet};
 pub use stream::{
     Availability, ClientInfo, ClientSnapshot, ClientTransport, Closer, PlayOptions,
-    PresentationChange, RtcpOutcome, SourceState, StartPoint, Stream, StreamSnapshot,
-    StreamStats, SubscriberId,
+    PresentationChange, RtcpOutcome, SourceState, StartPoint, Stream, StreamSnapshot, StreamStats,
+    SubscriberId,
 };
 
 #[cfg(test)]

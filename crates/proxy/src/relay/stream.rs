@@ -948,8 +948,7 @@ impl Stream {
         let mut st = self.lock();
         let st = &mut *st;
         let lost = st.lost_ended
-            + st
-                .tracks
+            + st.tracks
                 .iter()
                 .map(|t| t.reception.cumulative_lost())
                 .sum::<u64>();

@@ -1291,7 +1291,11 @@ fn snapshot_counts_for_the_admin_port() {
     stream.set_client(1, info(&out_a));
     // Sequence 10, 12, 13 (11 lost), 12 + 20 bytes each.
     for seq in [10u16, 12, 13] {
-        stream.push_rtp(VIDEO, rtp_packet(seq, u32::from(seq) * 3000, 7, &[0u8; 20]), now);
+        stream.push_rtp(
+            VIDEO,
+            rtp_packet(seq, u32::from(seq) * 3000, 7, &[0u8; 20]),
+            now,
+        );
     }
     let s = stream.snapshot();
     assert_eq!(s.state, SourceState::Playing);
@@ -1308,9 +1312,16 @@ fn snapshot_counts_for_the_admin_port() {
     assert_eq!(s.client_drops, 2, "a stopped client's drops stay counted");
     stream.source_reset();
     let s = stream.snapshot();
-    assert_eq!((s.state, s.reconnects, s.packets_lost), (SourceState::Down, 1, 1));
+    assert_eq!(
+        (s.state, s.reconnects, s.packets_lost),
+        (SourceState::Down, 1, 1)
+    );
     stream.source_reset();
-    assert_eq!(stream.snapshot().reconnects, 1, "a failed attempt is no reconnect");
+    assert_eq!(
+        stream.snapshot().reconnects,
+        1,
+        "a failed attempt is no reconnect"
+    );
     stream.source_paused();
     assert_eq!(stream.snapshot().state, SourceState::Paused);
 }
