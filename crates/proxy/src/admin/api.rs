@@ -126,6 +126,66 @@ impl PathView {
     }
 }
 
+/// A `PUT /v1/paths/{name}` body (a JSON object with the keys of a
+/// `[paths.NAME]` table) as the TOML text of that table's keys, for the config
+/// file's own parser to validate exactly as it validates the file. JSON
+/// strings, numbers, booleans and arrays are written as the same TOML values;
+/// objects as inline tables; `null` has no TOML form and is refused.
+///
+/// # Errors
+///
+/// The body is not an object, or holds a `null`.
+pub fn json_to_toml_table(body: &serde_json::Value) -> Result<String, String> {
+    let serde_json::Value::Object(map) = body else {
+        return Err("the body must be a JSON object with the keys of a [paths.NAME] table".into());
+    };
+    let mut out = String::new();
+    for (k, v) in map {
+        out.push_str(&toml_key(k));
+        out.push_str(" = ");
+        toml_value(v, k, &mut out)?;
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+fn toml_key(k: &str) -> String {
+    // A JSON string literal is a valid TOML basic string (serde_json never
+    // writes the one escape TOML lacks, "\/").
+    serde_json::Value::String(k.to_owned()).to_string()
+}
+
+fn toml_value(v: &serde_json::Value, key: &str, out: &mut String) -> Result<(), String> {
+    use serde_json::Value;
+    match v {
+        Value::Null => return Err(format!("{key:?}: null is not a value here")),
+        Value::Bool(_) | Value::Number(_) | Value::String(_) => out.push_str(&v.to_string()),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                toml_value(item, key, out)?;
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            out.push('{');
+            for (i, (k, item)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str(&toml_key(k));
+                out.push_str(" = ");
+                toml_value(item, k, out)?;
+            }
+            out.push('}');
+        }
+    }
+    Ok(())
+}
+
 /// `2026-12-02T01:02:03Z` (whole seconds, UTC).
 pub fn rfc3339(t: SystemTime) -> String {
     let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
@@ -155,6 +215,25 @@ mod tests {
     use crate::relay::{ClientSnapshot, ClientTransport, SourceState};
     use std::sync::Arc;
     use std::time::Duration;
+
+    #[test]
+    fn put_body_as_toml() {
+        let body = serde_json::json!({
+            "source": "rtsp://cam/x\"y",
+            "linger": 5,
+            "on_demand": true,
+            "users": [{"name": "a", "password": "b"}],
+            "ratio": 1.5
+        });
+        let text = json_to_toml_table(&body).unwrap();
+        assert_eq!(
+            text,
+            "\"linger\" = 5\n\"on_demand\" = true\n\"ratio\" = 1.5\n\"source\" = \"rtsp://cam/x\\\"y\"\n\"users\" = [{\"name\" = \"a\", \"password\" = \"b\"}]\n"
+        );
+        assert!(json_to_toml_table(&serde_json::json!([1])).is_err());
+        let e = json_to_toml_table(&serde_json::json!({"source": null})).unwrap_err();
+        assert!(e.contains("null"), "{e}");
+    }
 
     #[test]
     fn rfc3339_dates() {

@@ -84,7 +84,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
     let api = Router::new()
         .route("/metrics", get(get_metrics))
         .route("/v1/paths", get(list_paths))
-        .route("/v1/paths/{name}", get(get_path))
+        .route("/v1/paths/{*name}", get(get_path))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         // The dashboard page is a constant (no data in it): served without
