@@ -131,6 +131,26 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     }
     ctx.client_auth = AccessControl::new(config.client_users.clone(), config.client_basic_in_clear);
     let supervisor = ctx.supervisor.clone();
+    // Before the streams: the port answers (or the bind fails) before any
+    // source dials, and before the "Play this stream" lines.
+    let admin = match config.admin_listen {
+        Some(addr) => {
+            let state = crate::admin::server::AdminState {
+                streams: streams.clone(),
+                supervisor: supervisor.clone(),
+                history: crate::admin::history::History::new(),
+                token: config.admin_token.clone(),
+            };
+            let handle = crate::admin::server::start(addr, state).await?;
+            eprintln!(
+                "(Admin port: metrics on http://{0}/metrics, status on http://{0}/v1/paths, dashboard on http://{0}/{1}.)",
+                handle.addr,
+                if config.admin_token.is_some() { "; a token is needed" } else { "" }
+            );
+            Some(handle)
+        }
+        None => None,
+    };
 
     for (url, name) in config.urls.iter().zip(config.stream_names()) {
         let settings = SourceSettings::from_config(&config, url, Some(backend_tls.clone()));
@@ -194,24 +214,6 @@ pub async fn run(config: Config) -> Result<(), AppError> {
             }
         );
     }
-    let admin = match config.admin_listen {
-        Some(addr) => {
-            let state = crate::admin::server::AdminState {
-                streams: streams.clone(),
-                supervisor: supervisor.clone(),
-                history: crate::admin::history::History::new(),
-                token: config.admin_token.clone(),
-            };
-            let handle = crate::admin::server::start(addr, state).await?;
-            eprintln!(
-                "(Admin port: metrics on http://{0}/metrics, status on http://{0}/v1/paths, dashboard on http://{0}/{1}.)",
-                handle.addr,
-                if config.admin_token.is_some() { "; a token is needed" } else { "" }
-            );
-            Some(handle)
-        }
-        None => None,
-    };
     let ctx = Arc::new(ctx);
     let server_task = tokio::spawn(server::serve(ctx.clone(), listeners));
     let ticker_ctx = ctx.clone();

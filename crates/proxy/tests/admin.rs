@@ -94,6 +94,10 @@ fn metrics_api_token_and_dashboard() {
     let admin_arg = admin.to_string();
     let proxy = Proxy::start(&["--admin", &admin_arg, "--admin-token", token, backend.url()]);
     let url = proxy.url(PATH);
+    proxy
+        .proc
+        .wait_for_line("Admin port", Duration::from_secs(10))
+        .expect("admin banner");
 
     // The token: 401 without (or a wrong one), 200 with; the page itself is open.
     let (status, body) = http(admin, "/metrics", None);
