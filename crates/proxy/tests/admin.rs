@@ -1,5 +1,5 @@
 //! End-to-end tests of the admin port (`--admin`): the real binary in front of a
-//! GStreamer back end with two ffmpeg clients (UDP and TCP) playing; `/metrics`,
+//! GStreamer back end with three ffmpeg clients (UDP, TCP, RTSP-over-HTTP) playing; `/metrics`,
 //! `/v1/paths`, the token, and the dashboard rendered by headless Chromium.
 
 mod support;
@@ -114,6 +114,7 @@ fn metrics_api_token_and_dashboard() {
 
     let _udp = client("ffmpeg-udp", &url, "udp");
     let _tcp = client("ffmpeg-tcp", &url, "tcp");
+    let _http = client("ffmpeg-http", &url, "http");
     let metrics = || http(admin, "/metrics", Some(token)).1;
     let clients = |m: &str, t: &str| {
         sample(
@@ -122,12 +123,13 @@ fn metrics_api_token_and_dashboard() {
         )
     };
     let mut text = String::new();
-    let both = wait_until(Duration::from_secs(30), || {
+    let all = wait_until(Duration::from_secs(30), || {
         text = metrics();
-        clients(&text, "udp") == Some(1.0) && clients(&text, "tcp") == Some(1.0)
+        ["udp", "tcp", "http"]
+            .iter()
+            .all(|t| clients(&text, t) == Some(1.0))
     });
-    assert!(both, "one UDP and one TCP client:\n{text}");
-    assert_eq!(clients(&text, "http"), Some(0.0));
+    assert!(all, "one UDP, one TCP and one tunnelled client:\n{text}");
     assert_eq!(clients(&text, "tls"), Some(0.0));
     let up = format!("rtsp_proxy_path_up{{path=\"{PATH}\"}}");
     assert_eq!(sample(&text, &up), Some(1.0), "{text}");
@@ -170,10 +172,10 @@ fn metrics_api_token_and_dashboard() {
     );
     assert!(
         out2 > in2,
-        "two clients get more than comes in: {in2} {out2}"
+        "three clients get more than comes in: {in2} {out2}"
     );
 
-    // The JSON: state, codecs, source without credentials, both clients.
+    // The JSON: state, codecs, source without credentials, every client.
     let mut paths = serde_json::Value::Null;
     let rated = wait_until(Duration::from_secs(20), || {
         paths = json(&http(admin, "/v1/paths", Some(token)).1);
@@ -199,7 +201,7 @@ fn metrics_api_token_and_dashboard() {
         .map(|c| c["transport"].as_str().unwrap())
         .collect();
     transports.sort_unstable();
-    assert_eq!(transports, ["tcp", "udp"], "{p}");
+    assert_eq!(transports, ["http", "tcp", "udp"], "{p}");
     assert!(p["clients"][0]["address"]
         .as_str()
         .unwrap()
@@ -259,7 +261,7 @@ fn dashboard_in_chromium(admin: SocketAddr, token: &str) {
     // The page's script holds the markup too: look for what only rendering
     // makes (an address, a size, points).
     let rows = dom.matches("<tr class=\"client\"><td>127.0.0.1:").count();
-    assert_eq!(rows, 2, "client rows in\n{dom}");
+    assert_eq!(rows, 3, "client rows in\n{dom}");
     assert!(
         dom.contains("\">udp</td>") && dom.contains("\">tcp</td>"),
         "{dom}"
