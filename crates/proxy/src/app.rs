@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::paths::PathSpec;
 use crate::relay::{Stream, StreamRegistry};
 use crate::server::auth::AccessControl;
 use crate::server::register::Registrar;
 use crate::server::{self, listener, media_udp, ServerContext};
-use crate::source::SourceSettings;
 use crate::supervisor::{Origin, Supervisor};
 
 /// Why the proxy could not run.
@@ -32,6 +32,8 @@ pub enum AppError {
     Tls(#[from] crate::tls::TlsError),
     #[error(transparent)]
     Admin(#[from] crate::admin::AdminError),
+    #[error("path {0:?}: back-end TLS: {1}")]
+    PathTls(String, String),
 }
 
 /// How long shutdown waits for back ends to answer TEARDOWN.
@@ -41,8 +43,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 pub async fn run(config: Config) -> Result<(), AppError> {
     let streams = Arc::new(StreamRegistry::new());
     // Refused before anything binds: an open admin port needs a token.
-    if let Some(addr) = config.admin_listen {
-        crate::admin::check_listen(addr, config.admin_token.as_deref())?;
+    if let Some(a) = &config.admin {
+        crate::admin::check_listen(a.listen, a.token.as_deref())?;
     }
 
     // Certificates first (a bad file is named before anything else happens),
@@ -133,32 +135,31 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     let supervisor = ctx.supervisor.clone();
     // Before the streams: the port answers (or the bind fails) before any
     // source dials, and before the "Play this stream" lines.
-    let admin = match config.admin_listen {
-        Some(addr) => {
+    let admin = match &config.admin {
+        Some(a) => {
             let state = crate::admin::server::AdminState {
                 streams: streams.clone(),
                 supervisor: supervisor.clone(),
                 history: crate::admin::history::History::new(),
-                token: config.admin_token.clone(),
+                token: a.token.clone(),
             };
-            let handle = crate::admin::server::start(addr, state).await?;
+            let handle = crate::admin::server::start(a.listen, state).await?;
             eprintln!(
                 "(Admin port: metrics on http://{0}/metrics, status on http://{0}/v1/paths, dashboard on http://{0}/{1}.)",
                 handle.addr,
-                if config.admin_token.is_some() { "; a token is needed" } else { "" }
+                if a.token.is_some() { "; a token is needed" } else { "" }
             );
             Some(handle)
         }
         None => None,
     };
 
+    supervisor.set_backend_tls(config.backend_tls.clone(), backend_tls.clone());
     for (url, name) in config.urls.iter().zip(config.stream_names()) {
-        let settings = SourceSettings::from_config(&config, url, Some(backend_tls.clone()));
         supervisor
-            .add(
+            .add_spec(
                 &name,
-                config.keyframe_cache_bytes,
-                settings,
+                PathSpec::from_config(&config, url),
                 Origin::CommandLine,
             )
             .map_err(|_| AppError::DuplicateStream(name.clone()))?;
@@ -167,6 +168,20 @@ pub async fn run(config: Config) -> Result<(), AppError> {
             rtsp::url::redact(url)
         );
         play_lines(&name);
+    }
+    for (name, spec) in &config.paths {
+        supervisor
+            .add_spec(name, spec.clone(), Origin::Config)
+            .map_err(|e| match e {
+                crate::supervisor::AddError::Tls(t) => AppError::PathTls(name.clone(), t),
+                _ => AppError::DuplicateStream(name.clone()),
+            })?;
+        eprintln!(
+            "RTSP stream \"{name}\" (config file), proxying the stream \"{}\"{}",
+            spec.redacted_source(),
+            if spec.on_demand { " on demand" } else { "" }
+        );
+        play_lines(name);
     }
     let mut demo_task = None;
     if config.demo {
@@ -229,8 +244,16 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         }
     });
 
+    let reloader = config
+        .config_file
+        .clone()
+        .map(|file| tokio::spawn(crate::reload::watch(ctx.clone(), file, config.clone())));
+
     wait_for_signal().await;
     info!("shutting down");
+    if let Some(r) = reloader {
+        r.abort();
+    }
     server_task.abort();
     ticker.abort();
     if let Some(a) = admin {

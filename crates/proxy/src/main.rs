@@ -34,6 +34,18 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // With --config the file is the base and the command line is parsed again on
+    // top of it (its options win).
+    let cfg = match cfg.config_file.clone() {
+        Some(file) => match config::file::load(&file, &program, &args) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(1);
+            }
+        },
+        None => cfg,
+    };
     init_logging(cfg.verbosity);
     raise_descriptor_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

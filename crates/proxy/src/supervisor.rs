@@ -17,8 +17,10 @@ use std::time::Duration;
 
 use tracing::info;
 
+use crate::paths::{PathInfo, PathSpec};
 use crate::relay::{Stream, StreamRegistry};
 use crate::source::{self, SourceHandle, SourceSettings};
+use crate::tls::BackendTrust;
 
 /// How long a removed stream's source may take to TEARDOWN.
 pub const REMOVE_GRACE: Duration = Duration::from_secs(3);
@@ -30,6 +32,19 @@ pub enum Origin {
     CommandLine,
     /// A REGISTER from this address.
     Registered { by: IpAddr },
+    /// A path of the config file (or one added at run time by name, as the
+    /// config file does): what a reload may add, replace and remove.
+    Config,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::CommandLine => f.write_str("command line"),
+            Origin::Registered { by } => write!(f, "registered by {by}"),
+            Origin::Config => f.write_str("config"),
+        }
+    }
 }
 
 /// Why a stream could not be added.
@@ -39,6 +54,8 @@ pub enum AddError {
     Duplicate(String),
     #[error("already {0} registered streams (the limit)")]
     TooManyRegistered(usize),
+    #[error("back-end TLS: {0}")]
+    Tls(String),
 }
 
 struct Entry {
@@ -47,6 +64,8 @@ struct Entry {
     origin: Origin,
     /// The back end's URL without credentials (for the admin port).
     url: String,
+    /// What the stream was made from, when it was made from a spec.
+    spec: Option<PathSpec>,
 }
 
 /// The streams that have a source, by name.
@@ -54,6 +73,9 @@ pub struct Supervisor {
     streams: Arc<StreamRegistry>,
     entries: Mutex<HashMap<String, Entry>>,
     max_registered: usize,
+    /// The command line's back-end trust and its client configuration (built once
+    /// at start-up), used by every spec with that same trust.
+    backend_tls: Mutex<Option<(BackendTrust, Arc<rustls::ClientConfig>)>>,
 }
 
 impl Supervisor {
@@ -64,7 +86,74 @@ impl Supervisor {
             streams,
             entries: Mutex::new(HashMap::new()),
             max_registered,
+            backend_tls: Mutex::new(None),
         }
+    }
+
+    /// The back-end TLS configuration built at start-up for `trust`: specs with
+    /// this trust share it, others get their own.
+    pub fn set_backend_tls(&self, trust: BackendTrust, config: Arc<rustls::ClientConfig>) {
+        *self.backend_tls.lock().unwrap_or_else(|e| e.into_inner()) = Some((trust, config));
+    }
+
+    /// The TLS client configuration for back ends verified with `trust`.
+    fn tls_for(&self, trust: &BackendTrust) -> Result<Option<Arc<rustls::ClientConfig>>, AddError> {
+        if let Some((t, c)) = &*self.backend_tls.lock().unwrap_or_else(|e| e.into_inner()) {
+            if t == trust {
+                return Ok(Some(c.clone()));
+            }
+        }
+        if *trust == BackendTrust::default() {
+            // Built lazily by the source's connector when it is an rtsps:// URL.
+            return Ok(None);
+        }
+        crate::tls::client_config(trust)
+            .map(Some)
+            .map_err(|e| AddError::Tls(e.to_string()))
+    }
+
+    /// Creates stream `name` from `spec` (see [`Supervisor::add`]); the spec is
+    /// kept, for [`Supervisor::specs`] and for telling a changed spec.
+    ///
+    /// # Errors
+    ///
+    /// As [`Supervisor::add`], and a back-end TLS configuration that cannot be
+    /// built.
+    pub fn add_spec(
+        &self,
+        name: &str,
+        spec: PathSpec,
+        origin: Origin,
+    ) -> Result<Arc<Stream>, AddError> {
+        let tls = self.tls_for(&spec.backend_tls)?;
+        let settings = spec.settings(tls);
+        self.add_inner(
+            name,
+            spec.keyframe_cache_bytes,
+            settings,
+            origin,
+            Some(spec),
+        )
+    }
+
+    /// The origin and spec of stream `name`, if the supervisor has it.
+    pub fn entry_spec(&self, name: &str) -> Option<(Origin, Option<PathSpec>)> {
+        self.lock().get(name).map(|e| (e.origin, e.spec.clone()))
+    }
+
+    /// Every stream of the supervisor, sorted by name.
+    pub fn specs(&self) -> Vec<PathInfo> {
+        let mut v: Vec<PathInfo> = self
+            .lock()
+            .iter()
+            .map(|(name, e)| PathInfo {
+                name: name.clone(),
+                origin: e.origin,
+                spec: e.spec.clone(),
+            })
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
@@ -90,6 +179,17 @@ impl Supervisor {
         settings: SourceSettings,
         origin: Origin,
     ) -> Result<Arc<Stream>, AddError> {
+        self.add_inner(name, cache_bytes, settings, origin, None)
+    }
+
+    fn add_inner(
+        &self,
+        name: &str,
+        cache_bytes: usize,
+        settings: SourceSettings,
+        origin: Origin,
+        spec: Option<PathSpec>,
+    ) -> Result<Arc<Stream>, AddError> {
         let mut entries = self.lock();
         if matches!(origin, Origin::Registered { .. }) {
             let registered = self.count_registered(&entries);
@@ -98,6 +198,7 @@ impl Supervisor {
             }
         }
         let stream = Stream::with_cache(name, cache_bytes);
+        stream.set_on_demand(settings.on_demand);
         if !self.streams.insert(stream.clone()) {
             return Err(AddError::Duplicate(name.to_owned()));
         }
@@ -110,6 +211,7 @@ impl Supervisor {
                 source,
                 origin,
                 url,
+                spec,
             },
         );
         Ok(stream)

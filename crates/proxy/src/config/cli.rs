@@ -170,6 +170,10 @@ pub fn usage(program: &str) -> String {
         ),
         ("--demo", format!("also serve a built-in test pattern as stream \"{DEMO_STREAM_NAME}\"")),
         (
+            "--config <file>",
+            "TOML config file: server settings, named paths (options given here win; reloaded on SIGHUP and when it changes)".into(),
+        ),
+        (
             "--linger <seconds>",
             format!("keep the back end playing this long after the last client left (default {})", secs(DEFAULT_LINGER)),
         ),
@@ -247,7 +251,21 @@ pub fn parse_args(program: &str, args: &[String]) -> Result<CliOutcome, UsageErr
     {
         return super::subcommand::parse(program, kind, &args[1..]);
     }
-    Parser::new(program, args).run()
+    Parser::new(program, args, Config::default()).run()
+}
+
+/// Parses the command line on top of `base` (the config file's settings): every
+/// option given replaces what `base` says (`-C`, `-U` add users).
+///
+/// # Errors
+///
+/// As [`parse_args`].
+pub fn parse_args_onto(
+    program: &str,
+    args: &[String],
+    base: Config,
+) -> Result<CliOutcome, UsageError> {
+    Parser::new(program, args, base).run()
 }
 
 /// Largest `--keyframe-cache`, in MiB.
@@ -278,6 +296,10 @@ struct Parser<'a> {
     /// The first REGISTER-only long option given (`--max-registered`...), to say it
     /// needs `-R`.
     register_option: Option<String>,
+    /// `--admin` and `--admin-token[-file]`: put on `config.admin` (over the
+    /// file's `[admin]`) at the end.
+    admin_listen: Option<std::net::SocketAddr>,
+    admin_token: Option<String>,
     /// `--backend-multicast` was given.
     backend_multicast: bool,
     /// `--multicast-range` (network, prefix length), `--multicast-ttl` and
@@ -297,21 +319,24 @@ struct TlsArgs {
 }
 
 impl<'a> Parser<'a> {
-    fn new(program: &'a str, args: &'a [String]) -> Self {
+    fn new(program: &'a str, args: &'a [String], base: Config) -> Self {
+        let register = base.register;
         Parser {
             program,
             args,
             pos: 0,
-            config: Config::default(),
+            config: base,
             tcp: false,
             http_tunnel: false,
-            register: false,
+            register,
             register_auth: false,
             bind: Vec::new(),
             reconnect_max_explicit: false,
             tls: TlsArgs::default(),
             register_allow: Vec::new(),
             register_option: None,
+            admin_listen: None,
+            admin_token: None,
             backend_multicast: false,
             multicast_range: None,
             multicast_ttl: None,
@@ -370,6 +395,10 @@ impl<'a> Parser<'a> {
     fn long_option(&mut self, arg: &str, name: &str) -> Result<Option<CliOutcome>, UsageError> {
         match name {
             "verbose" => self.config.verbosity = 1,
+            "config" => {
+                let path = self.checked_value(arg, "a TOML config file")?;
+                self.config.config_file = Some(path.into());
+            }
             "debug" | "verbose-rtsp" => self.config.verbosity = 2,
             "tcp" => self.tcp = true,
             "port" => self.rtsp_port(arg)?,
@@ -451,11 +480,11 @@ impl<'a> Parser<'a> {
                         "Invalid address \"{text}\" for {arg} (must be an IP address and a port, such as 127.0.0.1:9090 or [::1]:9090)"
                     ))
                 })?;
-                self.config.admin_listen = Some(addr);
+                self.admin_listen = Some(addr);
             }
             "admin-token" => {
                 let text = self.checked_value(arg, "a token")?.to_owned();
-                self.config.admin_token = Some(self.admin_token_value(arg, &text)?);
+                self.admin_token = Some(self.admin_token_value(arg, &text)?);
             }
             "admin-token-file" => {
                 let path = self
@@ -464,7 +493,7 @@ impl<'a> Parser<'a> {
                 let text = std::fs::read_to_string(&path)
                     .map_err(|e| self.error(format!("Cannot read {arg} \"{path}\": {e}")))?;
                 let first = text.lines().next().unwrap_or("").trim().to_owned();
-                self.config.admin_token = Some(self.admin_token_value(arg, &first)?);
+                self.admin_token = Some(self.admin_token_value(arg, &first)?);
             }
             "backend-multicast" => self.backend_multicast = true,
             "multicast-range" => {
@@ -522,8 +551,13 @@ impl<'a> Parser<'a> {
 
     /// After the options: the URLs, then the checks on option combinations.
     fn finish(mut self) -> Result<CliOutcome, UsageError> {
+        self.finish_admin()?;
         let urls = self.args.get(self.pos..).unwrap_or_default();
-        if urls.is_empty() && !self.register && !self.config.demo {
+        if urls.is_empty()
+            && !self.register
+            && !self.config.demo
+            && self.config.config_file.is_none()
+        {
             return Err(if self.args.is_empty() {
                 UsageError {
                     message: None,
@@ -630,6 +664,27 @@ impl<'a> Parser<'a> {
             )));
         }
         Ok(CliOutcome::Run(self.config))
+    }
+
+    /// `--admin` and `--admin-token` over the config file's `[admin]`: the
+    /// command line's address and token win; a token alone needs an address
+    /// from somewhere.
+    fn finish_admin(&mut self) -> Result<(), UsageError> {
+        if let Some(listen) = self.admin_listen.take() {
+            let token = self.config.admin.take().and_then(|a| a.token);
+            self.config.admin = Some(super::AdminConfig { listen, token });
+        }
+        if let Some(token) = self.admin_token.take() {
+            match &mut self.config.admin {
+                Some(a) => a.token = Some(token),
+                None => {
+                    return Err(self.error(
+                        "--admin-token and --admin-token-file need --admin <addr:port> (or [admin] listen in the config file)".to_owned(),
+                    ))
+                }
+            }
+        }
+        Ok(())
     }
 
     /// An admin token: not empty, printable ASCII without spaces (it goes in an
@@ -869,19 +924,22 @@ mod tests {
     #[test]
     fn admin_options() {
         let config = run(&[URL]);
-        assert_eq!((config.admin_listen, config.admin_token), (None, None));
-        let config = run(&["--admin", "127.0.0.1:9090", "--admin-token", "s3cret", URL]);
-        assert_eq!(config.admin_listen, Some("127.0.0.1:9090".parse().unwrap()));
-        assert_eq!(config.admin_token.as_deref(), Some("s3cret"));
+        assert!(config.admin.is_none());
+        let config = run(&["--admin-token", "s3cret", "--admin", "127.0.0.1:9090", URL]);
+        let admin = config.admin.expect("admin");
+        assert_eq!(admin.listen, "127.0.0.1:9090".parse().unwrap());
+        assert_eq!(admin.token.as_deref(), Some("s3cret"));
         let config = run(&["--admin", "[::1]:9090", URL]);
-        assert_eq!(config.admin_listen, Some("[::1]:9090".parse().unwrap()));
+        let admin = config.admin.expect("admin");
+        assert_eq!((admin.listen, admin.token), ("[::1]:9090".parse().unwrap(), None));
+        assert!(fail_message(&["--admin-token", "x", URL]).contains("need --admin"));
         let dir = std::env::temp_dir().join(format!("rtsp-proxy-cli-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("token");
         std::fs::write(&file, "from-file\n").unwrap();
         let path = file.to_str().unwrap();
-        let config = run(&["--admin-token-file", path, URL]);
-        assert_eq!(config.admin_token.as_deref(), Some("from-file"));
+        let config = run(&["--admin", "127.0.0.1:1", "--admin-token-file", path, URL]);
+        assert_eq!(config.admin.unwrap().token.as_deref(), Some("from-file"));
         std::fs::write(&file, "\n").unwrap();
         assert!(
             fail_message(&["--admin-token-file", path, URL]).contains("not be empty")

@@ -3,6 +3,7 @@
 //! ([`subcommand`]: `register`, `deregister`).
 
 pub mod cli;
+pub mod file;
 pub mod subcommand;
 mod value;
 
@@ -162,15 +163,42 @@ pub struct Config {
     /// Which back-end URLs may be registered (`--register-allow`, repeatable); the
     /// default is [`RegisterAllow::Peer`] only.
     pub register_allow: Vec<RegisterAllow>,
-    /// `--admin <addr:port>` (or the file's `[admin] listen`): the admin HTTP
-    /// port (metrics, status API, dashboard); off when none.
-    pub admin_listen: Option<std::net::SocketAddr>,
-    /// `--admin-token` / `--admin-token-file` (or `[admin] token`): every
-    /// admin request must carry `Authorization: Bearer <token>`. Never logged.
-    pub admin_token: Option<String>,
+    /// Sources connect only when a client asks (`on_demand` of the config file's
+    /// `[defaults]`; no command-line option).
+    pub on_demand: bool,
+    /// UDP media falls back to TCP when UDP does not work (false with
+    /// `transport = "udp"` in `[defaults]`).
+    pub tcp_fallback: bool,
+    /// The command line as given (without the program name), parsed again on top
+    /// of the config file on reload.
+    pub command_line: Vec<String>,
+    /// The config file (`--config`), read again on reload.
+    pub config_file: Option<PathBuf>,
+    /// The config file's paths, resolved (`[paths.<name>]`), in name order.
+    pub paths: std::collections::BTreeMap<String, crate::paths::PathSpec>,
+    /// The admin HTTP listener (`[admin]`); `None`: off.
+    pub admin: Option<AdminConfig>,
     /// Multicast to clients that ask for it; `None` (the default) answers their
     /// multicast SETUP with 461.
     pub multicast: Option<MulticastConfig>,
+}
+
+/// The admin HTTP API (`[admin]` of the config file).
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminConfig {
+    /// Where it listens (loopback unless stated).
+    pub listen: std::net::SocketAddr,
+    /// Bearer token clients must present (`token`, `token_file`, `token_env`).
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminConfig")
+            .field("listen", &self.listen)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// The server side of RTSP over TLS.
@@ -314,9 +342,13 @@ impl Default for Config {
             register_users: Vec::new(),
             max_registered: DEFAULT_MAX_REGISTERED,
             register_allow: vec![RegisterAllow::Peer],
-            admin_listen: None,
-            admin_token: None,
             multicast: None,
+            on_demand: false,
+            tcp_fallback: true,
+            command_line: Vec::new(),
+            config_file: None,
+            paths: std::collections::BTreeMap::new(),
+            admin: None,
         }
     }
 }

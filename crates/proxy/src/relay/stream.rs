@@ -219,6 +219,10 @@ pub struct Stream {
     state: Mutex<State>,
     demand: watch::Sender<usize>,
     availability: watch::Sender<Availability>,
+    /// The source connects only when asked (`on_demand = true`).
+    on_demand: std::sync::atomic::AtomicBool,
+    /// Bumped by [`Stream::want`]: a client asked for an on-demand stream.
+    wanted: watch::Sender<u64>,
 }
 
 struct State {
@@ -393,7 +397,43 @@ impl Stream {
             }),
             demand,
             availability,
+            on_demand: std::sync::atomic::AtomicBool::new(false),
+            wanted: watch::channel(0).0,
         })
+    }
+
+    /// Marks the stream's source as connecting only on demand (set before the
+    /// source starts).
+    pub fn set_on_demand(&self, on: bool) {
+        self.on_demand
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the source connects only on demand.
+    pub fn on_demand(&self) -> bool {
+        self.on_demand.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A client asks for the stream (DESCRIBE, SETUP): an idle on-demand source
+    /// connects, and a stream whose back end was not reached so far is pending
+    /// again (the request waits for that attempt). Nothing for other streams.
+    pub fn want(&self) {
+        if !self.on_demand() {
+            return;
+        }
+        self.availability.send_if_modified(|a| {
+            let change = *a == Availability::Unreachable;
+            if change {
+                *a = Availability::Pending;
+            }
+            change
+        });
+        self.wanted.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Watches [`Stream::want`] calls (a counter).
+    pub fn watch_wanted(&self) -> watch::Receiver<u64> {
+        self.wanted.subscribe()
     }
 
     /// Whether the stream can be served (see [`Availability`]).

@@ -1325,3 +1325,31 @@ fn snapshot_counts_for_the_admin_port() {
     stream.source_paused();
     assert_eq!(stream.snapshot().state, SourceState::Paused);
 }
+
+#[test]
+fn want_wakes_only_on_demand_streams_and_makes_an_unreachable_one_pending() {
+    let stream = Stream::new("od");
+    let wanted = stream.watch_wanted();
+    stream.want();
+    assert!(!wanted.has_changed().unwrap(), "not on demand: nothing");
+    stream.set_on_demand(true);
+    stream.mark_unreachable();
+    assert_eq!(stream.availability(), Availability::Unreachable);
+    stream.want();
+    assert!(wanted.has_changed().unwrap());
+    assert_eq!(*wanted.borrow(), 1);
+    assert_eq!(
+        stream.availability(),
+        Availability::Pending,
+        "the request waits for the attempt"
+    );
+    stream.set_presentation(presentation(
+        "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=x\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=control:trackID=0\r\n",
+    ));
+    stream.want();
+    assert_eq!(
+        stream.availability(),
+        Availability::Described,
+        "stays served"
+    );
+}

@@ -92,10 +92,12 @@ pub fn pending_stream(ctx: &ServerContext, req: &Request) -> Option<Arc<crate::r
         return None;
     }
     match target::resolve(&req.uri, |n| ctx.streams.get(n).is_some())? {
-        Target::Stream { name, .. } => ctx
-            .streams
-            .get(&name)
-            .filter(|s| s.availability() == Availability::Pending),
+        Target::Stream { name, .. } => {
+            let stream = ctx.streams.get(&name)?;
+            // An idle on-demand source connects now.
+            stream.want();
+            (stream.availability() == Availability::Pending).then_some(stream)
+        }
         Target::Server => None,
     }
 }

@@ -330,7 +330,7 @@ fn complete(ctx: &ServerContext, pending: Pending) {
             }
         }
         // Only when another REGISTER took the name or the last place meanwhile.
-        Err(e @ (AddError::Duplicate(_) | AddError::TooManyRegistered(_))) => {
+        Err(e @ (AddError::Duplicate(_) | AddError::TooManyRegistered(_) | AddError::Tls(_))) => {
             warn!(stream = %pending.name, "REGISTER of {shown} answered 200 but dropped: {e}");
         }
     }

@@ -21,12 +21,14 @@ use tracing::{debug, info, warn};
 
 use super::backoff::{Backoff, STABLE_AFTER};
 use super::connector::{ChannelWriter, Connector};
-use super::http_tunnel::TunnelSettings;
 use super::session::{BackendSession, Event, Failure, Output, SessionConfig, MAX_REDIRECTS};
 use crate::config::BackendTransport;
 use crate::net;
 use crate::relay::{PresentationChange, Stream};
 
+/// On demand: a back-end connection opened for a client's DESCRIBE stays open at
+/// least this long (or the linger, if longer) for the client to SETUP and PLAY.
+const ON_DEMAND_FIRST_PLAY_WAIT: Duration = Duration::from_secs(10);
 /// Receiver reports to the back end go out this often.
 const RR_INTERVAL: Duration = Duration::from_secs(5);
 /// Shortest time between two timeout checks of the session machine: whatever the
@@ -81,6 +83,12 @@ pub struct SourceSettings {
     /// `-u`: used when the URL has none.
     pub credentials: Option<Credentials>,
     pub transport: BackendTransport,
+    /// Switch from UDP to TCP when UDP does not work (false: `transport = "udp"`).
+    pub tcp_fallback: bool,
+    /// No back-end connection while nobody wants the stream (see
+    /// `Stream::want`): connect on the first DESCRIBE, close `linger` after the
+    /// last client left.
+    pub on_demand: bool,
     pub response_timeout: Duration,
     pub udp_timeout: Duration,
     pub max_gap: Option<Duration>,
@@ -100,32 +108,7 @@ impl SourceSettings {
         url: &str,
         tls: Option<Arc<rustls::ClientConfig>>,
     ) -> SourceSettings {
-        let user_agent = format!("rtsp-proxy/{}", env!("CARGO_PKG_VERSION"));
-        SourceSettings {
-            url: url.to_owned(),
-            credentials: config.backend_credentials.clone(),
-            // A tunnel carries the media too.
-            transport: if config.http_tunnel_port.is_some() {
-                BackendTransport::Tcp
-            } else {
-                config.backend_transport
-            },
-            response_timeout: config.response_timeout,
-            udp_timeout: config.udp_fallback_timeout,
-            max_gap: config.inter_packet_gap,
-            linger: config.linger,
-            reconnect_min: config.reconnect_min,
-            reconnect_max: config.reconnect_max,
-            connector: Connector {
-                http_tunnel: config.http_tunnel_port.map(|port| TunnelSettings {
-                    port,
-                    credentials: config.backend_credentials.clone(),
-                    user_agent,
-                }),
-                tls,
-                ..Connector::default()
-            },
-        }
+        crate::paths::PathSpec::from_config(config, url).settings(tls)
     }
 
     /// The settings of a back end that registered itself (REGISTER): as a
@@ -181,6 +164,8 @@ pub fn spawn(stream: Arc<Stream>, settings: SourceSettings) -> SourceHandle {
 
 enum Outcome {
     Shutdown,
+    /// An on-demand source closed its back end for want of clients.
+    Idle,
     Redirect(String),
     Failed(Failure),
 }
@@ -205,9 +190,33 @@ async fn run(stream: Arc<Stream>, settings: SourceSettings, mut shutdown: watch:
     let mut down_since: Option<Instant> = None;
     // The first attempt runs over a connection the server handed over.
     let mut on_handover = settings.connector.has_handover();
+    let mut wanted = stream.watch_wanted();
+    let mut demand = stream.watch_demand();
+    let mut seen_want = 0u64;
     loop {
         if *shutdown.borrow() {
             return;
+        }
+        if settings.on_demand {
+            // Idle, with no back-end connection, until a client asks for the
+            // stream (a DESCRIBE or SETUP calls `Stream::want`) or plays it.
+            let mut logged = false;
+            loop {
+                let w = *wanted.borrow_and_update();
+                if w != seen_want || *demand.borrow_and_update() > 0 {
+                    seen_want = w;
+                    break;
+                }
+                if !logged {
+                    debug!(stream = %stream.name(), "on demand: idle until a client asks");
+                    logged = true;
+                }
+                tokio::select! {
+                    _ = wanted.changed() => {}
+                    _ = demand.changed() => {}
+                    _ = shutdown.changed() => return,
+                }
+            }
         }
 
         let started = Instant::now();
@@ -227,6 +236,7 @@ async fn run(stream: Arc<Stream>, settings: SourceSettings, mut shutdown: watch:
             cfg,
             &mut shutdown,
             &mut down_since,
+            settings.on_demand,
         )
         .await;
         stream.source_reset();
@@ -246,6 +256,13 @@ async fn run(stream: Arc<Stream>, settings: SourceSettings, mut shutdown: watch:
         }
         let failure = match outcome {
             Outcome::Shutdown => return,
+            Outcome::Idle => {
+                // Requests made while connected (the SETUPs) were served by it.
+                seen_want = *wanted.borrow_and_update();
+                info!(stream = %stream.name(), "on demand: no client for {:.1} s; back end closed", settings.linger.as_secs_f64());
+                down_since = None;
+                continue;
+            }
             Outcome::Redirect(to) => {
                 redirects += 1;
                 match RtspUrl::parse(&to) {
@@ -272,7 +289,7 @@ async fn run(stream: Arc<Stream>, settings: SourceSettings, mut shutdown: watch:
         };
         redirects = 0;
         url = original.clone();
-        if failure.wants_tcp() && transport != BackendTransport::Tcp {
+        if failure.wants_tcp() && transport != BackendTransport::Tcp && settings.tcp_fallback {
             warn!(stream = %stream.name(), "{failure}; switching the back end to RTP over TCP");
             transport = BackendTransport::Tcp;
             continue;
@@ -285,6 +302,11 @@ async fn run(stream: Arc<Stream>, settings: SourceSettings, mut shutdown: watch:
         }
         if started.elapsed() >= STABLE_AFTER {
             backoff.reset();
+        }
+        if settings.on_demand && stream.players() == 0 {
+            // Nobody waits: the next client's request tries again.
+            warn!(stream = %stream.name(), "back end {url}: {failure}; on demand, the next client tries again");
+            continue;
         }
         let delay = backoff.next_delay(rand::thread_rng().gen::<f64>());
         if down_since.is_none() {
@@ -484,8 +506,10 @@ async fn run_connection(
     cfg: SessionConfig,
     shutdown: &mut watch::Receiver<bool>,
     down_since: &mut Option<Instant>,
+    on_demand: bool,
 ) -> Outcome {
     let name = stream.name().to_string();
+    let linger = cfg.linger;
     let response_timeout = cfg.response_timeout;
     debug!(stream = %name, "connecting to {}", cfg.url);
     let channel = tokio::select! {
@@ -515,7 +539,12 @@ async fn run_connection(
     let mut rr_timer = tokio::time::interval(RR_INTERVAL);
     rr_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut shutting_down = false;
+    let mut idle_closing = false;
     let mut earliest_check = Instant::now();
+    // On demand: when the back end is closed for want of clients. A connection
+    // made for a DESCRIBE leaves the client time to SETUP and PLAY.
+    let mut idle_deadline = (on_demand && *demand.borrow() == 0)
+        .then(|| tokio::time::Instant::now() + linger.max(ON_DEMAND_FIRST_PLAY_WAIT));
 
     let now = Instant::now();
     machine.on_connected(now);
@@ -614,6 +643,7 @@ async fn run_connection(
                     }
                     Event::Redirect(to) => return Outcome::Redirect(to),
                     Event::Failed(f) => return Outcome::Failed(f),
+                    Event::Closed if idle_closing => return Outcome::Idle,
                     Event::Closed => return Outcome::Shutdown,
                 },
             }
@@ -626,6 +656,12 @@ async fn run_connection(
             match deadline {
                 Some(d) => tokio::time::sleep_until(d).await,
                 None => std::future::pending::<()>().await,
+            }
+        };
+        let idle = async {
+            match idle_deadline {
+                Some(d) if !shutting_down => tokio::time::sleep_until(d).await,
+                _ => std::future::pending::<()>().await,
             }
         };
         tokio::select! {
@@ -690,7 +726,16 @@ async fn run_connection(
                 if r.is_ok() {
                     let players = *demand.borrow_and_update();
                     machine.set_demand(players > 0, Instant::now());
+                    if on_demand {
+                        idle_deadline = (players == 0).then(|| tokio::time::Instant::now() + linger);
+                    }
                 }
+            }
+            () = idle => {
+                idle_deadline = None;
+                idle_closing = true;
+                shutting_down = true;
+                machine.teardown(Instant::now());
             }
             _ = bye_rx.recv() => machine.on_bye(Instant::now()),
             _ = rr_timer.tick() => {

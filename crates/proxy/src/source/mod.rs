@@ -11,4 +11,5 @@ pub mod driver;
 pub mod http_tunnel;
 pub mod session;
 
+pub use connector::Connector;
 pub use driver::{spawn, SourceHandle, SourceSettings};

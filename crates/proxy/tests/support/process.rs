@@ -27,6 +27,8 @@ pub enum Signal {
     Term,
     /// `SIGINT`: what Ctrl-C sends.
     Int,
+    /// `SIGHUP`: reload the config file.
+    Hup,
 }
 
 impl Signal {
@@ -37,6 +39,7 @@ impl Signal {
             Signal::Cont => libc::SIGCONT,
             Signal::Term => libc::SIGTERM,
             Signal::Int => libc::SIGINT,
+            Signal::Hup => libc::SIGHUP,
         }
     }
 }

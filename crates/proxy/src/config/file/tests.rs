@@ -1,0 +1,342 @@
+use super::*;
+
+fn err(text: &str) -> ConfigError {
+    match parse(text) {
+        Ok(_) => panic!("accepted:\n{text}"),
+        Err(e) => e,
+    }
+}
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn load_with(
+    text: &str,
+    args: &[&str],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, String> {
+    let mut all = vec!["--config".to_owned(), "/etc/p.toml".to_owned()];
+    all.extend(args.iter().map(|a| (*a).to_owned()));
+    load_text(Path::new("/etc/p.toml"), text, "rtsp-proxy", &all, env)
+}
+
+const FULL: &str = r#"
+[server]
+rtsp_port = 8554
+bind = ["127.0.0.1"]
+http_port = 0
+client_users = [{ user = "viewer", password = "pw" }]
+max_registered = 5
+
+[admin]
+listen = "127.0.0.1:9997"
+token = "t0k"
+
+[defaults]
+linger = 2.5
+response_timeout = 4
+max_gap = 0
+
+[paths.front-door]
+source = "rtsp://cam1.local/stream1"
+transport = "tcp"
+user = "admin"
+password_env = "CAM1_PASSWORD"
+on_demand = true
+
+[paths."cams/back"]
+source = "rtsp://cam2.local/s"
+transport = "http"
+http_port = 8080
+linger = 0
+keyframe_cache = 0
+"#;
+
+#[test]
+fn a_full_file() {
+    let env = |v: &str| (v == "CAM1_PASSWORD").then(|| "s3cret".to_owned());
+    let c = load_with(FULL, &[], &env).expect("valid");
+    assert_eq!(c.rtsp_port, 8554);
+    assert_eq!(c.bind_addresses, ["127.0.0.1".parse::<IpAddr>().unwrap()]);
+    assert_eq!(c.http_port, HttpPort::Off);
+    assert_eq!(c.client_users, [Credentials::new("viewer", "pw")]);
+    assert_eq!(c.max_registered, 5);
+    let admin = c.admin.as_ref().unwrap();
+    assert_eq!(admin.listen, "127.0.0.1:9997".parse().unwrap());
+    assert_eq!(admin.token.as_deref(), Some("t0k"));
+    assert!(
+        !format!("{c:?}").contains("s3cret"),
+        "passwords never shown"
+    );
+    assert!(!format!("{c:?}").contains("t0k"), "tokens never shown");
+    let front = &c.paths["front-door"];
+    assert_eq!(front.source, "rtsp://cam1.local/stream1");
+    assert_eq!(front.transport, PathTransport::Tcp);
+    assert_eq!(front.credentials, Some(Credentials::new("admin", "s3cret")));
+    assert!(front.on_demand);
+    assert_eq!(front.linger, Duration::from_millis(2500), "from [defaults]");
+    assert_eq!(front.response_timeout, Duration::from_secs(4));
+    assert_eq!(front.max_gap, None, "max_gap = 0 is off");
+    let back = &c.paths["cams/back"];
+    assert_eq!(back.transport, PathTransport::Http { port: 8080 });
+    assert_eq!(back.linger, Duration::ZERO, "the path wins");
+    assert_eq!(back.keyframe_cache_bytes, 0);
+    assert!(!back.on_demand);
+}
+
+#[test]
+fn the_command_line_wins_over_the_file_and_adds_its_urls() {
+    let env = |_: &str| Some("x".to_owned());
+    let c = load_with(FULL, &["-p", "9554", "--linger", "7", "rtsp://h/cli"], &env).unwrap();
+    assert_eq!(c.rtsp_port, 9554, "command line over [server]");
+    assert_eq!(
+        c.linger,
+        Duration::from_secs(7),
+        "command line over [defaults]"
+    );
+    assert_eq!(c.paths["front-door"].linger, Duration::from_secs(7));
+    assert_eq!(
+        c.paths["cams/back"].linger,
+        Duration::ZERO,
+        "a path's own key wins"
+    );
+    assert_eq!(c.urls, ["rtsp://h/cli"]);
+    assert_eq!(c.stream_names(), ["proxyStream"]);
+    assert_eq!(c.bind_addresses.len(), 1, "file's bind kept");
+}
+
+#[test]
+fn a_name_twice_is_refused() {
+    let text = "[paths.proxyStream]\nsource = \"rtsp://h/x\"\n";
+    let e = load_with(text, &["rtsp://h/cli"], &no_env).unwrap_err();
+    assert_eq!(
+        e,
+        "/etc/p.toml:1: paths.proxyStream: the name \"proxyStream\" is also a command-line stream"
+    );
+    assert!(load_with(text, &[], &no_env).is_ok(), "alone it is fine");
+}
+
+#[test]
+fn a_missing_env_var_names_file_line_and_key() {
+    let e = load_with(FULL, &[], &no_env).unwrap_err();
+    assert_eq!(
+        e,
+        "/etc/p.toml:22: paths.front-door.password_env: environment variable CAM1_PASSWORD is not set"
+    );
+}
+
+#[test]
+fn password_files() {
+    let dir = std::env::temp_dir().join(format!("rtsp-proxy-pwfile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("pw");
+    std::fs::write(&file, "from-file\nignored\n").unwrap();
+    let text = format!(
+        "[paths.a]\nsource = \"rtsp://h/a\"\nuser = \"u\"\npassword_file = \"{}\"\n",
+        file.display()
+    );
+    let c = load_with(&text, &[], &no_env).unwrap();
+    assert_eq!(
+        c.paths["a"].credentials,
+        Some(Credentials::new("u", "from-file"))
+    );
+    let missing = dir.join("nope");
+    let text = format!(
+        "[paths.a]\nsource = \"rtsp://h/a\"\nuser = \"u\"\npassword_file = \"{}\"\n",
+        missing.display()
+    );
+    let e = load_with(&text, &[], &no_env).unwrap_err();
+    assert!(
+        e.starts_with(&format!(
+            "/etc/p.toml:4: paths.a.password_file: cannot read {}: ",
+            missing.display()
+        )),
+        "{e}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn errors_name_line_and_key() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "[paths.a]\nsource = \"http://h/x\"\n",
+            "line 2: paths.a.source: ",
+        ),
+        (
+            "[paths.a]\nsource = \"rtsp://\"\n",
+            "line 2: paths.a.source: not a valid rtsp:// or rtsps:// URL",
+        ),
+        (
+            "[paths.a]\nsource = \"rtsp://h/x\"\ntransport = \"quic\"\n",
+            "line 3: paths.a.transport: unknown transport \"quic\" (auto, udp, tcp, http or multicast)",
+        ),
+        (
+            "[paths.a]\nsource = \"rtsp://h/x\"\ntransport = \"http\"\n",
+            "line 3: paths.a.transport: \"http\" needs http_port",
+        ),
+        (
+            "[paths.a]\nsource = \"rtsp://h/x\"\nhttp_port = 80\n",
+            "line 3: paths.a.http_port: only with transport = \"http\"",
+        ),
+        (
+            "[defaults]\nlinger = -1\n",
+            "line 2: defaults.linger: -1 s: must be 0 or more",
+        ),
+        (
+            "[defaults]\nresponse_timeout = 0\n",
+            "line 2: defaults.response_timeout: 0 s: must be more than 0",
+        ),
+        (
+            "[paths.a]\nsource = \"rtsp://h/x\"\nreconnect_min = 0.0\n",
+            "line 3: paths.a.reconnect_min: 0 s: must be more than 0",
+        ),
+        (
+            "[defaults]\nudp_timeout = \"5s\"\n",
+            "line 2: defaults.udp_timeout: must be a number of seconds, not string",
+        ),
+        (
+            "[paths.a]\nsource = \"rtsp://h/x\"\nuser = \"u\"\npassword = \"p\"\npassword_env = \"P\"\n",
+            "line 5: paths.a.password_env: give only one of password and password_env",
+        ),
+        (
+            "[paths.a]\nsource = \"rtsp://h/x\"\npassword = \"p\"\n",
+            "line 3: paths.a.password: a password needs a user",
+        ),
+        (
+            "[paths.\"a b\"]\nsource = \"rtsp://h/x\"\n",
+            "line 1: paths.a b: path name \"a b\" has ' ', which cannot be in an RTSP URL path",
+        ),
+        (
+            "[paths.\"a?b\"]\nsource = \"rtsp://h/x\"\n",
+            "line 1: paths.a?b: path name \"a?b\" has '?'",
+        ),
+        ("[paths.a]\ntransport = \"tcp\"\n", "line 1: paths.a: no source"),
+        (
+            "[defaults]\nsource = \"rtsp://h/x\"\n",
+            "line 2: defaults.source: a source belongs in a [paths.NAME] table",
+        ),
+        (
+            "[server]\nrtsp_port = 70000\n",
+            "line 2: server.rtsp_port: 70000 is not a port number (1..65535)",
+        ),
+        (
+            "[server]\nbind = [\"localhost\"]\n",
+            "line 2: server.bind: \"localhost\" is not an IP address",
+        ),
+        (
+            "[admin]\nlisten = \"nowhere\"\n",
+            "line 2: admin.listen: \"nowhere\" is not an address:port",
+        ),
+        (
+            "[admin]\nlisten = \"127.0.0.1:9997\"\ntoken = \"a\"\ntoken_env = \"T\"\n",
+            "line 4: admin.token_env: give only one of token and token_env",
+        ),
+        (
+            "[paths.a]\nsource = \"rtsp://h/x\"\nkeyframe_cache = 300\n",
+            "line 3: paths.a.keyframe_cache: 300: must be 0 to 256 MiB",
+        ),
+        (
+            "[paths.a]\nsource = \"rtsp://h/x\"\nreconnect_min = 5\nreconnect_max = 2\n",
+            "line 4: paths.a.reconnect_max: must not be less than reconnect_min",
+        ),
+        (
+            "[paths.a]\nsource = \"rtsps://h/x\"\ntransport = \"http\"\nhttp_port = 80\n",
+            "line 2: paths.a.source: rtsps:// back ends cannot be reached through an HTTP tunnel",
+        ),
+        (
+            "[paths.a]\nsource = \"rtsp://h/x\"\nbackend_tls_fingerprints = [\"zz\"]\n",
+            "line 3: paths.a.backend_tls_fingerprints: \"zz\"",
+        ),
+    ];
+    for (text, want) in cases {
+        let got = err(text).to_string();
+        assert!(
+            got.starts_with(want),
+            "for\n{text}\ngot  {got}\nwant {want}..."
+        );
+    }
+}
+
+#[test]
+fn serde_errors_name_line_and_key_too() {
+    let e = err(
+        "[server]\nrtsp_port = 8554\n\n[paths.a]\nsource = \"rtsp://h/x\"\ncolour = \"blue\"\n",
+    );
+    assert_eq!(e.line, Some(6));
+    assert_eq!(e.key, "paths.a.colour");
+    assert!(
+        e.message.contains("unknown field `colour`"),
+        "{}",
+        e.message
+    );
+    let e = err("[sever]\nrtsp_port = 1\n");
+    assert_eq!(e.line, Some(1));
+    assert!(e.message.contains("unknown field `sever`"), "{}", e.message);
+    let e = err("[server]\nrtsp_port = \"8554\"\n");
+    assert_eq!((e.line, e.key.as_str()), (Some(2), "server.rtsp_port"));
+    let e = err("[server\nrtsp_port = 1\n");
+    assert_eq!(e.line, Some(1), "syntax: {e}");
+    let e = err("[paths.a]\nsource = \"rtsp://h/x\"\non_demand = \"yes\"\n");
+    assert_eq!((e.line, e.key.as_str()), (Some(3), "paths.a.on_demand"));
+}
+
+#[test]
+fn file_errors_render_with_the_file() {
+    let e = FileError {
+        file: "/etc/p.toml".into(),
+        error: ConfigError {
+            line: Some(3),
+            key: "paths.a.linger".into(),
+            message: "bad".into(),
+        },
+    };
+    assert_eq!(e.to_string(), "/etc/p.toml:3: paths.a.linger: bad");
+}
+
+#[test]
+fn udp_only_and_admin_defaults() {
+    let c = load_with(
+        "[admin]\nlisten = \"9998\"\n[defaults]\ntransport = \"udp\"\n[paths.a]\nsource = \"rtsp://h/x\"\n",
+        &[],
+        &no_env,
+    )
+    .unwrap();
+    assert_eq!(c.paths["a"].transport, PathTransport::Udp);
+    assert_eq!(
+        c.admin.unwrap().listen,
+        "127.0.0.1:9998".parse().unwrap(),
+        "loopback unless stated"
+    );
+}
+
+#[test]
+fn an_empty_file_is_valid() {
+    let c = load_with("", &[], &no_env).unwrap();
+    assert!(c.paths.is_empty() && c.urls.is_empty());
+    assert_eq!(c.config_file.as_deref(), Some(Path::new("/etc/p.toml")));
+}
+
+#[test]
+fn one_path_from_its_table() {
+    let config = Config {
+        linger: Duration::from_secs(4),
+        ..Config::default()
+    };
+    let spec = parse_path(
+        "cam/1",
+        "source = \"rtsp://h/x\"\ntransport = \"tcp\"\n",
+        &config,
+    )
+    .unwrap();
+    assert_eq!(spec.transport, PathTransport::Tcp);
+    assert_eq!(spec.linger, Duration::from_secs(4), "the running defaults");
+    let e = parse_path("cam", "source = \"rtsp://h/x\"\nlinger = -1\n", &config).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "line 2: paths.cam.linger: -1 s: must be 0 or more and at most 86400 seconds"
+    );
+    assert!(parse_path("a b", "source = \"rtsp://h/x\"", &config).is_err());
+    assert!(parse_path("cam", "colour = 1", &config).is_err());
+}

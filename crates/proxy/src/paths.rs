@@ -1,0 +1,476 @@
+//! The path model: one [`PathSpec`] per named stream with a source, produced by the
+//! command line (`PathSpec::from_config`) and by the config file alike
+//! (`config::file`), turned into [`SourceSettings`] in one place
+//! ([`PathSpec::settings`]), and applied to the running proxy by name with
+//! [`apply`] / [`remove`] (what a config reload and the HTTP API call).
+//!
+//! Paths of [`Origin::Config`] are the file's (and the API's); a reload never
+//! touches streams of another origin, and REGISTER/DEREGISTER only ever touch
+//! [`Origin::Registered`] ones.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rtsp::auth::Credentials;
+use tracing::info;
+
+use crate::config::{BackendTransport, Config};
+use crate::server::ServerContext;
+use crate::source::SourceSettings;
+use crate::supervisor::{AddError, Origin};
+
+/// Longest path name, in bytes.
+pub const MAX_NAME_LEN: usize = 200;
+
+/// How a path's source reaches its back end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PathTransport {
+    /// RTP over UDP, switching to TCP when UDP does not work (the default).
+    Auto,
+    /// RTP over UDP only (no switch to TCP).
+    Udp,
+    /// RTP interleaved on the RTSP TCP connection.
+    Tcp,
+    /// RTSP (and media) tunnelled over HTTP to this port of the back end's host.
+    Http { port: u16 },
+    /// Ask the back end for multicast first (`--backend-multicast`), then TCP.
+    Multicast,
+}
+
+/// Everything a path's source needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathSpec {
+    /// Back-end URL (`rtsp://` or `rtsps://`; may hold credentials, never logged as is).
+    pub source: String,
+    pub transport: PathTransport,
+    /// Used when the URL has none.
+    pub credentials: Option<Credentials>,
+    pub response_timeout: Duration,
+    pub udp_timeout: Duration,
+    /// Dead-stream detection; `None`: off.
+    pub max_gap: Option<Duration>,
+    pub linger: Duration,
+    pub reconnect_min: Duration,
+    pub reconnect_max: Duration,
+    /// Keyframe cache bound in bytes (0: off).
+    pub keyframe_cache_bytes: usize,
+    /// Connect on the first client, close `linger` after the last one left.
+    pub on_demand: bool,
+    /// How an `rtsps://` back end is verified.
+    pub backend_tls: crate::tls::BackendTrust,
+}
+
+impl PathSpec {
+    /// The spec of a command-line URL: every source option of `config`.
+    #[must_use]
+    pub fn from_config(config: &Config, url: &str) -> PathSpec {
+        let transport = match (config.http_tunnel_port, config.backend_transport) {
+            (Some(port), _) => PathTransport::Http { port },
+            (None, BackendTransport::Tcp) => PathTransport::Tcp,
+            (None, BackendTransport::Udp) if !config.tcp_fallback => PathTransport::Udp,
+            (None, BackendTransport::Udp) => PathTransport::Auto,
+            (None, BackendTransport::Multicast) => PathTransport::Multicast,
+        };
+        PathSpec {
+            source: url.to_owned(),
+            transport,
+            credentials: config.backend_credentials.clone(),
+            response_timeout: config.response_timeout,
+            udp_timeout: config.udp_fallback_timeout,
+            max_gap: config.inter_packet_gap,
+            linger: config.linger,
+            reconnect_min: config.reconnect_min,
+            reconnect_max: config.reconnect_max,
+            keyframe_cache_bytes: config.keyframe_cache_bytes,
+            on_demand: config.on_demand,
+            backend_tls: config.backend_tls.clone(),
+        }
+    }
+
+    /// The source URL with any password removed, for logs and listings.
+    #[must_use]
+    pub fn redacted_source(&self) -> String {
+        rtsp::url::redact(&self.source)
+    }
+
+    /// The source settings, `rtsps://` back ends verified by `tls`.
+    #[must_use]
+    pub fn settings(&self, tls: Option<Arc<rustls::ClientConfig>>) -> SourceSettings {
+        let user_agent = format!("rtsp-proxy/{}", env!("CARGO_PKG_VERSION"));
+        let (transport, http_tunnel) = match self.transport {
+            PathTransport::Auto | PathTransport::Udp => (BackendTransport::Udp, None),
+            PathTransport::Tcp => (BackendTransport::Tcp, None),
+            PathTransport::Multicast => (BackendTransport::Multicast, None),
+            // A tunnel carries the media too.
+            PathTransport::Http { port } => (
+                BackendTransport::Tcp,
+                Some(crate::source::http_tunnel::TunnelSettings {
+                    port,
+                    credentials: self.credentials.clone(),
+                    user_agent,
+                }),
+            ),
+        };
+        SourceSettings {
+            url: self.source.clone(),
+            credentials: self.credentials.clone(),
+            transport,
+            tcp_fallback: self.transport != PathTransport::Udp,
+            on_demand: self.on_demand,
+            response_timeout: self.response_timeout,
+            udp_timeout: self.udp_timeout,
+            max_gap: self.max_gap,
+            linger: self.linger,
+            reconnect_min: self.reconnect_min,
+            reconnect_max: self.reconnect_max,
+            connector: crate::source::Connector {
+                http_tunnel,
+                tls,
+                ..crate::source::Connector::default()
+            },
+        }
+    }
+}
+
+/// Why a path name is refused, or `None` when it is fine: 1 to [`MAX_NAME_LEN`]
+/// bytes of letters, digits, `-`, `_`, `.`, `~` and `/` (segments separated by
+/// one `/`, none empty, `.` or `..`), so that it is the path of an RTSP URL as is.
+#[must_use]
+pub fn name_error(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("a path name cannot be empty".into());
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Some(format!("path name longer than {MAX_NAME_LEN} bytes"));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~' | '/')))
+    {
+        return Some(format!(
+            "path name {name:?} has {c:?}, which cannot be in an RTSP URL path (use letters, digits, '-', '_', '.', '~' and '/')"
+        ));
+    }
+    if name
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == "..")
+    {
+        return Some(format!(
+            "path name {name:?} has an empty, '.' or '..' segment (or a leading or trailing '/')"
+        ));
+    }
+    None
+}
+
+/// What [`apply`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// A new path, served at once.
+    Added,
+    /// The path existed with another spec: its clients were ended, its source
+    /// replaced.
+    Replaced,
+    /// The path existed with this very spec: nothing was touched.
+    Unchanged,
+}
+
+/// Why [`apply`] or [`remove`] refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("{0}")]
+    InvalidName(String),
+    /// The name belongs to a stream of another origin (a command-line URL, a
+    /// registered back end, the demo).
+    #[error("a stream named {name:?} exists and is not a configured path ({origin})")]
+    NotConfigured { name: String, origin: String },
+    #[error(transparent)]
+    Add(#[from] AddError),
+}
+
+/// Adds path `name` (origin `origin`, normally [`Origin::Config`]) or, if it exists
+/// with another spec, replaces it (remove, then add); if it exists with this spec,
+/// does nothing. Only paths of the same origin are replaced.
+///
+/// # Errors
+///
+/// A bad name, a stream of that name of another origin, or the add failed.
+pub fn apply(
+    ctx: &ServerContext,
+    name: &str,
+    spec: PathSpec,
+    origin: Origin,
+) -> Result<Applied, PathError> {
+    if let Some(e) = name_error(name) {
+        return Err(PathError::InvalidName(e));
+    }
+    let mut applied = Applied::Added;
+    match ctx.supervisor.entry_spec(name) {
+        Some((o, old)) if o == origin => {
+            if old.as_ref() == Some(&spec) {
+                return Ok(Applied::Unchanged);
+            }
+            ctx.remove_stream(name);
+            applied = Applied::Replaced;
+        }
+        Some((o, _)) => {
+            return Err(PathError::NotConfigured {
+                name: name.to_owned(),
+                origin: o.to_string(),
+            })
+        }
+        None if ctx.streams.get(name).is_some() => {
+            return Err(PathError::NotConfigured {
+                name: name.to_owned(),
+                origin: "built-in".into(),
+            })
+        }
+        None => {}
+    }
+    let source = spec.redacted_source();
+    ctx.supervisor.add_spec(name, spec, origin)?;
+    info!(stream = %name, "path {} from {source}", match applied {
+        Applied::Replaced => "replaced",
+        _ => "added",
+    });
+    Ok(applied)
+}
+
+/// Removes path `name` of origin `origin`: new requests get 404, its clients are
+/// ended, its source is shut down. `Ok(false)` if there is no such stream.
+///
+/// # Errors
+///
+/// The stream exists and has another origin.
+pub fn remove(ctx: &ServerContext, name: &str, origin: Origin) -> Result<bool, PathError> {
+    match ctx.supervisor.origin(name) {
+        None => Ok(false),
+        Some(o) if o == origin => Ok(ctx.remove_stream(name)),
+        Some(o) => Err(PathError::NotConfigured {
+            name: name.to_owned(),
+            origin: o.to_string(),
+        }),
+    }
+}
+
+/// One stream of the supervisor, as listed.
+#[derive(Clone, Debug)]
+pub struct PathInfo {
+    pub name: String,
+    pub origin: Origin,
+    /// `None` for a stream added without a spec.
+    pub spec: Option<PathSpec>,
+}
+
+/// Every stream of the supervisor, by name. Use [`PathSpec::redacted_source`] to
+/// show a source.
+#[must_use]
+pub fn specs(ctx: &ServerContext) -> Vec<PathInfo> {
+    ctx.supervisor.specs()
+}
+
+/// How two sets of paths differ, each list sorted by name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Diff {
+    pub added: Vec<String>,
+    pub changed: Vec<String>,
+    pub removed: Vec<String>,
+    pub unchanged: Vec<String>,
+}
+
+impl Diff {
+    /// Nothing to do.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.changed.is_empty() && self.removed.is_empty()
+    }
+}
+
+impl std::fmt::Display for Diff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "none".to_owned()
+            } else {
+                v.join(", ")
+            }
+        };
+        write!(
+            f,
+            "added: {}; changed: {}; removed: {}; unchanged: {}",
+            list(&self.added),
+            list(&self.changed),
+            list(&self.removed),
+            self.unchanged.len()
+        )
+    }
+}
+
+/// What turns `old` into `new`.
+#[must_use]
+pub fn diff(old: &BTreeMap<String, PathSpec>, new: &BTreeMap<String, PathSpec>) -> Diff {
+    let mut d = Diff::default();
+    for (name, spec) in new {
+        match old.get(name) {
+            None => d.added.push(name.clone()),
+            Some(o) if o == spec => d.unchanged.push(name.clone()),
+            Some(_) => d.changed.push(name.clone()),
+        }
+    }
+    d.removed = old
+        .keys()
+        .filter(|n| !new.contains_key(*n))
+        .cloned()
+        .collect();
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(url: &str) -> PathSpec {
+        PathSpec::from_config(&Config::default(), url)
+    }
+
+    #[test]
+    fn names() {
+        for good in ["a", "front-door", "cams/front_1", "x.y~z", "A9"] {
+            assert_eq!(name_error(good), None, "{good}");
+        }
+        for bad in [
+            "",
+            "a b",
+            "a?b",
+            "a#b",
+            "caf\u{e9}",
+            "/a",
+            "a/",
+            "a//b",
+            "a/../b",
+            "%41",
+        ] {
+            assert!(name_error(bad).is_some(), "{bad:?}");
+        }
+        assert!(name_error(&"a".repeat(201)).is_some());
+        assert!(name_error("a b")
+            .unwrap()
+            .contains("cannot be in an RTSP URL path"));
+    }
+
+    #[test]
+    fn command_line_options_become_the_spec_and_the_settings() {
+        let config = Config {
+            http_tunnel_port: Some(8000),
+            backend_transport: BackendTransport::Tcp,
+            linger: Duration::from_secs(7),
+            inter_packet_gap: None,
+            backend_credentials: Some(Credentials::new("u", "p")),
+            ..Config::default()
+        };
+        let s = PathSpec::from_config(&config, "rtsp://h/x");
+        assert_eq!(s.transport, PathTransport::Http { port: 8000 });
+        let settings = s.settings(None);
+        assert_eq!(settings.transport, BackendTransport::Tcp);
+        assert_eq!(
+            settings.connector.http_tunnel.as_ref().map(|t| t.port),
+            Some(8000)
+        );
+        assert_eq!(settings.linger, Duration::from_secs(7));
+        assert_eq!(settings.max_gap, None);
+        assert_eq!(settings.credentials, Some(Credentials::new("u", "p")));
+        assert!(!settings.on_demand);
+
+        let mut udp = spec("rtsp://h/x");
+        assert_eq!(udp.transport, PathTransport::Auto);
+        assert!(udp.settings(None).tcp_fallback);
+        udp.transport = PathTransport::Udp;
+        let s = udp.settings(None);
+        assert_eq!(s.transport, BackendTransport::Udp);
+        assert!(!s.tcp_fallback, "udp means UDP only");
+        udp.on_demand = true;
+        assert!(udp.settings(None).on_demand);
+    }
+
+    #[test]
+    fn redacted_source_hides_the_password() {
+        let s = spec("rtsp://admin:secret@cam/x");
+        assert!(!s.redacted_source().contains("secret"));
+        assert!(!format!("{:?}", s.credentials).contains("secret"));
+    }
+
+    #[test]
+    fn diff_sorts_paths_out() {
+        let mut old = BTreeMap::new();
+        old.insert("a".to_owned(), spec("rtsp://h/a"));
+        old.insert("b".to_owned(), spec("rtsp://h/b"));
+        old.insert("d".to_owned(), spec("rtsp://h/d"));
+        let mut new = old.clone();
+        new.remove("d");
+        new.get_mut("b").unwrap().linger = Duration::from_secs(9);
+        new.insert("c".to_owned(), spec("rtsp://h/c"));
+        let d = diff(&old, &new);
+        assert_eq!(d.added, ["c"]);
+        assert_eq!(d.changed, ["b"]);
+        assert_eq!(d.removed, ["d"]);
+        assert_eq!(d.unchanged, ["a"]);
+        assert!(!d.is_empty());
+        assert_eq!(
+            d.to_string(),
+            "added: c; changed: b; removed: d; unchanged: 1"
+        );
+        assert!(diff(&old, &old).is_empty());
+    }
+
+    #[tokio::test]
+    async fn apply_adds_replaces_and_leaves_alone() {
+        let registry = Arc::new(crate::relay::StreamRegistry::new());
+        let mut ctx = ServerContext::new(registry.clone(), None, None, Duration::from_secs(60));
+        ctx.supervisor = Arc::new(crate::supervisor::Supervisor::new(registry.clone(), 4));
+        let a = spec("rtsp://127.0.0.1:9/a");
+        assert_eq!(
+            apply(&ctx, "a", a.clone(), Origin::Config),
+            Ok(Applied::Added)
+        );
+        let first = registry.get("a").expect("served");
+        assert_eq!(
+            apply(&ctx, "a", a.clone(), Origin::Config),
+            Ok(Applied::Unchanged)
+        );
+        assert!(
+            Arc::ptr_eq(&first, &registry.get("a").unwrap()),
+            "untouched"
+        );
+        let mut a2 = a.clone();
+        a2.linger = Duration::from_secs(3);
+        assert_eq!(
+            apply(&ctx, "a", a2.clone(), Origin::Config),
+            Ok(Applied::Replaced)
+        );
+        assert!(
+            !Arc::ptr_eq(&first, &registry.get("a").unwrap()),
+            "a new stream"
+        );
+        assert_eq!(specs(&ctx)[0].spec.as_ref(), Some(&a2));
+
+        ctx.supervisor
+            .add_spec("cli", spec("rtsp://127.0.0.1:9/c"), Origin::CommandLine)
+            .unwrap();
+        assert!(matches!(
+            apply(&ctx, "cli", a.clone(), Origin::Config),
+            Err(PathError::NotConfigured { .. })
+        ));
+        assert!(matches!(
+            remove(&ctx, "cli", Origin::Config),
+            Err(PathError::NotConfigured { .. })
+        ));
+        assert!(matches!(
+            apply(&ctx, "bad name", a.clone(), Origin::Config),
+            Err(PathError::InvalidName(_))
+        ));
+        assert_eq!(remove(&ctx, "a", Origin::Config), Ok(true));
+        assert!(registry.get("a").is_none());
+        assert_eq!(remove(&ctx, "a", Origin::Config), Ok(false));
+        ctx.supervisor.shutdown(Duration::from_millis(200)).await;
+    }
+}

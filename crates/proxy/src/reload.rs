@@ -1,0 +1,253 @@
+//! Config-file reload: on SIGHUP, and when the file's content changes (polled
+//! every second by path, so an editor's atomic save, a new file renamed over the
+//! old one, is seen too). The file is read and validated as at start-up; a bad
+//! file is refused (the running configuration stays, the error names file, line
+//! and key). A good one is diffed against the last one applied ([`paths::diff`]):
+//! only added, changed and removed paths are touched ([`paths::apply`],
+//! [`paths::remove`]); server settings that cannot change live are named in one
+//! log line as needing a restart.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{debug, error, info, warn};
+
+use crate::config::Config;
+use crate::paths;
+use crate::server::ServerContext;
+use crate::supervisor::Origin;
+
+/// How often the file is looked at.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What one reload did.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The file is not valid: nothing changed.
+    Refused(String),
+    /// Applied: the paths' diff and the settings that need a restart.
+    Applied {
+        diff: paths::Diff,
+        restart: Vec<&'static str>,
+        failed: Vec<String>,
+    },
+}
+
+/// The settings of `new` that differ from `old` and cannot change while running.
+#[must_use]
+pub fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    let mut check = |differs: bool, name: &'static str| {
+        if differs {
+            v.push(name);
+        }
+    };
+    check(old.rtsp_port != new.rtsp_port, "rtsp_port");
+    check(old.bind_addresses != new.bind_addresses, "bind");
+    check(old.http_port != new.http_port, "http_port");
+    check(
+        old.tls != new.tls,
+        "TLS (tls_cert, tls_key, tls_port, tls_only)",
+    );
+    check(old.client_users != new.client_users, "client_users");
+    check(
+        old.client_basic_in_clear != new.client_basic_in_clear,
+        "client_basic",
+    );
+    check(old.register != new.register, "register");
+    check(old.register_users != new.register_users, "register_users");
+    check(old.max_registered != new.max_registered, "max_registered");
+    check(old.register_allow != new.register_allow, "register_allow");
+    check(old.demo != new.demo, "demo");
+    check(old.admin != new.admin, "admin");
+    check(old.verbosity != new.verbosity, "verbosity");
+    v
+}
+
+/// Reads `file` again (with the command line of `current` on top) and applies
+/// what changed; on success `current` becomes the new configuration (but for the
+/// settings that need a restart, which keep their running values).
+pub fn reload(ctx: &ServerContext, file: &Path, current: &mut Config) -> Outcome {
+    let new = match crate::config::file::load(file, "rtsp-proxy", &current.command_line) {
+        Ok(c) => c,
+        Err(e) => {
+            error!("config reload refused, the running configuration stays: {e}");
+            return Outcome::Refused(e);
+        }
+    };
+    let restart = needs_restart(current, &new);
+    if !restart.is_empty() {
+        warn!(
+            "config reload: {} changed in {}; that takes effect after a restart (the running values stay)",
+            restart.join(", "),
+            file.display()
+        );
+    }
+    let mut new = new;
+    let diff = paths::diff(&current.paths, &new.paths);
+    let mut failed = Vec::new();
+    for name in &diff.removed {
+        if let Err(e) = paths::remove(ctx, name, Origin::Config) {
+            warn!(stream = %name, "config reload: not removed: {e}");
+            failed.push(name.clone());
+        }
+    }
+    for name in diff.added.iter().chain(&diff.changed) {
+        if let Err(e) = paths::apply(ctx, name, new.paths[name].clone(), Origin::Config) {
+            warn!(stream = %name, "config reload: path not applied: {e}");
+            failed.push(name.clone());
+            // Not running: the next reload tries it again.
+            new.paths.remove(name);
+        }
+    }
+    info!("config reloaded from {}: {diff}", file.display());
+    current.paths = new.paths;
+    Outcome::Applied {
+        diff,
+        restart,
+        failed,
+    }
+}
+
+/// A cheap fingerprint of the file's content (`None`: cannot be read now).
+fn fingerprint(file: &Path) -> Option<u64> {
+    let bytes = std::fs::read(file).ok()?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    Some(h.finish())
+}
+
+/// Watches `file` (SIGHUP, content changes) for the life of the proxy, starting
+/// from the configuration the proxy runs with.
+pub async fn watch(ctx: Arc<ServerContext>, file: PathBuf, mut current: Config) {
+    let mut seen = fingerprint(&file);
+    #[cfg(unix)]
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            warn!("cannot watch SIGHUP: {e}; the config file is still reloaded when it changes");
+            None
+        }
+    };
+    let mut tick = tokio::time::interval(POLL_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        #[cfg(unix)]
+        let hup_recv = async {
+            match hup.as_mut() {
+                Some(h) => h.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let hup_recv = std::future::pending::<Option<()>>();
+        tokio::select! {
+            _ = hup_recv => {
+                info!("SIGHUP: reloading {}", file.display());
+                seen = fingerprint(&file);
+                reload(&ctx, &file, &mut current);
+            }
+            _ = tick.tick() => {
+                let now = fingerprint(&file);
+                if now.is_some() && now != seen {
+                    debug!("{} changed", file.display());
+                    seen = now;
+                    reload(&ctx, &file, &mut current);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_settings_are_named() {
+        let old = Config::default();
+        let mut new = old.clone();
+        assert!(needs_restart(&old, &new).is_empty());
+        new.rtsp_port = 9000;
+        new.linger = Duration::from_secs(9);
+        new.bind_addresses.clear();
+        assert_eq!(needs_restart(&old, &new), ["rtsp_port", "bind"]);
+    }
+
+    #[tokio::test]
+    async fn reload_applies_the_diff_and_refuses_a_bad_file() {
+        let dir = std::env::temp_dir().join(format!("rtsp-proxy-reload-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("p.toml");
+        let write = |text: &str| std::fs::write(&file, text).unwrap();
+        let path = |n: &str| format!("[paths.{n}]\nsource = \"rtsp://127.0.0.1:9/{n}\"\n");
+        write(&format!("{}{}{}", path("a"), path("b"), path("d")));
+        let args = vec!["--config".to_owned(), file.display().to_string()];
+        let mut current = crate::config::file::load(&file, "rtsp-proxy", &args).unwrap();
+
+        let registry = Arc::new(crate::relay::StreamRegistry::new());
+        let mut ctx = ServerContext::new(registry.clone(), None, None, Duration::from_secs(60));
+        ctx.supervisor = Arc::new(crate::supervisor::Supervisor::new(registry.clone(), 4));
+        for (n, s) in &current.paths {
+            ctx.supervisor
+                .add_spec(n, s.clone(), Origin::Config)
+                .unwrap();
+        }
+        let a = registry.get("a").unwrap();
+        let b = registry.get("b").unwrap();
+
+        write(&format!(
+            "{}{}linger = 5\n{}",
+            path("a"),
+            path("b"),
+            path("c")
+        ));
+        match reload(&ctx, &file, &mut current) {
+            Outcome::Applied {
+                diff,
+                restart,
+                failed,
+            } => {
+                assert_eq!(diff.added, ["c"]);
+                assert_eq!(diff.changed, ["b"]);
+                assert_eq!(diff.removed, ["d"]);
+                assert_eq!(diff.unchanged, ["a"]);
+                assert!(restart.is_empty() && failed.is_empty());
+            }
+            o => panic!("{o:?}"),
+        }
+        assert!(Arc::ptr_eq(&a, &registry.get("a").unwrap()), "a untouched");
+        assert!(!Arc::ptr_eq(&b, &registry.get("b").unwrap()), "b replaced");
+        assert!(registry.get("c").is_some());
+        assert!(registry.get("d").is_none());
+
+        write("[paths.a]\nsource = \"rtsp://127.0.0.1:9/a\"\nlinger = -3\n");
+        match reload(&ctx, &file, &mut current) {
+            Outcome::Refused(e) => {
+                assert_eq!(
+                    e,
+                    format!(
+                        "{}:3: paths.a.linger: -3 s: must be 0 or more and at most 86400 seconds",
+                        file.display()
+                    )
+                );
+            }
+            o => panic!("{o:?}"),
+        }
+        assert!(registry.get("c").is_some(), "old config kept");
+
+        write("[server]\nrtsp_port = 9999\n");
+        match reload(&ctx, &file, &mut current) {
+            Outcome::Applied { diff, restart, .. } => {
+                assert_eq!(restart, ["rtsp_port"]);
+                assert_eq!(diff.removed, ["a", "b", "c"]);
+            }
+            o => panic!("{o:?}"),
+        }
+        assert!(registry.all().is_empty());
+        ctx.supervisor.shutdown(Duration::from_millis(200)).await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
