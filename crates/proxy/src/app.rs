@@ -133,6 +133,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     }
     ctx.client_auth = AccessControl::new(config.client_users.clone(), config.client_basic_in_clear);
     let supervisor = ctx.supervisor.clone();
+    let ctx = Arc::new(ctx);
     // Before the streams: the port answers (or the bind fails) before any
     // source dials, and before the "Play this stream" lines.
     let admin = match &config.admin {
@@ -142,6 +143,10 @@ pub async fn run(config: Config) -> Result<(), AppError> {
                 supervisor: supervisor.clone(),
                 history: crate::admin::history::History::new(),
                 token: a.token.clone(),
+                control: Some(crate::admin::server::Control {
+                    ctx: ctx.clone(),
+                    config: Arc::new(config.clone()),
+                }),
             };
             let handle = crate::admin::server::start(a.listen, state).await?;
             eprintln!(
@@ -229,7 +234,6 @@ pub async fn run(config: Config) -> Result<(), AppError> {
             }
         );
     }
-    let ctx = Arc::new(ctx);
     let server_task = tokio::spawn(server::serve(ctx.clone(), listeners));
     let ticker_ctx = ctx.clone();
     let ticker = tokio::spawn(async move {

@@ -13,14 +13,27 @@ use std::time::{Duration, Instant};
 
 use support::*;
 
-/// One HTTP/1.1 request; returns (status, body).
+/// One HTTP/1.1 GET; returns (status, body).
 fn http(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, String) {
+    request(addr, "GET", path, token, None)
+}
+
+/// One HTTP/1.1 request with an optional JSON body; returns (status, body).
+fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, String) {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let body = body.unwrap_or("");
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )
     .unwrap();
     let mut raw = Vec::new();
@@ -304,4 +317,62 @@ fn open_admin_port_without_token_is_refused() {
         err.contains("not a loopback address") && err.contains("--admin-token"),
         "{err}"
     );
+}
+
+/// `PUT` and `DELETE /v1/paths/{name}` on top of the config file's path model:
+/// a path added at run time is served, a bad body is a 400 with a JSON message,
+/// streams that are not configured paths are refused.
+#[test]
+fn put_and_delete_paths() {
+    let backend = Backend::start(BackendOpts::default());
+    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let admin_arg = admin.to_string();
+    let proxy = Proxy::start(&["--admin", &admin_arg, "--demo"]);
+    proxy
+        .proc
+        .wait_for_line("Admin port", Duration::from_secs(10))
+        .expect("admin banner");
+    let put = |name: &str, body: &str| {
+        request(admin, "PUT", &format!("/v1/paths/{name}"), None, Some(body))
+    };
+    let body = format!(r#"{{"source": "{}", "linger": 2}}"#, backend.url());
+    let (status, text) = put("cams/new", &body);
+    assert_eq!(status, 201, "{text}");
+    assert_eq!(json(&text)["name"], "cams/new");
+    let (status, text) = put("cams/new", &body);
+    assert_eq!(status, 200, "the same spec again: {text}");
+    let mut path = serde_json::Value::Null;
+    let up = wait_until(Duration::from_secs(20), || {
+        path = json(&http(admin, "/v1/paths/cams/new", None).1);
+        path["up"] == true
+    });
+    assert!(up, "the new path reaches its back end: {path}");
+    assert_eq!(path["source"], backend.url());
+    let streams = ffprobe_streams(&proxy.url("cams/new"), "tcp", Duration::from_secs(30))
+        .expect("the new path plays");
+    assert!(!streams.is_empty());
+
+    for (bad, why) in [
+        ("{", "not JSON"),
+        ("[1]", "JSON object"),
+        (r#"{"source": null}"#, "null"),
+        (r#"{"source": "http://x/"}"#, "source"),
+        (r#"{"source": "rtsp://h/x", "nonesuch": 1}"#, "nonesuch"),
+    ] {
+        let (status, text) = put("cams/bad", bad);
+        assert_eq!(status, 400, "{bad}: {text}");
+        let message = json(&text)["error"].as_str().unwrap().to_owned();
+        assert!(message.contains(why), "{bad}: {message}");
+    }
+    assert_eq!(http(admin, "/v1/paths/cams/bad", None).0, 404);
+    let (status, text) = put("demo", &body);
+    assert_eq!(status, 409, "the demo is not a configured path: {text}");
+    let big = format!(r#"{{"source": "{}"}}"#, "x".repeat(100 * 1024));
+    assert_eq!(put("cams/big", &big).0, 413, "body limit");
+
+    let delete = |name: &str| request(admin, "DELETE", &format!("/v1/paths/{name}"), None, None);
+    assert_eq!(delete("cams/new").0, 204);
+    assert_eq!(http(admin, "/v1/paths/cams/new", None).0, 404);
+    assert_eq!(delete("cams/new").0, 404);
+    assert_eq!(delete("demo").0, 409);
 }

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
@@ -24,8 +25,11 @@ use tracing::{debug, info, warn};
 use super::api::{ErrorBody, PathList, PathView};
 use super::history::{self, History};
 use super::{auth, check_listen, dashboard, metrics, AdminError};
+use crate::config::Config;
+use crate::paths::{Applied, PathError};
 use crate::relay::{Stream, StreamRegistry};
-use crate::supervisor::Supervisor;
+use crate::server::ServerContext;
+use crate::supervisor::{Origin, Supervisor};
 
 pub const MAX_CONNECTIONS: usize = 64;
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -38,6 +42,15 @@ pub struct AdminState {
     pub supervisor: Arc<Supervisor>,
     pub history: Arc<History>,
     pub token: Option<String>,
+    /// What `PUT`/`DELETE /v1/paths/{name}` act on; `None`: read-only (405).
+    pub control: Option<Control>,
+}
+
+/// The running server and the configuration paths are validated against.
+pub struct Control {
+    pub ctx: Arc<ServerContext>,
+    /// The start-up configuration: a path's defaults (as in the file).
+    pub config: Arc<Config>,
 }
 
 /// The running admin port; [`AdminHandle::stop`] ends it.
@@ -84,7 +97,10 @@ pub fn router(state: Arc<AdminState>) -> Router {
     let api = Router::new()
         .route("/metrics", get(get_metrics))
         .route("/v1/paths", get(list_paths))
-        .route("/v1/paths/{*name}", get(get_path))
+        .route(
+            "/v1/paths/{*name}",
+            get(get_path).put(put_path).delete(delete_path),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         // The dashboard page is a constant (no data in it): served without
@@ -208,5 +224,80 @@ async fn get_path(State(state): State<Arc<AdminState>>, Path(name): Path<String>
     match state.streams.get(&name) {
         Some(s) => Json(view(&state, &s)).into_response(),
         None => json_error(StatusCode::NOT_FOUND, format!("no path named {name:?}")),
+    }
+}
+
+/// `PUT /v1/paths/{name}`: adds or replaces a path at run time. The body is a
+/// JSON object with the keys of a `[paths.NAME]` table of the config file,
+/// validated exactly as the file is (`config::file::parse_path`). Runtime only:
+/// nothing is written to the file; a restart forgets the change, and a reload
+/// touches this path only if the file's own entry of that name changes.
+async fn put_path(
+    State(state): State<Arc<AdminState>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let Some(control) = &state.control else {
+        return json_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "this admin port is read-only",
+        );
+    };
+    let value: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                format!("the body is not JSON: {e}"),
+            )
+        }
+    };
+    let table = match super::api::json_to_toml_table(&value) {
+        Ok(t) => t,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, e),
+    };
+    let spec = match crate::config::file::parse_path(&name, &table, &control.config) {
+        Ok(s) => s,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    match crate::paths::apply(&control.ctx, &name, spec, Origin::Config) {
+        Ok(applied) => {
+            let status = match applied {
+                Applied::Added => StatusCode::CREATED,
+                Applied::Replaced | Applied::Unchanged => StatusCode::OK,
+            };
+            info!(path = %name, ?applied, "admin API: path put");
+            match state.streams.get(&name) {
+                Some(s) => (status, Json(view(&state, &s))).into_response(),
+                None => json_error(StatusCode::INTERNAL_SERVER_ERROR, "the path vanished"),
+            }
+        }
+        Err(e @ PathError::InvalidName(_)) => json_error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => json_error(StatusCode::CONFLICT, e.to_string()),
+    }
+}
+
+/// `DELETE /v1/paths/{name}`: removes a configured path (of the file or of a
+/// `PUT`) at run time: its clients are ended, its source torn down. Runtime
+/// only, as `PUT`. Streams of the command line, REGISTER or the demo are not
+/// the API's (409).
+async fn delete_path(State(state): State<Arc<AdminState>>, Path(name): Path<String>) -> Response {
+    let Some(control) = &state.control else {
+        return json_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "this admin port is read-only",
+        );
+    };
+    match crate::paths::remove(&control.ctx, &name, Origin::Config) {
+        Ok(true) => {
+            info!(path = %name, "admin API: path deleted");
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Ok(false) if state.streams.get(&name).is_some() => json_error(
+            StatusCode::CONFLICT,
+            format!("{name:?} is the built-in demo, not a configured path"),
+        ),
+        Ok(false) => json_error(StatusCode::NOT_FOUND, format!("no path named {name:?}")),
+        Err(e) => json_error(StatusCode::CONFLICT, e.to_string()),
     }
 }
