@@ -931,7 +931,10 @@ mod tests {
         assert_eq!(admin.token.as_deref(), Some("s3cret"));
         let config = run(&["--admin", "[::1]:9090", URL]);
         let admin = config.admin.expect("admin");
-        assert_eq!((admin.listen, admin.token), ("[::1]:9090".parse().unwrap(), None));
+        assert_eq!(
+            (admin.listen, admin.token),
+            ("[::1]:9090".parse().unwrap(), None)
+        );
         assert!(fail_message(&["--admin-token", "x", URL]).contains("need --admin"));
         let dir = std::env::temp_dir().join(format!("rtsp-proxy-cli-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

@@ -94,6 +94,9 @@ pub enum SourceState {
     Paused,
     /// The back-end session is lost or was never had; the source retries.
     Down,
+    /// An on-demand path with no back-end connection (nobody asked, or nobody
+    /// watched for the linger): shown as `idle`, but not up.
+    Standby,
 }
 
 impl SourceState {
@@ -104,6 +107,7 @@ impl SourceState {
             SourceState::Playing => "playing",
             SourceState::Paused => "paused",
             SourceState::Down => "down",
+            SourceState::Standby => "idle",
         }
     }
 
@@ -560,13 +564,28 @@ impl Stream {
     /// The back-end session was lost: the next packet of every track is re-based so
     /// subscribers see one continuous stream.
     pub fn source_reset(&self) {
+        self.reset(false);
+    }
+
+    /// An on-demand source closed its idle back end (nobody watched for the
+    /// linger): as [`Stream::source_reset`], but no reconnect is counted and
+    /// the stream shows as idle.
+    pub fn source_closed_on_demand(&self) {
+        self.reset(true);
+    }
+
+    fn reset(&self, standby: bool) {
         let mut st = self.lock();
         let st = &mut *st;
         st.cache.clear();
-        if st.source_state.is_up() {
+        if st.source_state.is_up() && !standby {
             st.reconnects += 1;
         }
-        st.source_state = SourceState::Down;
+        st.source_state = if standby {
+            SourceState::Standby
+        } else {
+            SourceState::Down
+        };
         for t in &mut st.tracks {
             t.continuity.source_reset();
             t.mapping_ended(&mut st.lost_ended);
@@ -1012,7 +1031,11 @@ impl Stream {
         clients.sort_by_key(|c| (c.since, c.addr));
         StreamSnapshot {
             name: self.name.clone(),
-            state: st.source_state,
+            // An on-demand source waits for a client before its first attempt.
+            state: match st.source_state {
+                SourceState::Waiting if self.on_demand() => SourceState::Standby,
+                s => s,
+            },
             presentation: st.presentation.clone(),
             packets_in: st.stats.rtp_in,
             bytes_in: st.stats.bytes_in,

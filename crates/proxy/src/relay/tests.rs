@@ -1324,6 +1324,20 @@ fn snapshot_counts_for_the_admin_port() {
     );
     stream.source_paused();
     assert_eq!(stream.snapshot().state, SourceState::Paused);
+    stream.source_playing(&[None, None]);
+    stream.source_closed_on_demand();
+    let s = stream.snapshot();
+    assert_eq!(
+        (s.state.as_str(), s.state.is_up(), s.reconnects),
+        ("idle", false, 1)
+    );
+    let od = Stream::with_cache("od", 0);
+    od.set_on_demand(true);
+    assert_eq!(
+        od.snapshot().state,
+        SourceState::Standby,
+        "before any client"
+    );
 }
 
 #[test]
