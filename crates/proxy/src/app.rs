@@ -253,7 +253,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         .clone()
         .map(|file| tokio::spawn(crate::reload::watch(ctx.clone(), file, config.clone())));
 
-    wait_for_signal().await;
+    wait_for_signal(reloader.is_some()).await;
     info!("shutting down");
     if let Some(r) = reloader {
         r.abort();
@@ -274,17 +274,32 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// Waits for SIGINT or SIGTERM. SIGHUP is the config reloader's when there is a
+/// config file (`reloads`); without one it is logged and ignored.
+async fn wait_for_signal(reloads: bool) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
+        // SIGHUP (systemctl reload) must never stop the proxy, as its default
+        // action would.
+        let mut hangup = signal(SignalKind::hangup()).ok();
         match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
+            Ok(mut term) => loop {
                 tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => return,
+                    _ = term.recv() => return,
+                    r = async {
+                        match hangup.as_mut() {
+                            Some(h) => h.recv().await,
+                            None => std::future::pending().await,
+                        }
+                    } => match r {
+                        Some(()) if reloads => {}
+                        Some(()) => warn!("SIGHUP: nothing to reload (the configuration is the command line; give a file with --config)"),
+                        None => hangup = None,
+                    },
                 }
-            }
+            },
             Err(e) => {
                 warn!("cannot watch SIGTERM: {e}");
                 let _ = tokio::signal::ctrl_c().await;

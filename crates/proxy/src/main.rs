@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use rtsp_proxy::config::{self, CliOutcome};
+use rtsp_proxy::config::{self, CliOutcome, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -16,7 +16,11 @@ fn main() -> ExitCode {
     let cfg = match config::parse_args(&program, &args) {
         Ok(CliOutcome::Run(cfg)) => cfg,
         Ok(CliOutcome::Help) => {
-            println!("{}", config::usage(&program));
+            print!("{}", config::help(&program));
+            return ExitCode::SUCCESS;
+        }
+        Ok(CliOutcome::Man) => {
+            print!("{}", config::man_page());
             return ExitCode::SUCCESS;
         }
         Ok(CliOutcome::Version) => {
@@ -46,7 +50,7 @@ fn main() -> ExitCode {
         },
         None => cfg,
     };
-    init_logging(cfg.verbosity);
+    init_logging(cfg.verbosity, cfg.log_format);
     raise_descriptor_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -104,20 +108,30 @@ fn run_register(cmd: &config::subcommand::RegisterCommand) -> ExitCode {
 }
 
 /// Default: warnings and errors. `-v`: proxy events. `-V`: also every RTSP message
-/// exchanged with back ends. `RUST_LOG` overrides all of it.
-fn init_logging(verbosity: u8) {
+/// exchanged with back ends. `RUST_LOG` overrides all of it. `--log-format json`:
+/// one JSON object per line (fields flattened next to the message, no spans).
+fn init_logging(verbosity: u8, format: LogFormat) {
     let default = match verbosity {
         0 => "warn",
         1 => "warn,rtsp_proxy=info",
         _ => "warn,rtsp_proxy=debug",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    // Colour only for a person at a terminal, never into files or journals.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .with_target(false)
-        .init();
+        .with_target(false);
+    match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
+        LogFormat::Text => {
+            // Colour only for a person at a terminal, never into files or journals.
+            let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            builder.with_ansi(ansi).init()
+        }
+    }
 }

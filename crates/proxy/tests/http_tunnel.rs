@@ -154,7 +154,7 @@ fn tunnelled_back_end_restarting_is_recovered() {
     let back_at = Instant::now();
     proxy
         .proc
-        .wait_for_line("is back after", Duration::from_secs(15))
+        .wait_for_line("state=back", Duration::from_secs(15))
         .expect("the proxy reconnected through a new tunnel");
     eprintln!(
         "measured: back-end tunnel back {:?} after the back end",

@@ -245,7 +245,7 @@ fn camera_killed_and_back_five_seconds_later_is_invisible_to_clients_but_for_the
     }
     proxy
         .proc
-        .wait_for_line("is back after", Duration::from_secs(1))
+        .wait_for_line("state=back", Duration::from_secs(1))
         .expect("recovery logged");
     assert!(backend.connections() >= 1);
 }
@@ -292,7 +292,7 @@ fn camera_down_at_start_up_becomes_playable_when_it_comes_up() {
     let proxy = Proxy::start(&["--reconnect-max", "4", &url]);
     proxy
         .proc
-        .wait_for_line("reconnecting", Duration::from_secs(10))
+        .wait_for_line("state=lost", Duration::from_secs(10))
         .expect("the failure is logged once");
     let early = ffprobe_streams(&proxy.url("proxyStream"), "tcp", PROBE);
     assert!(early.is_err(), "nothing to play yet");

@@ -63,10 +63,11 @@ use std::time::Duration;
 
 use super::value;
 use super::{
-    BackendTransport, Config, HttpPort, RegisterAllow, ServerTls, DEFAULT_INTER_PACKET_GAP_SECS,
-    DEFAULT_LINGER, DEFAULT_MAX_REGISTERED, DEFAULT_RECONNECT_MAX, DEFAULT_RECONNECT_MIN,
-    DEFAULT_RESPONSE_TIMEOUT, DEFAULT_RTSP_PORT, DEFAULT_STREAM_PREFIX, DEFAULT_TLS_PORT,
-    DEFAULT_UDP_FALLBACK_TIMEOUT, DEMO_STREAM_NAME, MAX_MAX_REGISTERED, MAX_STREAM_PREFIX_CHARS,
+    BackendTransport, Config, HttpPort, LogFormat, RegisterAllow, ServerTls,
+    DEFAULT_INTER_PACKET_GAP_SECS, DEFAULT_LINGER, DEFAULT_MAX_REGISTERED, DEFAULT_RECONNECT_MAX,
+    DEFAULT_RECONNECT_MIN, DEFAULT_RESPONSE_TIMEOUT, DEFAULT_RTSP_PORT, DEFAULT_STREAM_PREFIX,
+    DEFAULT_TLS_PORT, DEFAULT_UDP_FALLBACK_TIMEOUT, DEMO_STREAM_NAME, MAX_MAX_REGISTERED,
+    MAX_STREAM_PREFIX_CHARS,
 };
 use super::{MulticastConfig, DEFAULT_MULTICAST_PORT, DEFAULT_MULTICAST_TTL};
 
@@ -79,6 +80,8 @@ pub enum CliOutcome {
     Run(Config),
     /// Print [`usage`] to stdout and exit successfully (`--help`, `-h`).
     Help,
+    /// Print the manual page (roff) to stdout and exit successfully (`--man`).
+    Man,
     /// Print the version and exit successfully (`--version`).
     Version,
     /// Send REGISTER or DEREGISTER to a proxy (`rtsp-proxy register|deregister ...`).
@@ -124,117 +127,181 @@ pub const TCP_AND_HTTP_TUNNEL: &str = "The -t and -T options cannot both be used
 /// The fork's message for an `-e` value that is empty or too long.
 pub const INVALID_STREAM_PREFIX: &str = "Invalid stream-name prefix (must be 1..50 characters)";
 
-/// The usage text: live555's synopsis line, then every option with its long form.
+/// live555's synopsis line (without `Usage: `), the first line of [`usage`].
+#[must_use]
+pub fn synopsis(program: &str) -> String {
+    format!(
+        "{program} [-v|-V] [-t|-T <http-port>] [-p <rtspServer-port>] [-u <username> <password>] \
+         [-R] [-U <username-for-REGISTER> <password-for-REGISTER>] [-D <max-inter-packet-gap-time>] \
+         [-e <stream-name-prefix>] [-C <client-username> <client-password>] <rtsp-url-1> ... <rtsp-url-n>"
+    )
+}
+
+/// The synopsis of the client subcommands.
+#[must_use]
+pub fn subcommand_synopsis(program: &str) -> String {
+    format!("{program} register|deregister [-u <user> <password>] [-t] [--reuse-connection] <proxy-host> <proxy-port> <rtsp-URL> [<proxy-URL-suffix>]")
+}
+
+/// One topic of the options: its title and its `(names, help)` pairs.
+pub type OptionGroup = (&'static str, Vec<(&'static str, String)>);
+
+/// Every option of the proxy, by topic: the one table that [`usage`], `--help`
+/// ([`super::manual::help`]) and the manual page ([`super::manual::man_page`])
+/// are rendered from. A new option goes here, in its topic (a topic without
+/// options is not shown).
+#[must_use]
+pub fn option_groups() -> Vec<OptionGroup> {
+    let secs = |d: Duration| format!("{}", d.as_secs_f64());
+    vec![
+        (
+            "live555ProxyServer options",
+            vec![
+                ("-v, --verbose", "log proxy events: one line per change of a stream's back end (described, playing, paused, resumed, lost, back), clients' sessions".into()),
+                ("-V, --debug, --verbose-rtsp", "also log every back-end RTSP request and response (credentials hidden)".into()),
+                ("-t, --tcp", "receive back-end media over the back end's RTSP TCP connection".into()),
+                ("-T <http-port>", "reach the back ends through RTSP-over-HTTP tunnels on this port of their host (media over TCP)".into()),
+                ("-p, --port <port>", format!("RTSP port to listen on (default {DEFAULT_RTSP_PORT})")),
+                ("-u, --user <username> <password>", "credentials for the back ends".into()),
+                (
+                    "-D, --max-gap <seconds>",
+                    format!(
+                        "reset a playing back end that sent no packet for this long (default {DEFAULT_INTER_PACKET_GAP_SECS}, 0 = off)"
+                    ),
+                ),
+                (
+                    "-e, --prefix <prefix>",
+                    format!("stream-name prefix, 1..{MAX_STREAM_PREFIX_CHARS} characters (default {DEFAULT_STREAM_PREFIX})"),
+                ),
+            ],
+        ),
+        (
+            "Back ends",
+            vec![
+                (
+                    "--linger <seconds>",
+                    format!("keep the back end playing this long after the last client left (default {})", secs(DEFAULT_LINGER)),
+                ),
+                (
+                    "--response-timeout <seconds>",
+                    format!("give up on a back-end RTSP response after this long (default {})", secs(DEFAULT_RESPONSE_TIMEOUT)),
+                ),
+                (
+                    "--udp-timeout <seconds>",
+                    format!(
+                        "use TCP when no UDP packet arrives this long after PLAY (default {})",
+                        secs(DEFAULT_UDP_FALLBACK_TIMEOUT)
+                    ),
+                ),
+                (
+                    "--reconnect-min <seconds>",
+                    format!("first delay before reconnecting to a back end (default {})", secs(DEFAULT_RECONNECT_MIN)),
+                ),
+                (
+                    "--reconnect-max <seconds>",
+                    format!("longest delay between reconnect attempts (default {})", secs(DEFAULT_RECONNECT_MAX)),
+                ),
+                ("--backend-tls-ca <pem>", "trust these CA certificates for rtsps:// back ends, besides the system's".into()),
+                ("--backend-tls-fingerprint <sha256>", "accept the rtsps:// back end whose certificate has this SHA-256 fingerprint (repeatable)".into()),
+                ("--backend-tls-insecure", "accept any rtsps:// back-end certificate (unsafe)".into()),
+            ],
+        ),
+        (
+            "Clients and TLS",
+            vec![
+                ("--bind <address>", "address to listen on, repeatable (default 0.0.0.0 and ::)".into()),
+                (
+                    "--http-port <port>",
+                    "extra port for clients' RTSP-over-HTTP tunnels, 0 = none (default: the first of 80, 8000, 8080 that is free)".into(),
+                ),
+                (
+                    "-C, --client-user <user> <password>",
+                    "clients must log in (Digest; repeat for more users; OPTIONS is open)".into(),
+                ),
+                (
+                    "--client-basic",
+                    "also accept Basic authentication without TLS (it shows the password on the wire)".into(),
+                ),
+                (
+                    "--keyframe-cache <MiB>",
+                    format!(
+                        "per stream, keep the packets since the last H.264/H.265/MPEG-TS keyframe so new clients get a picture at once; 0 turns it off (default {})",
+                        crate::relay::gop_cache::DEFAULT_CACHE_BYTES >> 20
+                    ),
+                ),
+                ("--tls-cert <pem> --tls-key <pem>", "also serve RTSP over TLS (rtsps://) with this certificate chain and key".into()),
+                ("--tls-port <port>", format!("port of RTSP over TLS (default {DEFAULT_TLS_PORT})")),
+                ("--tls-only", "serve RTSP over TLS only: no plain RTSP port".into()),
+            ],
+        ),
+        (
+            "REGISTER (back ends that ask to be proxied)",
+            vec![
+                ("-R", "accept REGISTER/DEREGISTER requests (back ends that ask to be proxied)".into()),
+                ("-U <username> <password>", "a user who may REGISTER/DEREGISTER (Digest; repeatable; needs -R)".into()),
+                (
+                    "--max-registered <n>",
+                    format!("with -R: at most this many registered streams (default {DEFAULT_MAX_REGISTERED})"),
+                ),
+                (
+                    "--register-allow <rule>",
+                    "with -R: back-end URLs that may be registered: peer (the registering address), an IP, a CIDR or a host name; repeatable (default peer)".into(),
+                ),
+            ],
+        ),
+        (
+            "Multicast",
+            vec![
+                ("--backend-multicast", "ask the back ends for multicast first (else only when they refuse unicast or announce multicast)".into()),
+                ("--multicast-range <cidr>", "serve multicast to clients that ask for it, groups from this IPv4 range (e.g. 239.255.42.0/24; default off)".into()),
+                ("--multicast-ttl <n>", format!("TTL of multicast sent to clients, 1..255 (default {DEFAULT_MULTICAST_TTL})")),
+                ("--multicast-port <port>", format!("even RTP port of a multicast stream's first track; track k gets port+2k (default {DEFAULT_MULTICAST_PORT})")),
+            ],
+        ),
+        (
+            "Logging and administration",
+            vec![
+                (
+                    "--config <file>",
+                    "TOML config file: server settings, named paths (options given here win; reloaded on SIGHUP and when it changes)".into(),
+                ),
+                ("--log-format <text|json>", "log lines as text (default) or as one JSON object per line; the start-up banner stays text".into()),
+                ("--admin <addr:port>", "serve Prometheus metrics (/metrics), a JSON status API (/v1/paths) and a dashboard (/) on this HTTP address; loopback unless a token is set".into()),
+                ("--admin-token <token>", "admin requests must carry \"Authorization: Bearer <token>\" (401 otherwise)".into()),
+                ("--admin-token-file <path>", "the same, the token read from this file (its first line)".into()),
+                ("--demo", format!("also serve a built-in test pattern as stream \"{DEMO_STREAM_NAME}\"")),
+                ("-h, --help", "print this help".into()),
+                ("--man", "print the manual page (roff) to stdout".into()),
+                ("--version", "print the version".into()),
+            ],
+        ),
+    ]
+}
+
+/// The usage text printed with a usage error: live555's synopsis line, then every
+/// option with its long form, by topic.
 #[must_use]
 pub fn usage(program: &str) -> String {
-    let mut text = format!(
-        "Usage: {program} [-v|-V] [-t|-T <http-port>] [-p <rtspServer-port>] [-u <username> <password>] \
-         [-R] [-U <username-for-REGISTER> <password-for-REGISTER>] [-D <max-inter-packet-gap-time>] \
-         [-e <stream-name-prefix>] [-C <client-username> <client-password>] <rtsp-url-1> ... <rtsp-url-n>\n"
-    );
-    let secs = |d: Duration| format!("{}", d.as_secs_f64());
-    let options: Vec<(&str, String)> = vec![
-        ("-v, --verbose", "log proxy events".into()),
-        ("-V, --debug, --verbose-rtsp", "also log every back-end RTSP request and response".into()),
-        ("-t, --tcp", "receive back-end media over the back end's RTSP TCP connection".into()),
-        ("-T <http-port>", "reach the back ends through RTSP-over-HTTP tunnels on this port of their host (media over TCP)".into()),
-        ("-p, --port <port>", format!("RTSP port to listen on (default {DEFAULT_RTSP_PORT})")),
-        ("-u, --user <username> <password>", "credentials for the back ends".into()),
-        ("-R", "accept REGISTER/DEREGISTER requests (back ends that ask to be proxied)".into()),
-        ("-U <username> <password>", "a user who may REGISTER/DEREGISTER (Digest; repeatable; needs -R)".into()),
-        (
-            "--max-registered <n>",
-            format!("with -R: at most this many registered streams (default {DEFAULT_MAX_REGISTERED})"),
-        ),
-        (
-            "--register-allow <rule>",
-            "with -R: back-end URLs that may be registered: peer (the registering address), an IP, a CIDR or a host name; repeatable (default peer)".into(),
-        ),
-        (
-            "-D, --max-gap <seconds>",
-            format!(
-                "reset a playing back end that sent no packet for this long (default {DEFAULT_INTER_PACKET_GAP_SECS}, 0 = off)"
-            ),
-        ),
-        (
-            "-e, --prefix <prefix>",
-            format!("stream-name prefix, 1..{MAX_STREAM_PREFIX_CHARS} characters (default {DEFAULT_STREAM_PREFIX})"),
-        ),
-        (
-            "-C, --client-user <user> <password>",
-            "clients must log in (Digest; repeat for more users; OPTIONS is open)".into(),
-        ),
-        (
-            "--client-basic",
-            "also accept Basic authentication without TLS (it shows the password on the wire)".into(),
-        ),
-        ("--demo", format!("also serve a built-in test pattern as stream \"{DEMO_STREAM_NAME}\"")),
-        (
-            "--config <file>",
-            "TOML config file: server settings, named paths (options given here win; reloaded on SIGHUP and when it changes)".into(),
-        ),
-        (
-            "--linger <seconds>",
-            format!("keep the back end playing this long after the last client left (default {})", secs(DEFAULT_LINGER)),
-        ),
-        (
-            "--response-timeout <seconds>",
-            format!("give up on a back-end RTSP response after this long (default {})", secs(DEFAULT_RESPONSE_TIMEOUT)),
-        ),
-        (
-            "--udp-timeout <seconds>",
-            format!(
-                "use TCP when no UDP packet arrives this long after PLAY (default {})",
-                secs(DEFAULT_UDP_FALLBACK_TIMEOUT)
-            ),
-        ),
-        (
-            "--reconnect-min <seconds>",
-            format!("first delay before reconnecting to a back end (default {})", secs(DEFAULT_RECONNECT_MIN)),
-        ),
-        (
-            "--reconnect-max <seconds>",
-            format!("longest delay between reconnect attempts (default {})", secs(DEFAULT_RECONNECT_MAX)),
-        ),
-        ("--bind <address>", "address to listen on, repeatable (default 0.0.0.0 and ::)".into()),
-        (
-            "--http-port <port>",
-            "extra port for clients' RTSP-over-HTTP tunnels, 0 = none (default: the first of 80, 8000, 8080 that is free)".into(),
-        ),
-        (
-            "--keyframe-cache <MiB>",
-            format!(
-                "per stream, keep the packets since the last H.264/H.265/MPEG-TS keyframe so new clients get a picture at once; 0 turns it off (default {})",
-                crate::relay::gop_cache::DEFAULT_CACHE_BYTES >> 20
-            ),
-        ),
-        ("--tls-cert <pem> --tls-key <pem>", "also serve RTSP over TLS (rtsps://) with this certificate chain and key".into()),
-        ("--tls-port <port>", format!("port of RTSP over TLS (default {DEFAULT_TLS_PORT})")),
-        ("--tls-only", "serve RTSP over TLS only: no plain RTSP port".into()),
-        ("--backend-tls-ca <pem>", "trust these CA certificates for rtsps:// back ends, besides the system's".into()),
-        ("--backend-tls-fingerprint <sha256>", "accept the rtsps:// back end whose certificate has this SHA-256 fingerprint (repeatable)".into()),
-        ("--backend-tls-insecure", "accept any rtsps:// back-end certificate (unsafe)".into()),
-        ("--admin <addr:port>", "serve Prometheus metrics, a JSON status API and a dashboard on this HTTP address (loopback unless a token is set)".into()),
-        ("--admin-token <token>", "admin requests must carry \"Authorization: Bearer <token>\"".into()),
-        ("--admin-token-file <path>", "the same, the token read from this file (first line)".into()),
-        ("--backend-multicast", "ask the back ends for multicast first (else only when they refuse unicast or announce multicast)".into()),
-        ("--multicast-range <cidr>", "serve multicast to clients that ask for it, groups from this IPv4 range (e.g. 239.255.42.0/24; default off)".into()),
-        ("--multicast-ttl <n>", format!("TTL of multicast sent to clients, 1..255 (default {DEFAULT_MULTICAST_TTL})")),
-        ("--multicast-port <port>", format!("even RTP port of a multicast stream's first track; track k gets port+2k (default {DEFAULT_MULTICAST_PORT})")),
-        ("-h, --help", "print this help".into()),
-        ("--version", "print the version".into()),
-    ];
+    let mut text = format!("Usage: {}\n", synopsis(program));
     text.push_str("Options (before the URLs; values are separate arguments):\n");
-    for (names, help) in options {
-        let _ = writeln!(text, "  {names:<34} {help}");
+    for (title, options) in option_groups() {
+        if options.is_empty() {
+            continue;
+        }
+        let _ = writeln!(text, " {title}:");
+        for (names, help) in options {
+            let _ = writeln!(text, "  {names:<34} {help}");
+        }
     }
     text.push_str(
         "Streams are named <prefix> for one URL, <prefix>-1 ... <prefix>-N for several.\n",
     );
     let _ = writeln!(
         text,
-        "Client subcommands: {program} register|deregister [-u <user> <password>] [-t] [--reuse-connection] <proxy-host> <proxy-port> <rtsp-URL> [<proxy-URL-suffix>] (see {program} register --help)"
+        "Client subcommands: {} (see {program} register --help)",
+        subcommand_synopsis(program)
     );
+    let _ = writeln!(text, "The full manual: {program} --help");
     text
 }
 
@@ -527,7 +594,16 @@ impl<'a> Parser<'a> {
                 })?;
                 self.multicast_port = Some(port);
             }
+            "log-format" => {
+                let text = self.checked_value(arg, "a log format (text or json)")?;
+                self.config.log_format = LogFormat::parse(text).ok_or_else(|| {
+                    self.error(format!(
+                        "Invalid log format \"{text}\" for {arg} (must be text or json)"
+                    ))
+                })?;
+            }
             "help" => return Ok(Some(CliOutcome::Help)),
+            "man" => return Ok(Some(CliOutcome::Man)),
             "version" => return Ok(Some(CliOutcome::Version)),
             "tls-cert"
             | "tls-key"
@@ -1905,6 +1981,44 @@ mod tests {
         assert!(text.contains("(default proxyStream)"));
         assert!(text.contains("(default 10, 0 = off)"));
         assert!(text.ends_with('\n'));
+    }
+
+    #[test]
+    fn log_format() {
+        assert_eq!(run(&[URL]).log_format, LogFormat::Text);
+        assert_eq!(
+            run(&["--log-format", "json", URL]).log_format,
+            LogFormat::Json
+        );
+        assert_eq!(
+            run(&["--log-format", "json", "--log-format", "text", URL]).log_format,
+            LogFormat::Text
+        );
+        assert_eq!(
+            fail_message(&["--log-format", "JSON", URL]),
+            "Invalid log format \"JSON\" for --log-format (must be text or json)"
+        );
+        assert_eq!(
+            fail_message(&["--log-format", URL]),
+            format!("Invalid log format \"{URL}\" for --log-format (must be text or json)")
+        );
+        assert_eq!(
+            fail_message(&["--log-format"]),
+            "The --log-format option needs a log format (text or json)"
+        );
+        assert!(usage("p").contains("  --log-format <text|json>"));
+    }
+
+    #[test]
+    fn man_page_option() {
+        assert!(matches!(
+            parse_args("p", &args(&["--man"])),
+            Ok(CliOutcome::Man)
+        ));
+        assert!(matches!(
+            parse_args("p", &args(&["-v", "--man", URL])),
+            Ok(CliOutcome::Man)
+        ));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod file;
+pub mod manual;
 pub mod subcommand;
 mod value;
 
@@ -12,6 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use cli::{parse_args, usage, CliOutcome, UsageError};
+pub use manual::{help, man_page};
 
 /// Default front-end RTSP port (`-p`).
 pub const DEFAULT_RTSP_PORT: u16 = 554;
@@ -91,12 +93,37 @@ pub enum HttpPort {
     Off,
 }
 
+/// How log lines are written (`--log-format`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One human-readable line per event (the default).
+    #[default]
+    Text,
+    /// One JSON object per line (tracing-subscriber's JSON formatter), for log
+    /// collectors. The start-up banner stays plain text.
+    Json,
+}
+
+impl LogFormat {
+    /// `text` or `json`.
+    #[must_use]
+    pub fn parse(text: &str) -> Option<LogFormat> {
+        match text {
+            "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            _ => None,
+        }
+    }
+}
+
 /// The validated configuration of one proxy process.
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Log detail: 0 by default, 1 with `-v` (proxy events), 2 with `-V` (also every
     /// back-end RTSP request and response).
     pub verbosity: u8,
+    /// How log lines are written to stderr (`--log-format`).
+    pub log_format: LogFormat,
     /// How back-end media is received (`-t` selects TCP; `-T` implies it).
     pub backend_transport: BackendTransport,
     /// `-T <http-port>`: reach the back ends through RTSP-over-HTTP tunnels on
@@ -311,6 +338,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             verbosity: 0,
+            log_format: LogFormat::Text,
             backend_transport: BackendTransport::Udp,
             http_tunnel_port: None,
             http_port: HttpPort::Fallback,

@@ -23,8 +23,8 @@ use super::backoff::{Backoff, STABLE_AFTER};
 use super::connector::{ChannelWriter, Connector};
 use super::session::{BackendSession, Event, Failure, Output, SessionConfig, MAX_REDIRECTS};
 use crate::config::BackendTransport;
-use crate::net;
 use crate::relay::{PresentationChange, Stream};
+use crate::{log_text, net};
 
 /// On demand: a back-end connection opened for a client's DESCRIBE stays open at
 /// least this long (or the linger, if longer) for the client to SETUP and PLAY.
@@ -153,6 +153,11 @@ impl SourceHandle {
     pub fn is_finished(&self) -> bool {
         self.task.is_finished()
     }
+}
+
+/// A duration in seconds, to a tenth, for log fields.
+fn delay_secs(d: Duration) -> f64 {
+    (d.as_secs_f64() * 10.0).round() / 10.0
 }
 
 /// Starts the source task of `stream`.
@@ -315,9 +320,16 @@ async fn run(stream: Arc<Stream>, settings: SourceSettings, mut shutdown: watch:
         let delay = backoff.next_delay(rand::thread_rng().gen::<f64>());
         if down_since.is_none() {
             down_since = Some(Instant::now());
-            warn!(stream = %stream.name(), "back end {url}: {failure}; reconnecting (first retry in {:.1} s)", delay.as_secs_f64());
+            warn!(
+                stream = %stream.name(),
+                state = %"lost",
+                backend = %url,
+                retry_in_s = delay_secs(delay),
+                reason = %log_text::escape(&failure.to_string()),
+                "path state changed"
+            );
         } else {
-            info!(stream = %stream.name(), "back end {url}: {failure}; retry in {:.1} s", delay.as_secs_f64());
+            info!(stream = %stream.name(), "back end {url}: {failure}; retry in {:.1} s", delay_secs(delay));
         }
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
@@ -549,6 +561,8 @@ async fn run_connection(
     // made for a DESCRIBE leaves the client time to SETUP and PLAY.
     let mut idle_deadline = (on_demand && *demand.borrow() == 0)
         .then(|| tokio::time::Instant::now() + linger.max(ON_DEMAND_FIRST_PLAY_WAIT));
+    // A resume was asked for: the next Playing is a resume.
+    let mut resuming = false;
 
     let now = Instant::now();
     machine.on_connected(now);
@@ -567,12 +581,21 @@ async fn run_connection(
                     Event::Described(p) => {
                         let tracks = p.tracks.len();
                         match down_since.take() {
-                            Some(since) => {
-                                warn!(stream = %name, "back end {} is back after {:.1} s", machine.base_url(), since.elapsed().as_secs_f64())
-                            }
-                            None => {
-                                info!(stream = %name, tracks, base = %machine.base_url(), "back end described")
-                            }
+                            Some(since) => warn!(
+                                stream = %name,
+                                state = %"back",
+                                backend = %machine.base_url(),
+                                tracks,
+                                down_s = delay_secs(since.elapsed()),
+                                "path state changed"
+                            ),
+                            None => info!(
+                                stream = %name,
+                                state = %"described",
+                                backend = %machine.base_url(),
+                                tracks,
+                                "path state changed"
+                            ),
                         }
                         match stream.set_presentation(p) {
                             PresentationChange::TracksChanged => {
@@ -635,15 +658,22 @@ async fn run_connection(
                     }
                     Event::Playing { starts } => {
                         stream.source_playing(&starts);
-                        info!(stream = %name, "back end playing");
+                        // A PLAY that resumed a paused session is "resumed".
+                        let state = if std::mem::take(&mut resuming) {
+                            "resumed"
+                        } else {
+                            "playing"
+                        };
+                        info!(stream = %name, state = %state, "path state changed");
                     }
                     Event::Paused => {
                         stream.source_paused();
-                        info!(stream = %name, "no clients left; back end paused");
+                        info!(stream = %name, state = %"paused", reason = %"no clients", "path state changed");
                     }
                     Event::Resuming => {
                         stream.source_resuming();
-                        info!(stream = %name, "a client is back; resuming the back end");
+                        resuming = true;
+                        debug!(stream = %name, "a client is back; resuming the back end");
                     }
                     Event::Redirect(to) => return Outcome::Redirect(to),
                     Event::Failed(f) => return Outcome::Failed(f),
