@@ -30,6 +30,8 @@ pub enum AppError {
     DuplicateStream(String),
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Admin(#[from] crate::admin::AdminError),
     #[error("path {0:?}: back-end TLS: {1}")]
     PathTls(String, String),
 }
@@ -40,6 +42,10 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// Runs the proxy until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> Result<(), AppError> {
     let streams = Arc::new(StreamRegistry::new());
+    // Refused before anything binds: an open admin port needs a token.
+    if let Some(a) = &config.admin {
+        crate::admin::check_listen(a.listen, a.token.as_deref())?;
+    }
 
     // Certificates first (a bad file is named before anything else happens),
     // then the ports.
@@ -127,6 +133,31 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     }
     ctx.client_auth = AccessControl::new(config.client_users.clone(), config.client_basic_in_clear);
     let supervisor = ctx.supervisor.clone();
+    let ctx = Arc::new(ctx);
+    // Before the streams: the port answers (or the bind fails) before any
+    // source dials, and before the "Play this stream" lines.
+    let admin = match &config.admin {
+        Some(a) => {
+            let state = crate::admin::server::AdminState {
+                streams: streams.clone(),
+                supervisor: supervisor.clone(),
+                history: crate::admin::history::History::new(),
+                token: a.token.clone(),
+                control: Some(crate::admin::server::Control {
+                    ctx: ctx.clone(),
+                    config: Arc::new(config.clone()),
+                }),
+            };
+            let handle = crate::admin::server::start(a.listen, state).await?;
+            eprintln!(
+                "(Admin port: metrics on http://{0}/metrics, status on http://{0}/v1/paths, dashboard on http://{0}/{1}.)",
+                handle.addr,
+                if a.token.is_some() { "; a token is needed" } else { "" }
+            );
+            Some(handle)
+        }
+        None => None,
+    };
 
     supervisor.set_backend_tls(config.backend_tls.clone(), backend_tls.clone());
     for (url, name) in config.urls.iter().zip(config.stream_names()) {
@@ -203,7 +234,6 @@ pub async fn run(config: Config) -> Result<(), AppError> {
             }
         );
     }
-    let ctx = Arc::new(ctx);
     let server_task = tokio::spawn(server::serve(ctx.clone(), listeners));
     let ticker_ctx = ctx.clone();
     let ticker = tokio::spawn(async move {
@@ -230,6 +260,9 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     }
     server_task.abort();
     ticker.abort();
+    if let Some(a) = admin {
+        a.stop();
+    }
     if let Some(t) = demo_task {
         t.abort();
     }

@@ -13,6 +13,7 @@
 //! - [`supervisor`]: the named streams and their sources (command line and REGISTER).
 //! - [`register_client`]: the `register` / `deregister` client subcommands.
 
+pub mod admin;
 pub mod app;
 pub mod config;
 pub mod demo;

@@ -62,6 +62,8 @@ struct Entry {
     stream: Arc<Stream>,
     source: SourceHandle,
     origin: Origin,
+    /// The back end's URL without credentials (for the admin port).
+    url: String,
     /// What the stream was made from, when it was made from a spec.
     spec: Option<PathSpec>,
 }
@@ -200,6 +202,7 @@ impl Supervisor {
         if !self.streams.insert(stream.clone()) {
             return Err(AddError::Duplicate(name.to_owned()));
         }
+        let url = rtsp::url::redact(&settings.url);
         let source = source::spawn(stream.clone(), settings);
         entries.insert(
             name.to_owned(),
@@ -207,6 +210,7 @@ impl Supervisor {
                 stream: stream.clone(),
                 source,
                 origin,
+                url,
                 spec,
             },
         );
@@ -233,6 +237,11 @@ impl Supervisor {
     /// The origin of stream `name`, if the supervisor has it.
     pub fn origin(&self, name: &str) -> Option<Origin> {
         self.lock().get(name).map(|e| e.origin)
+    }
+
+    /// The back-end URL of stream `name`, credentials removed.
+    pub fn source_url(&self, name: &str) -> Option<String> {
+        self.lock().get(name).map(|e| e.url.clone())
     }
 
     /// Removes stream `name`: unpublished at once, its playing clients closed, its

@@ -537,6 +537,15 @@ impl ReceptionStats {
 
     /// The report block to send now about the current source, or `None` before any
     /// packet. Starts a new reporting interval (for the fraction lost).
+    /// Packets lost so far (expected less received, never negative: duplicates
+    /// do not make it go below zero), since the first packet or the last resync.
+    pub fn cumulative_lost(&self) -> u64 {
+        self.source.as_ref().map_or(0, |s| {
+            let expected = s.extended_max().wrapping_sub(s.base_seq).wrapping_add(1);
+            u64::from(expected.saturating_sub(s.received))
+        })
+    }
+
     pub fn report_block(&mut self, now: Instant) -> Option<ReportBlock> {
         let s = self.source.as_mut()?;
         let extended_max = s.extended_max();

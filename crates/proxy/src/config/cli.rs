@@ -266,6 +266,9 @@ pub fn option_groups() -> Vec<OptionGroup> {
                     "TOML config file: server settings, named paths (options given here win; reloaded on SIGHUP and when it changes)".into(),
                 ),
                 ("--log-format <text|json>", "log lines as text (default) or as one JSON object per line; the start-up banner stays text".into()),
+                ("--admin <addr:port>", "serve Prometheus metrics (/metrics), a JSON status API (/v1/paths) and a dashboard (/) on this HTTP address; loopback unless a token is set".into()),
+                ("--admin-token <token>", "admin requests must carry \"Authorization: Bearer <token>\" (401 otherwise)".into()),
+                ("--admin-token-file <path>", "the same, the token read from this file (its first line)".into()),
                 ("--demo", format!("also serve a built-in test pattern as stream \"{DEMO_STREAM_NAME}\"")),
                 ("-h, --help", "print this help".into()),
                 ("--man", "print the manual page (roff) to stdout".into()),
@@ -360,6 +363,10 @@ struct Parser<'a> {
     /// The first REGISTER-only long option given (`--max-registered`...), to say it
     /// needs `-R`.
     register_option: Option<String>,
+    /// `--admin` and `--admin-token[-file]`: put on `config.admin` (over the
+    /// file's `[admin]`) at the end.
+    admin_listen: Option<std::net::SocketAddr>,
+    admin_token: Option<String>,
     /// `--backend-multicast` was given.
     backend_multicast: bool,
     /// `--multicast-range` (network, prefix length), `--multicast-ttl` and
@@ -395,6 +402,8 @@ impl<'a> Parser<'a> {
             tls: TlsArgs::default(),
             register_allow: Vec::new(),
             register_option: None,
+            admin_listen: None,
+            admin_token: None,
             backend_multicast: false,
             multicast_range: None,
             multicast_ttl: None,
@@ -531,6 +540,28 @@ impl<'a> Parser<'a> {
                 }
                 self.register_option.get_or_insert_with(|| arg.to_owned());
             }
+            "admin" => {
+                let text = self.checked_value(arg, "an address and port (127.0.0.1:9090)")?;
+                let addr = text.parse::<std::net::SocketAddr>().map_err(|_| {
+                    self.error(format!(
+                        "Invalid address \"{text}\" for {arg} (must be an IP address and a port, such as 127.0.0.1:9090 or [::1]:9090)"
+                    ))
+                })?;
+                self.admin_listen = Some(addr);
+            }
+            "admin-token" => {
+                let text = self.checked_value(arg, "a token")?.to_owned();
+                self.admin_token = Some(self.admin_token_value(arg, &text)?);
+            }
+            "admin-token-file" => {
+                let path = self
+                    .checked_value(arg, "a file holding the token")?
+                    .to_owned();
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| self.error(format!("Cannot read {arg} \"{path}\": {e}")))?;
+                let first = text.lines().next().unwrap_or("").trim().to_owned();
+                self.admin_token = Some(self.admin_token_value(arg, &first)?);
+            }
             "backend-multicast" => self.backend_multicast = true,
             "multicast-range" => {
                 let text =
@@ -596,6 +627,7 @@ impl<'a> Parser<'a> {
 
     /// After the options: the URLs, then the checks on option combinations.
     fn finish(mut self) -> Result<CliOutcome, UsageError> {
+        self.finish_admin()?;
         let urls = self.args.get(self.pos..).unwrap_or_default();
         if urls.is_empty()
             && !self.register
@@ -708,6 +740,38 @@ impl<'a> Parser<'a> {
             )));
         }
         Ok(CliOutcome::Run(self.config))
+    }
+
+    /// `--admin` and `--admin-token` over the config file's `[admin]`: the
+    /// command line's address and token win; a token alone needs an address
+    /// from somewhere.
+    fn finish_admin(&mut self) -> Result<(), UsageError> {
+        if let Some(listen) = self.admin_listen.take() {
+            let token = self.config.admin.take().and_then(|a| a.token);
+            self.config.admin = Some(super::AdminConfig { listen, token });
+        }
+        if let Some(token) = self.admin_token.take() {
+            match &mut self.config.admin {
+                Some(a) => a.token = Some(token),
+                None => {
+                    return Err(self.error(
+                        "--admin-token and --admin-token-file need --admin <addr:port> (or [admin] listen in the config file)".to_owned(),
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// An admin token: not empty, printable ASCII without spaces (it goes in an
+    /// HTTP header).
+    fn admin_token_value(&self, arg: &str, token: &str) -> Result<String, UsageError> {
+        if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(self.error(format!(
+                "The {arg} token must be printable ASCII without spaces, and not empty"
+            )));
+        }
+        Ok(token.to_owned())
     }
 
     /// One `--tls-*` or `--backend-tls-*` option.
@@ -931,6 +995,42 @@ mod tests {
 
     fn fail_message(list: &[&str]) -> String {
         fail(list).unwrap_or_else(|| panic!("{list:?}: expected a message"))
+    }
+
+    #[test]
+    fn admin_options() {
+        let config = run(&[URL]);
+        assert!(config.admin.is_none());
+        let config = run(&["--admin-token", "s3cret", "--admin", "127.0.0.1:9090", URL]);
+        let admin = config.admin.expect("admin");
+        assert_eq!(admin.listen, "127.0.0.1:9090".parse().unwrap());
+        assert_eq!(admin.token.as_deref(), Some("s3cret"));
+        let config = run(&["--admin", "[::1]:9090", URL]);
+        let admin = config.admin.expect("admin");
+        assert_eq!(
+            (admin.listen, admin.token),
+            ("[::1]:9090".parse().unwrap(), None)
+        );
+        assert!(fail_message(&["--admin-token", "x", URL]).contains("need --admin"));
+        let dir = std::env::temp_dir().join(format!("rtsp-proxy-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("token");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let path = file.to_str().unwrap();
+        let config = run(&["--admin", "127.0.0.1:1", "--admin-token-file", path, URL]);
+        assert_eq!(config.admin.unwrap().token.as_deref(), Some("from-file"));
+        std::fs::write(&file, "\n").unwrap();
+        assert!(
+            fail_message(&["--admin-token-file", path, URL]).contains("not be empty")
+                || fail_message(&["--admin-token-file", path, URL]).contains("not empty")
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(fail_message(&["--admin", "localhost", URL]).contains("Invalid address"));
+        assert!(fail_message(&["--admin"]).contains("needs an address"));
+        assert!(fail_message(&["--admin-token", "a b", URL]).contains("printable ASCII"));
+        assert!(
+            fail_message(&["--admin-token-file", "/nonexistent/t", URL]).contains("Cannot read")
+        );
     }
 
     #[test]

@@ -44,6 +44,8 @@ pub fn presentation(clip: &DemoClip) -> Result<Presentation, DemoError> {
 pub fn spawn(stream: Arc<Stream>) -> Result<JoinHandle<()>, DemoError> {
     let mut clip = DemoClip::new(CLIP, CLIP_FPS)?;
     stream.set_presentation(presentation(&clip)?);
+    // The clip plays from the start (for the admin port's state).
+    stream.source_playing(&[]);
     Ok(tokio::spawn(async move {
         let mut start = tokio::time::Instant::now();
         let mut packets = Vec::new();

@@ -11,8 +11,9 @@ pub mod udp_batch;
 pub use registry::StreamRegistry;
 pub use sink::{ConnOut, ConnOutReceiver, OutItem, Sink, SinkSet};
 pub use stream::{
-    Availability, Closer, PlayOptions, PresentationChange, RtcpOutcome, StartPoint, Stream,
-    StreamStats, SubscriberId,
+    Availability, ClientInfo, ClientSnapshot, ClientTransport, Closer, PlayOptions,
+    PresentationChange, RtcpOutcome, SourceState, StartPoint, Stream, StreamSnapshot, StreamStats,
+    SubscriberId,
 };
 
 #[cfg(test)]

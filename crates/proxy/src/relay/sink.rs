@@ -425,6 +425,11 @@ impl SinkSet {
         self.all.is_empty()
     }
 
+    /// How many sinks (subscribers of this track) there are.
+    pub fn len(&self) -> usize {
+        self.all.len()
+    }
+
     /// Sends a batch of RTP packets (in order) to every sink without waiting.
     /// `keyframe` is set on a keyframe-capable track: whether the batch starts a
     /// keyframe (a connection that had to drop packets of that track resumes

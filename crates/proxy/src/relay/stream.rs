@@ -5,6 +5,8 @@
 //! buffer is frozen into one [`Bytes`] and handed to every sink of the track.
 
 use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -14,7 +16,7 @@ use rtp::TrackContinuity;
 use tokio::sync::watch;
 
 use super::gop_cache::{GopCache, DEFAULT_CACHE_BYTES};
-use super::sink::{Sink, SinkSet};
+use super::sink::{ConnOut, Sink, SinkSet};
 use crate::sdp::Presentation;
 
 /// Identifies one front-end session within a stream.
@@ -71,6 +73,137 @@ pub struct StreamStats {
     /// PLAY (in flight across a pause, or older than a re-base).
     pub rtp_stale: u64,
     pub rtcp_in: u64,
+    /// Bytes of the RTP packets received (valid or not).
+    pub bytes_in: u64,
+    /// RTP packets and their bytes handed to sinks (each packet counted once
+    /// per sink it went to).
+    pub packets_out: u64,
+    pub bytes_out: u64,
+}
+
+/// Where the stream's source stands, as the admin port shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceState {
+    /// The source's first attempt is under way.
+    Waiting,
+    /// Described, the back end not asked to play (no client yet).
+    Idle,
+    /// The back end is playing.
+    Playing,
+    /// The back end was paused (no client for the linger).
+    Paused,
+    /// The back-end session is lost or was never had; the source retries.
+    Down,
+    /// An on-demand path with no back-end connection (nobody asked, or nobody
+    /// watched for the linger): shown as `idle`, but not up.
+    Standby,
+}
+
+impl SourceState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceState::Waiting => "waiting",
+            SourceState::Idle => "idle",
+            SourceState::Playing => "playing",
+            SourceState::Paused => "paused",
+            SourceState::Down => "down",
+            SourceState::Standby => "idle",
+        }
+    }
+
+    /// Whether a back-end session is established (described).
+    pub fn is_up(self) -> bool {
+        matches!(
+            self,
+            SourceState::Idle | SourceState::Playing | SourceState::Paused
+        )
+    }
+}
+
+/// How a client receives the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientTransport {
+    Udp,
+    /// Interleaved in a plain RTSP connection.
+    Tcp,
+    /// Interleaved in an RTSP-over-HTTP tunnel.
+    Http,
+    /// Interleaved in an RTSPS connection.
+    Tls,
+    /// A member of the stream's multicast group.
+    Multicast,
+}
+
+impl ClientTransport {
+    pub const ALL: [ClientTransport; 5] = [
+        ClientTransport::Udp,
+        ClientTransport::Tcp,
+        ClientTransport::Http,
+        ClientTransport::Tls,
+        ClientTransport::Multicast,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientTransport::Udp => "udp",
+            ClientTransport::Tcp => "tcp",
+            ClientTransport::Http => "http",
+            ClientTransport::Tls => "tls",
+            ClientTransport::Multicast => "multicast",
+        }
+    }
+}
+
+/// Who a playing subscriber is, for the admin port. The drop counters are the
+/// ones the sinks already keep (the UDP sends the kernel refused, the
+/// connection's queue drops): read at scrape time, never on the hot path.
+#[derive(Debug, Clone)]
+pub struct ClientInfo {
+    pub addr: SocketAddr,
+    pub transport: ClientTransport,
+    pub since: SystemTime,
+    pub udp_refused: Option<Arc<AtomicU64>>,
+    pub conn: Option<ConnOut>,
+}
+
+impl ClientInfo {
+    fn drops(&self) -> u64 {
+        self.udp_refused
+            .as_ref()
+            .map_or(0, |r| r.load(Ordering::Relaxed))
+            + self.conn.as_ref().map_or(0, ConnOut::dropped)
+    }
+}
+
+/// A playing client as [`Stream::snapshot`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientSnapshot {
+    pub addr: SocketAddr,
+    pub transport: ClientTransport,
+    pub since: SystemTime,
+    /// Packets dropped for this client since it started playing.
+    pub dropped: u64,
+}
+
+/// Everything the admin port shows about one stream, read under the lock once.
+#[derive(Debug, Clone)]
+pub struct StreamSnapshot {
+    pub name: String,
+    pub state: SourceState,
+    pub presentation: Option<Arc<Presentation>>,
+    pub packets_in: u64,
+    pub bytes_in: u64,
+    /// Packets and bytes handed to clients' sinks (one per client and track),
+    /// before what a slow client's queue or the kernel drops.
+    pub packets_out: u64,
+    pub bytes_out: u64,
+    pub packets_lost: u64,
+    pub reconnects: u64,
+    /// Packets dropped for clients, those gone included.
+    pub client_drops: u64,
+    /// PLAYs of clients so far.
+    pub plays: u64,
+    pub clients: Vec<ClientSnapshot>,
 }
 
 /// Whether clients can be served yet.
@@ -108,10 +241,23 @@ struct State {
     /// Packets since the last keyframe, replayed to new subscribers first.
     cache: GopCache,
     cache_limit: usize,
+    source_state: SourceState,
+    /// Back-end sessions lost after they were established.
+    reconnects: u64,
+    /// Packets lost on mappings that ended, and the highest total reported (so
+    /// that the figure never goes down when a track resyncs).
+    lost_ended: u64,
+    lost_reported: u64,
+    /// Drops of clients that stopped playing.
+    drops_ended: u64,
+    plays: u64,
 }
 
 struct Player {
     closer: Arc<Closer>,
+    /// Set by the server after PLAY ([`Stream::set_client`]); the drop count
+    /// when it was set, so that a client's earlier drops are not counted twice.
+    client: Option<(ClientInfo, u64)>,
     /// Counts in the demand: every client does; a multicast group's own
     /// delivery does not (its clients do).
     counted: bool,
@@ -178,7 +324,8 @@ impl Track {
 
     /// The mapping of back-end packets ended: the statistics and the sender report
     /// that belonged to it go with it.
-    fn mapping_ended(&mut self) {
+    fn mapping_ended(&mut self, lost_ended: &mut u64) {
+        *lost_ended += self.reception.cumulative_lost();
         self.reception = ReceptionStats::new(self.continuity.clock_rate());
         self.backend_sr = None;
     }
@@ -245,6 +392,12 @@ impl Stream {
                 stats: StreamStats::default(),
                 cache: GopCache::new(&[], cache_bytes),
                 cache_limit: cache_bytes,
+                source_state: SourceState::Waiting,
+                reconnects: 0,
+                lost_ended: 0,
+                lost_reported: 0,
+                drops_ended: 0,
+                plays: 0,
             }),
             demand,
             availability,
@@ -294,6 +447,7 @@ impl Stream {
 
     /// The source could not reach its back end, and no presentation is known.
     pub fn mark_unreachable(&self) {
+        self.lock().source_state = SourceState::Down;
         self.availability.send_if_modified(|a| {
             let change = *a == Availability::Pending;
             if change {
@@ -364,6 +518,7 @@ impl Stream {
     /// Installs the presentation from a (new) back-end DESCRIBE.
     pub fn set_presentation(&self, p: Presentation) -> PresentationChange {
         let change = self.install_presentation(p);
+        self.lock().source_state = SourceState::Idle;
         self.availability.send_replace(Availability::Described);
         change
     }
@@ -409,11 +564,31 @@ impl Stream {
     /// The back-end session was lost: the next packet of every track is re-based so
     /// subscribers see one continuous stream.
     pub fn source_reset(&self) {
+        self.reset(false);
+    }
+
+    /// An on-demand source closed its idle back end (nobody watched for the
+    /// linger): as [`Stream::source_reset`], but no reconnect is counted and
+    /// the stream shows as idle.
+    pub fn source_closed_on_demand(&self) {
+        self.reset(true);
+    }
+
+    fn reset(&self, standby: bool) {
         let mut st = self.lock();
+        let st = &mut *st;
         st.cache.clear();
+        if st.source_state.is_up() && !standby {
+            st.reconnects += 1;
+        }
+        st.source_state = if standby {
+            SourceState::Standby
+        } else {
+            SourceState::Down
+        };
         for t in &mut st.tracks {
             t.continuity.source_reset();
-            t.mapping_ended();
+            t.mapping_ended(&mut st.lost_ended);
         }
     }
 
@@ -424,10 +599,12 @@ impl Stream {
     /// with the RTP-Info they were given meanwhile.
     pub fn source_paused(&self) {
         let mut st = self.lock();
+        let st = &mut *st;
         st.cache.clear();
+        st.source_state = SourceState::Paused;
         for t in &mut st.tracks {
             t.continuity.hold();
-            t.mapping_ended();
+            t.mapping_ended(&mut st.lost_ended);
         }
     }
 
@@ -443,6 +620,7 @@ impl Stream {
     /// announced for track `i` (RTP-Info), if any. Older packets are dropped.
     pub fn source_playing(&self, starts: &[Option<u16>]) {
         let mut st = self.lock();
+        st.source_state = SourceState::Playing;
         for (t, start) in st.tracks.iter_mut().zip(starts) {
             t.continuity.release();
             if let Some(start) = start {
@@ -487,7 +665,9 @@ impl Stream {
                 pkts.clear();
                 return;
             };
+            let mut out_bytes = 0u64;
             for mut pkt in pkts.drain(..) {
+                stats.bytes_in += pkt.len() as u64;
                 match rtp::packet::parse_rtp(&pkt) {
                     Ok(hdr) => t.reception.on_rtp(&hdr, now),
                     Err(_) => {
@@ -508,6 +688,7 @@ impl Stream {
                             key_ts = Some(hdr.timestamp);
                         }
                         cache.on_packet(track, &pkt, hdr.timestamp, payload, now);
+                        out_bytes += pkt.len() as u64;
                         out.push(pkt);
                         if hdr.marker {
                             cuts.push(out.len());
@@ -527,6 +708,9 @@ impl Stream {
             if t.sinks.is_empty() {
                 return;
             }
+            let fan_out = t.sinks.len() as u64;
+            stats.packets_out += out.len() as u64 * fan_out;
+            stats.bytes_out += out_bytes * fan_out;
             (t.sinks.clone(), cache.is_key_track(track))
         };
         let mut from = 0;
@@ -724,10 +908,14 @@ impl Stream {
             if let (true, Some(rt)) = (paced, runtime) {
                 rt.spawn(pace_replay(Arc::downgrade(self), id));
             }
+            // A restart (a track added or torn down while playing) keeps who
+            // the client is.
+            let client = st.players.remove(&id).and_then(|p| p.client);
             st.players.insert(
                 id,
                 Player {
                     closer,
+                    client,
                     counted: options.counted,
                 },
             );
@@ -769,10 +957,12 @@ impl Stream {
                 .collect();
             respond(&points);
             remove_sinks(&mut st, id);
+            let client = st.players.remove(&id).and_then(|p| p.client);
             st.players.insert(
                 id,
                 Player {
                     closer,
+                    client,
                     counted: true,
                 },
             );
@@ -786,13 +976,77 @@ impl Stream {
     pub fn stop(&self, id: SubscriberId) {
         let players = {
             let mut st = self.lock();
-            if st.players.remove(&id).is_none() {
+            let Some(player) = st.players.remove(&id) else {
                 return;
+            };
+            if let Some((info, base)) = player.client {
+                st.drops_ended += info.drops().saturating_sub(base);
             }
             remove_sinks(&mut st, id);
             st.demand()
         };
         self.demand.send_replace(players);
+    }
+
+    /// Tells who playing subscriber `id` is (the server, right after PLAY).
+    /// Ignored if `id` is not playing.
+    pub fn set_client(&self, id: SubscriberId, info: ClientInfo) {
+        let mut st = self.lock();
+        let st = &mut *st;
+        if let Some(p) = st.players.get_mut(&id) {
+            let base = info.drops();
+            p.client = Some((info, base));
+            st.plays += 1;
+        }
+    }
+
+    /// Everything the admin port shows, read under the lock once (not on the
+    /// packet path: the counters are plain fields the relay updates under the
+    /// lock it holds anyway).
+    pub fn snapshot(&self) -> StreamSnapshot {
+        let mut st = self.lock();
+        let st = &mut *st;
+        let lost = st.lost_ended
+            + st.tracks
+                .iter()
+                .map(|t| t.reception.cumulative_lost())
+                .sum::<u64>();
+        st.lost_reported = st.lost_reported.max(lost);
+        let mut client_drops = st.drops_ended;
+        let mut clients: Vec<ClientSnapshot> = st
+            .players
+            .values()
+            .filter_map(|p| p.client.as_ref())
+            .map(|(info, base)| {
+                let dropped = info.drops().saturating_sub(*base);
+                client_drops += dropped;
+                ClientSnapshot {
+                    addr: info.addr,
+                    transport: info.transport,
+                    since: info.since,
+                    dropped,
+                }
+            })
+            .collect();
+        clients.sort_by_key(|c| (c.since, c.addr));
+        StreamSnapshot {
+            name: self.name.clone(),
+            // An on-demand source waits for a client before its first attempt.
+            state: match st.source_state {
+                SourceState::Waiting if self.on_demand() => SourceState::Standby,
+                s => s,
+            },
+            presentation: st.presentation.clone(),
+            packets_in: st.stats.rtp_in,
+            bytes_in: st.stats.bytes_in,
+            packets_out: st.stats.packets_out,
+            bytes_out: st.stats.bytes_out,
+            packets_lost: st.lost_reported,
+            reconnects: st.reconnects,
+            client_drops,
+            plays: st.plays,
+            clients,
+        }
     }
 
     /// Closes every subscriber (shutdown).

@@ -1267,6 +1267,79 @@ async fn a_udp_subscriber_gets_a_big_gop_paced_then_live() {
     assert_eq!(on_channel(&drain_media(&mut rx), 0).len(), 211);
 }
 
+/// What the admin port reads: state, byte counters in and out (once per sink),
+/// losses, reconnects, clients and their drops (those gone included).
+#[test]
+fn snapshot_counts_for_the_admin_port() {
+    let stream = Stream::with_cache("cam", 0);
+    assert_eq!(stream.snapshot().state, SourceState::Waiting);
+    stream.set_presentation(presentation(SDP_2_TRACKS));
+    assert_eq!(stream.snapshot().state, SourceState::Idle);
+    stream.source_playing(&[None, None]);
+    let now = Instant::now();
+    let (sink_a, out_a, _rx_a) = interleaved(1, 0);
+    let (sink_b, _out_b, _rx_b) = interleaved(100, 0);
+    play(&stream, 1, vec![(VIDEO, sink_a)], now);
+    play(&stream, 2, vec![(VIDEO, sink_b)], now);
+    let info = |out: &ConnOut| ClientInfo {
+        addr: "127.0.0.1:5000".parse().unwrap(),
+        transport: ClientTransport::Tcp,
+        since: SystemTime::UNIX_EPOCH,
+        udp_refused: None,
+        conn: Some(out.clone()),
+    };
+    stream.set_client(1, info(&out_a));
+    // Sequence 10, 12, 13 (11 lost), 12 + 20 bytes each.
+    for seq in [10u16, 12, 13] {
+        stream.push_rtp(
+            VIDEO,
+            rtp_packet(seq, u32::from(seq) * 3000, 7, &[0u8; 20]),
+            now,
+        );
+    }
+    let s = stream.snapshot();
+    assert_eq!(s.state, SourceState::Playing);
+    assert_eq!((s.packets_in, s.bytes_in), (3, 96));
+    assert_eq!((s.packets_out, s.bytes_out), (6, 192), "once per sink");
+    assert_eq!(s.packets_lost, 1);
+    assert_eq!(s.clients.len(), 1, "only clients the server described");
+    assert_eq!(s.clients[0].transport, ClientTransport::Tcp);
+    // Client 1's queue holds one packet: two more were dropped for it.
+    assert_eq!((s.clients[0].dropped, s.client_drops), (2, 2));
+    stream.stop(1);
+    let s = stream.snapshot();
+    assert!(s.clients.is_empty());
+    assert_eq!(s.client_drops, 2, "a stopped client's drops stay counted");
+    stream.source_reset();
+    let s = stream.snapshot();
+    assert_eq!(
+        (s.state, s.reconnects, s.packets_lost),
+        (SourceState::Down, 1, 1)
+    );
+    stream.source_reset();
+    assert_eq!(
+        stream.snapshot().reconnects,
+        1,
+        "a failed attempt is no reconnect"
+    );
+    stream.source_paused();
+    assert_eq!(stream.snapshot().state, SourceState::Paused);
+    stream.source_playing(&[None, None]);
+    stream.source_closed_on_demand();
+    let s = stream.snapshot();
+    assert_eq!(
+        (s.state.as_str(), s.state.is_up(), s.reconnects),
+        ("idle", false, 1)
+    );
+    let od = Stream::with_cache("od", 0);
+    od.set_on_demand(true);
+    assert_eq!(
+        od.snapshot().state,
+        SourceState::Standby,
+        "before any client"
+    );
+}
+
 #[test]
 fn want_wakes_only_on_demand_streams_and_makes_an_unreachable_one_pending() {
     let stream = Stream::new("od");

@@ -19,7 +19,7 @@ use super::session::{self, SessionRef, SessionState, TrackTransport};
 use super::target::{self, Target};
 use super::ServerContext;
 use crate::net;
-use crate::relay::{Availability, Closer, ConnOut, Sink, StartPoint};
+use crate::relay::{Availability, ClientInfo, ClientTransport, Closer, ConnOut, Sink, StartPoint};
 use crate::sdp::{self, RenderOptions};
 
 /// Methods we implement, in the order of the `Public:` header.
@@ -651,6 +651,7 @@ fn play(
         st.generation,
         st.id.clone(),
     );
+    let client = client_info(conn, &st);
     drop(st);
     let base = base_url(conn, stream.name());
     // A live stream cannot seek: whatever Range was asked, it starts now.
@@ -683,6 +684,7 @@ fn play(
     };
     match started {
         Some(()) => {
+            stream.set_client(sub, client);
             session::lock(session).state = SessionState::Playing;
             info!(session = %id, stream = %stream.name(), "client PLAY");
             None
@@ -691,6 +693,33 @@ fn play(
             ctx.sessions.remove(&id);
             Some(error(454, "the stream's tracks changed; session closed"))
         }
+    }
+}
+
+/// Who a client is for the admin port: its address, how its media goes
+/// (multicast, else UDP when any track does) and its drop counters.
+fn client_info(conn: &ConnContext, st: &session::ClientSession) -> ClientInfo {
+    let udp = st
+        .tracks
+        .values()
+        .any(|t| matches!(t, TrackTransport::Udp { .. }));
+    let transport = if st.is_multicast() {
+        ClientTransport::Multicast
+    } else if udp {
+        ClientTransport::Udp
+    } else if conn.tunnelled {
+        ClientTransport::Http
+    } else if conn.secure {
+        ClientTransport::Tls
+    } else {
+        ClientTransport::Tcp
+    };
+    ClientInfo {
+        addr: conn.peer,
+        transport,
+        since: SystemTime::now(),
+        udp_refused: udp.then(|| st.udp_refused.clone()),
+        conn: st.conn.clone(),
     }
 }
 

@@ -244,7 +244,11 @@ async fn run(stream: Arc<Stream>, settings: SourceSettings, mut shutdown: watch:
             settings.on_demand,
         )
         .await;
-        stream.source_reset();
+        if matches!(outcome, Outcome::Idle) {
+            stream.source_closed_on_demand();
+        } else {
+            stream.source_reset();
+        }
         if !matches!(outcome, Outcome::Redirect(_)) && stream.presentation().is_none() {
             stream.mark_unreachable();
         }
