@@ -120,7 +120,9 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         }
         None => None,
     };
-    let mut ctx = ServerContext::new(streams.clone(), media_v4, media_v6, config.session_timeout);
+    let mut ctx = ServerContext::new(streams.clone(), media_v4, media_v6, config.session_timeout)
+        .with_session_limits(config.session_limits);
+    ctx.sessions_from_any_address = config.sessions_from_any_address;
     if let Some(m) = multicast {
         ctx = ctx.with_multicast(m);
     }

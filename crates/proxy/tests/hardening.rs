@@ -221,3 +221,88 @@ fn credentials_do_not_follow_a_redirect_to_another_host() {
     let log = proxy.proc.lines().join("\n");
     assert!(!log.contains("secret"), "{log}");
 }
+
+/// Drains everything `stream` sends until it closes; returns how many `453`
+/// answers it saw.
+fn count_453(stream: std::net::TcpStream) -> thread::JoinHandle<usize> {
+    thread::spawn(move || {
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut all = Vec::new();
+        let mut reader = stream;
+        let mut buf = [0u8; 65536];
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => all.extend_from_slice(&buf[..n]),
+            }
+        }
+        String::from_utf8_lossy(&all)
+            .matches("RTSP/1.0 453")
+            .count()
+    })
+}
+
+#[test]
+fn one_connection_s_pipelined_setups_do_not_lock_anyone_out() {
+    let proxy = Proxy::start(&["--demo"]);
+    let url = proxy.url("demo");
+    let mut attacker = std::net::TcpStream::connect(proxy.addr()).expect("connect");
+    let answers = count_453(attacker.try_clone().expect("clone"));
+    let mut burst = String::new();
+    for cseq in 1..=10_100 {
+        burst.push_str(&format!(
+            "SETUP {url}/track1 RTSP/1.0\r\nCSeq: {cseq}\r\nTransport: RTP/AVP;unicast;client_port=40000-40001\r\n\r\n"
+        ));
+    }
+    attacker.write_all(burst.as_bytes()).expect("burst");
+    // While the attacker is connected, and after it left, others play at once.
+    let streams =
+        ffprobe_streams(&url, "udp", Duration::from_secs(20)).expect("a viewer plays beside it");
+    assert_eq!(streams.len(), 1);
+    drop(attacker);
+    let refused = answers.join().expect("reader");
+    // Past its share the connection gets 453 (or, reading its answers slower
+    // than it asks, is closed once 256 answers wait unread).
+    assert!(refused > 0, "past its share the connection gets 453");
+    let streams = ffprobe_streams(&url, "tcp", Duration::from_secs(20)).expect("and after it left");
+    assert_eq!(streams.len(), 1);
+}
+
+#[test]
+fn a_flood_of_interleaved_rtcp_does_not_stall_a_viewer() {
+    let backend = Backend::start(BackendOpts::default());
+    let proxy = Proxy::start(&[backend.url()]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flooders: Vec<_> = (0..3)
+        .map(|_| {
+            let addr = proxy.addr();
+            let stop = stop.clone();
+            thread::spawn(move || {
+                let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+                    return 0u64;
+                };
+                let frame = b"$\x01\x00\x00".repeat(4096);
+                let mut sent = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if s.write_all(&frame).is_err() {
+                        break;
+                    }
+                    sent += 4096;
+                }
+                sent
+            })
+        })
+        .collect();
+    let report = retina_play(
+        &proxy.url("proxyStream"),
+        RetinaTransport::Udp,
+        Duration::from_secs(4),
+    )
+    .expect("the viewer plays");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let frames: u64 = flooders.into_iter().map(|f| f.join().unwrap_or(0)).sum();
+    assert!(frames > 10_000, "the flood ran ({frames} frames)");
+    report
+        .check_clean(0.5)
+        .expect("no loss, no error while the flood ran");
+}

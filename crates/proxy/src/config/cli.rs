@@ -223,6 +223,18 @@ pub fn option_groups() -> Vec<OptionGroup> {
                     "also accept Basic authentication without TLS (it shows the password on the wire)".into(),
                 ),
                 (
+                    "--max-sessions-per-address <n>",
+                    format!("sessions one client address may hold (default {})", crate::server::session::DEFAULT_SESSIONS_PER_ADDRESS),
+                ),
+                (
+                    "--max-sessions-per-connection <n>",
+                    format!("sessions one connection may create (default {})", crate::server::session::DEFAULT_SESSIONS_PER_CONNECTION),
+                ),
+                (
+                    "--sessions-from-any-address",
+                    "let a session be used from another address than the one that created it (clients behind a changing NAT); by default that gets 454".into(),
+                ),
+                (
                     "--keyframe-cache <MiB>",
                     format!(
                         "per stream, keep the packets since the last H.264/H.265/MPEG-TS keyframe so new clients get a picture at once; 0 turns it off (default {})",
@@ -475,6 +487,24 @@ impl<'a> Parser<'a> {
             "demo" => self.config.demo = true,
             "client-user" => self.client_user(arg)?,
             "client-basic" => self.config.client_basic_in_clear = true,
+            "sessions-from-any-address" => self.config.sessions_from_any_address = true,
+            "max-sessions-per-address" | "max-sessions-per-connection" => {
+                let text = self.checked_value(arg, "a number of sessions")?;
+                let n = value::digits(text)
+                    .and_then(|d| d.parse::<usize>().ok())
+                    .filter(|n| (1..=crate::server::session::MAX_SESSIONS).contains(n))
+                    .ok_or_else(|| {
+                        self.error(format!(
+                            "Invalid number \"{text}\" for {arg} (must be 1..{})",
+                            crate::server::session::MAX_SESSIONS
+                        ))
+                    })?;
+                if name == "max-sessions-per-address" {
+                    self.config.session_limits.per_address = n;
+                } else {
+                    self.config.session_limits.per_connection = n;
+                }
+            }
             "linger" => self.config.linger = self.duration(arg, true)?,
             "response-timeout" => self.config.response_timeout = self.duration(arg, false)?,
             "udp-timeout" => self.config.udp_fallback_timeout = self.duration(arg, false)?,

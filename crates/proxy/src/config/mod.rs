@@ -205,6 +205,12 @@ pub struct Config {
     pub paths: std::collections::BTreeMap<String, crate::paths::PathSpec>,
     /// The admin HTTP listener (`[admin]`); `None`: off.
     pub admin: Option<AdminConfig>,
+    /// Sessions one client address, and one connection, may hold
+    /// (`--max-sessions-per-address`, `--max-sessions-per-connection`).
+    pub session_limits: crate::server::session::SessionLimits,
+    /// A session may be used from another address than the one that created it
+    /// (`--sessions-from-any-address`).
+    pub sessions_from_any_address: bool,
     /// Multicast to clients that ask for it; `None` (the default) answers their
     /// multicast SETUP with 461.
     pub multicast: Option<MulticastConfig>,
@@ -371,6 +377,8 @@ impl Default for Config {
             max_registered: DEFAULT_MAX_REGISTERED,
             register_allow: vec![RegisterAllow::Peer],
             multicast: None,
+            session_limits: crate::server::session::SessionLimits::default(),
+            sessions_from_any_address: false,
             on_demand: false,
             tcp_fallback: true,
             command_line: Vec::new(),

@@ -66,6 +66,8 @@ pub struct ConnOut {
 
 #[derive(Debug)]
 struct ConnOutInner {
+    /// Unique for the life of the process (never reused, unlike an address).
+    id: u64,
     tx: mpsc::UnboundedSender<OutItem>,
     queued_media: AtomicUsize,
     queued_bytes: AtomicUsize,
@@ -96,7 +98,9 @@ impl ConnOut {
     /// of their payloads.
     pub fn with_limits(limit: usize, byte_limit: usize) -> (ConnOut, ConnOutReceiver) {
         let (tx, rx) = mpsc::unbounded_channel();
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let inner = Arc::new(ConnOutInner {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             tx,
             queued_media: AtomicUsize::new(0),
             queued_bytes: AtomicUsize::new(0),
@@ -245,6 +249,11 @@ impl ConnOut {
     /// Whether two handles are the same connection.
     pub fn same(&self, other: &ConnOut) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// This connection's number, unique for the life of the process.
+    pub fn id(&self) -> u64 {
+        self.inner.id
     }
 }
 

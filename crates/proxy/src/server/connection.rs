@@ -47,6 +47,8 @@ pub const MAX_UNREAD_RESPONSES: usize = 256;
 /// turns the connection around once it has read the 200, and may lose a request
 /// that arrives in the same segment.
 pub const HANDOVER_DELAY: Duration = Duration::from_millis(100);
+/// Interleaved RTCP from a client refreshes its sessions at most this often.
+const RTCP_TOUCH_EVERY: Duration = Duration::from_secs(1);
 /// Items written per vectored write.
 const WRITE_BATCH: usize = 64;
 /// How long closing the write side may take: a TLS close_notify is a write too,
@@ -149,9 +151,10 @@ pub async fn serve<S: ByteStream>(ctx: Arc<ServerContext>, stream: S, accepted: 
         tunnel::Start::Closed => {}
     }
 
-    // Interleaved sessions die with their connection; UDP sessions live on until
-    // their timeout, as in live555.
-    for id in ctx.sessions.on_connection(&out) {
+    // Interleaved sessions die with their connection, and so do the sessions it
+    // created that never played (abandoned); UDP sessions that played live on
+    // until their timeout, as in live555.
+    for id in ctx.sessions.ending_with(&out) {
         if ctx.sessions.remove(&id).is_some() {
             info!(session = %id, "client connection closed; session ended");
         }
@@ -187,6 +190,7 @@ async fn rtsp_loop<R: AsyncRead + Unpin>(
 ) -> Result<Option<Box<Pending>>, ()> {
     let idle_timeout = ctx.session_timeout * 2;
     let mut partial_since: Option<Instant> = None;
+    let mut last_touch: Option<Instant> = None;
     let mut sockbuf = BytesMut::with_capacity(4096);
     loop {
         // Handle everything complete in the buffer.
@@ -214,8 +218,16 @@ async fn rtsp_loop<R: AsyncRead + Unpin>(
                 Ok(Some(Frame::Interleaved { channel, .. })) => {
                     // Client RTCP on an odd channel: a receiver report keeps its
                     // sessions alive. Anything else from the client is ignored.
+                    // At most once per second: a flood of such frames costs
+                    // nothing but reading them.
                     if channel % 2 == 1 {
-                        ctx.sessions.touch_connection(&conn.out, Instant::now());
+                        let now = Instant::now();
+                        if last_touch
+                            .is_none_or(|t| now.saturating_duration_since(t) >= RTCP_TOUCH_EVERY)
+                        {
+                            last_touch = Some(now);
+                            ctx.sessions.touch_connection(&conn.out, now);
+                        }
                     }
                 }
                 Ok(Some(Frame::Response(_))) => {}

@@ -159,6 +159,13 @@ pub fn handle(ctx: &Arc<ServerContext>, conn: &ConnContext, req: &Request, now: 
             let found = SessionHeader::parse(v)
                 .ok()
                 .and_then(|h| ctx.sessions.get(&h.id));
+            // A session answers only the address that created it (unless
+            // --sessions-from-any-address): nobody else can PAUSE, TEARDOWN or
+            // add tracks to it.
+            let found = found.filter(|s| {
+                ctx.sessions_from_any_address
+                    || session::lock(s).peer_ip == net::canonical_ip(conn.peer.ip())
+            });
             match found {
                 Some(s) => {
                     session::lock(&s).last_activity = now;
@@ -358,9 +365,15 @@ fn setup(
             drop(st);
             s
         }
-        None => match ctx.sessions.create(stream.clone(), conn.peer.ip(), now) {
-            Some(s) => s,
-            None => return error(453, "too many sessions"),
+        None => match ctx
+            .sessions
+            .create(stream.clone(), conn.peer.ip(), conn.out.id(), now)
+        {
+            Ok(s) => s,
+            Err(e) => {
+                info!(peer = %conn.peer, "SETUP refused: {e}");
+                return Response::new(453);
+            }
         },
     };
     let mut st = session::lock(&session);

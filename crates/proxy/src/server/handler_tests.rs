@@ -2050,3 +2050,93 @@ async fn receiver_reports_on_the_group_keep_multicast_sessions_alive() {
     f.ctx.expire_sessions(f.t0 + Duration::from_secs(96));
     assert!(f.ctx.sessions.is_empty());
 }
+
+#[test]
+fn a_session_answers_only_the_address_that_created_it() {
+    let f = fixture();
+    let mut owner = Client::v4();
+    let s = owner.setup(
+        &f,
+        &format!("{CAM}/track1"),
+        "RTP/AVP/TCP;unicast;interleaved=0-1",
+        None,
+    );
+    assert_eq!(s.status, 200);
+    let id = session_id(&s);
+    // Same address, another connection: fine (a player may reconnect).
+    let mut again = Client::new("127.0.0.1:8554", "127.0.0.1:50009", false);
+    assert_eq!(
+        again
+            .send(&f, "GET_PARAMETER", CAM, &[("Session", &id)], f.t0)
+            .status,
+        200
+    );
+    // Another address cannot PLAY, PAUSE, TEARDOWN or SETUP into it.
+    let mut stranger = Client::new("127.0.0.1:8554", "192.0.2.66:40000", false);
+    for method in ["PLAY", "PAUSE", "TEARDOWN", "GET_PARAMETER"] {
+        let r = stranger.send(&f, method, CAM, &[("Session", &id)], f.t0);
+        assert_eq!(r.status, 454, "{method}");
+    }
+    let r = stranger.setup(
+        &f,
+        &format!("{CAM}/track2"),
+        "RTP/AVP/TCP;unicast;interleaved=2-3",
+        Some(&id),
+    );
+    assert_eq!(r.status, 454);
+    assert!(
+        f.ctx.sessions.get(&id).is_some(),
+        "the owner's session is intact"
+    );
+
+    // With --sessions-from-any-address it may.
+    let registry = f.ctx.streams.clone();
+    let mut ctx = ServerContext::new(registry, None, None, TIMEOUT);
+    ctx.sessions_from_any_address = true;
+    let g = Fixture {
+        ctx: Arc::new(ctx),
+        cam: f.cam.clone(),
+        t0: f.t0,
+    };
+    let mut owner = Client::v4();
+    let s = owner.setup(
+        &g,
+        &format!("{CAM}/track1"),
+        "RTP/AVP/TCP;unicast;interleaved=0-1",
+        None,
+    );
+    let id = session_id(&s);
+    let mut roaming = Client::new("127.0.0.1:8554", "192.0.2.66:40000", false);
+    assert_eq!(
+        roaming
+            .send(&g, "GET_PARAMETER", CAM, &[("Session", &id)], g.t0)
+            .status,
+        200
+    );
+}
+
+#[test]
+fn one_connection_cannot_fill_the_session_table() {
+    let f = fixture();
+    let mut c = Client::v4();
+    let mut refused = 0;
+    for _ in 0..(crate::server::session::DEFAULT_SESSIONS_PER_CONNECTION + 10) {
+        let r = c.setup(&f, &format!("{CAM}/track1"), "RTP/AVP/TCP;unicast", None);
+        if r.status == 453 {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 10);
+    assert_eq!(
+        f.ctx.sessions.len(),
+        crate::server::session::DEFAULT_SESSIONS_PER_CONNECTION
+    );
+    // Another connection of the same address still gets one.
+    let mut other = Client::new("127.0.0.1:8554", "127.0.0.1:50010", false);
+    assert_eq!(
+        other
+            .setup(&f, &format!("{CAM}/track1"), "RTP/AVP/TCP;unicast", None)
+            .status,
+        200
+    );
+}

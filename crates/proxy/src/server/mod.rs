@@ -38,6 +38,9 @@ pub struct ServerContext {
     pub server_name: String,
     /// Who may watch (`-C`); `None`: everyone.
     pub client_auth: Option<auth::AccessControl>,
+    /// A session may be used from any address, not only the one that created it
+    /// (`--sessions-from-any-address`, for clients behind a changing NAT).
+    pub sessions_from_any_address: bool,
     /// The streams that have a source (command line, REGISTER), publishing them in
     /// `streams`.
     pub supervisor: Arc<Supervisor>,
@@ -65,6 +68,7 @@ impl ServerContext {
             session_timeout,
             server_name: format!("rtsp-proxy/{}", env!("CARGO_PKG_VERSION")),
             client_auth: None,
+            sessions_from_any_address: false,
             supervisor: Arc::new(Supervisor::new(
                 streams.clone(),
                 crate::config::DEFAULT_MAX_REGISTERED,
@@ -107,6 +111,13 @@ impl ServerContext {
     }
 
     /// Serves multicast to clients that ask for it.
+    /// The context with these per-client session limits (before
+    /// [`ServerContext::with_multicast`]: the table is replaced).
+    pub fn with_session_limits(mut self, limits: session::SessionLimits) -> ServerContext {
+        self.sessions = SessionTable::with_limits(limits);
+        self
+    }
+
     pub fn with_multicast(mut self, multicast: Arc<multicast::Multicast>) -> ServerContext {
         self.sessions.set_multicast(multicast.clone());
         self.multicast = Some(multicast);

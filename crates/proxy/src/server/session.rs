@@ -1,5 +1,11 @@
 //! Front-end RTSP sessions: what each client set up, and the table that finds them
-//! by id (requests) or by RTCP source address (receiver reports).
+//! by id (requests), by RTCP source address (receiver reports) and by the
+//! connection that created them (interleaved RTCP, connection close).
+//!
+//! The table is bounded in total ([`MAX_SESSIONS`]), per client address and per
+//! connection ([`SessionLimits`]), so that one client cannot fill it; a session
+//! that never played dies with the connection that created it (abandoned), and
+//! every lookup a client can trigger per packet is O(sessions of its connection).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr, SocketAddrV4};
@@ -50,6 +56,8 @@ pub struct ClientSession {
     /// The connection carrying interleaved tracks, if any.
     pub conn: Option<ConnOut>,
     pub peer_ip: IpAddr,
+    /// The connection that created the session ([`ConnOut::id`]).
+    pub created_on: u64,
     /// UDP packets the kernel refused to send to this client (see `Sink::Udp`).
     pub udp_refused: Arc<AtomicU64>,
 }
@@ -71,10 +79,46 @@ pub fn lock(s: &SessionRef) -> MutexGuard<'_, ClientSession> {
     s.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// How many sessions one client may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimits {
+    /// Sessions of one client address at once (`--max-sessions-per-address`).
+    pub per_address: usize,
+    /// Sessions created by one connection at once (`--max-sessions-per-connection`).
+    pub per_connection: usize,
+}
+
+/// Default [`SessionLimits::per_address`]: room for a busy NVR, or many players
+/// behind one NAT, and still a tenth of the table.
+pub const DEFAULT_SESSIONS_PER_ADDRESS: usize = 1000;
+/// Default [`SessionLimits::per_connection`]: a player needs one.
+pub const DEFAULT_SESSIONS_PER_CONNECTION: usize = 64;
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        SessionLimits {
+            per_address: DEFAULT_SESSIONS_PER_ADDRESS,
+            per_connection: DEFAULT_SESSIONS_PER_CONNECTION,
+        }
+    }
+}
+
+/// Why no session was created (answered 453 Not Enough Bandwidth).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CreateError {
+    #[error("the server holds {MAX_SESSIONS} sessions, its limit")]
+    Full,
+    #[error("this client address holds {0} sessions, the limit per address")]
+    AddressFull(usize),
+    #[error("this connection created {0} sessions, the limit per connection")]
+    ConnectionFull(usize),
+}
+
 /// All front-end sessions of the server.
 #[derive(Default)]
 pub struct SessionTable {
     inner: Mutex<Inner>,
+    limits: SessionLimits,
     /// Multicast delivery (`--multicast-range`): a session removed leaves its group.
     multicast: std::sync::OnceLock<Arc<Multicast>>,
 }
@@ -83,6 +127,10 @@ pub struct SessionTable {
 struct Inner {
     by_id: HashMap<String, SessionRef>,
     by_rtcp_addr: HashMap<SocketAddr, String>,
+    /// Ids of the sessions each connection created.
+    by_conn: HashMap<u64, Vec<String>>,
+    /// Sessions per client address.
+    per_ip: HashMap<IpAddr, usize>,
 }
 
 /// Upper bound on sessions: past it, SETUP answers 453 Not Enough Bandwidth.
@@ -98,11 +146,39 @@ impl SessionTable {
         let _ = self.multicast.set(multicast);
     }
 
-    /// Creates a session with a fresh random id. None when the table is full.
-    pub fn create(&self, stream: Arc<Stream>, peer_ip: IpAddr, now: Instant) -> Option<SessionRef> {
+    /// A table with these limits per client.
+    pub fn with_limits(limits: SessionLimits) -> SessionTable {
+        SessionTable {
+            limits,
+            ..SessionTable::default()
+        }
+    }
+
+    /// Creates a session with a fresh random id for a client at `peer_ip` on
+    /// connection `conn` ([`ConnOut::id`]).
+    ///
+    /// # Errors
+    ///
+    /// The table, the address's share or the connection's share is full.
+    pub fn create(
+        &self,
+        stream: Arc<Stream>,
+        peer_ip: IpAddr,
+        conn: u64,
+        now: Instant,
+    ) -> Result<SessionRef, CreateError> {
+        let peer_ip = crate::net::canonical_ip(peer_ip);
         let mut inner = self.lock();
         if inner.by_id.len() >= MAX_SESSIONS {
-            return None;
+            return Err(CreateError::Full);
+        }
+        let of_ip = inner.per_ip.get(&peer_ip).copied().unwrap_or(0);
+        if of_ip >= self.limits.per_address {
+            return Err(CreateError::AddressFull(of_ip));
+        }
+        let of_conn = inner.by_conn.get(&conn).map_or(0, Vec::len);
+        if of_conn >= self.limits.per_connection {
+            return Err(CreateError::ConnectionFull(of_conn));
         }
         let mut rng = rand::thread_rng();
         let id = loop {
@@ -124,10 +200,13 @@ impl SessionTable {
             last_activity: now,
             conn: None,
             peer_ip,
+            created_on: conn,
             udp_refused: Arc::new(AtomicU64::new(0)),
         }));
+        inner.by_conn.entry(conn).or_default().push(id.clone());
+        *inner.per_ip.entry(peer_ip).or_insert(0) += 1;
         inner.by_id.insert(id, session.clone());
-        Some(session)
+        Ok(session)
     }
 
     pub fn get(&self, id: &str) -> Option<SessionRef> {
@@ -167,7 +246,35 @@ impl SessionTable {
         let removed = {
             let mut inner = self.lock();
             let s = inner.by_id.remove(id)?;
-            inner.by_rtcp_addr.retain(|_, v| v != id);
+            let (conn, ip, rtcp) = {
+                let st = lock(&s);
+                let rtcp: Vec<SocketAddr> = st
+                    .tracks
+                    .values()
+                    .filter_map(|t| match t {
+                        TrackTransport::Udp { rtcp, .. } => Some(*rtcp),
+                        _ => None,
+                    })
+                    .collect();
+                (st.created_on, st.peer_ip, rtcp)
+            };
+            for a in rtcp {
+                if inner.by_rtcp_addr.get(&a).is_some_and(|v| v == id) {
+                    inner.by_rtcp_addr.remove(&a);
+                }
+            }
+            if let Some(ids) = inner.by_conn.get_mut(&conn) {
+                ids.retain(|v| v != id);
+                if ids.is_empty() {
+                    inner.by_conn.remove(&conn);
+                }
+            }
+            if let Some(n) = inner.per_ip.get_mut(&ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    inner.per_ip.remove(&ip);
+                }
+            }
             s
         };
         let (stream, sub, refused) = {
@@ -195,13 +302,38 @@ impl SessionTable {
             .collect()
     }
 
+    /// The sessions `conn` created, with their ids.
+    fn created_on(&self, conn: &ConnOut) -> Vec<(String, SessionRef)> {
+        let inner = self.lock();
+        inner
+            .by_conn
+            .get(&conn.id())
+            .into_iter()
+            .flatten()
+            .filter_map(|id| inner.by_id.get(id).map(|s| (id.clone(), s.clone())))
+            .collect()
+    }
+
     /// Ids of sessions whose interleaved tracks ride on `conn`.
     pub fn on_connection(&self, conn: &ConnOut) -> Vec<String> {
-        self.lock()
-            .by_id
-            .iter()
+        self.created_on(conn)
+            .into_iter()
             .filter(|(_, s)| lock(s).conn.as_ref().is_some_and(|c| c.same(conn)))
-            .map(|(id, _)| id.clone())
+            .map(|(id, _)| id)
+            .collect()
+    }
+
+    /// Ids of the sessions that end with `conn`: those whose interleaved tracks
+    /// ride on it, and those it created that never played (abandoned: a UDP
+    /// session lives on after its connection only once it played, as in live555).
+    pub fn ending_with(&self, conn: &ConnOut) -> Vec<String> {
+        self.created_on(conn)
+            .into_iter()
+            .filter(|(_, s)| {
+                let s = lock(s);
+                s.conn.as_ref().is_some_and(|c| c.same(conn)) || s.state == SessionState::Ready
+            })
+            .map(|(id, _)| id)
             .collect()
     }
 
@@ -216,9 +348,11 @@ impl SessionTable {
     }
 
     /// Marks every session on `conn` as active (interleaved RTCP from the client).
+    /// Costs the sessions of that connection, at most
+    /// [`SessionLimits::per_connection`], whatever the size of the table.
     pub fn touch_connection(&self, conn: &ConnOut, now: Instant) {
-        for s in self.lock().by_id.values() {
-            let mut s = lock(s);
+        for (_, s) in self.created_on(conn) {
+            let mut s = lock(&s);
             if s.conn.as_ref().is_some_and(|c| c.same(conn)) {
                 s.last_activity = now;
             }
@@ -227,5 +361,112 @@ impl SessionTable {
 
     pub fn all_ids(&self) -> Vec<String> {
         self.lock().by_id.keys().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    #[test]
+    fn limits_per_address_and_per_connection_and_their_release() {
+        let table = SessionTable::with_limits(SessionLimits {
+            per_address: 3,
+            per_connection: 2,
+        });
+        let stream = Stream::new("cam");
+        let now = Instant::now();
+        let a = table
+            .create(stream.clone(), ip("192.0.2.1"), 1, now)
+            .expect("1st");
+        table
+            .create(stream.clone(), ip("192.0.2.1"), 1, now)
+            .expect("2nd");
+        assert_eq!(
+            table.create(stream.clone(), ip("192.0.2.1"), 1, now).err(),
+            Some(CreateError::ConnectionFull(2))
+        );
+        table
+            .create(stream.clone(), ip("::ffff:192.0.2.1"), 2, now)
+            .expect("3rd, mapped");
+        assert_eq!(
+            table.create(stream.clone(), ip("192.0.2.1"), 3, now).err(),
+            Some(CreateError::AddressFull(3))
+        );
+        // Others are not affected.
+        table
+            .create(stream.clone(), ip("192.0.2.2"), 4, now)
+            .expect("another client");
+        // Removing one frees a place of its address and of its connection.
+        let id = lock(&a).id.clone();
+        assert!(table.remove(&id).is_some());
+        table
+            .create(stream.clone(), ip("192.0.2.1"), 1, now)
+            .expect("room again");
+        assert_eq!(table.len(), 4);
+    }
+
+    #[test]
+    fn a_connection_ends_its_interleaved_and_its_never_played_sessions() {
+        let table = SessionTable::default();
+        let stream = Stream::new("cam");
+        let now = Instant::now();
+        let (conn, _rx) = ConnOut::new(8);
+        let (other, _rx2) = ConnOut::new(8);
+        let interleaved = table
+            .create(stream.clone(), ip("192.0.2.1"), conn.id(), now)
+            .unwrap();
+        lock(&interleaved).conn = Some(conn.clone());
+        let ready_udp = table
+            .create(stream.clone(), ip("192.0.2.1"), conn.id(), now)
+            .unwrap();
+        let playing_udp = table
+            .create(stream.clone(), ip("192.0.2.1"), conn.id(), now)
+            .unwrap();
+        lock(&playing_udp).state = SessionState::Playing;
+        let elsewhere = table
+            .create(stream.clone(), ip("192.0.2.1"), other.id(), now)
+            .unwrap();
+        let mut ending = table.ending_with(&conn);
+        ending.sort();
+        let mut expected = vec![lock(&interleaved).id.clone(), lock(&ready_udp).id.clone()];
+        expected.sort();
+        assert_eq!(
+            ending, expected,
+            "a UDP session that played outlives its connection"
+        );
+        assert!(!ending.contains(&lock(&elsewhere).id));
+        assert_eq!(
+            table.on_connection(&conn),
+            vec![lock(&interleaved).id.clone()]
+        );
+    }
+
+    #[test]
+    fn interleaved_rtcp_touches_only_its_connection_s_sessions() {
+        let table = SessionTable::default();
+        let stream = Stream::new("cam");
+        let t0 = Instant::now();
+        let (conn, _rx) = ConnOut::new(8);
+        let mine = table
+            .create(stream.clone(), ip("192.0.2.1"), conn.id(), t0)
+            .unwrap();
+        lock(&mine).conn = Some(conn.clone());
+        // Thousands of other sessions do not make a touch cost more.
+        for n in 0..2000u32 {
+            let client = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + n));
+            table
+                .create(stream.clone(), client, 100 + u64::from(n), t0)
+                .unwrap();
+        }
+        let later = t0 + Duration::from_secs(30);
+        table.touch_connection(&conn, later);
+        assert_eq!(lock(&mine).last_activity, later);
+        let expired = table.expired(t0 + Duration::from_secs(66), Duration::from_secs(65));
+        assert_eq!(expired.len(), 2000, "every other session is untouched");
     }
 }

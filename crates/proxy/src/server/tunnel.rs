@@ -26,21 +26,29 @@ const INPUT_DEPTH: usize = 64;
 /// The first message of a connection must arrive within this long.
 const FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// A tunnel's GET half: where its requests go, its connection, and the client
+/// address both halves must come from.
+struct GetHalf {
+    input: mpsc::Sender<Bytes>,
+    out: ConnOut,
+    peer: std::net::IpAddr,
+}
+
 /// GET halves waiting for (or fed by) POST halves, by cookie.
 #[derive(Default)]
 pub struct TunnelTable {
-    inner: Mutex<HashMap<String, (mpsc::Sender<Bytes>, ConnOut)>>,
+    inner: Mutex<HashMap<String, GetHalf>>,
 }
 
 impl TunnelTable {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (mpsc::Sender<Bytes>, ConnOut)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, GetHalf>> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Removes the tunnel of `cookie` if it still belongs to `out`.
     pub fn remove(&self, cookie: &str, out: &ConnOut) {
         let mut map = self.lock();
-        if map.get(cookie).is_some_and(|(_, o)| o.same(out)) {
+        if map.get(cookie).is_some_and(|g| g.out.same(out)) {
             map.remove(cookie);
         }
     }
@@ -176,8 +184,21 @@ pub fn open_get(
             conn.out.send_control(http_response(503).to_bytes());
             return None;
         }
-        // A repeated cookie replaces the earlier GET, as in live555.
-        map.insert(cookie.to_string(), (tx, conn.out.clone()));
+        // A cookie in use by an open GET is not taken over (live555 lets a
+        // second GET replace the first); a closed one's cookie may be reused.
+        if map.get(cookie).is_some_and(|g| !g.out.is_closed()) {
+            debug!(peer = %conn.peer, "HTTP tunnel GET with a cookie already in use; refused");
+            conn.out.send_control(http_response(403).to_bytes());
+            return None;
+        }
+        map.insert(
+            cookie.to_string(),
+            GetHalf {
+                input: tx,
+                out: conn.out.clone(),
+                peer: crate::net::canonical_ip(conn.peer.ip()),
+            },
+        );
     }
     let mut r = http_response(200);
     r.headers.set("Cache-Control", "no-cache");
@@ -187,6 +208,12 @@ pub fn open_get(
     conn.out.send_control(r.to_bytes());
     debug!(peer = %conn.peer, "HTTP tunnel GET opened");
     Some(rx)
+}
+
+/// Whether a POST from `post` may feed the GET opened from `get` (the same
+/// client, unless sessions may roam between addresses).
+fn post_may_join(get: std::net::IpAddr, post: std::net::IpAddr, roaming: bool) -> bool {
+    roaming || get == crate::net::canonical_ip(post)
 }
 
 /// Feeds the POST half's decoded body to its GET half until either side closes.
@@ -201,14 +228,21 @@ pub async fn pump_post<R: AsyncRead + Unpin>(
         .tunnels
         .lock()
         .get(cookie)
-        .map(|(tx, out)| (tx.clone(), out.clone()));
-    let Some((tx, get_out)) = target else {
+        .map(|g| (g.input.clone(), g.out.clone(), g.peer));
+    let Some((tx, get_out, get_peer)) = target else {
         // No GET with that cookie (or it is this very connection): refuse and close.
         conn.out.send_control(http_response(404).to_bytes());
         return;
     };
     if get_out.same(&conn.out) {
         conn.out.send_control(http_response(405).to_bytes());
+        return;
+    }
+    // Both halves come from one client: a POST from elsewhere that knows (or
+    // guessed) a victim's cookie does not get to speak in its tunnel.
+    if !post_may_join(get_peer, conn.peer.ip(), ctx.sessions_from_any_address) {
+        debug!(peer = %conn.peer, "HTTP tunnel POST from another address than its GET; refused");
+        conn.out.send_control(http_response(403).to_bytes());
         return;
     }
     debug!(peer = %conn.peer, "HTTP tunnel POST attached");
@@ -233,5 +267,24 @@ pub async fn pump_post<R: AsyncRead + Unpin>(
             },
             _ = get_out.closed() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_halves_of_a_tunnel_come_from_one_address() {
+        let a: std::net::IpAddr = "192.0.2.1".parse().unwrap();
+        let b: std::net::IpAddr = "192.0.2.2".parse().unwrap();
+        let mapped: std::net::IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert!(post_may_join(a, a, false));
+        assert!(
+            post_may_join(a, mapped, false),
+            "an IPv4-mapped address is the same client"
+        );
+        assert!(!post_may_join(a, b, false));
+        assert!(post_may_join(a, b, true), "--sessions-from-any-address");
     }
 }
