@@ -111,12 +111,20 @@ impl Channels {
 }
 
 /// The one response queued for a request (sender reports may follow it).
-fn response(rx: &mut ConnOutReceiver, channels: &Channels) -> Response {
+fn response(rx: &mut ConnOutReceiver, channels: &mut Channels) -> Response {
     let mut responses = Vec::new();
     while let Some(item) = rx.try_recv() {
         rx.done(&item);
         match item {
-            OutItem::Control(bytes) => responses.push(parse_response(&bytes)),
+            OutItem::Control(bytes) => {
+                let resp = parse_response(&bytes);
+                // A SETUP answer's channels may carry media right after it
+                // (a track added to a playing session).
+                if resp.status == 200 {
+                    channels.learn(&resp);
+                }
+                responses.push(resp);
+            }
             // After a PLAY response: sender reports and the replay of the
             // cached GOP, on channels a SETUP answer gave out.
             OutItem::Media { header, payload } => {
@@ -234,11 +242,8 @@ fuzz_target!(|data: &[u8]| {
             Ok(Some(Frame::Request(req))) => {
                 let _ = handler::pending_stream(&ctx, &req);
                 handler::handle(&ctx, &conn, &req, now);
-                let resp = response(&mut rx, &channels);
+                let resp = response(&mut rx, &mut channels);
                 check(&req, &resp);
-                if req.method == Method::Setup && resp.status == 200 {
-                    channels.learn(&resp);
-                }
                 if let Some(id) = resp
                     .header("Session")
                     .and_then(|v| SessionHeader::parse(v).ok())
@@ -256,7 +261,7 @@ fuzz_target!(|data: &[u8]| {
                     cseq.as_deref(),
                     Response::new(e.status()).with_header("Allow", handler::PUBLIC),
                 );
-                let resp = response(&mut rx, &channels);
+                let resp = response(&mut rx, &mut channels);
                 assert_eq!(resp.status, e.status());
                 assert_eq!(resp.header("CSeq"), cseq.as_deref());
                 if !e.recoverable {
