@@ -17,8 +17,8 @@
 //!   (no mapping before it) gets `next_seq()` and the `rtptime_at(now)` that was
 //!   announced (one tick more if no time passed);
 //! - every packet is either new, one to `MAX_DROPOUT` ahead of the highest
-//!   sequence number forwarded (and `next_seq()` follows it), or late, behind
-//!   it (never an old number presented as new);
+//!   sequence number forwarded (and `next_seq()` follows it), or late, at most
+//!   `MAX_MISORDER` behind it (never an old number presented as new);
 //! - consecutive input (same SSRC, sequence + 1, nothing in between) gives
 //!   strictly consecutive output sequence numbers and the same timestamp step;
 //! - between `hold` and `release` every packet is refused with `Held`.
@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use rtp::continuity::MAX_DROPOUT;
+use rtp::continuity::{MAX_DROPOUT, MAX_MISORDER};
 use rtp::packet::{parse_rtp, write_header};
 use rtp::{RtpError, TrackContinuity};
 
@@ -196,8 +196,8 @@ impl Harness {
             assert!(had_mapping, "a re-base always moves next_seq");
             let behind = highest.wrapping_sub(out.sequence);
             assert!(
-                behind < 0x8000,
-                "late packet {behind} behind the highest looks new"
+                behind <= MAX_MISORDER,
+                "late packet {behind} behind the highest forwarded"
             );
             if let Some(prev) = self.last_new {
                 assert!(

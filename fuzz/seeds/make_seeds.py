@@ -241,6 +241,11 @@ def main():
     write("continuity", "reset", head + steady + bytes([5]) + step(40) + synth(2) + synth(2))
     write("continuity", "hold-release", head + steady + bytes([6]) + synth(0) + step(100) + bytes([0x86]) + synth(0))
     write("continuity", "expect-start", head + bytes([7]) + struct.pack("!H", 1010) + synth(0) + synth(0, 9) + synth(0))
+    # The previous mapping's late packet after the current one ran far on.
+    far = b"".join(bytes([1, 1, 0x80]) + struct.pack("!H", (5000 + 2999 * i) & 0xFFFF) + bytes([10])
+                   for i in range(13))
+    write("continuity", "late-after-long-run",
+          bytes([0]) + struct.pack("!HI", 0, 0) + synth(0) + synth(0) + synth(0) + far + synth(0, 0xFF))
     write("continuity", "raw", head + bytes([0, 16]) + rtp(5, 6, 7, b"\x65\x88\x84\x00") + synth(3))
 
     # handler: first byte = flags (1 auth, 2 tunnelled, 4 TLS), then the
