@@ -12,6 +12,8 @@
 # apt-get command to run and exits with 1.
 #
 # Logs of every process an end-to-end test started: target/e2e-logs/.
+# After the tests, a bounded smoke run of every fuzz target
+# (scripts/fuzz-smoke.sh; FUZZ_SMOKE=0 skips it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -123,5 +125,17 @@ status=0
 "${cmd[@]}" || status=$?
 if ((status != 0)); then
   echo "test.sh: FAILED (exit $status); end-to-end process logs: target/e2e-logs/" >&2
+  exit "$status"
+fi
+
+# The fuzz targets (fuzz/), a few seconds each from their seeds: only for the
+# whole suite, and skipped with a message where no nightly toolchain is
+# installed (scripts/fuzz-smoke.sh; about 1 minute, 2 with a cold build).
+if (($# == 0)); then
+  echo "+ scripts/fuzz-smoke.sh"
+  scripts/fuzz-smoke.sh || status=$?
+  if ((status != 0)); then
+    echo "test.sh: fuzz smoke run FAILED (exit $status); crashes in fuzz/artifacts/" >&2
+  fi
 fi
 exit "$status"

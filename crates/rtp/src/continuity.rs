@@ -103,9 +103,13 @@ struct LastOut {
 ///
 /// Late packets of the mapping that was just replaced (mid-stream SSRC change or
 /// sequence jump) are still forwarded with that mapping's offsets, so they arrive as
-/// late packets rather than causing another re-base. Late packets of the current
-/// mapping that are older than its first packet can't be given an unused sequence
-/// number; they are refused with [`RtpError::BeforeRebase`].
+/// late packets rather than causing another re-base, as long as that makes them at
+/// most [`MAX_MISORDER`] behind the highest sequence number forwarded; later than
+/// that they are refused with [`RtpError::BeforeRebase`]. Late packets of the
+/// current mapping that are older than its first packet can't be given an unused
+/// sequence number; they are refused with [`RtpError::BeforeRebase`] too. So every
+/// packet forwarded is either new (ahead of the highest sequence number forwarded)
+/// or at most [`MAX_MISORDER`] behind it.
 #[derive(Clone, Debug)]
 pub struct TrackContinuity {
     clock_rate: u32,
@@ -209,10 +213,17 @@ impl TrackContinuity {
                     .previous
                     .filter(|p| p.classify(hdr.ssrc, hdr.sequence) == Class::Late);
                 if let Some(p) = late_of_previous {
-                    (
-                        hdr.sequence.wrapping_add(p.seq_offset),
-                        hdr.timestamp.wrapping_add(p.ts_offset),
-                    )
+                    let out_seq = hdr.sequence.wrapping_add(p.seq_offset);
+                    // Late in our output too, or dropped: once the current
+                    // mapping has gone far on, the old offsets would give a
+                    // number clients take for a jump ahead (or reuse one).
+                    let behind = self.next_seq().wrapping_sub(1).wrapping_sub(out_seq);
+                    if behind > MAX_MISORDER {
+                        return Err(RtpError::BeforeRebase {
+                            sequence: hdr.sequence,
+                        });
+                    }
+                    (out_seq, hdr.timestamp.wrapping_add(p.ts_offset))
                 } else if class == Class::BeforeStart {
                     return Err(RtpError::BeforeRebase {
                         sequence: hdr.sequence,
@@ -680,6 +691,62 @@ mod tests {
         // The old source coming back for real (ahead of its old max) is a re-base.
         assert_eq!(fwd(&mut c, 0xa, 1005, 15_000, ms(t0, 231)).0, 7);
         assert_eq!(c.input_ssrc(), Some(0xa));
+    }
+
+    /// Found by the `continuity` fuzz target: once the current mapping had gone
+    /// more than half the sequence space on, a late packet of the replaced one got
+    /// an output number that clients read as a jump far ahead.
+    #[test]
+    fn late_packets_of_the_replaced_mapping_are_dropped_once_too_old() {
+        let t0 = Instant::now();
+        let mut c = TrackContinuity::new(90_000, OUT_SSRC, 0, 0);
+        for seq in 1000..1004u16 {
+            fwd(&mut c, 0xa, seq, 0, t0);
+        }
+        // A new source: re-based at 4; it then runs on by steps of 2999.
+        assert_eq!(fwd(&mut c, 0xb, 5000, 0, t0).0, 4);
+        let late = |c: &mut TrackContinuity, seq: u16| {
+            let mut p = pkt(0xa, seq, 0, 10);
+            let before = p.clone();
+            let r = c.rewrite_rtp(&mut p, t0).map(|h| h.sequence);
+            if r.is_err() {
+                assert_eq!(p, before, "a refused packet is left unmodified");
+            }
+            r
+        };
+        // Right after the switch, the old source's late packet keeps its number.
+        assert_eq!(late(&mut c, 1002), Ok(2));
+        let mut seq = 5000u16;
+        for _ in 0..12 {
+            seq = seq.wrapping_add(2999);
+            fwd(&mut c, 0xb, seq, 0, t0);
+        }
+        let highest = c.next_seq().wrapping_sub(1);
+        assert_eq!(highest, 4 + 12 * 2999);
+        // Now output 1 would be 35 991 behind the highest: refused, not re-based.
+        assert_eq!(
+            late(&mut c, 1001),
+            Err(RtpError::BeforeRebase { sequence: 1001 })
+        );
+        assert_eq!(c.input_ssrc(), Some(0xb));
+        assert_eq!(c.next_seq(), highest.wrapping_add(1));
+
+        // The limit is MAX_MISORDER behind the highest number forwarded.
+        let mut c = TrackContinuity::new(90_000, OUT_SSRC, 0, 0);
+        fwd(&mut c, 0xa, 10, 0, t0);
+        fwd(&mut c, 0xa, 11, 0, t0);
+        assert_eq!(fwd(&mut c, 0xb, 500, 0, t0).0, 2);
+        for i in 1..MAX_MISORDER {
+            fwd(&mut c, 0xb, 500 + i, 0, t0);
+        }
+        // Highest is 2 + 99 = 101: output 1 is exactly 100 behind, still late;
+        // output 0 would be 101 behind.
+        assert_eq!(c.next_seq(), 102);
+        assert_eq!(late(&mut c, 11), Ok(1));
+        assert_eq!(
+            late(&mut c, 10),
+            Err(RtpError::BeforeRebase { sequence: 10 })
+        );
     }
 
     #[test]

@@ -47,7 +47,8 @@ pub enum RtpError {
     },
     /// The packet is older than the first packet forwarded for the current back-end
     /// mapping; forwarding it would reuse an output sequence number already used by
-    /// the previous mapping. Produced by
+    /// the previous mapping (or, for a late packet of the previous mapping, give it
+    /// a number more than `MAX_MISORDER` behind the highest forwarded). Produced by
     /// [`TrackContinuity::rewrite_rtp`](crate::TrackContinuity::rewrite_rtp); the
     /// packet is left unmodified and must be dropped (this is normal right after a
     /// re-base, not an attack or a bug).

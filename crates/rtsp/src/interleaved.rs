@@ -17,7 +17,12 @@ pub fn header(channel: u8, len: u16) -> [u8; 4] {
 /// and holds all of it: its channel and its payload, as a `BytesMut` of its own
 /// (mutable in place, no copy; `crate::parse_frame` gives a shared `Bytes`).
 /// `None` when `buf` does not start with `$` or the frame is incomplete.
+///
+/// Like [`crate::parse_frame`], it first drops the white space that may
+/// separate messages (CR, LF, SP, HT; servers send a stray CRLF after a
+/// response), so a frame `parse_frame` would see is never left to it.
 pub fn split_frame(buf: &mut BytesMut) -> Option<(u8, BytesMut)> {
+    crate::parse::skip_message_gap(buf);
     let header = buf.get(..4)?;
     if header[0] != b'$' {
         return None;
@@ -73,6 +78,41 @@ mod tests {
         assert_eq!(split_frame(&mut partial), None);
         assert_eq!(partial.len(), 6, "nothing consumed");
         assert_eq!(split_frame(&mut BytesMut::from(&b"$\x01"[..])), None);
+    }
+
+    /// Found by the `interleaved` fuzz target: a CRLF after a response made
+    /// `split_frame` miss the next frame, which `parse_frame` (skipping the
+    /// CRLF) then took, and the back-end reader dropped it as "already taken".
+    #[test]
+    fn split_frame_skips_white_space_between_messages() {
+        let mut buf = BytesMut::from(&b"RTSP/1.0 200 OK\r\nCSeq: 1\r\n\r\n\r\n$\x00\x00\x02ab"[..]);
+        let limits = Limits::default();
+        assert!(split_frame(&mut buf).is_none(), "a response first");
+        assert!(matches!(
+            parse_frame(&mut buf, &limits),
+            Ok(Some(Frame::Response(_)))
+        ));
+        let (channel, payload) = split_frame(&mut buf).expect("the frame after the CRLF");
+        assert_eq!((channel, &payload[..]), (0, &b"ab"[..]));
+        assert!(buf.is_empty());
+
+        for gap in [&b" \t\r\n"[..], b"\n", b"\r\n\r\n"] {
+            let mut buf = BytesMut::from(gap);
+            buf.extend_from_slice(b"$\x01\x00\x01z");
+            assert_eq!(
+                split_frame(&mut buf).map(|(c, p)| (c, p.to_vec())),
+                Some((1, b"z".to_vec())),
+                "{gap:?}"
+            );
+        }
+        // Only white space, or white space and a partial frame: nothing taken,
+        // the frame stays for later.
+        let mut buf = BytesMut::from(&b"\r\n$\x01\x00\x05ab"[..]);
+        assert_eq!(split_frame(&mut buf), None);
+        assert_eq!(&buf[..], b"$\x01\x00\x05ab");
+        let mut buf = BytesMut::from(&b"\r\nOPTIONS"[..]);
+        assert_eq!(split_frame(&mut buf), None);
+        assert_eq!(&buf[..], b"OPTIONS", "a message is left to parse_frame");
     }
 
     #[test]

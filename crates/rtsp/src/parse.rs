@@ -108,6 +108,17 @@ impl ParseError {
     }
 }
 
+/// Drops the white space (CR, LF, SP, HT) between messages at the front of
+/// `buf`. Shared with [`crate::interleaved::split_frame`], so that both see the
+/// same message boundaries.
+pub(crate) fn skip_message_gap(buf: &mut BytesMut) {
+    let skip = buf
+        .iter()
+        .take_while(|&&b| matches!(b, b'\r' | b'\n' | b' ' | b'\t'))
+        .count();
+    buf.advance(skip);
+}
+
 /// Consumes one complete frame from the front of `buf`.
 ///
 /// - `Ok(Some(frame))`: the frame's bytes have been removed from `buf`.
@@ -128,11 +139,7 @@ impl ParseError {
 /// that content type), whose `Content-Length` is ignored: what follows the
 /// head is the tunnelled stream and stays in `buf`.
 pub fn parse_frame(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Frame>, ParseError> {
-    let skip = buf
-        .iter()
-        .take_while(|&&b| matches!(b, b'\r' | b'\n' | b' ' | b'\t'))
-        .count();
-    buf.advance(skip);
+    skip_message_gap(buf);
 
     match buf.first() {
         None => return Ok(None),

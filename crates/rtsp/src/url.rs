@@ -270,12 +270,12 @@ pub fn redact(text: &str) -> String {
         out.push_str(before);
         let token_end = after.find(char::is_whitespace).unwrap_or(after.len());
         // The next URL inside the same token (`...,url=rtsp://...`) starts
-        // at its scheme.
+        // at its scheme: just after the last character that cannot be part
+        // of a scheme (which may be a multi-byte one).
         let end = match after[..token_end].find("://") {
             Some(next) => after[..next]
                 .char_indices()
-                .rev()
-                .find(|&(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+                .rfind(|&(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
                 .map_or(0, |(i, c)| i + c.len_utf8()),
             None => token_end,
         };
@@ -326,6 +326,29 @@ mod tests {
         assert_eq!(u.without_credentials(), "rtsp://host:8554/path?x=1");
         assert_eq!(u.to_string(), "rtsp://host:8554/path?x=1");
         assert_eq!(u.connect_target(), ("host".to_owned(), 8554));
+    }
+
+    /// Found by the `url` fuzz target (and `tests/robustness.rs`): a
+    /// non-ASCII character just before a second URL's scheme in one token
+    /// made `redact` slice inside that character and panic.
+    #[test]
+    fn redact_second_url_after_non_ascii_character() {
+        assert_eq!(
+            redact("rtsp://u:p@h/a\u{e9}rtsp://v:q@k/b"),
+            "rtsp://h/a\u{e9}rtsp://k/b"
+        );
+        assert_eq!(
+            redact("rtsp://h/x\u{fffd}rtsp://v:q@k/"),
+            "rtsp://h/x\u{fffd}rtsp://k/"
+        );
+        assert_eq!(redact("a://\u{1f600}b://u:p@h"), "a://\u{1f600}b://h");
+        for text in [
+            "\u{e9}://\u{e9}://",
+            "rtsp://\u{e9}\u{e9}://x",
+            "://\u{10ffff}://@",
+        ] {
+            let _ = redact(text);
+        }
     }
 
     #[test]

@@ -181,10 +181,13 @@ pub fn handle(ctx: &Arc<ServerContext>, conn: &ConnContext, req: &Request, now: 
     if registering {
         return super::register::handle(ctx, conn, req, cseq, now);
     }
+    // A SETUP or TEARDOWN that changes the tracks of a playing session restarts
+    // its delivery, once its answer is queued.
+    let mut restart = None;
     let resp = match &req.method {
         Method::Options => Some(Response::new(200).with_header("Public", public(ctx))),
         Method::Describe => Some(describe(ctx, conn, req)),
-        Method::Setup => Some(setup(ctx, conn, req, session, now)),
+        Method::Setup => Some(setup(ctx, conn, req, session, now, &mut restart)),
         Method::Play => match session {
             Some(s) => play(ctx, conn, req, &s, cseq, now),
             None => Some(error(454, "PLAY without a session")),
@@ -194,7 +197,7 @@ pub fn handle(ctx: &Arc<ServerContext>, conn: &ConnContext, req: &Request, now: 
             None => error(454, "PAUSE without a session"),
         }),
         Method::Teardown => Some(match session {
-            Some(s) => teardown(ctx, req, &s, now),
+            Some(s) => teardown(ctx, req, &s, &mut restart),
             None => error(454, "TEARDOWN without a session"),
         }),
         Method::GetParameter | Method::SetParameter => Some(parameter(ctx, req, session.as_ref())),
@@ -209,8 +212,10 @@ pub fn handle(ctx: &Arc<ServerContext>, conn: &ConnContext, req: &Request, now: 
             Some(error(501, "unknown method").with_header("Allow", public(ctx)))
         }
     };
-    if let Some(resp) = resp {
-        send(ctx, conn, cseq, resp);
+    match (resp, restart) {
+        (Some(resp), Some(s)) => restart_delivery(ctx, conn, cseq, &s, now, resp),
+        (Some(resp), None) => send(ctx, conn, cseq, resp),
+        (None, _) => {}
     }
     Next::Continue
 }
@@ -319,6 +324,7 @@ fn setup(
     req: &Request,
     session: Option<SessionRef>,
     now: Instant,
+    restart: &mut Option<SessionRef>,
 ) -> Response {
     let (name, track) = match target::resolve(&req.uri, |n| ctx.streams.get(n).is_some()) {
         Some(Target::Stream { name, track }) => (name, track),
@@ -526,8 +532,8 @@ fn setup(
     ctx.sessions.index_rtcp(&id, &rtcp_addrs);
     info!(session = %id, stream = %name, track = track + 1, transport = %transport_reply, "client SETUP");
     if playing {
-        // A track added to a playing session starts at once.
-        restart_delivery(ctx, &session, now);
+        // A track added to a playing session starts at once (after this answer).
+        *restart = Some(session.clone());
     }
     Response::new(200)
         .with_header("Transport", transport_reply.to_string())
@@ -607,25 +613,52 @@ fn closer_for(ctx: &Arc<ServerContext>, id: &str, conn: Option<ConnOut>) -> Arc<
     }))
 }
 
-fn restart_delivery(ctx: &Arc<ServerContext>, session: &SessionRef, now: Instant) {
+/// Restarts delivery to a playing session whose tracks changed (a SETUP added
+/// one, a TEARDOWN removed one) and queues `resp`, the answer to that request,
+/// first: like a PLAY answer, it goes out before the first packet the restart
+/// sends (a sender report, the replay of the cached GOP), so a client never
+/// gets media on a channel it has not been told about yet.
+fn restart_delivery(
+    ctx: &Arc<ServerContext>,
+    conn: &ConnContext,
+    cseq: Option<&str>,
+    session: &SessionRef,
+    now: Instant,
+    resp: Response,
+) {
+    let mut resp = Some(resp);
     let st = session::lock(session);
     if st.is_multicast() {
         let tracks: Vec<usize> = st.tracks.keys().copied().collect();
         let closer = closer_for(ctx, &st.id, None);
         let (stream, sub, generation) = (st.stream.clone(), st.subscriber, st.generation);
         drop(st);
+        // The group's delivery carries the media: the answer goes first.
+        if let Some(r) = resp.take() {
+            send(ctx, conn, cseq, r);
+        }
         if let Some(mc) = &ctx.multicast {
             mc.play(&stream, sub, generation, &tracks, closer, now, |_| {});
         }
         return;
     }
-    let Some(sinks) = sinks_of(ctx, &st) else {
-        return;
-    };
-    let closer = closer_for(ctx, &st.id, st.conn.clone());
-    let (stream, sub, generation) = (st.stream.clone(), st.subscriber, st.generation);
-    drop(st);
-    stream.play(sub, generation, sinks, closer, now, |_| {});
+    match sinks_of(ctx, &st) {
+        Some(sinks) => {
+            let closer = closer_for(ctx, &st.id, st.conn.clone());
+            let (stream, sub, generation) = (st.stream.clone(), st.subscriber, st.generation);
+            drop(st);
+            stream.play(sub, generation, sinks, closer, now, |_| {
+                if let Some(r) = resp.take() {
+                    send(ctx, conn, cseq, r);
+                }
+            });
+        }
+        None => drop(st),
+    }
+    // Delivery did not restart (transport gone, tracks changed): answer anyway.
+    if let Some(r) = resp {
+        send(ctx, conn, cseq, r);
+    }
 }
 
 /// Checks that a request URL names the session's stream (or one of its tracks).
@@ -760,7 +793,7 @@ fn teardown(
     ctx: &Arc<ServerContext>,
     req: &Request,
     session: &SessionRef,
-    now: Instant,
+    restart: &mut Option<SessionRef>,
 ) -> Response {
     let (id, name) = {
         let st = session::lock(session);
@@ -780,7 +813,8 @@ fn teardown(
                 drop(st);
                 ctx.sessions.index_rtcp(&id, &rtcp_addrs);
                 if playing {
-                    restart_delivery(ctx, session, now);
+                    // The rest of the session starts again (after this answer).
+                    *restart = Some(session.clone());
                 }
                 return Response::new(200).with_header("Session", id);
             }

@@ -823,6 +823,59 @@ fn a_track_added_to_a_playing_session_starts_at_once() {
     assert_eq!(f.cam.players(), 1);
 }
 
+/// The queued items after a request: the first must be its response (returned
+/// with the number of media items that follow it).
+fn response_then_media(c: &mut Client) -> (Response, usize) {
+    let first = c.rx.try_recv().expect("something queued");
+    c.rx.done(&first);
+    let OutItem::Control(bytes) = first else {
+        panic!("media queued before the response")
+    };
+    (parse_response(bytes), c.drain().len())
+}
+
+/// Found by the `handler` fuzz target: a SETUP that adds a track to a playing
+/// session, and a TEARDOWN of one of its tracks, restart delivery, which queued
+/// a sender report and the replay of the cached GOP before the answer, so the
+/// client got media on channels it had not been told about yet.
+#[test]
+fn tracks_changed_while_playing_are_answered_before_any_media() {
+    let f = fixture();
+    let mut c = Client::v4();
+    // The back end runs: a keyframe is cached and both tracks have a timing.
+    let mut idr = BytesMut::new();
+    rtp::packet::write_header(&mut idr, true, 96, 100, 1000, BACKEND_SSRC);
+    idr.extend_from_slice(&[0x65, 0x88, 0x80, 0x40]);
+    f.cam.push_rtp(0, idr, f.t0);
+    f.cam.push_rtp(1, rtp_packet(7, 1024), f.t0);
+
+    let id = session_id(&c.setup(&f, &format!("{CAM}/track1"), "RTP/AVP/TCP;unicast", None));
+    let play = format!("PLAY {CAM} RTSP/1.0\r\nCSeq: 10\r\nSession: {id}\r\n\r\n");
+    handle(&f.ctx, &c.conn, &parse_request(&play), f.t0);
+    let (resp, media) = response_then_media(&mut c);
+    assert_eq!((resp.status, resp.cseq()), (200, Some(10)));
+    assert!(media > 0, "the PLAY got the cached keyframe");
+
+    let setup = format!(
+        "SETUP {CAM}/track2 RTSP/1.0\r\nCSeq: 11\r\nSession: {id}\r\n\
+         Transport: RTP/AVP/TCP;unicast;interleaved=2-3\r\n\r\n"
+    );
+    handle(&f.ctx, &c.conn, &parse_request(&setup), f.t0);
+    let (resp, media) = response_then_media(&mut c);
+    assert_eq!((resp.status, resp.cseq()), (200, Some(11)));
+    assert!(resp
+        .header("Transport")
+        .is_some_and(|t| t.contains("interleaved=2-3")));
+    assert!(media > 0, "delivery restarted with both tracks");
+
+    let teardown = format!("TEARDOWN {CAM}/track1 RTSP/1.0\r\nCSeq: 12\r\nSession: {id}\r\n\r\n");
+    handle(&f.ctx, &c.conn, &parse_request(&teardown), f.t0);
+    let (resp, media) = response_then_media(&mut c);
+    assert_eq!((resp.status, resp.cseq()), (200, Some(12)));
+    assert!(media > 0, "delivery restarted with the remaining track");
+    assert_eq!(f.cam.players(), 1);
+}
+
 // ---------------------------------------------------------------- TEARDOWN
 
 #[test]
