@@ -14,10 +14,14 @@
 #   FUZZ_SMOKE_SECONDS=5          seconds of fuzzing per target (default 5)
 #   FUZZ_SMOKE_INSTALL=0          never install cargo-fuzz, skip instead
 #   FUZZ_TARGET_DIR=<dir>         cargo target directory (default fuzz/target)
+#   FUZZ_SMOKE_PHASE=build|run    only build (install cargo-fuzz if need be), or
+#                                 only run what a build phase built (default: both;
+#                                 scripts/test.sh builds while the tests run)
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 
 seconds=${FUZZ_SMOKE_SECONDS:-5}
+phase=${FUZZ_SMOKE_PHASE:-all}
 skip() {
   echo "fuzz-smoke: SKIPPED: $*"
   exit 0
@@ -35,11 +39,18 @@ fi
 
 start=$SECONDS
 target_dir=${FUZZ_TARGET_DIR:-target}
-# Release with debug assertions and overflow checks, as `cargo fuzz run`
-# builds; one build for all targets, then the binaries run directly.
-echo "+ cargo +nightly fuzz build --target-dir $target_dir"
-cargo +nightly fuzz build --target-dir "$target_dir"
-built=$((SECONDS - start))
+built=0
+if [[ "$phase" != run ]]; then
+  # Release with debug assertions and overflow checks, as `cargo fuzz run`
+  # builds; one build for all targets, then the binaries run directly.
+  echo "+ cargo +nightly fuzz build --target-dir $target_dir"
+  cargo +nightly fuzz build --target-dir "$target_dir"
+  built=$((SECONDS - start))
+  if [[ "$phase" == build ]]; then
+    echo "fuzz-smoke: built in ${built}s"
+    exit 0
+  fi
+fi
 triple=$(rustc +nightly -vV | sed -n 's/^host: //p')
 bin=$target_dir/$triple/release
 

@@ -119,12 +119,27 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
+status=0
+fuzz_build=
+if (($# == 0)); then
+  # Build the tests first; then the fuzz targets build in the background while
+  # the tests run (the end-to-end tests mostly wait for real-time media).
+  echo "+ cargo test --workspace --locked --no-run"
+  cargo test --workspace --locked --no-run || exit $?
+  mkdir -p target
+  echo "+ FUZZ_SMOKE_PHASE=build scripts/fuzz-smoke.sh > target/fuzz-smoke-build.log &"
+  FUZZ_SMOKE_PHASE=build scripts/fuzz-smoke.sh >target/fuzz-smoke-build.log 2>&1 &
+  fuzz_build=$!
+fi
 cmd=(cargo test --workspace --locked "$@" -- --test-threads=2)
 echo "+ ${cmd[*]}"
-status=0
 "${cmd[@]}" || status=$?
 if ((status != 0)); then
   echo "test.sh: FAILED (exit $status); end-to-end process logs: target/e2e-logs/" >&2
+  if [[ -n "$fuzz_build" ]]; then
+    kill "$fuzz_build" 2>/dev/null || true
+    wait "$fuzz_build" 2>/dev/null || true
+  fi
   exit "$status"
 fi
 
@@ -132,8 +147,15 @@ fi
 # whole suite, and skipped with a message where no nightly toolchain is
 # installed (scripts/fuzz-smoke.sh; about 1 minute, 2 with a cold build).
 if (($# == 0)); then
-  echo "+ scripts/fuzz-smoke.sh"
-  scripts/fuzz-smoke.sh || status=$?
+  build_status=0
+  wait "$fuzz_build" || build_status=$?
+  cat target/fuzz-smoke-build.log
+  if ((build_status != 0)); then
+    echo "test.sh: building the fuzz targets FAILED (exit $build_status)" >&2
+    exit "$build_status"
+  fi
+  echo "+ FUZZ_SMOKE_PHASE=run scripts/fuzz-smoke.sh"
+  FUZZ_SMOKE_PHASE=run scripts/fuzz-smoke.sh || status=$?
   if ((status != 0)); then
     echo "test.sh: fuzz smoke run FAILED (exit $status); crashes in fuzz/artifacts/" >&2
   fi

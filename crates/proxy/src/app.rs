@@ -123,6 +123,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     let mut ctx = ServerContext::new(streams.clone(), media_v4, media_v6, config.session_timeout)
         .with_session_limits(config.session_limits);
     ctx.sessions_from_any_address = config.sessions_from_any_address;
+    ctx.max_connections_per_address = config.max_connections_per_address;
     if let Some(m) = multicast {
         ctx = ctx.with_multicast(m);
     }

@@ -306,3 +306,37 @@ fn a_flood_of_interleaved_rtcp_does_not_stall_a_viewer() {
         .check_clean(0.5)
         .expect("no loss, no error while the flood ran");
 }
+
+#[test]
+fn one_address_cannot_take_every_connection() {
+    let proxy = Proxy::start(&["--demo", "--max-connections-per-address", "20"]);
+    let idle: Vec<std::net::TcpStream> = (0..20)
+        .map(|_| std::net::TcpStream::connect(proxy.addr()).expect("connect"))
+        .collect();
+    // Wait until the proxy has accepted them all.
+    thread::sleep(Duration::from_millis(300));
+    // The next one from this address is closed at once...
+    let mut extra = std::net::TcpStream::connect(proxy.addr()).expect("connect");
+    extra
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let _ = extra.write_all(b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n");
+    let mut buf = [0u8; 256];
+    let n = extra.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "refused: {:?}", String::from_utf8_lossy(&buf[..n]));
+    // ...while another address (here ::1) is served.
+    let url = format!("rtsp://[::1]:{}/demo", proxy.port());
+    let streams = ffprobe_streams(&url, "tcp", Duration::from_secs(20)).expect("::1 plays");
+    assert_eq!(streams.len(), 1);
+    // Slots come back when connections close.
+    drop(idle);
+    thread::sleep(Duration::from_millis(300));
+    let streams = ffprobe_streams(&proxy.url("demo"), "tcp", Duration::from_secs(20))
+        .expect("127.0.0.1 plays again");
+    assert_eq!(streams.len(), 1);
+    assert!(proxy
+        .proc
+        .lines()
+        .iter()
+        .any(|l| l.contains("connections from this address are open")));
+}

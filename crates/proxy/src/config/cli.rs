@@ -223,6 +223,14 @@ pub fn option_groups() -> Vec<OptionGroup> {
                     "also accept Basic authentication without TLS (it shows the password on the wire)".into(),
                 ),
                 (
+                    "--max-connections-per-address <n>",
+                    format!(
+                        "connections one client address may hold, of {} in all (default {})",
+                        crate::server::listener::MAX_CONNECTIONS,
+                        crate::server::slots::DEFAULT_CONNECTIONS_PER_ADDRESS
+                    ),
+                ),
+                (
                     "--max-sessions-per-address <n>",
                     format!("sessions one client address may hold (default {})", crate::server::session::DEFAULT_SESSIONS_PER_ADDRESS),
                 ),
@@ -488,6 +496,18 @@ impl<'a> Parser<'a> {
             "client-user" => self.client_user(arg)?,
             "client-basic" => self.config.client_basic_in_clear = true,
             "sessions-from-any-address" => self.config.sessions_from_any_address = true,
+            "max-connections-per-address" => {
+                let text = self.checked_value(arg, "a number of connections")?;
+                let max = crate::server::listener::MAX_CONNECTIONS;
+                self.config.max_connections_per_address = value::digits(text)
+                    .and_then(|d| d.parse::<usize>().ok())
+                    .filter(|n| (1..=max).contains(n))
+                    .ok_or_else(|| {
+                        self.error(format!(
+                            "Invalid number \"{text}\" for {arg} (must be 1..{max})"
+                        ))
+                    })?;
+            }
             "max-sessions-per-address" | "max-sessions-per-connection" => {
                 let text = self.checked_value(arg, "a number of sessions")?;
                 let n = value::digits(text)

@@ -211,6 +211,9 @@ pub struct Config {
     /// A session may be used from another address than the one that created it
     /// (`--sessions-from-any-address`).
     pub sessions_from_any_address: bool,
+    /// Connections one client address may hold at once
+    /// (`--max-connections-per-address`).
+    pub max_connections_per_address: usize,
     /// Multicast to clients that ask for it; `None` (the default) answers their
     /// multicast SETUP with 461.
     pub multicast: Option<MulticastConfig>,
@@ -379,6 +382,7 @@ impl Default for Config {
             multicast: None,
             session_limits: crate::server::session::SessionLimits::default(),
             sessions_from_any_address: false,
+            max_connections_per_address: crate::server::slots::DEFAULT_CONNECTIONS_PER_ADDRESS,
             on_demand: false,
             tcp_fallback: true,
             command_line: Vec::new(),

@@ -5,7 +5,6 @@
 //! served once their TLS handshake is over.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -138,7 +137,7 @@ pub fn bind_tls(addrs: &[IpAddr], port: u16) -> Result<Vec<TcpListener>, BindErr
 }
 
 /// Client connections open now, over every listener (TLS handshakes included).
-pub type OpenConnections = Arc<AtomicUsize>;
+pub type OpenConnections = Arc<super::slots::ConnectionSlots>;
 
 /// Accepts connections until the listener fails for good; with `tls`, each is
 /// served once its TLS handshake succeeded within [`HANDSHAKE_TIMEOUT`].
@@ -148,21 +147,27 @@ pub async fn accept_loop(
     tls: Option<TlsAcceptor>,
     open: OpenConnections,
 ) {
+    let mut refusals = EveryTenSeconds::default();
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                if open.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
-                    warn!(%peer, "too many connections; refusing");
-                    continue;
-                }
+                let slot = match open.take(peer.ip()) {
+                    Ok(slot) => slot,
+                    Err(why) => {
+                        // Closed at once; said at most every 10 s (a flood of
+                        // refused connections must not flood the log).
+                        if refusals.should_log() {
+                            warn!(%peer, "connection refused: {why}");
+                        }
+                        continue;
+                    }
+                };
                 let local = match stream.local_addr() {
                     Ok(a) => a,
                     Err(_) => continue,
                 };
                 let _ = stream.set_nodelay(true);
-                open.fetch_add(1, Ordering::Relaxed);
                 let ctx = ctx.clone();
-                let open = open.clone();
                 let accepted = Accepted {
                     peer,
                     local,
@@ -174,13 +179,32 @@ pub async fn accept_loop(
                         None => connection::serve(ctx, stream, accepted).await,
                         Some(acceptor) => serve_tls(ctx, stream, accepted, acceptor).await,
                     }
-                    open.fetch_sub(1, Ordering::Relaxed);
+                    drop(slot);
                 });
             }
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
                 warn!("accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Says yes at most once every 10 s.
+#[derive(Default)]
+struct EveryTenSeconds {
+    last: Option<std::time::Instant>,
+}
+
+impl EveryTenSeconds {
+    fn should_log(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        match self.last {
+            Some(t) if now.saturating_duration_since(t) < Duration::from_secs(10) => false,
+            _ => {
+                self.last = Some(now);
+                true
             }
         }
     }

@@ -10,6 +10,7 @@ pub mod media_udp;
 pub mod multicast;
 pub mod register;
 pub mod session;
+pub mod slots;
 pub mod target;
 mod tunnel;
 
@@ -41,6 +42,9 @@ pub struct ServerContext {
     /// A session may be used from any address, not only the one that created it
     /// (`--sessions-from-any-address`, for clients behind a changing NAT).
     pub sessions_from_any_address: bool,
+    /// Connections one client address may hold at once
+    /// (`--max-connections-per-address`).
+    pub max_connections_per_address: usize,
     /// The streams that have a source (command line, REGISTER), publishing them in
     /// `streams`.
     pub supervisor: Arc<Supervisor>,
@@ -69,6 +73,7 @@ impl ServerContext {
             server_name: format!("rtsp-proxy/{}", env!("CARGO_PKG_VERSION")),
             client_auth: None,
             sessions_from_any_address: false,
+            max_connections_per_address: slots::DEFAULT_CONNECTIONS_PER_ADDRESS,
             supervisor: Arc::new(Supervisor::new(
                 streams.clone(),
                 crate::config::DEFAULT_MAX_REGISTERED,
@@ -184,7 +189,8 @@ pub async fn serve(ctx: Arc<ServerContext>, listeners: Listeners) {
         }
     });
     // One connection count for every port.
-    let open = listener::OpenConnections::default();
+    let open =
+        slots::ConnectionSlots::new(listener::MAX_CONNECTIONS, ctx.max_connections_per_address);
     let mut tasks = Vec::new();
     for l in listeners.plain {
         tasks.push(tokio::spawn(listener::accept_loop(
