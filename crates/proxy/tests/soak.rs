@@ -238,7 +238,7 @@ fn churn_and_back_end_restarts_leave_no_descriptors_and_bounded_memory() {
         .map(|i| {
             let (stop, records, url) = (stop.clone(), records.clone(), url.clone());
             thread::spawn(move || {
-                let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (i as u64 + 1) * 0x1000_0001);
+                let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((i as u64 + 1) * 0x1000_0001));
                 thread::sleep(Duration::from_millis(50 * i as u64));
                 while !stop.load(Ordering::Relaxed) {
                     // 2 to 6 s per session: about 7 sessions per second leave and join.
