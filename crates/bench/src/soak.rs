@@ -666,3 +666,20 @@ async fn session(
     .await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_descriptors_are_counted() {
+        // Other tests run alongside and open files too: count many of ours.
+        let before = fd_count(std::process::id()).unwrap();
+        let files: Vec<_> = (0..64)
+            .map(|_| fs::File::open("/proc/self/status").unwrap())
+            .collect();
+        assert!(fd_count(std::process::id()).unwrap() >= before + 56);
+        drop(files);
+        assert!(fd_count(u32::MAX).is_none());
+    }
+}
