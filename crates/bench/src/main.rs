@@ -7,6 +7,9 @@
 //! - `run`: starts the source, the proxy (or two, alternately) and the load,
 //!   pinned to CPUs, samples the proxy's CPU and RSS, prints the figures.
 //!   `scripts/bench.sh` runs it.
+//! - `soak`: source, proxy and churning clients for a long time, the source
+//!   restarted now and then; RSS, descriptors and CPU over time, and whether
+//!   they came back down. `scripts/soak.sh` runs it.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -22,6 +25,7 @@ mod probe;
 mod procstat;
 mod rtsp_client;
 mod run;
+mod soak;
 mod source;
 mod stats;
 mod sys;
@@ -48,6 +52,8 @@ enum Cmd {
     Floor(FloorArgs),
     /// Orchestrate source, proxy (A/B), load and floors; print the figures.
     Run(RunArgs),
+    /// Long run with churning clients and source restarts: RSS, fds and CPU over time.
+    Soak(SoakArgs),
 }
 
 /// The synthetic stream.
@@ -261,6 +267,65 @@ struct RunArgs {
     workload: WorkloadArgs,
 }
 
+#[derive(Args)]
+#[command(after_help = "\
+Placeholders in --proxy: {port} and {source}, as in `run`. The default proxy is this
+tree's target/release/rtsp-proxy --bind 127.0.0.1 -p {port} {source}. Exits non-zero
+when, after every client left and --drain passed, the proxy holds more than
+--max-fd-growth descriptors or --max-rss-growth MiB above its level before the first
+client, or when the proxy or the source could not run.
+
+  rtsp-bench soak --clients 200 --churn 2 --restart-every 600 --duration 3600 --sample 10")]
+struct SoakArgs {
+    /// Proxy command (default: this tree's release rtsp-proxy).
+    #[arg(long)]
+    proxy: Option<String>,
+    /// Sessions kept open.
+    #[arg(long, short = 'n', default_value_t = 200)]
+    clients: usize,
+    /// Client transport(s); `both` alternates by client.
+    #[arg(long, value_enum, default_value_t = TransportsArg::Both)]
+    transport: TransportsArg,
+    /// Sessions per second that leave (and as many that join), on average.
+    #[arg(long, default_value_t = 2.0)]
+    churn: f64,
+    /// Seconds between source restarts (killed by PID, started on the same port); 0: never.
+    #[arg(long, default_value_t = 600.0)]
+    restart_every: f64,
+    /// Seconds of churn.
+    #[arg(long, default_value_t = 3600.0)]
+    duration: f64,
+    /// Seconds between samples (one table line each).
+    #[arg(long, default_value_t = 10.0)]
+    sample: f64,
+    /// Seconds after a restart by which every session open across it must have media again.
+    #[arg(long, default_value_t = 20.0)]
+    media_check: f64,
+    /// Seconds after the last client left before the final sample (the proxy's linger).
+    #[arg(long, default_value_t = 10.0)]
+    drain: f64,
+    /// Descriptors the proxy may hold at the end above its start.
+    #[arg(long, default_value_t = 8)]
+    max_fd_growth: usize,
+    /// MiB of RSS the proxy may hold at the end above its start.
+    #[arg(long, default_value_t = 64.0)]
+    max_rss_growth: f64,
+    /// Stream path on the proxy.
+    #[arg(long, default_value = "proxyStream")]
+    path: String,
+    /// Milliseconds between the first session starts.
+    #[arg(long, default_value_t = 10.0)]
+    stagger_ms: f64,
+    /// Receive buffer of each client UDP socket, bytes.
+    #[arg(long, default_value_t = 256 << 10)]
+    rcvbuf: usize,
+    /// Directory for the children's logs.
+    #[arg(long, default_value = "target/soak-logs")]
+    logs: PathBuf,
+    #[command(flatten)]
+    workload: WorkloadArgs,
+}
+
 fn write_report(path: &Option<PathBuf>, s: &stats::Summary) -> Result<(), String> {
     if let Some(p) = path {
         std::fs::write(p, s.to_report()).map_err(|e| format!("{}: {e}", p.display()))?;
@@ -333,6 +398,28 @@ fn main() -> ExitCode {
             logs: a.logs,
             rcvbuf: a.rcvbuf,
             settle: a.settle,
+        }),
+        Cmd::Soak(a) => soak::run(soak::SoakConfig {
+            proxy: a.proxy,
+            clients: a.clients,
+            transports: match a.transport {
+                TransportsArg::Udp => vec![load::Transport::Udp],
+                TransportsArg::Tcp => vec![load::Transport::Tcp],
+                TransportsArg::Both => vec![load::Transport::Udp, load::Transport::Tcp],
+            },
+            churn: a.churn,
+            restart_every: a.restart_every,
+            duration: a.duration,
+            sample: a.sample,
+            media_check: a.media_check,
+            drain: a.drain,
+            max_fd_growth: a.max_fd_growth,
+            max_rss_growth_mib: a.max_rss_growth,
+            path: a.path,
+            stagger_ms: a.stagger_ms,
+            rcvbuf: a.rcvbuf,
+            workload: a.workload.workload(),
+            logs: a.logs,
         }),
     };
     match r {

@@ -73,14 +73,14 @@ struct Measurement {
 }
 
 /// A child process in its own process group, stopped (group-wide) when dropped.
-struct ChildGuard {
+pub(crate) struct ChildGuard {
     name: String,
     child: Child,
     done: bool,
 }
 
 impl ChildGuard {
-    fn spawn(name: &str, argv: &[String], log: &Path) -> Result<ChildGuard, String> {
+    pub(crate) fn spawn(name: &str, argv: &[String], log: &Path) -> Result<ChildGuard, String> {
         let out = File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
         let mut cmd = Command::new(&argv[0]);
@@ -107,12 +107,12 @@ impl ChildGuard {
         })
     }
 
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// Exit status if it exited.
-    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+    pub(crate) fn exited(&mut self) -> Option<std::process::ExitStatus> {
         match self.child.try_wait() {
             Ok(Some(s)) => {
                 self.done = true;
@@ -122,7 +122,7 @@ impl ChildGuard {
         }
     }
 
-    fn signal_group(&self, sig: libc::c_int) {
+    pub(crate) fn signal_group(&self, sig: libc::c_int) {
         let pid = self.child.id() as libc::pid_t;
         // SAFETY: plain kill(2) on the process group we created for this child.
         unsafe {
@@ -131,7 +131,7 @@ impl ChildGuard {
     }
 
     /// SIGTERM to the group, SIGKILL after `grace`, then reaped.
-    fn stop(&mut self, grace: Duration) {
+    pub(crate) fn stop(&mut self, grace: Duration) {
         if self.done {
             self.signal_group(libc::SIGKILL); // leftovers of the group, if any
             return;
@@ -181,13 +181,17 @@ impl Drop for ChildGuard {
     }
 }
 
-fn free_port() -> Result<u16, String> {
+pub(crate) fn free_port() -> Result<u16, String> {
     let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     Ok(l.local_addr().map_err(|e| e.to_string())?.port())
 }
 
 /// Waits until something accepts on 127.0.0.1:`port`, while `child` lives.
-fn wait_listening(port: u16, child: &mut ChildGuard, timeout: Duration) -> Result<(), String> {
+pub(crate) fn wait_listening(
+    port: u16,
+    child: &mut ChildGuard,
+    timeout: Duration,
+) -> Result<(), String> {
     let until = Instant::now() + timeout;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     loop {
@@ -232,7 +236,7 @@ fn sleep_until_unix(t_ns: u64, watch: &mut [&mut ChildGuard]) -> Result<(), Stri
     }
 }
 
-fn workload_args(w: &Workload) -> Vec<String> {
+pub(crate) fn workload_args(w: &Workload) -> Vec<String> {
     vec![
         "--bitrate".into(),
         w.bitrate.to_string(),
