@@ -127,8 +127,9 @@ if (($# == 0)); then
   echo "+ cargo test --workspace --locked --no-run"
   cargo test --workspace --locked --no-run || exit $?
   mkdir -p target
-  echo "+ FUZZ_SMOKE_PHASE=build scripts/fuzz-smoke.sh > target/fuzz-smoke-build.log &"
-  FUZZ_SMOKE_PHASE=build scripts/fuzz-smoke.sh >target/fuzz-smoke-build.log 2>&1 &
+  # At the lowest priority, so that the tests' real-time media never waits for it.
+  echo "+ FUZZ_SMOKE_PHASE=build nice -n 19 scripts/fuzz-smoke.sh > target/fuzz-smoke-build.log &"
+  FUZZ_SMOKE_PHASE=build nice -n 19 scripts/fuzz-smoke.sh >target/fuzz-smoke-build.log 2>&1 &
   fuzz_build=$!
 fi
 cmd=(cargo test --workspace --locked "$@" -- --test-threads=2)
