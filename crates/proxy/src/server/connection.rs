@@ -47,6 +47,8 @@ pub const MAX_UNREAD_RESPONSES: usize = 256;
 /// turns the connection around once it has read the 200, and may lose a request
 /// that arrives in the same segment.
 pub const HANDOVER_DELAY: Duration = Duration::from_millis(100);
+/// How long a session that never played outlives the connection that created it.
+pub const ABANDONED_GRACE: Duration = Duration::from_secs(10);
 /// Interleaved RTCP from a client refreshes its sessions at most this often.
 const RTCP_TOUCH_EVERY: Duration = Duration::from_secs(1);
 /// Items written per vectored write.
@@ -151,14 +153,17 @@ pub async fn serve<S: ByteStream>(ctx: Arc<ServerContext>, stream: S, accepted: 
         tunnel::Start::Closed => {}
     }
 
-    // Interleaved sessions die with their connection, and so do the sessions it
-    // created that never played (abandoned); UDP sessions that played live on
-    // until their timeout, as in live555.
-    for id in ctx.sessions.ending_with(&out) {
+    // Interleaved sessions die with their connection; UDP sessions that played
+    // live on until their timeout, as in live555; UDP sessions it created that
+    // never played (abandoned, or a client using a connection per request) may
+    // be used from another connection for a short while, then expire.
+    for id in ctx.sessions.on_connection(&out) {
         if ctx.sessions.remove(&id).is_some() {
             info!(session = %id, "client connection closed; session ended");
         }
     }
+    ctx.sessions
+        .abandon(&out, Instant::now(), ABANDONED_GRACE, ctx.session_timeout);
     // Let the writer flush queued responses (a final error answer), then stop it;
     // queued media is dropped.
     drop(conn);

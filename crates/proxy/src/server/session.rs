@@ -323,18 +323,30 @@ impl SessionTable {
             .collect()
     }
 
-    /// Ids of the sessions that end with `conn`: those whose interleaved tracks
-    /// ride on it, and those it created that never played (abandoned: a UDP
-    /// session lives on after its connection only once it played, as in live555).
-    pub fn ending_with(&self, conn: &ConnOut) -> Vec<String> {
-        self.created_on(conn)
-            .into_iter()
-            .filter(|(_, s)| {
-                let s = lock(s);
-                s.conn.as_ref().is_some_and(|c| c.same(conn)) || s.state == SessionState::Ready
-            })
-            .map(|(id, _)| id)
-            .collect()
+    /// The sessions `conn` created that never played, now that it closed: they
+    /// are left `grace` to be used from another connection (RTSP allows a request
+    /// per connection), then expire, instead of holding their place for the
+    /// whole `timeout`. Returns how many.
+    pub fn abandon(
+        &self,
+        conn: &ConnOut,
+        now: Instant,
+        grace: Duration,
+        timeout: Duration,
+    ) -> usize {
+        let mut n = 0;
+        let expires_from = now
+            .checked_sub(timeout.saturating_sub(grace))
+            .unwrap_or(now);
+        for (_, s) in self.created_on(conn) {
+            let mut s = lock(&s);
+            if s.state == SessionState::Ready && s.conn.is_none() && s.last_activity > expires_from
+            {
+                s.last_activity = expires_from;
+                n += 1;
+            }
+        }
+        n
     }
 
     /// Ids of the sessions of `stream`.
@@ -411,39 +423,45 @@ mod tests {
     }
 
     #[test]
-    fn a_connection_ends_its_interleaved_and_its_never_played_sessions() {
+    fn a_connection_s_never_played_sessions_expire_soon_after_it_closed() {
         let table = SessionTable::default();
         let stream = Stream::new("cam");
-        let now = Instant::now();
+        let t0 = Instant::now();
+        let timeout = Duration::from_secs(65);
+        let grace = Duration::from_secs(10);
         let (conn, _rx) = ConnOut::new(8);
         let (other, _rx2) = ConnOut::new(8);
         let interleaved = table
-            .create(stream.clone(), ip("192.0.2.1"), conn.id(), now)
+            .create(stream.clone(), ip("192.0.2.1"), conn.id(), t0)
             .unwrap();
         lock(&interleaved).conn = Some(conn.clone());
         let ready_udp = table
-            .create(stream.clone(), ip("192.0.2.1"), conn.id(), now)
+            .create(stream.clone(), ip("192.0.2.1"), conn.id(), t0)
             .unwrap();
         let playing_udp = table
-            .create(stream.clone(), ip("192.0.2.1"), conn.id(), now)
+            .create(stream.clone(), ip("192.0.2.1"), conn.id(), t0)
             .unwrap();
         lock(&playing_udp).state = SessionState::Playing;
         let elsewhere = table
-            .create(stream.clone(), ip("192.0.2.1"), other.id(), now)
+            .create(stream.clone(), ip("192.0.2.1"), other.id(), t0)
             .unwrap();
-        let mut ending = table.ending_with(&conn);
-        ending.sort();
-        let mut expected = vec![lock(&interleaved).id.clone(), lock(&ready_udp).id.clone()];
-        expected.sort();
-        assert_eq!(
-            ending, expected,
-            "a UDP session that played outlives its connection"
-        );
-        assert!(!ending.contains(&lock(&elsewhere).id));
         assert_eq!(
             table.on_connection(&conn),
             vec![lock(&interleaved).id.clone()]
         );
+        assert_eq!(table.abandon(&conn, t0, grace, timeout), 1);
+        let expired = table.expired(t0 + grace + Duration::from_secs(1), timeout);
+        assert_eq!(
+            expired,
+            vec![lock(&ready_udp).id.clone()],
+            "only the never-played one, soon"
+        );
+        // Used from another connection meanwhile, it lives on as usual.
+        lock(&ready_udp).last_activity = t0 + Duration::from_secs(5);
+        assert!(table
+            .expired(t0 + grace + Duration::from_secs(1), timeout)
+            .is_empty());
+        let _ = (playing_udp, elsewhere);
     }
 
     #[test]

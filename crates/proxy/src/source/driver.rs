@@ -871,21 +871,45 @@ fn join_group(
     if let Some(slot) = m.rtcp_dest.get_mut(track) {
         *slot = Some(dest);
     }
-    m.tasks.push(tokio::spawn(receive_rtp(
+    spawn_receivers(
+        &mut m.tasks,
+        stream,
+        track,
+        rtp,
+        rtcp,
+        allowed,
+        activity,
+        bye,
+    );
+    Ok(SocketAddr::new(IpAddr::V4(group), ports.rtp))
+}
+
+/// Starts the RTP and RTCP receive tasks of one track's sockets.
+#[allow(clippy::too_many_arguments)]
+fn spawn_receivers(
+    tasks: &mut Vec<JoinHandle<()>>,
+    stream: &Arc<Stream>,
+    track: usize,
+    rtp: Arc<UdpSocket>,
+    rtcp: Arc<UdpSocket>,
+    allowed: &Arc<Mutex<Vec<IpAddr>>>,
+    activity: &Arc<MediaActivity>,
+    bye: &mpsc::Sender<()>,
+) {
+    tasks.push(tokio::spawn(receive_rtp(
         stream.clone(),
         track,
         rtp,
         allowed.clone(),
         activity.clone(),
     )));
-    m.tasks.push(tokio::spawn(receive_rtcp(
+    tasks.push(tokio::spawn(receive_rtcp(
         stream.clone(),
         track,
         rtcp,
         allowed.clone(),
         bye.clone(),
     )));
-    Ok(SocketAddr::new(IpAddr::V4(group), ports.rtp))
 }
 
 fn open_udp(
@@ -912,20 +936,16 @@ fn open_udp(
         let rtp = Arc::new(UdpSocket::from_std(rtp)?);
         let rtcp = Arc::new(UdpSocket::from_std(rtcp)?);
         m.rtcp_sockets.push(rtcp.clone());
-        m.tasks.push(tokio::spawn(receive_rtp(
-            stream.clone(),
+        spawn_receivers(
+            &mut m.tasks,
+            stream,
             track,
             rtp,
-            allowed.clone(),
-            activity.clone(),
-        )));
-        m.tasks.push(tokio::spawn(receive_rtcp(
-            stream.clone(),
-            track,
             rtcp,
-            allowed.clone(),
-            bye.clone(),
-        )));
+            allowed,
+            activity,
+            bye,
+        );
     }
     Ok(m)
 }
