@@ -5,6 +5,7 @@
 //! hidden.
 
 use std::fmt::Write as _;
+use std::time::{Duration, Instant};
 
 /// Header names whose values are never logged.
 const SECRET_HEADERS: [&str; 2] = ["authorization", "proxy-authorization"];
@@ -62,6 +63,28 @@ pub fn wire_message(text: &str) -> String {
     out
 }
 
+/// Says yes at most once every 10 s: for warnings that a client can cause at
+/// will (refused connections, requests for another address's session), so that
+/// a flood of them does not flood the log.
+#[derive(Debug, Default)]
+pub struct Throttle {
+    last: Option<Instant>,
+}
+
+impl Throttle {
+    pub const PERIOD: Duration = Duration::from_secs(10);
+
+    pub fn should_log(&mut self, now: Instant) -> bool {
+        match self.last {
+            Some(t) if now.saturating_duration_since(t) < Self::PERIOD => false,
+            _ => {
+                self.last = Some(now);
+                true
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,5 +126,16 @@ mod tests {
             !shown.contains("admin") && !shown.contains("YTpi"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn a_throttle_says_yes_once_per_period() {
+        let t0 = Instant::now();
+        let mut t = Throttle::default();
+        assert!(t.should_log(t0));
+        assert!(!t.should_log(t0 + Duration::from_secs(1)));
+        assert!(!t.should_log(t0 + Duration::from_millis(9_999)));
+        assert!(t.should_log(t0 + Throttle::PERIOD));
+        assert!(!t.should_log(t0 + Throttle::PERIOD));
     }
 }

@@ -1,6 +1,8 @@
 //! End-to-end regression tests of what hostile peers could do to the proxy's logs
 //! and its process limits: forged log lines from a back end, colour codes in log
-//! files, passwords in the start-up banner, the descriptor limit.
+//! files, passwords in the start-up banner, the descriptor limit, credentials on
+//! a redirect, session-table lockout, RTCP floods, connection slots, stalled
+//! readers, and sessions and tunnels driven from another address.
 
 mod support;
 
@@ -449,4 +451,138 @@ fn stalled_readers_of_big_packets_hold_a_bounded_amount_of_memory() {
     // A reader that reads is served meanwhile.
     ffprobe_streams(&url, "tcp", Duration::from_secs(20)).expect("still plays");
     drop(stalled);
+}
+
+/// The status code of the first response line in `head` ("RTSP/1.0 454 ..." or
+/// "HTTP/1.0 403 ...").
+fn status_of(head: &str) -> u16 {
+    head.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {head:?}"))
+}
+
+/// Reads until the peer closes (or 5 s pass) and returns what came.
+fn read_until_closed(s: &mut std::net::TcpStream) -> String {
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Finding 9, end to end: a session and an HTTP tunnel belong to the client
+/// address that opened them. Loopback gives two addresses, 127.0.0.1 and ::1,
+/// which the proxy's dual-stack listener sees as two clients.
+#[test]
+fn sessions_and_tunnels_answer_only_the_address_that_opened_them() {
+    use base64::Engine as _;
+    let proxy = Proxy::start(&["--demo"]);
+    let url = proxy.url("demo");
+    let v6 = std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, proxy.port()));
+
+    // A session set up from 127.0.0.1 ...
+    let mut owner = std::net::TcpStream::connect(proxy.addr()).expect("connect");
+    owner
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    ask(
+        &mut owner,
+        &format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\n\r\n"),
+    );
+    let head = ask(
+        &mut owner,
+        &format!("SETUP {url}/track1 RTSP/1.0\r\nCSeq: 2\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n"),
+    );
+    assert_eq!(status_of(&head), 200, "{head}");
+    let session = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Session: "))
+        .and_then(|v| v.split(';').next())
+        .expect("Session")
+        .to_owned();
+    // ... is not driven from ::1, not even with its id: 454 to PLAY, PAUSE,
+    // SETUP into it and TEARDOWN.
+    let mut other = std::net::TcpStream::connect(v6).expect("connect ::1");
+    other
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    for (cseq, req) in [
+        (1, format!("PLAY {url} RTSP/1.0\r\nCSeq: 1\r\nSession: {session}\r\n\r\n")),
+        (2, format!("PAUSE {url} RTSP/1.0\r\nCSeq: 2\r\nSession: {session}\r\n\r\n")),
+        (3, format!("SETUP {url}/track1 RTSP/1.0\r\nCSeq: 3\r\nSession: {session}\r\nTransport: RTP/AVP/TCP;unicast;interleaved=2-3\r\n\r\n")),
+        (4, format!("TEARDOWN {url} RTSP/1.0\r\nCSeq: 4\r\nSession: {session}\r\n\r\n")),
+    ] {
+        let head = ask(&mut other, &req);
+        assert_eq!(status_of(&head), 454, "request {cseq} from ::1: {head}");
+    }
+    // The owner still plays it.
+    let head = ask(
+        &mut owner,
+        &format!("PLAY {url} RTSP/1.0\r\nCSeq: 3\r\nSession: {session}\r\n\r\n"),
+    );
+    assert_eq!(status_of(&head), 200, "{head}");
+    // Said once (four refusals within 10 s), with the option that allows it.
+    assert_eq!(
+        proxy
+            .proc
+            .count_lines("for a session another address created: 454 (--sessions-from-any-address"),
+        1,
+        "the refusals are logged once"
+    );
+    drop(owner);
+
+    // An HTTP tunnel opened from 127.0.0.1 (the GET half) ...
+    let cookie = "hardening0cookie";
+    let mut get = std::net::TcpStream::connect(proxy.addr()).expect("connect");
+    get.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let get_req = format!(
+        "GET /demo HTTP/1.0\r\nx-sessioncookie: {cookie}\r\nAccept: application/x-rtsp-tunnelled\r\n\r\n"
+    );
+    let head = ask(&mut get, &get_req);
+    assert_eq!(status_of(&head), 200, "{head}");
+    let post_head = format!(
+        "POST /demo HTTP/1.0\r\nx-sessioncookie: {cookie}\r\nContent-Type: application/x-rtsp-tunnelled\r\nContent-Length: 32767\r\n\r\n"
+    );
+    let options = base64::engine::general_purpose::STANDARD
+        .encode(format!("OPTIONS {url} RTSP/1.0\r\nCSeq: 7\r\n\r\n"));
+    // ... takes no POST from ::1 (403, closed) ...
+    let mut intruder = std::net::TcpStream::connect(v6).expect("connect ::1");
+    intruder
+        .write_all(format!("{post_head}{options}").as_bytes())
+        .expect("write");
+    let answer = read_until_closed(&mut intruder);
+    assert_eq!(status_of(&answer), 403, "POST from ::1: {answer:?}");
+    proxy
+        .proc
+        .wait_for_line(
+            "HTTP tunnel POST from another address than its GET: 403",
+            Duration::from_secs(5),
+        )
+        .expect("the refused POST is logged");
+    // ... and its cookie is not taken over by a second GET (403) ...
+    let mut thief = std::net::TcpStream::connect(v6).expect("connect ::1");
+    thief.write_all(get_req.as_bytes()).expect("write");
+    let answer = read_until_closed(&mut thief);
+    assert_eq!(status_of(&answer), 403, "second GET: {answer:?}");
+    // ... while a POST from its own address speaks in it.
+    let mut post = std::net::TcpStream::connect(proxy.addr()).expect("connect");
+    post.write_all(format!("{post_head}{options}").as_bytes())
+        .expect("write");
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !String::from_utf8_lossy(&buf).contains("CSeq: 7") {
+        assert!(
+            Instant::now() < deadline,
+            "no OPTIONS answer in the tunnel: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
+        let n = get.read(&mut chunk).expect("read the GET half");
+        assert!(n > 0, "GET half closed");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    assert!(String::from_utf8_lossy(&buf).starts_with("RTSP/1.0 200"));
+    drop(post);
 }

@@ -12,7 +12,7 @@ use rtsp::header::rtp_info::{self, RtpInfo};
 use rtsp::header::session::SessionHeader;
 use rtsp::header::transport::{Cast, ChannelRange, LowerTransport, PortRange, Transport};
 use rtsp::{Method, Request, Response, Version};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::auth;
 use super::session::{self, SessionRef, SessionState, TrackTransport};
@@ -163,8 +163,24 @@ pub fn handle(ctx: &Arc<ServerContext>, conn: &ConnContext, req: &Request, now: 
             // --sessions-from-any-address): nobody else can PAUSE, TEARDOWN or
             // add tracks to it.
             let found = found.filter(|s| {
-                ctx.sessions_from_any_address
-                    || session::lock(s).peer_ip == net::canonical_ip(conn.peer.ip())
+                let owner = session::lock(s).peer_ip;
+                let ours = ctx.sessions_from_any_address
+                    || owner == net::canonical_ip(conn.peer.ip());
+                if !ours
+                    && ctx
+                        .foreign_session_warnings
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .should_log(now)
+                {
+                    warn!(
+                        peer = %conn.peer,
+                        "{} for a session another address created: 454 \
+                         (--sessions-from-any-address allows it, for clients behind a changing NAT)",
+                        req.method
+                    );
+                }
+                ours
             });
             match found {
                 Some(s) => {

@@ -147,7 +147,7 @@ pub async fn accept_loop(
     tls: Option<TlsAcceptor>,
     open: OpenConnections,
 ) {
-    let mut refusals = EveryTenSeconds::default();
+    let mut refusals = crate::log_text::Throttle::default();
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
@@ -156,7 +156,7 @@ pub async fn accept_loop(
                     Err(why) => {
                         // Closed at once; said at most every 10 s (a flood of
                         // refused connections must not flood the log).
-                        if refusals.should_log() {
+                        if refusals.should_log(std::time::Instant::now()) {
                             warn!(%peer, "connection refused: {why}");
                         }
                         continue;
@@ -186,25 +186,6 @@ pub async fn accept_loop(
                 // EMFILE and friends: back off instead of spinning.
                 warn!("accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-}
-
-/// Says yes at most once every 10 s.
-#[derive(Default)]
-struct EveryTenSeconds {
-    last: Option<std::time::Instant>,
-}
-
-impl EveryTenSeconds {
-    fn should_log(&mut self) -> bool {
-        let now = std::time::Instant::now();
-        match self.last {
-            Some(t) if now.saturating_duration_since(t) < Duration::from_secs(10) => false,
-            _ => {
-                self.last = Some(now);
-                true
             }
         }
     }

@@ -42,6 +42,11 @@ pub struct ServerContext {
     /// A session may be used from any address, not only the one that created it
     /// (`--sessions-from-any-address`, for clients behind a changing NAT).
     pub sessions_from_any_address: bool,
+    /// Requests for a session from another address than the one that created
+    /// it are warned about at most every 10 s ...
+    pub foreign_session_warnings: std::sync::Mutex<crate::log_text::Throttle>,
+    /// ... and so are tunnel POSTs from another address than their GET's.
+    pub foreign_tunnel_warnings: std::sync::Mutex<crate::log_text::Throttle>,
     /// Connections one client address may hold at once
     /// (`--max-connections-per-address`).
     pub max_connections_per_address: usize,
@@ -73,6 +78,8 @@ impl ServerContext {
             server_name: format!("rtsp-proxy/{}", env!("CARGO_PKG_VERSION")),
             client_auth: None,
             sessions_from_any_address: false,
+            foreign_session_warnings: Default::default(),
+            foreign_tunnel_warnings: Default::default(),
             max_connections_per_address: slots::DEFAULT_CONNECTIONS_PER_ADDRESS,
             supervisor: Arc::new(Supervisor::new(
                 streams.clone(),

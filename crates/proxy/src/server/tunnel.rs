@@ -11,7 +11,7 @@ use rtsp::tunnel::Base64Decoder;
 use rtsp::{Frame, Method, Request, Response, Version};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::handler::ConnContext;
 use super::ServerContext;
@@ -241,7 +241,18 @@ pub async fn pump_post<R: AsyncRead + Unpin>(
     // Both halves come from one client: a POST from elsewhere that knows (or
     // guessed) a victim's cookie does not get to speak in its tunnel.
     if !post_may_join(get_peer, conn.peer.ip(), ctx.sessions_from_any_address) {
-        debug!(peer = %conn.peer, "HTTP tunnel POST from another address than its GET; refused");
+        if ctx
+            .foreign_tunnel_warnings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .should_log(std::time::Instant::now())
+        {
+            warn!(
+                peer = %conn.peer,
+                "HTTP tunnel POST from another address than its GET: 403 \
+                 (--sessions-from-any-address allows it)"
+            );
+        }
         conn.out.send_control(http_response(403).to_bytes());
         return;
     }
