@@ -435,6 +435,53 @@ fn stalled_readers_of_big_packets_hold_a_bounded_amount_of_memory() {
             s
         })
         .collect();
+    // And one that reads 64 KiB a second, far too slow for 24 Mbit/s, but not
+    // stalled: its queue overflows and stays full, so it is closed 20 s later
+    // (FALL_BEHIND_LIMIT), or by the write timeout (also 20 s) when the kernel,
+    // which wakes a writer only once a third of its send buffer drained, kept
+    // the writer waiting that long. Either way it cannot hold its queue of old
+    // packets for ever. (The client itself sees the end only once it has read
+    // what the kernel buffers hold.)
+    let trickling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let trickler_played = Instant::now();
+    let trickler = {
+        let mut s = std::net::TcpStream::connect(proxy.addr()).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        ask(
+            &mut s,
+            &format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\n\r\n"),
+        );
+        let head = ask(
+            &mut s,
+            &format!("SETUP {url}/track1 RTSP/1.0\r\nCSeq: 2\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n"),
+        );
+        let session = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Session: "))
+            .and_then(|v| v.split(';').next())
+            .expect("Session")
+            .to_owned();
+        ask(
+            &mut s,
+            &format!("PLAY {url} RTSP/1.0\r\nCSeq: 3\r\nSession: {session}\r\n\r\n"),
+        );
+        let trickling = trickling.clone();
+        thread::spawn(move || {
+            let mut chunk = vec![0u8; 64 * 1024];
+            while trickling.load(std::sync::atomic::Ordering::Relaxed) {
+                let second = Instant::now();
+                let mut got = 0;
+                while got < 64 * 1024 {
+                    match s.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got += n,
+                    }
+                }
+                thread::sleep(Duration::from_secs(1).saturating_sub(second.elapsed()));
+            }
+        })
+    };
     let mut peak = before;
     for _ in 0..10 {
         thread::sleep(Duration::from_secs(1));
@@ -450,6 +497,26 @@ fn stalled_readers_of_big_packets_hold_a_bounded_amount_of_memory() {
     );
     // A reader that reads is served meanwhile.
     ffprobe_streams(&url, "tcp", Duration::from_secs(20)).expect("still plays");
+    proxy
+        .proc
+        .wait_where(
+            "the trickling reader's closure",
+            1,
+            Duration::from_secs(40),
+            |l| {
+                l.contains("client connection closed: it did not keep up")
+                    || l.contains("client connection closed: it read nothing for 20 s")
+            },
+        )
+        .expect("the trickling reader is closed, and it is logged");
+    let closed_after = trickler_played.elapsed();
+    eprintln!("[e2e] the trickling reader was closed within {closed_after:?}");
+    assert!(
+        closed_after >= Duration::from_secs(20),
+        "closed for falling behind only after 20 s ({closed_after:?})"
+    );
+    trickling.store(false, std::sync::atomic::Ordering::Relaxed);
+    let _ = trickler.join();
     drop(stalled);
 }
 

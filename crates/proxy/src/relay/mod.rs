@@ -9,7 +9,7 @@ mod stream;
 pub mod udp_batch;
 
 pub use registry::StreamRegistry;
-pub use sink::{ConnOut, ConnOutReceiver, OutItem, Sink, SinkSet};
+pub use sink::{ConnOut, ConnOutReceiver, OutItem, Sink, SinkSet, FALL_BEHIND_LIMIT};
 pub use stream::{
     Availability, ClientInfo, ClientSnapshot, ClientTransport, Closer, PlayOptions,
     PresentationChange, RtcpOutcome, SourceState, StartPoint, Stream, StreamSnapshot, StreamStats,

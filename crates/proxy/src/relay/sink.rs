@@ -27,6 +27,15 @@ pub const DEFAULT_QUEUE_PACKETS: usize = 4096;
 /// twice the keyframe cache, which a new client gets at once): big packets
 /// cannot make a slow reader hold more than this.
 pub const DEFAULT_QUEUE_BYTES: usize = 8 * 1024 * 1024;
+/// A connection whose queue overflowed and has not drained below half of its
+/// bounds for this long is closed ([`ConnOut::fell_behind`]). Without it, a
+/// client reading a byte now and then (never stalled long enough for the write
+/// timeout) would hold a full queue of old packets for ever, and many such
+/// connections, each holding a different stretch of the stream, would hold
+/// that many queues' worth of memory. With it, whatever the number of
+/// connections, every queued packet of a track is from its last
+/// `DEFAULT_QUEUE_BYTES`-worth plus this long of stream.
+pub const FALL_BEHIND_LIMIT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// One item for a connection's writer.
 #[derive(Debug)]
@@ -75,6 +84,11 @@ struct ConnOutInner {
     limit: usize,
     byte_limit: usize,
     dropped: AtomicU64,
+    /// When the queue overflowed and has stayed over half full since (ms since
+    /// [`epoch`], plus one); 0: it has not, or it drained since.
+    behind_since: AtomicU64,
+    /// Closed for [`FALL_BEHIND_LIMIT`].
+    fell_behind: AtomicBool,
     /// Channels (bit n: channel n < 64) skipping media up to the next keyframe.
     awaiting_keyframe: AtomicU64,
     closed: AtomicBool,
@@ -109,6 +123,8 @@ impl ConnOut {
             byte_limit,
             awaiting_keyframe: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            behind_since: AtomicU64::new(0),
+            fell_behind: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             close_notify: Notify::new(),
         });
@@ -203,6 +219,7 @@ impl ConnOut {
             || inner.queued_bytes.load(Ordering::Relaxed) + bytes > inner.byte_limit
         {
             inner.dropped.fetch_add(packets as u64, Ordering::Relaxed);
+            self.overflowed(std::time::Instant::now());
             return false;
         }
         inner.queued_media.fetch_add(packets, Ordering::Relaxed);
@@ -213,6 +230,27 @@ impl ConnOut {
             return false;
         }
         true
+    }
+
+    /// The queue could not take more media at `now`: the first overflow since
+    /// it last drained starts the clock; one [`FALL_BEHIND_LIMIT`] later the
+    /// connection is closed.
+    fn overflowed(&self, now: std::time::Instant) {
+        let inner = &self.inner;
+        let now_ms = millis_since_epoch(now) + 1;
+        let since = inner.behind_since.load(Ordering::Relaxed);
+        if since == 0 {
+            inner.behind_since.store(now_ms, Ordering::Relaxed);
+        } else if now_ms.saturating_sub(since) >= FALL_BEHIND_LIMIT.as_millis() as u64 {
+            inner.fell_behind.store(true, Ordering::Relaxed);
+            self.close();
+        }
+    }
+
+    /// Whether the connection was closed because it did not keep up: its queue
+    /// overflowed and did not drain below half for [`FALL_BEHIND_LIMIT`].
+    pub fn fell_behind(&self) -> bool {
+        self.inner.fell_behind.load(Ordering::Relaxed)
     }
 
     /// Packets dropped because this connection could not keep up.
@@ -275,14 +313,33 @@ impl ConnOutReceiver {
                 self.inner.queued_control.fetch_sub(1, Ordering::Relaxed);
             }
             media => {
+                let inner = &self.inner;
                 let (packets, bytes) = media.media_size();
-                self.inner
+                let media_left = inner
                     .queued_media
-                    .fetch_sub(packets, Ordering::Relaxed);
-                self.inner.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+                    .fetch_sub(packets, Ordering::Relaxed)
+                    .saturating_sub(packets);
+                let bytes_left = inner
+                    .queued_bytes
+                    .fetch_sub(bytes, Ordering::Relaxed)
+                    .saturating_sub(bytes);
+                // Caught up: under half of both bounds again.
+                if inner.behind_since.load(Ordering::Relaxed) != 0
+                    && media_left <= inner.limit / 2
+                    && bytes_left <= inner.byte_limit / 2
+                {
+                    inner.behind_since.store(0, Ordering::Relaxed);
+                }
             }
         }
     }
+}
+
+/// Milliseconds from the first call in this process to `t` (0 for earlier).
+fn millis_since_epoch(t: std::time::Instant) -> u64 {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(std::time::Instant::now);
+    t.saturating_duration_since(epoch).as_millis() as u64
 }
 
 /// Where one subscriber receives one track.
@@ -473,6 +530,58 @@ impl SinkSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn batch(n: usize, size: usize) -> Arc<[Bytes]> {
+        (0..n).map(|_| Bytes::from(vec![0u8; size])).collect()
+    }
+
+    /// A connection that overflowed and stays over half full for
+    /// FALL_BEHIND_LIMIT is closed (a trickling reader cannot hold a full queue
+    /// of old packets for ever); one that drains in time is not.
+    #[test]
+    fn a_connection_that_stays_behind_is_closed_one_that_catches_up_is_not() {
+        let t0 = std::time::Instant::now();
+        let (out, rx) = ConnOut::with_limits(100, 10_000);
+        let packets = batch(4, 1_000);
+        // 8 of 10 kB queued, then an overflow.
+        assert!(out.send_media_batch(0, &packets, 4_000, None));
+        assert!(out.send_media_batch(0, &packets, 4_000, None));
+        assert!(!out.send_media_batch(0, &packets, 4_000, None));
+        out.overflowed(t0);
+        out.overflowed(t0 + FALL_BEHIND_LIMIT / 2);
+        assert!(!out.is_closed());
+        // One item written: 4 kB left, under half: caught up, the clock stops.
+        let written = OutItem::MediaBatch {
+            channel: 0,
+            packets: packets.clone(),
+            bytes: 4_000,
+        };
+        rx.done(&written);
+        out.overflowed(t0 + FALL_BEHIND_LIMIT);
+        assert!(!out.is_closed(), "the clock started again at this overflow");
+        out.overflowed(t0 + FALL_BEHIND_LIMIT * 2 - std::time::Duration::from_millis(5));
+        assert!(!out.is_closed());
+        assert!(!out.fell_behind());
+        // Still over half full a whole limit after the overflow: closed.
+        out.overflowed(t0 + FALL_BEHIND_LIMIT * 2);
+        assert!(out.is_closed());
+        assert!(out.fell_behind());
+    }
+
+    /// The real overflow path starts the clock: a queue that overflows again and
+    /// again without draining is closed after the limit, not before.
+    #[test]
+    fn overflows_start_the_fall_behind_clock() {
+        let (out, _rx) = ConnOut::with_limits(2, 1 << 20);
+        let packets = batch(2, 100);
+        assert!(out.send_media_batch(0, &packets, 200, None));
+        assert!(!out.send_media_batch(0, &packets, 200, None));
+        assert!(out.inner.behind_since.load(Ordering::Relaxed) != 0);
+        assert!(!out.is_closed());
+        assert!(!out.fell_behind());
+        out.overflowed(std::time::Instant::now() + FALL_BEHIND_LIMIT);
+        assert!(out.fell_behind());
+    }
 
     /// What the kernel refuses to send is counted for the client, not ignored.
     #[tokio::test]

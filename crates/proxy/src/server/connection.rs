@@ -23,7 +23,7 @@ use rtsp::{Frame, Response};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::handler::{self, ConnContext};
 use super::register::{self, Pending};
@@ -98,7 +98,7 @@ pub async fn serve<S: ByteStream>(ctx: Arc<ServerContext>, stream: S, accepted: 
     let (mut rd, wr) = stream.split();
     let (out, out_rx) = ConnOut::new(DEFAULT_QUEUE_PACKETS);
     let (release, release_rx) = tokio::sync::oneshot::channel();
-    let writer = tokio::spawn(write_loop(wr, out_rx, out.clone(), release_rx));
+    let writer = tokio::spawn(write_loop(wr, out_rx, out.clone(), release_rx, peer));
     let mut conn = ConnContext {
         local,
         peer,
@@ -175,6 +175,15 @@ pub async fn serve<S: ByteStream>(ctx: Arc<ServerContext>, stream: S, accepted: 
     let _ = flush.await;
     out.close();
     let _ = writer.await;
+    if out.fell_behind() {
+        warn!(
+            %peer,
+            dropped = out.dropped(),
+            "client connection closed: it did not keep up (its media queue overflowed \
+             and stayed over half full for {} s)",
+            crate::relay::FALL_BEHIND_LIMIT.as_secs()
+        );
+    }
     debug!(%peer, "connection closed");
 }
 
@@ -313,6 +322,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     mut rx: ConnOutReceiver,
     out: ConnOut,
     mut release: tokio::sync::oneshot::Receiver<()>,
+    peer: SocketAddr,
 ) -> Option<W> {
     let mut batch: Vec<OutItem> = Vec::with_capacity(WRITE_BATCH);
     let mut release_open = true;
@@ -342,18 +352,38 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         };
         let Some(first) = first else { break };
         batch.push(first);
+        // Closed (by the connection's end, which has flushed its responses
+        // first, or by the relay for a client that fell behind): what is
+        // queued is dropped, not trickled out to a client that reads slowly.
+        if out.is_closed() {
+            rx.done(&batch[0]);
+            batch.clear();
+            break;
+        }
         while batch.len() < WRITE_BATCH {
             match rx.try_recv() {
                 Some(i) => batch.push(i),
                 None => break,
             }
         }
-        let res = write_items(&mut wr, &batch, WRITE_TIMEOUT).await;
+        let res = tokio::select! {
+            biased;
+            r = write_items(&mut wr, &batch, WRITE_TIMEOUT) => r,
+            _ = out.closed() => Err(std::io::ErrorKind::ConnectionAborted.into()),
+        };
         for item in batch.drain(..) {
             rx.done(&item);
         }
-        if res.is_err() {
-            debug!("client write failed or stalled; closing connection");
+        if let Err(e) = res {
+            if e.kind() == std::io::ErrorKind::TimedOut {
+                info!(
+                    %peer,
+                    "client connection closed: it read nothing for {} s",
+                    WRITE_TIMEOUT.as_secs()
+                );
+            } else {
+                debug!(%peer, "client write failed ({e}); closing connection");
+            }
             out.close();
             break;
         }
@@ -529,7 +559,13 @@ mod tests {
     async fn the_writer_ends_even_when_closing_cannot_be_written() {
         let (out, rx) = ConnOut::new(16);
         let (_release, released) = tokio::sync::oneshot::channel();
-        let writer = tokio::spawn(write_loop(Stuck, rx, out.clone(), released));
+        let writer = tokio::spawn(write_loop(
+            Stuck,
+            rx,
+            out.clone(),
+            released,
+            SocketAddr::from(([127, 0, 0, 1], 1)),
+        ));
         out.close();
         tokio::time::timeout(SHUTDOWN_TIMEOUT + Duration::from_secs(2), writer)
             .await
