@@ -388,6 +388,43 @@ fn ask(s: &mut std::net::TcpStream, req: &str) -> String {
     }
 }
 
+/// Connects to `addr`, DESCRIBEs `url` and SETs UP its first track over
+/// interleaved TCP; returns the connection and the SETUP answer's head.
+fn set_up_interleaved(addr: std::net::SocketAddr, url: &str) -> (std::net::TcpStream, String) {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    ask(
+        &mut s,
+        &format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\n\r\n"),
+    );
+    let head = ask(
+        &mut s,
+        &format!("SETUP {url}/track1 RTSP/1.0\r\nCSeq: 2\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n"),
+    );
+    (s, head)
+}
+
+/// The session id of a SETUP answer.
+fn session_of(head: &str) -> String {
+    head.lines()
+        .find_map(|l| l.strip_prefix("Session: "))
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_else(|| panic!("no Session in {head:?}"))
+        .to_owned()
+}
+
+/// A connection playing the first track of `url` over interleaved TCP.
+fn play_interleaved(addr: std::net::SocketAddr, url: &str) -> std::net::TcpStream {
+    let (mut s, head) = set_up_interleaved(addr, url);
+    let session = session_of(&head);
+    ask(
+        &mut s,
+        &format!("PLAY {url} RTSP/1.0\r\nCSeq: 3\r\nSession: {session}\r\n\r\n"),
+    );
+    s
+}
+
 #[test]
 fn stalled_readers_of_big_packets_hold_a_bounded_amount_of_memory() {
     let bench = std::path::Path::new(Proxy::binary()).with_file_name("rtsp-bench");
@@ -417,23 +454,7 @@ fn stalled_readers_of_big_packets_hold_a_bounded_amount_of_memory() {
     let before = rss_mib(proxy.proc.pid());
     // Five clients that PLAY over TCP and then never read again.
     let stalled: Vec<std::net::TcpStream> = (0..5)
-        .map(|_| {
-            let mut s = std::net::TcpStream::connect(proxy.addr()).expect("connect");
-            s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-            ask(&mut s, &format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\n\r\n"));
-            let head = ask(
-                &mut s,
-                &format!("SETUP {url}/track1 RTSP/1.0\r\nCSeq: 2\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n"),
-            );
-            let session = head
-                .lines()
-                .find_map(|l| l.strip_prefix("Session: "))
-                .and_then(|v| v.split(';').next())
-                .expect("Session")
-                .to_owned();
-            ask(&mut s, &format!("PLAY {url} RTSP/1.0\r\nCSeq: 3\r\nSession: {session}\r\n\r\n"));
-            s
-        })
+        .map(|_| play_interleaved(proxy.addr(), &url))
         .collect();
     // And one that reads 64 KiB a second, far too slow for 24 Mbit/s, but not
     // stalled: its queue overflows and stays full, so it is closed 20 s later
@@ -445,27 +466,7 @@ fn stalled_readers_of_big_packets_hold_a_bounded_amount_of_memory() {
     let trickling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let trickler_played = Instant::now();
     let trickler = {
-        let mut s = std::net::TcpStream::connect(proxy.addr()).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("timeout");
-        ask(
-            &mut s,
-            &format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\n\r\n"),
-        );
-        let head = ask(
-            &mut s,
-            &format!("SETUP {url}/track1 RTSP/1.0\r\nCSeq: 2\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n"),
-        );
-        let session = head
-            .lines()
-            .find_map(|l| l.strip_prefix("Session: "))
-            .and_then(|v| v.split(';').next())
-            .expect("Session")
-            .to_owned();
-        ask(
-            &mut s,
-            &format!("PLAY {url} RTSP/1.0\r\nCSeq: 3\r\nSession: {session}\r\n\r\n"),
-        );
+        let mut s = play_interleaved(proxy.addr(), &url);
         let trickling = trickling.clone();
         thread::spawn(move || {
             let mut chunk = vec![0u8; 64 * 1024];
@@ -549,25 +550,9 @@ fn sessions_and_tunnels_answer_only_the_address_that_opened_them() {
     let v6 = std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, proxy.port()));
 
     // A session set up from 127.0.0.1 ...
-    let mut owner = std::net::TcpStream::connect(proxy.addr()).expect("connect");
-    owner
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    ask(
-        &mut owner,
-        &format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\n\r\n"),
-    );
-    let head = ask(
-        &mut owner,
-        &format!("SETUP {url}/track1 RTSP/1.0\r\nCSeq: 2\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n"),
-    );
+    let (mut owner, head) = set_up_interleaved(proxy.addr(), &url);
     assert_eq!(status_of(&head), 200, "{head}");
-    let session = head
-        .lines()
-        .find_map(|l| l.strip_prefix("Session: "))
-        .and_then(|v| v.split(';').next())
-        .expect("Session")
-        .to_owned();
+    let session = session_of(&head);
     // ... is not driven from ::1, not even with its id: 454 to PLAY, PAUSE,
     // SETUP into it and TEARDOWN.
     let mut other = std::net::TcpStream::connect(v6).expect("connect ::1");
