@@ -343,17 +343,6 @@ fn one_address_cannot_take_every_connection() {
         .any(|l| l.contains("connections from this address are open")));
 }
 
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    let kib: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS");
-    kib / 1024.0
-}
-
 /// Sends `req` and reads one response (head and body), skipping `$` frames.
 fn ask(s: &mut std::net::TcpStream, req: &str) -> String {
     s.write_all(req.as_bytes()).expect("write");

@@ -564,22 +564,6 @@ fn client_after_a_back_end_restart_gets_clean_media() {
 
 // --- (f) a silent back end costs no CPU --------------------------------------
 
-/// CPU time (user + system) used so far by process `pid`.
-fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .unwrap_or_else(|e| panic!("/proc/{pid}/stat: {e}"));
-    // Fields after the command name (which may contain spaces): state is
-    // field 3, utime 14, stime 15 (man 5 proc).
-    let rest = &stat[stat.rfind(')').expect("comm") + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 =
-        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
-    // SAFETY: sysconf has no preconditions.
-    let per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    assert!(per_sec > 0, "sysconf(_SC_CLK_TCK)");
-    Duration::from_secs_f64(ticks as f64 / per_sec as f64)
-}
-
 /// Sends SIGCONT to a stopped back end when dropped, even if the test panics.
 struct Continue<'a>(&'a Backend);
 

@@ -24,24 +24,6 @@ const RESTARTS: u32 = 3;
 /// (a back-end connection caught mid-reconnect, a timer fd...).
 const FD_SLACK: usize = 4;
 
-fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| d.count())
-        .unwrap_or_else(|e| panic!("/proc/{pid}/fd: {e}"))
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or_else(|| panic!("no VmRSS for {pid}"))
-}
-
 /// A small xorshift, seeded per client: lifetimes need no quality.
 struct Rng(u64);
 impl Rng {

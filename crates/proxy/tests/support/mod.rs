@@ -10,7 +10,8 @@
 //!   [`rtsp_exchange`] and the strict [`retina_play`] (it checks SSRC,
 //!   sequence numbers and timestamps against SETUP and PLAY's `RTP-Info`),
 //!   each bounded by a timeout;
-//! - [`free_port`] for ports that parallel tests will not fight over.
+//! - [`free_port`] for ports that parallel tests will not fight over;
+//! - [`rss_kib`], [`fd_count`], [`cpu_time`]: what `/proc` says of a process.
 //!
 //! Every process a test starts is wrapped in a [`Proc`], which records its
 //! output (also into `target/e2e-logs/<test>-<label>.log`), logs its command
@@ -30,6 +31,7 @@ pub(crate) mod clients;
 mod netns;
 mod ports;
 mod process;
+mod procfs;
 mod proxy;
 mod retina_client;
 
@@ -41,6 +43,7 @@ pub use clients::{
 pub use netns::{NetPair, FIRST_ADDR, SECOND_ADDR};
 pub use ports::free_port;
 pub use process::{Proc, Signal};
+pub use procfs::{cpu_time, fd_count, rss_kib, rss_mib};
 pub use proxy::{Proxy, PLAY_LINE};
 pub use retina_client::{
     retina_play, RetinaReport, RetinaStreamReport, RetinaTransport, RETINA_ARRIVAL_MATCH_SECS,
