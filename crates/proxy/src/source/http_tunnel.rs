@@ -94,20 +94,19 @@ pub fn get_request(
     user_agent: &str,
     authorization: Option<&str>,
 ) -> String {
-    let mut head = format!(
-        "GET {path} HTTP/1.0\r\n\
-         Host: {host}\r\n\
-         User-Agent: {user_agent}\r\n\
-         x-sessioncookie: {cookie}\r\n\
-         Accept: application/x-rtsp-tunnelled\r\n\
+    let half = TunnelHalf {
+        path,
+        host,
+        cookie,
+        user_agent,
+        authorization,
+    };
+    half.head(
+        "GET",
+        "Accept: application/x-rtsp-tunnelled\r\n\
          Pragma: no-cache\r\n\
-         Cache-Control: no-cache\r\n"
-    );
-    if let Some(a) = authorization {
-        head.push_str(&format!("Authorization: {a}\r\n"));
-    }
-    head.push_str("\r\n");
-    head
+         Cache-Control: no-cache\r\n",
+    )
 }
 
 /// The head of the `POST` that opens the tunnel's client-to-server half.
@@ -119,22 +118,58 @@ pub fn post_request(
     user_agent: &str,
     authorization: Option<&str>,
 ) -> String {
-    let mut head = format!(
-        "POST {path} HTTP/1.0\r\n\
-         Host: {host}\r\n\
-         User-Agent: {user_agent}\r\n\
-         x-sessioncookie: {cookie}\r\n\
-         Content-Type: application/x-rtsp-tunnelled\r\n\
-         Pragma: no-cache\r\n\
-         Cache-Control: no-cache\r\n\
-         Content-Length: {POST_CONTENT_LENGTH}\r\n\
-         Expires: Sun, 9 Jan 1972 00:00:00 GMT\r\n"
-    );
-    if let Some(a) = authorization {
-        head.push_str(&format!("Authorization: {a}\r\n"));
+    let half = TunnelHalf {
+        path,
+        host,
+        cookie,
+        user_agent,
+        authorization,
+    };
+    half.head(
+        "POST",
+        &format!(
+            "Content-Type: application/x-rtsp-tunnelled\r\n\
+             Pragma: no-cache\r\n\
+             Cache-Control: no-cache\r\n\
+             Content-Length: {POST_CONTENT_LENGTH}\r\n\
+             Expires: Sun, 9 Jan 1972 00:00:00 GMT\r\n"
+        ),
+    )
+}
+
+/// What the two halves' heads share.
+struct TunnelHalf<'a> {
+    path: &'a str,
+    host: &'a str,
+    cookie: &'a str,
+    user_agent: &'a str,
+    authorization: Option<&'a str>,
+}
+
+impl TunnelHalf<'_> {
+    /// `method`'s head: the shared lines, then `specific` (CRLF-ended lines),
+    /// then the credentials if any.
+    fn head(&self, method: &str, specific: &str) -> String {
+        let TunnelHalf {
+            path,
+            host,
+            cookie,
+            user_agent,
+            authorization,
+        } = self;
+        let mut head = format!(
+            "{method} {path} HTTP/1.0\r\n\
+             Host: {host}\r\n\
+             User-Agent: {user_agent}\r\n\
+             x-sessioncookie: {cookie}\r\n\
+             {specific}"
+        );
+        if let Some(a) = authorization {
+            head.push_str(&format!("Authorization: {a}\r\n"));
+        }
+        head.push_str("\r\n");
+        head
     }
-    head.push_str("\r\n");
-    head
 }
 
 /// Parses the answer head to the `GET` from the start of `buf`. `Ok(None)`: not
