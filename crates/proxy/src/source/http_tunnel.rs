@@ -85,77 +85,53 @@ pub fn host_header(url: &RtspUrl, port: u16) -> String {
     }
 }
 
-/// The head of the `GET` that opens the tunnel's server-to-client half.
-#[must_use]
-pub fn get_request(
-    path: &str,
-    host: &str,
-    cookie: &str,
-    user_agent: &str,
-    authorization: Option<&str>,
-) -> String {
-    let half = TunnelHalf {
-        path,
-        host,
-        cookie,
-        user_agent,
-        authorization,
-    };
-    half.head(
-        "GET",
-        "Accept: application/x-rtsp-tunnelled\r\n\
-         Pragma: no-cache\r\n\
-         Cache-Control: no-cache\r\n",
-    )
+/// What identifies one tunnel to the server: the heads of its two halves are
+/// built from it.
+pub struct TunnelHalves<'a> {
+    pub path: &'a str,
+    /// The `Host` header ([`host_header`]).
+    pub host: &'a str,
+    pub cookie: &'a str,
+    pub user_agent: &'a str,
 }
 
-/// The head of the `POST` that opens the tunnel's client-to-server half.
-#[must_use]
-pub fn post_request(
-    path: &str,
-    host: &str,
-    cookie: &str,
-    user_agent: &str,
-    authorization: Option<&str>,
-) -> String {
-    let half = TunnelHalf {
-        path,
-        host,
-        cookie,
-        user_agent,
-        authorization,
-    };
-    half.head(
-        "POST",
-        &format!(
-            "Content-Type: application/x-rtsp-tunnelled\r\n\
+impl TunnelHalves<'_> {
+    /// The head of the `GET` that opens the tunnel's server-to-client half.
+    #[must_use]
+    pub fn get_request(&self, authorization: Option<&str>) -> String {
+        self.head(
+            "GET",
+            "Accept: application/x-rtsp-tunnelled\r\n\
              Pragma: no-cache\r\n\
-             Cache-Control: no-cache\r\n\
-             Content-Length: {POST_CONTENT_LENGTH}\r\n\
-             Expires: Sun, 9 Jan 1972 00:00:00 GMT\r\n"
-        ),
-    )
-}
+             Cache-Control: no-cache\r\n",
+            authorization,
+        )
+    }
 
-/// What the two halves' heads share.
-struct TunnelHalf<'a> {
-    path: &'a str,
-    host: &'a str,
-    cookie: &'a str,
-    user_agent: &'a str,
-    authorization: Option<&'a str>,
-}
+    /// The head of the `POST` that opens the tunnel's client-to-server half.
+    #[must_use]
+    pub fn post_request(&self, authorization: Option<&str>) -> String {
+        self.head(
+            "POST",
+            &format!(
+                "Content-Type: application/x-rtsp-tunnelled\r\n\
+                 Pragma: no-cache\r\n\
+                 Cache-Control: no-cache\r\n\
+                 Content-Length: {POST_CONTENT_LENGTH}\r\n\
+                 Expires: Sun, 9 Jan 1972 00:00:00 GMT\r\n"
+            ),
+            authorization,
+        )
+    }
 
-impl TunnelHalf<'_> {
     /// `method`'s head: the shared lines, then `specific` (CRLF-ended lines),
     /// then the credentials if any.
-    fn head(&self, method: &str, specific: &str) -> String {
-        let TunnelHalf {
+    fn head(&self, method: &str, specific: &str, authorization: Option<&str>) -> String {
+        let TunnelHalves {
             path,
             host,
             cookie,
             user_agent,
-            authorization,
         } = self;
         let mut head = format!(
             "{method} {path} HTTP/1.0\r\n\
@@ -300,6 +276,12 @@ pub async fn open(
     let host = host_header(url, settings.port);
     let path = url.path.as_str();
     let cookie = new_cookie();
+    let halves = TunnelHalves {
+        path,
+        host: &host,
+        cookie: &cookie,
+        user_agent: &settings.user_agent,
+    };
     let credentials = url
         .credentials
         .clone()
@@ -310,13 +292,7 @@ pub async fn open(
     let (get, buffered) = loop {
         tries += 1;
         let authorization = auth.as_mut().and_then(|a| a.authorization("GET", path));
-        let head = get_request(
-            path,
-            &host,
-            &cookie,
-            &settings.user_agent,
-            authorization.as_deref(),
-        );
+        let head = halves.get_request(authorization.as_deref());
         let mut get = dial_tcp(url, settings.port, timeout).await?;
         write_within(&mut get, head.as_bytes(), timeout, "GET").await?;
         let mut buf = BytesMut::with_capacity(4096);
@@ -361,13 +337,7 @@ pub async fn open(
     };
     let _ = post.set_nodelay(true);
     let authorization = auth.as_mut().and_then(|a| a.authorization("POST", path));
-    let head = post_request(
-        path,
-        &host,
-        &cookie,
-        &settings.user_agent,
-        authorization.as_deref(),
-    );
+    let head = halves.post_request(authorization.as_deref());
     write_within(&mut post, head.as_bytes(), timeout, "POST").await?;
     Ok(Channel {
         // The whole GET stream: its write half stays open (a half-close could
@@ -485,13 +455,13 @@ mod tests {
 
     #[test]
     fn get_head_is_live555s() {
-        let head = get_request(
-            "/live/ch0?x=1",
-            "cam:8080",
-            "0123456789abcdefABCDEF99",
-            "rtsp-proxy/1",
-            None,
-        );
+        let head = TunnelHalves {
+            path: "/live/ch0?x=1",
+            host: "cam:8080",
+            cookie: "0123456789abcdefABCDEF99",
+            user_agent: "rtsp-proxy/1",
+        }
+        .get_request(None);
         assert_eq!(
             head,
             "GET /live/ch0?x=1 HTTP/1.0\r\n\
@@ -502,13 +472,25 @@ mod tests {
              Pragma: no-cache\r\n\
              Cache-Control: no-cache\r\n\r\n"
         );
-        let with_auth = get_request("/s", "h", "c", "ua", Some("Basic dTpw"));
+        let with_auth = TunnelHalves {
+            path: "/s",
+            host: "h",
+            cookie: "c",
+            user_agent: "ua",
+        }
+        .get_request(Some("Basic dTpw"));
         assert!(with_auth.ends_with("Cache-Control: no-cache\r\nAuthorization: Basic dTpw\r\n\r\n"));
     }
 
     #[test]
     fn post_head_is_live555s() {
-        let head = post_request("/s", "h:80", "cookie", "ua", None);
+        let head = TunnelHalves {
+            path: "/s",
+            host: "h:80",
+            cookie: "cookie",
+            user_agent: "ua",
+        }
+        .post_request(None);
         assert_eq!(
             head,
             "POST /s HTTP/1.0\r\n\
