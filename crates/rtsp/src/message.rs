@@ -182,7 +182,7 @@ impl Headers {
         self.fields
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.trim())
+            .map(|(_, v)| v.trim_matches([' ', '\t']))
     }
 
     /// The values of all fields called `name` (case-insensitive), trimmed, in
@@ -191,7 +191,7 @@ impl Headers {
         self.fields
             .iter()
             .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.trim())
+            .map(|(_, v)| v.trim_matches([' ', '\t']))
     }
 
     /// Replaces every field called `name` by one field with `value`. The new
