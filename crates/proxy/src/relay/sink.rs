@@ -85,7 +85,7 @@ struct ConnOutInner {
     byte_limit: usize,
     dropped: AtomicU64,
     /// When the queue overflowed and has stayed over half full since (ms since
-    /// [`epoch`], plus one); 0: it has not, or it drained since.
+    /// [`millis_since_epoch`], plus one); 0: it has not, or it drained since.
     behind_since: AtomicU64,
     /// Closed for [`FALL_BEHIND_LIMIT`].
     fell_behind: AtomicBool,
