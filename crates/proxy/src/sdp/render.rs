@@ -141,17 +141,27 @@ fn render_track(out: &mut String, track: &Track, number: usize, family: &str, an
 /// (`RTP/AVP/TCP` -> `RTP/AVP`, `TCP/RTP/AVP` -> `RTP/AVP`), because how media reaches
 /// a client is negotiated in its own SETUP.
 fn served_protocol(protocol: &str) -> &str {
-    let split = protocol.len().saturating_sub(4);
-    let mut served = match (protocol.get(..split), protocol.get(split..)) {
-        (Some(head), Some(tail)) if !head.is_empty() && tail.eq_ignore_ascii_case("/TCP") => head,
-        _ => protocol,
-    };
-    if let (Some(head), Some(rest)) = (served.get(..4), served.get(4..)) {
-        if head.eq_ignore_ascii_case("TCP/") && !rest.is_empty() {
-            served = rest;
+    // Every marker goes, so that serving what we served changes nothing
+    // (`TCP/TCP/RTP/AVP` lost one marker per rendering before; found by the
+    // `sdp` fuzz target).
+    let mut served = protocol;
+    loop {
+        let split = served.len().saturating_sub(4);
+        let before = served;
+        if let (Some(head), Some(tail)) = (served.get(..split), served.get(split..)) {
+            if !head.is_empty() && tail.eq_ignore_ascii_case("/TCP") {
+                served = head;
+            }
+        }
+        if let (Some(head), Some(rest)) = (served.get(..4), served.get(4..)) {
+            if head.eq_ignore_ascii_case("TCP/") && !rest.is_empty() {
+                served = rest;
+            }
+        }
+        if served == before {
+            return served;
         }
     }
-    served
 }
 
 /// An `m=` token: visible ASCII only (a hand-built track could hold anything).
@@ -240,6 +250,21 @@ mod tests {
         );
         assert!(mapped.contains("o=- 42 1 IN IP4 10.0.0.1\r\n"));
         assert!(mapped.contains("c=IN IP4 0.0.0.0\r\n"));
+    }
+
+    /// Serving an SDP we served gives the same text (the `sdp` fuzz target's
+    /// crash: each rendering took one more `tcp/` off `m=a 9800 tcp/tcp/oII8`).
+    #[test]
+    fn rendering_what_we_served_changes_nothing() {
+        let opts = options(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        for sdp in [
+            "m=a 9800 tcp/tcp/oII8 ::1@\n",
+            "m=video 0 TCP/TCP/RTP/AVP/TCP 96\na=rtpmap:96 H264/90000\n",
+        ] {
+            let once = render(&parse(sdp).expect("valid SDP"), &opts);
+            let twice = render(&parse(&once).expect("served SDP parses"), &opts);
+            assert_eq!(once, twice, "{sdp:?}");
+        }
     }
 
     #[test]
@@ -342,5 +367,19 @@ mod tests {
         assert_eq!(served_protocol("/TCP"), "/TCP");
         assert_eq!(served_protocol("TCP"), "TCP");
         assert_eq!(served_protocol("é/TCP"), "é");
+        // Every marker, so that a second rendering changes nothing.
+        assert_eq!(served_protocol("tcp/tcp/oII8"), "oII8");
+        assert_eq!(served_protocol("TCP/RTP/AVP/TCP/TCP"), "RTP/AVP");
+        assert_eq!(served_protocol("TCP/TCP"), "TCP");
+        for p in [
+            "tcp/tcp/oII8",
+            "TCP/TCP",
+            "TCP/TCP/",
+            "/TCP/TCP",
+            "a/TCP/TCP",
+        ] {
+            let once = served_protocol(p);
+            assert_eq!(served_protocol(once), once, "{p:?}");
+        }
     }
 }
