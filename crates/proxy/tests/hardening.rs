@@ -347,34 +347,7 @@ fn one_address_cannot_take_every_connection() {
 fn ask(s: &mut std::net::TcpStream, req: &str) -> String {
     s.write_all(req.as_bytes()).expect("write");
     let mut buf = Vec::new();
-    let mut chunk = [0u8; 65536];
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        while buf.first() == Some(&b'$') && buf.len() >= 4 {
-            let len = usize::from(u16::from_be_bytes([buf[2], buf[3]]));
-            if buf.len() < 4 + len {
-                break;
-            }
-            buf.drain(..4 + len);
-        }
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            if buf.first() != Some(&b'$') {
-                let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-                let body = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("Content-Length:"))
-                    .and_then(|v| v.trim().parse::<usize>().ok())
-                    .unwrap_or(0);
-                if buf.len() >= end + 4 + body {
-                    return head;
-                }
-            }
-        }
-        assert!(Instant::now() < deadline, "no answer to {req}");
-        let n = s.read(&mut chunk).expect("read");
-        assert!(n > 0, "closed while waiting for an answer to {req}");
-        buf.extend_from_slice(&chunk[..n]);
-    }
+    read_response_head(s, &mut buf).unwrap_or_else(|e| panic!("no answer to {req}: {e}"))
 }
 
 /// Connects to `addr`, DESCRIBEs `url` and SETs UP its first track over

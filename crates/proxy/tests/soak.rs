@@ -35,48 +35,6 @@ impl Rng {
     }
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Reads one RTSP response head (skipping interleaved frames), bounded.
-fn read_head(s: &mut TcpStream, buf: &mut Vec<u8>) -> Result<String, String> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut chunk = [0u8; 16384];
-    loop {
-        while buf.first() == Some(&b'$') && buf.len() >= 4 {
-            let len = u16::from_be_bytes([buf[2], buf[3]]) as usize;
-            if buf.len() < 4 + len {
-                break;
-            }
-            buf.drain(..4 + len);
-        }
-        if buf.first() != Some(&b'$') {
-            if let Some(end) = find(buf, b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-                let body = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("Content-Length:"))
-                    .and_then(|v| v.trim().parse::<usize>().ok())
-                    .unwrap_or(0);
-                if buf.len() >= end + 4 + body {
-                    buf.drain(..end + 4 + body);
-                    return Ok(head);
-                }
-            }
-        }
-        if Instant::now() > deadline {
-            return Err("no response in 10 s".into());
-        }
-        match s.read(&mut chunk) {
-            Ok(0) => return Err("connection closed".into()),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(e) => return Err(e.to_string()),
-        }
-    }
-}
-
 /// An even/odd pair of UDP ports on 127.0.0.1.
 fn udp_pair() -> Result<(UdpSocket, UdpSocket), String> {
     for _ in 0..50 {
@@ -119,7 +77,7 @@ fn session(
             .as_bytes(),
     )
     .map_err(|e| e.to_string())?;
-    let head = read_head(&mut s, &mut buf)?;
+    let head = read_response_head(&mut s, &mut buf)?;
     if !head.starts_with("RTSP/1.0 200") {
         return Err(format!("SETUP: {}", head.lines().next().unwrap_or("")));
     }
@@ -132,7 +90,7 @@ fn session(
         .to_owned();
     s.write_all(format!("PLAY {url} RTSP/1.0\r\nCSeq: 2\r\nSession: {session}\r\n\r\n").as_bytes())
         .map_err(|e| e.to_string())?;
-    let head = read_head(&mut s, &mut buf)?;
+    let head = read_response_head(&mut s, &mut buf)?;
     if !head.starts_with("RTSP/1.0 200") {
         return Err(format!("PLAY: {}", head.lines().next().unwrap_or("")));
     }
@@ -183,7 +141,7 @@ fn session(
     let _ = s.write_all(
         format!("TEARDOWN {url} RTSP/1.0\r\nCSeq: 3\r\nSession: {session}\r\n\r\n").as_bytes(),
     );
-    let _ = read_head(&mut s, &mut buf);
+    let _ = read_response_head(&mut s, &mut buf);
     Ok(packets)
 }
 

@@ -611,3 +611,47 @@ pub fn gst_first_frame(
         out.status
     ))
 }
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Reads one RTSP response from `buf` and then `s` (skipping interleaved
+/// frames before it), for at most 10 s: returns its head and removes it and its
+/// body from `buf`, which keeps what follows.
+pub fn read_response_head(s: &mut TcpStream, buf: &mut Vec<u8>) -> Result<String, String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut chunk = [0u8; 16384];
+    loop {
+        while buf.first() == Some(&b'$') && buf.len() >= 4 {
+            let len = u16::from_be_bytes([buf[2], buf[3]]) as usize;
+            if buf.len() < 4 + len {
+                break;
+            }
+            buf.drain(..4 + len);
+        }
+        if buf.first() != Some(&b'$') {
+            if let Some(end) = find(buf, b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+                let body = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Content-Length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                if buf.len() >= end + 4 + body {
+                    buf.drain(..end + 4 + body);
+                    return Ok(head);
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            return Err("no response in 10 s".into());
+        }
+        match s.read(&mut chunk) {
+            Ok(0) => return Err("connection closed".into()),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
