@@ -16,7 +16,7 @@ use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
 use crate::probe::now_ns;
-use crate::rtsp_client::{media_control, request, RtspConn};
+use crate::rtsp_client::{self, media_control, request, RtspConn};
 use crate::stats::{describe, summarize, ClientStats, Summary};
 use crate::sys::{self, RecvBatch};
 
@@ -218,12 +218,7 @@ async fn session(cfg: &LoadConfig, st: &mut ClientStats) -> io::Result<()> {
         }
         break r;
     };
-    if resp.status != 200 {
-        return Err(io::Error::other(format!(
-            "DESCRIBE answered {} {}",
-            resp.status, resp.reason
-        )));
-    }
+    let resp = rtsp_client::ok("DESCRIBE", resp)?;
     let base = resp
         .header("Content-Base")
         .or_else(|| resp.header("Content-Location"))
@@ -249,12 +244,7 @@ async fn session(cfg: &LoadConfig, st: &mut ClientStats) -> io::Result<()> {
             no_data,
         )
         .await?;
-    if resp.status != 200 {
-        return Err(io::Error::other(format!(
-            "SETUP answered {} {}",
-            resp.status, resp.reason
-        )));
-    }
+    let resp = rtsp_client::ok("SETUP", resp)?;
     let mut rtp_channel = 0u8;
     if let Some(tr) = resp
         .header("Transport")
@@ -285,12 +275,7 @@ async fn session(cfg: &LoadConfig, st: &mut ClientStats) -> io::Result<()> {
         )
         .await?
     };
-    if resp.status != 200 {
-        return Err(io::Error::other(format!(
-            "PLAY answered {} {}",
-            resp.status, resp.reason
-        )));
-    }
+    let resp = rtsp_client::ok("PLAY", resp)?;
     if let Some(info) = resp.header("RTP-Info") {
         st.rtp_info_seq = rtp_info::parse_list(info).first().and_then(|i| i.seq);
     }

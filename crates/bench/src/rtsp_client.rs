@@ -142,6 +142,19 @@ impl RtspConn {
 }
 
 /// A request for `uri`.
+/// `resp` unless it is a 200: then an error naming what was asked
+/// ("SETUP answered 454 Session Not Found").
+pub fn ok(what: &str, resp: Response) -> io::Result<Response> {
+    if resp.status == 200 {
+        Ok(resp)
+    } else {
+        Err(err(format!(
+            "{what} answered {} {}",
+            resp.status, resp.reason
+        )))
+    }
+}
+
 pub fn request(method: Method, uri: &str) -> Request {
     Request::new(method, uri)
 }

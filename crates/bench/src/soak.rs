@@ -31,7 +31,7 @@ use crate::gen::Workload;
 use crate::load::Transport;
 use crate::probe::now_ns;
 use crate::procstat;
-use crate::rtsp_client::{media_control, request, RtspConn};
+use crate::rtsp_client::{self, media_control, request, RtspConn};
 use crate::run::{free_port, wait_listening, workload_args, ChildGuard};
 use crate::sys;
 
@@ -534,12 +534,7 @@ async fn session(
         }
         break r;
     };
-    if resp.status != 200 {
-        return Err(pre(io::Error::other(format!(
-            "DESCRIBE answered {} {}",
-            resp.status, resp.reason
-        ))));
-    }
+    let resp = rtsp_client::ok("DESCRIBE", resp).map_err(pre)?;
     let base = resp
         .header("Content-Base")
         .or_else(|| resp.header("Content-Location"))
@@ -564,12 +559,7 @@ async fn session(
         )
         .await
         .map_err(pre)?;
-    if resp.status != 200 {
-        return Err(pre(io::Error::other(format!(
-            "SETUP answered {} {}",
-            resp.status, resp.reason
-        ))));
-    }
+    let resp = rtsp_client::ok("SETUP", resp).map_err(pre)?;
     let rtp_channel = resp
         .header("Transport")
         .and_then(|v| rtsp::header::Transport::parse(v).ok())
@@ -588,12 +578,7 @@ async fn session(
         )
         .await
         .map_err(pre)?;
-    if resp.status != 200 {
-        return Err(pre(io::Error::other(format!(
-            "PLAY answered {} {}",
-            resp.status, resp.reason
-        ))));
-    }
+    rtsp_client::ok("PLAY", resp).map_err(pre)?;
     let now = now_ns();
     slot.last_packet
         .store(if packets > 0 { now } else { 0 }, Ordering::Relaxed);
