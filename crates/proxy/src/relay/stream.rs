@@ -16,6 +16,7 @@ use rtp::TrackContinuity;
 use tokio::sync::watch;
 
 use super::gop_cache::{GopCache, DEFAULT_CACHE_BYTES};
+use super::replay_timing;
 use super::sink::{ConnOut, Sink, SinkSet};
 use crate::sdp::Presentation;
 
@@ -687,7 +688,11 @@ impl Stream {
                             key_starts.push(out.len());
                             key_ts = Some(hdr.timestamp);
                         }
-                        cache.on_packet(track, &pkt, hdr.timestamp, payload, now);
+                        // Only the key track is replayed (see `play_with`):
+                        // other tracks' packets are not kept.
+                        if cache.is_key_track(track) {
+                            cache.on_packet(track, &pkt, hdr.timestamp, payload, now);
+                        }
                         out_bytes += pkt.len() as u64;
                         out.push(pkt);
                         if hdr.marker {
@@ -843,12 +848,15 @@ impl Stream {
             if st.generation != generation || sinks.iter().any(|(t, _)| *t >= st.tracks.len()) {
                 return None;
             }
-            // A new subscriber starts with the cached GOP: RTP-Info then names its
-            // first packet, which runs straight on into the live ones.
+            // A new subscriber starts with the cached GOP, retimed for it alone
+            // to end at the live edge (so that its player runs as close to live
+            // as a direct one, and the sender report below agrees with it):
+            // RTP-Info then names its first packet, which runs straight on into
+            // the live ones. Other tracks (audio) start live.
             let mut replays: Vec<Vec<Bytes>> = sinks
                 .iter()
-                .map(|(t, _)| match options.replay {
-                    true => st.cache.replay(*t, now),
+                .map(|(t, _)| match options.replay && st.cache.is_key_track(*t) {
+                    true => replay_timing::retime_to_live_edge(&st.cache.replay(*t, now)),
                     false => Vec::new(),
                 })
                 .collect();
