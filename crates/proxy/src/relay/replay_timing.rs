@@ -18,8 +18,11 @@
 //! with it. Sequence numbers are not touched: the replay still runs straight
 //! on into the live packets.
 //!
-//! Only packets whose timestamp changes are copied (one copy per client, once);
-//! the shared cached and live packets are never written to.
+//! Only packets whose timestamp changes are copied; the shared cached and live
+//! packets are never written to. [`RetimedReplay`] keeps the last retimed copy
+//! for the clients that join before the cache changes (a join storm, as when an
+//! NVR reconnects all its clients, then costs one copy per frame, not one per
+//! client).
 
 use bytes::{Bytes, BytesMut};
 
@@ -71,6 +74,62 @@ pub fn retime_to_live_edge(packets: &[Bytes]) -> Vec<Bytes> {
             copy.freeze()
         })
         .collect()
+}
+
+/// The last replay retimed, shared (as [`Bytes`] clones) by every client that
+/// joins before the cache changes.
+#[derive(Debug, Default)]
+pub struct RetimedReplay {
+    last: Option<(ReplayKey, Vec<Bytes>)>,
+}
+
+/// What a cached replay is: its length and its first and last packets'
+/// sequence numbers and timestamps (a cache that changed differs in one of
+/// them: packets are only ever appended, or the cache starts over at a new
+/// keyframe, with new sequence numbers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ReplayKey {
+    packets: usize,
+    first: (u16, u32),
+    last: (u16, u32),
+}
+
+impl ReplayKey {
+    fn of(packets: &[Bytes]) -> Option<ReplayKey> {
+        let seq_ts = |p: &Bytes| {
+            rtp::packet::parse_rtp(p)
+                .ok()
+                .map(|h| (h.sequence, h.timestamp))
+        };
+        Some(ReplayKey {
+            packets: packets.len(),
+            first: seq_ts(packets.first()?)?,
+            last: seq_ts(packets.last()?)?,
+        })
+    }
+}
+
+impl RetimedReplay {
+    /// `packets` (a cached replay) retimed by [`retime_to_live_edge`], or the
+    /// copy made for the same replay before.
+    pub fn retime(&mut self, packets: &[Bytes]) -> Vec<Bytes> {
+        let Some(key) = ReplayKey::of(packets) else {
+            return retime_to_live_edge(packets);
+        };
+        match &self.last {
+            Some((k, retimed)) if *k == key => retimed.clone(),
+            _ => {
+                let retimed = retime_to_live_edge(packets);
+                self.last = Some((key, retimed.clone()));
+                retimed
+            }
+        }
+    }
+
+    /// Forgets the copy (the cache moved on: it would not be used again).
+    pub fn clear(&mut self) {
+        self.last = None;
+    }
 }
 
 #[cfg(test)]
@@ -140,6 +199,28 @@ mod tests {
             .map(|p| seq_ts(p).1)
             .collect();
         assert_eq!(got, [14_297, 14_299, 14_298, 14_300]);
+    }
+
+    #[test]
+    fn joins_before_the_cache_changes_share_one_copy() {
+        let mut memo = RetimedReplay::default();
+        let gop = vec![pkt(1, 0), pkt(2, 3600)];
+        let a = memo.retime(&gop);
+        let b = memo.retime(&gop);
+        assert_eq!(a[0].as_ptr(), b[0].as_ptr(), "the same copy");
+        assert_eq!(seq_ts(&a[0]), (1, 3599));
+        // A packet more: a new copy, retimed to the new newest frame.
+        let mut grown = gop.clone();
+        grown.push(pkt(3, 7200));
+        let c = memo.retime(&grown);
+        assert_ne!(c[0].as_ptr(), a[0].as_ptr());
+        assert_eq!(seq_ts(&c[0]), (1, 7198));
+        // Forgotten: the next join copies again.
+        memo.clear();
+        let d = memo.retime(&grown);
+        assert_ne!(d[0].as_ptr(), c[0].as_ptr());
+        assert_eq!(d, c);
+        assert!(memo.retime(&[]).is_empty());
     }
 
     #[test]
