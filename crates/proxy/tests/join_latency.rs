@@ -18,12 +18,20 @@
 //!     1.05 s directly). It is lower now: a direct player buffers about a
 //!     second of live frames while it probes the stream, a proxied one gets
 //!     the probing's frames at once from the cache, pressed against the live
-//!     edge (mpv 0.2-0.6 s, GStreamer 0.03 s against 0.1-0.15 s).
+//!     edge (measured: mpv 0.2-0.9 s against 1.05 s, GStreamer 0.04-0.06 s
+//!     against 0.2-0.27 s; a join early in the GOP gives the probing fewer
+//!     frames at once, and it waits for live ones).
 //!     The lag of each player:
 //!     - mpv: `demuxer-cache-time − time-pos` (read over its JSON IPC): the
 //!       newest frame it has minus the one it shows;
 //!     - GStreamer: the newest frame out of `rtspsrc` minus the video sink's
-//!       position (`tests/clients/gst_lag.py`);
+//!       position (`tests/clients/gst_lag.py`).
+//!
+//!     ffplay is not run: it shows no newest timestamp to compare its clock
+//!     with (its `-stats` line has the clock and the queues' sizes in KiB),
+//!     and the clock alone cannot tell a player anchored on an old frame from
+//!     one anchored on a live one. mpv reads through the same libavformat
+//!     RTSP demuxer.
 //! (b) retina on the demo stream (one track: it starts its timeline at the
 //!     sender report sent at PLAY), on H.264 + AAC and on H.265 back ends, over
 //!     TCP and UDP, joining at arbitrary points of the GOP: a clean session,
