@@ -4,6 +4,7 @@
 
 pub mod gop_cache;
 mod registry;
+pub mod replay_timing;
 pub mod sink;
 mod stream;
 pub mod udp_batch;

@@ -16,6 +16,7 @@ use rtp::TrackContinuity;
 use tokio::sync::watch;
 
 use super::gop_cache::{GopCache, DEFAULT_CACHE_BYTES};
+use super::replay_timing::RetimedReplay;
 use super::sink::{ConnOut, Sink, SinkSet};
 use crate::sdp::Presentation;
 
@@ -240,6 +241,9 @@ struct State {
     stats: StreamStats,
     /// Packets since the last keyframe, replayed to new subscribers first.
     cache: GopCache,
+    /// The last replay retimed for a new subscriber, for those that join
+    /// before the key track's next packet.
+    retimed: RetimedReplay,
     cache_limit: usize,
     source_state: SourceState,
     /// Back-end sessions lost after they were established.
@@ -391,6 +395,7 @@ impl Stream {
                 next_id: 1,
                 stats: StreamStats::default(),
                 cache: GopCache::new(&[], cache_bytes),
+                retimed: RetimedReplay::default(),
                 cache_limit: cache_bytes,
                 source_state: SourceState::Waiting,
                 reconnects: 0,
@@ -657,6 +662,7 @@ impl Stream {
                 tracks,
                 stats,
                 cache,
+                retimed,
                 ..
             } = &mut *st;
             stats.rtp_in += pkts.len() as u64;
@@ -687,7 +693,11 @@ impl Stream {
                             key_starts.push(out.len());
                             key_ts = Some(hdr.timestamp);
                         }
-                        cache.on_packet(track, &pkt, hdr.timestamp, payload, now);
+                        // Only the key track is replayed (see `play_with`):
+                        // other tracks' packets are not kept.
+                        if cache.is_key_track(track) {
+                            cache.on_packet(track, &pkt, hdr.timestamp, payload, now);
+                        }
                         out_bytes += pkt.len() as u64;
                         out.push(pkt);
                         if hdr.marker {
@@ -701,6 +711,10 @@ impl Stream {
                     ) => stats.rtp_stale += 1,
                     Err(_) => stats.rtp_invalid += 1,
                 }
+            }
+            if cache.is_key_track(track) {
+                // The cache moved on: the last retimed replay is of no more use.
+                retimed.clear();
             }
             for p in &mut t.pacing {
                 p.queue.extend(out.iter().cloned());
@@ -843,15 +857,21 @@ impl Stream {
             if st.generation != generation || sinks.iter().any(|(t, _)| *t >= st.tracks.len()) {
                 return None;
             }
-            // A new subscriber starts with the cached GOP: RTP-Info then names its
-            // first packet, which runs straight on into the live ones.
-            let mut replays: Vec<Vec<Bytes>> = sinks
-                .iter()
-                .map(|(t, _)| match options.replay {
-                    true => st.cache.replay(*t, now),
-                    false => Vec::new(),
-                })
-                .collect();
+            // A new subscriber starts with the cached GOP, retimed for it alone
+            // to end at the live edge (so that its player runs as close to live
+            // as a direct one, and the sender report below agrees with it):
+            // RTP-Info then names its first packet, which runs straight on into
+            // the live ones. Other tracks (audio) start live.
+            let mut replays: Vec<Vec<Bytes>> = {
+                let State { cache, retimed, .. } = &mut *st;
+                sinks
+                    .iter()
+                    .map(|(t, _)| match options.replay && cache.is_key_track(*t) {
+                        true => retimed.retime(&cache.replay(*t, now)),
+                        false => Vec::new(),
+                    })
+                    .collect()
+            };
             // A replay sent at once must fit the receive buffer a UDP client has
             // by default (Linux: 208 KiB, about 110 KiB of RTP once the kernel's
             // per-packet overhead is counted); a bigger one would be lost, so it

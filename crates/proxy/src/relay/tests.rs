@@ -1054,11 +1054,13 @@ const IDR_START: &[u8] = &[0x7c, 0x85, 0xaa];
 const IDR_REST: &[u8] = &[0x7c, 0x45, 0xbb];
 const P_FRAME: &[u8] = &[0x41, 0x9a, 0xcc];
 
-/// A new client gets the last GOP first: RTP-Info names the cached keyframe's
-/// first packet, the replay runs straight on into the live packets, and the
-/// audio track starts from the same moment.
+/// A new client gets the last GOP first, retimed for it to end at the live
+/// edge: RTP-Info names the cached keyframe's first packet, the replay runs
+/// straight on into the live packets (sequence numbers and the newest frame's
+/// timestamp untouched), and the sender report sent at PLAY agrees with it. The
+/// audio track starts live; the shared cached packets are not rewritten.
 #[test]
-fn a_new_subscriber_starts_with_the_cached_gop() {
+fn a_new_subscriber_starts_with_the_cached_gop_retimed_to_the_live_edge() {
     let stream = described_stream_with_cache(1 << 20);
     let t0 = Instant::now();
     let ms = |n: u64| t0 + Duration::from_millis(n);
@@ -1080,9 +1082,24 @@ fn a_new_subscriber_starts_with_the_cached_gop() {
     let (v_sink, _vo, mut v_rx) = interleaved(64, 0);
     let (a_sink, _ao, mut a_rx) = interleaved(64, 2);
     let points = play(&stream, 1, vec![(VIDEO, v_sink), (AUDIO, a_sink)], ms(100));
+    let sr = |items: &[(u8, Bytes)], channel: u8| {
+        let rtcp = on_channel(items, channel);
+        rtcp::sender_reports(&rtcp[0])
+            .into_iter()
+            .next()
+            .expect("a sender report at PLAY")
+    };
+    let v_items = drain_media(&mut v_rx);
+    let a_items = drain_media(&mut a_rx);
     stream.push_rtp_batch(VIDEO, &mut vec![marked(6, 10_800, true, P_FRAME)], ms(120));
+    stream.push_rtp(
+        AUDIO,
+        rtp_packet(502, 1920, BACKEND_SSRC, b"live audio"),
+        ms(125),
+    );
 
-    let video = on_channel(&drain_media(&mut v_rx), 0);
+    let mut video = on_channel(&v_items, 0);
+    video.extend(on_channel(&drain_media(&mut v_rx), 0));
     let got: Vec<&[u8]> = video.iter().map(|p| &p[12..]).collect();
     assert_eq!(
         got,
@@ -1096,11 +1113,30 @@ fn a_new_subscriber_starts_with_the_cached_gop() {
         seqs.windows(2).all(|w| w[1] == w[0].wrapping_add(1)),
         "{seqs:?}"
     );
+    // The keyframe is one tick before the newest cached frame, which keeps its
+    // timestamp; the live frame comes 40 ms (3600 ticks) after that.
+    let ts: Vec<u32> = video.iter().map(|p| seq_ts_ssrc(p).1).collect();
+    assert_eq!(ts[0], ts[1]);
+    assert_eq!(ts[1], ts[2]);
+    assert_eq!(ts_diff(ts[3], ts[2]), 1, "{ts:?}");
+    assert_eq!(ts_diff(ts[4], ts[3]), 3600, "{ts:?}");
+    // The report sent at PLAY puts the first packet 20 ms before now (the
+    // newest frame arrived at 80 ms, PLAY at 100 ms), not 60 ms.
+    let report = sr(&v_items, 1);
+    assert_eq!(ts_diff(first_ts, report.rtp_timestamp), -1800 - 1);
 
+    // Audio is not replayed: it starts with the next live packet, which
+    // RTP-Info names.
     let audio = on_channel(&drain_media(&mut a_rx), 2);
-    assert_eq!(audio.len(), 1, "audio since the keyframe only");
-    assert_eq!(&audio[0][12..], b"audio");
+    assert_eq!(audio.len(), 1, "live audio only");
+    assert_eq!(&audio[0][12..], b"live audio");
+    assert!(on_channel(&a_items, 2).is_empty(), "no audio replayed");
     assert_eq!(points[1].seq, seq_ts_ssrc(&audio[0]).0);
+    let audio_sr = sr(&a_items, 3);
+    assert_eq!(
+        points[1].rtptime, audio_sr.rtp_timestamp,
+        "the live edge at PLAY"
+    );
 
     // After a pause the cached GOP is stale: nothing is replayed.
     stream.source_paused();

@@ -88,12 +88,19 @@ pub struct RetinaStreamReport {
     pub ssrc: Option<u32>,
     /// Sequence number of the first packet.
     pub first_seq: Option<u16>,
+    /// The first packet's payload (its first 16 bytes at most), e.g. to
+    /// check that the first video packet starts a keyframe.
+    pub first_payload: Vec<u8>,
     /// The first packet's timestamp in seconds since the stream's start: the
     /// `RTP-Info: rtptime=` when [`RetinaReport::start_from_rtp_info`], else
     /// the first packet itself (then this is always 0). Near 0 is right.
     pub first_elapsed_secs: Option<f64>,
     /// The last packet's timestamp, same scale.
     pub last_elapsed_secs: Option<f64>,
+    /// The RTP timestamp of the first RTCP sender report, same scale (with a
+    /// single stream retina starts its timeline there when the report comes
+    /// before the first packet, as the one sent right after PLAY does).
+    pub first_sr_elapsed_secs: Option<f64>,
     /// When the first packet arrived, counted from the PLAY response.
     pub first_received_after_play: Option<Duration>,
     /// When the last packet arrived, counted from the PLAY response.
@@ -104,6 +111,15 @@ impl RetinaStreamReport {
     /// Media time covered (last minus first timestamp), in seconds.
     pub fn media_span_secs(&self) -> Option<f64> {
         Some(self.last_elapsed_secs? - self.first_elapsed_secs?)
+    }
+
+    /// Where the first packet's timestamp is on the first sender report's
+    /// clock, in seconds: how long before (negative) or after the moment the
+    /// report describes the first media is, for a client that maps RTP time
+    /// to wall time through the report (about 0 when the report sent at PLAY
+    /// agrees with the first packet).
+    pub fn first_packet_from_sender_report_secs(&self) -> Option<f64> {
+        Some(self.first_elapsed_secs? - self.first_sr_elapsed_secs?)
     }
 
     /// Wall-clock time between the first and the last packet, in seconds.
@@ -222,7 +238,8 @@ impl fmt::Display for RetinaReport {
             write!(
                 f,
                 "\n    stream {i} {} {}/{}: {} pkts, loss {}, {} rtcp, ssrc {:08x?}, seq {:?}, \
-                 first ts {}, last ts {}, first pkt after PLAY {:.2?}, last {:.2?}",
+                 first ts {}, last ts {}, first SR ts {}, first pkt after PLAY {:.2?}, \
+                 last {:.2?}",
                 s.media,
                 s.encoding_name,
                 s.clock_rate,
@@ -233,6 +250,7 @@ impl fmt::Display for RetinaReport {
                 s.first_seq,
                 secs(s.first_elapsed_secs),
                 secs(s.last_elapsed_secs),
+                secs(s.first_sr_elapsed_secs),
                 s.first_received_after_play,
                 s.last_received_after_play,
             )?;
@@ -372,6 +390,7 @@ async fn play(
                 if s.packets == 0 {
                     s.ssrc = Some(pkt.ssrc());
                     s.first_seq = Some(pkt.sequence_number());
+                    s.first_payload = pkt.payload().iter().take(16).copied().collect();
                     s.first_elapsed_secs = Some(elapsed);
                     s.first_received_after_play = Some(at);
                 }
@@ -383,6 +402,9 @@ async fn play(
             Some(Ok(PacketItem::Rtcp(pkt))) => {
                 if let Some(s) = streams.get_mut(pkt.stream_id()) {
                     s.rtcp_packets += 1;
+                    if s.first_sr_elapsed_secs.is_none() {
+                        s.first_sr_elapsed_secs = pkt.rtp_timestamp().map(|t| t.elapsed_secs());
+                    }
                 }
             }
             // PacketItem is non-exhaustive.
