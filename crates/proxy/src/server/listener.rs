@@ -14,7 +14,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, warn};
 
 use super::connection::{self, Accepted};
-use super::ServerContext;
+use super::{proxy_header, ServerContext};
 use crate::config::{HttpPort, DEFAULT_HTTP_PORTS};
 use crate::tls::HANDSHAKE_TIMEOUT;
 
@@ -140,7 +140,9 @@ pub fn bind_tls(addrs: &[IpAddr], port: u16) -> Result<Vec<TcpListener>, BindErr
 pub type OpenConnections = Arc<super::slots::ConnectionSlots>;
 
 /// Accepts connections until the listener fails for good; with `tls`, each is
-/// served once its TLS handshake succeeded within [`HANDSHAKE_TIMEOUT`].
+/// served once its TLS handshake succeeded within [`HANDSHAKE_TIMEOUT`]. Before
+/// that (and before any RTSP byte), the PROXY header of a trusted proxy's
+/// connection is read, or one from another peer refused ([`proxy_header`]).
 pub async fn accept_loop(
     ctx: Arc<ServerContext>,
     listener: TcpListener,
@@ -150,8 +152,16 @@ pub async fn accept_loop(
     let mut refusals = crate::log_text::Throttle::default();
     loop {
         match listener.accept().await {
-            Ok((stream, peer)) => {
-                let slot = match open.take(peer.ip()) {
+            Ok((mut stream, peer)) => {
+                // A trusted proxy's connection counts for the client address its
+                // PROXY header carries, once read.
+                let trusted = ctx.trusted_proxies.contains(peer.ip());
+                let slot = if trusted {
+                    open.take_unassigned()
+                } else {
+                    open.take(peer.ip())
+                };
+                let mut slot = match slot {
                     Ok(slot) => slot,
                     Err(why) => {
                         // Closed at once; said at most every 10 s (a flood of
@@ -168,13 +178,30 @@ pub async fn accept_loop(
                 };
                 let _ = stream.set_nodelay(true);
                 let ctx = ctx.clone();
-                let accepted = Accepted {
-                    peer,
-                    local,
-                    secure: tls.is_some(),
-                };
                 let tls = tls.clone();
                 tokio::spawn(async move {
+                    let peer = match proxy_header::admit(&mut stream, peer, trusted, &mut slot)
+                        .await
+                    {
+                        Ok(client) => client,
+                        Err(why) => {
+                            if ctx
+                                .proxy_header_warnings
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                [why.warning_kind()]
+                            .should_log(std::time::Instant::now())
+                            {
+                                warn!(peer = %crate::net::canonical(peer), "connection closed: {why}");
+                            }
+                            return;
+                        }
+                    };
+                    let accepted = Accepted {
+                        peer,
+                        local,
+                        secure: tls.is_some(),
+                    };
                     match tls {
                         None => connection::serve(ctx, stream, accepted).await,
                         Some(acceptor) => serve_tls(ctx, stream, accepted, acceptor).await,
