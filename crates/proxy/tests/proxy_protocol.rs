@@ -31,24 +31,47 @@ fn loopback(last: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 0, 0, last))
 }
 
+/// A directory of this test's own, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(label: &str) -> Scratch {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "{label}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("scratch directory");
+        Scratch(dir)
+    }
+
+    /// Writes `name` in the directory; returns its path as text.
+    fn write(&self, name: &str, text: &str) -> String {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).expect("write");
+        path.to_str().expect("UTF-8 path").to_owned()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// HAProxy, run in the foreground on a config file of its own; killed (by
 /// PID, as every [`Proc`]) and its directory removed when dropped.
 struct Haproxy {
     _proc: Proc,
-    dir: PathBuf,
+    _dir: Scratch,
 }
 
 impl Haproxy {
     /// One `mode tcp` frontend on 127.0.0.1 per `(frontend port, server port,
     /// send-proxy option)`.
     fn start(routes: &[(u16, u16, &str)]) -> Haproxy {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
-            "haproxy-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).expect("haproxy directory");
+        let dir = Scratch::new("haproxy");
         let mut cfg = String::from(
             "global\n  maxconn 512\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n",
         );
@@ -57,11 +80,10 @@ impl Haproxy {
                 "frontend f{i}\n  bind 127.0.0.1:{front}\n  default_backend b{i}\nbackend b{i}\n  server proxy 127.0.0.1:{server} {send_proxy}\n"
             );
         }
-        let path = dir.join("haproxy.cfg");
-        std::fs::write(&path, cfg).expect("haproxy.cfg");
+        let path = dir.write("haproxy.cfg", &cfg);
         let proc = Proc::spawn(
             "haproxy",
-            Command::new("haproxy").arg("-db").arg("-f").arg(&path),
+            Command::new("haproxy").args(["-db", "-f", &path]),
         )
         .expect("haproxy starts (Debian package haproxy)");
         // Listening once a connection to every frontend is accepted.
@@ -76,13 +98,10 @@ impl Haproxy {
                 thread::sleep(Duration::from_millis(50));
             }
         }
-        Haproxy { _proc: proc, dir }
-    }
-}
-
-impl Drop for Haproxy {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        Haproxy {
+            _proc: proc,
+            _dir: dir,
+        }
     }
 }
 
@@ -182,8 +201,13 @@ fn options(s: &mut TcpStream, url: &str) -> Option<String> {
 fn clients_behind_haproxy_keep_their_own_addresses() {
     let admin_port = free_port();
     let admin = SocketAddr::from(([127, 0, 0, 1], admin_port));
-    let http_port = free_port();
+    let (http_port, tls_port) = (free_port(), free_port());
     let limit = PER_ADDRESS_LIMIT.to_string();
+    let certs = Scratch::new("proxy-protocol-tls");
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).expect("certificate");
+    let cert = certs.write("cert.pem", &cert.pem());
+    let key = certs.write("key.pem", &signing_key.serialize_pem());
     let proxy = Proxy::start(&[
         "--demo",
         "--trusted-proxy",
@@ -192,13 +216,20 @@ fn clients_behind_haproxy_keep_their_own_addresses() {
         &limit,
         "--http-port",
         &http_port.to_string(),
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+        "--tls-port",
+        &tls_port.to_string(),
         "--admin",
         &admin.to_string(),
     ]);
-    let (front, front_http) = (free_port(), free_port());
+    let (front, front_http, front_tls) = (free_port(), free_port(), free_port());
     let _haproxy = Haproxy::start(&[
         (front, proxy.port(), "send-proxy-v2"),
         (front_http, http_port, "send-proxy"),
+        (front_tls, tls_port, "send-proxy-v2"),
     ]);
     let via = SocketAddr::from(([127, 0, 0, 1], front));
     let url = format!("rtsp://127.0.0.1:{front}/demo");
@@ -271,10 +302,15 @@ fn clients_behind_haproxy_keep_their_own_addresses() {
         )
         .expect("the refusal names the client");
 
-    // The HTTP tunnel port reads the PROXY header too (v1 here).
+    // The HTTP tunnel port reads the PROXY header too (v1 here), and the
+    // RTSPS port reads it before the TLS handshake.
     let tunnelled = format!("rtsp://127.0.0.1:{front_http}/demo");
     let streams = ffprobe_streams(&tunnelled, "http", Duration::from_secs(30))
         .expect("ffprobe tunnels over HTTP through HAProxy");
+    assert_eq!(streams.len(), 1);
+    let secure = format!("rtsps://127.0.0.1:{front_tls}/demo");
+    let streams = ffprobe_streams(&secure, "tcp", Duration::from_secs(30))
+        .expect("ffprobe plays RTSPS through HAProxy");
     assert_eq!(streams.len(), 1);
 
     // Everyone still plays.
