@@ -63,21 +63,22 @@ impl Drop for Scratch {
 /// HAProxy, run in the foreground on a config file of its own; killed (by
 /// PID, as every [`Proc`]) and its directory removed when dropped.
 struct Haproxy {
-    _proc: Proc,
+    proc: Proc,
     _dir: Scratch,
 }
 
 impl Haproxy {
     /// One `mode tcp` frontend on 127.0.0.1 per `(frontend port, server port,
-    /// send-proxy option)`.
+    /// server options)`: `send-proxy-v2` or `send-proxy`, and `check` for
+    /// the README's RTSP health check (logged, as every health check).
     fn start(routes: &[(u16, u16, &str)]) -> Haproxy {
         let dir = Scratch::new("haproxy");
         let mut cfg = String::from(
-            "global\n  maxconn 512\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n",
+            "global\n  maxconn 512\n  log stdout format raw local0\ndefaults\n  mode tcp\n  log global\n  option log-health-checks\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n",
         );
-        for (i, (front, server, send_proxy)) in routes.iter().enumerate() {
+        for (i, (front, server, options)) in routes.iter().enumerate() {
             cfg += &format!(
-                "frontend f{i}\n  bind 127.0.0.1:{front}\n  default_backend b{i}\nbackend b{i}\n  server proxy 127.0.0.1:{server} {send_proxy}\n"
+                "frontend f{i}\n  bind 127.0.0.1:{front}\n  default_backend b{i}\nbackend b{i}\n  option tcp-check\n  tcp-check send \"OPTIONS * RTSP/1.0\\r\\nCSeq: 1\\r\\n\\r\\n\"\n  tcp-check expect string \"RTSP/1.0 200\"\n  server proxy 127.0.0.1:{server} {options}\n"
             );
         }
         let path = dir.write("haproxy.cfg", &cfg);
@@ -98,10 +99,7 @@ impl Haproxy {
                 thread::sleep(Duration::from_millis(50));
             }
         }
-        Haproxy {
-            _proc: proc,
-            _dir: dir,
-        }
+        Haproxy { proc, _dir: dir }
     }
 }
 
@@ -226,9 +224,9 @@ fn clients_behind_haproxy_keep_their_own_addresses() {
         &admin.to_string(),
     ]);
     let (front, front_http, front_tls) = (free_port(), free_port(), free_port());
-    let _haproxy = Haproxy::start(&[
-        (front, proxy.port(), "send-proxy-v2"),
-        (front_http, http_port, "send-proxy"),
+    let haproxy = Haproxy::start(&[
+        (front, proxy.port(), "send-proxy-v2 check inter 1s"),
+        (front_http, http_port, "send-proxy check inter 1s"),
         (front_tls, tls_port, "send-proxy-v2"),
     ]);
     let via = SocketAddr::from(([127, 0, 0, 1], front));
@@ -312,6 +310,24 @@ fn clients_behind_haproxy_keep_their_own_addresses() {
     let streams = ffprobe_streams(&secure, "tcp", Duration::from_secs(30))
         .expect("ffprobe plays RTSPS through HAProxy");
     assert_eq!(streams.len(), 1);
+
+    // HAProxy's RTSP health checks (their PROXY headers name no client: v2
+    // LOCAL, v1 UNKNOWN) are answered.
+    for backend in ["b0", "b1"] {
+        haproxy
+            .proc
+            .wait_for_line(
+                &format!("Health check for server {backend}/proxy succeeded"),
+                Duration::from_secs(10),
+            )
+            .expect("health check passes");
+    }
+    assert_eq!(
+        haproxy
+            .proc
+            .count_lines("Health check for server b0/proxy failed"),
+        0
+    );
 
     // Everyone still plays.
     let counts: Vec<usize> = players
