@@ -195,6 +195,25 @@ fn options(s: &mut TcpStream, url: &str) -> Option<String> {
     read_response_head(s, &mut Vec::new()).ok()
 }
 
+/// Asserts that OPTIONS on `s` gets a 200.
+fn assert_served(s: &mut TcpStream, url: &str) {
+    let answer = options(s, url).expect("answered");
+    assert!(answer.starts_with("RTSP/1.0 200"), "{answer}");
+}
+
+/// Waits for the proxy's log line that says why it closed a connection.
+fn assert_said(proxy: &Proxy, why: &str) {
+    proxy
+        .proc
+        .wait_for_line(
+            &format!("connection closed: {why}"),
+            Duration::from_secs(10),
+        )
+        .unwrap_or_else(|e| panic!("the proxy did not say {why:?}: {e}"));
+}
+
+const UNTRUSTED: &str = "PROXY protocol header from a peer that is not a trusted proxy";
+
 #[test]
 fn clients_behind_haproxy_keep_their_own_addresses() {
     let admin_port = free_port();
@@ -277,8 +296,7 @@ fn clients_behind_haproxy_keep_their_own_addresses() {
         .map(|_| connect_from(first, via).expect("connect"))
         .collect();
     for s in &mut more {
-        let answer = options(s, &url).expect("within the limit of 127.0.0.2");
-        assert!(answer.starts_with("RTSP/1.0 200"), "{answer}");
+        assert_served(s, &url);
     }
     let mut over = connect_from(first, via).expect("connect");
     assert_eq!(
@@ -287,18 +305,14 @@ fn clients_behind_haproxy_keep_their_own_addresses() {
         "the eleventh from 127.0.0.2"
     );
     let mut other = connect_from(loopback(2 + CLIENT_ADDRESSES), via).expect("connect");
-    let answer = options(&mut other, &url).expect("another address is served");
-    assert!(answer.starts_with("RTSP/1.0 200"), "{answer}");
-    proxy
-        .proc
-        .wait_for_line(
-            &format!(
-                "connection closed: client 127.0.0.2:{} refused: {PER_ADDRESS_LIMIT} connections from this address are open",
-                over.local_addr().expect("local").port()
-            ),
-            Duration::from_secs(10),
-        )
-        .expect("the refusal names the client");
+    assert_served(&mut other, &url);
+    assert_said(
+        &proxy,
+        &format!(
+            "client 127.0.0.2:{} refused: {PER_ADDRESS_LIMIT} connections from this address are open",
+            over.local_addr().expect("local").port()
+        ),
+    );
 
     // The HTTP tunnel port reads the PROXY header too (v1 here), and the
     // RTSPS port reads it before the TLS handshake.
@@ -357,17 +371,12 @@ fn without_trust_a_proxy_header_is_refused() {
     let mut through = connect_from(loopback(2), SocketAddr::from(([127, 0, 0, 1], front)))
         .expect("connect through haproxy");
     assert_eq!(options(&mut through, &url), None, "closed unanswered");
-    proxy
-        .proc
-        .wait_for_line(
-            "connection closed: PROXY protocol header from a peer that is not a trusted proxy",
-            Duration::from_secs(10),
-        )
-        .expect("said why");
+    assert_said(&proxy, UNTRUSTED);
     // A client that sends no header is served as ever.
-    let mut direct = TcpStream::connect(proxy.addr()).expect("connect");
-    let answer = options(&mut direct, &url).expect("direct client served");
-    assert!(answer.starts_with("RTSP/1.0 200"), "{answer}");
+    assert_served(
+        &mut TcpStream::connect(proxy.addr()).expect("connect"),
+        &url,
+    );
 }
 
 #[test]
@@ -388,28 +397,20 @@ fn only_trusted_peers_may_send_a_proxy_header_and_they_must() {
         s.write_all(header).expect("header");
         assert_eq!(options(&mut s, &url), None, "closed unanswered");
     }
-    proxy
-        .proc
-        .wait_for_line(
-            "connection closed: PROXY protocol header from a peer that is not a trusted proxy",
-            Duration::from_secs(10),
-        )
-        .expect("said why");
+    assert_said(&proxy, UNTRUSTED);
     // ... while its connections without one are served as ever.
-    let mut plain = connect_from(loopback(7), proxy.addr()).expect("connect");
-    let answer = options(&mut plain, &url).expect("served");
-    assert!(answer.starts_with("RTSP/1.0 200"), "{answer}");
+    assert_served(
+        &mut connect_from(loopback(7), proxy.addr()).expect("connect"),
+        &url,
+    );
 
     // From the trusted 127.0.0.1 a connection without a header is closed ...
     let mut bare = TcpStream::connect(proxy.addr()).expect("connect");
     assert_eq!(options(&mut bare, &url), None, "closed unanswered");
-    proxy
-        .proc
-        .wait_for_line(
-            "connection closed: invalid PROXY protocol header from a trusted proxy: no PROXY protocol signature",
-            Duration::from_secs(10),
-        )
-        .expect("said why");
+    assert_said(
+        &proxy,
+        "invalid PROXY protocol header from a trusted proxy: no PROXY protocol signature",
+    );
     // ... and one with a header is served (here HAProxy's health-check LOCAL
     // header: the connection is the balancer's own).
     let mut local = TcpStream::connect(proxy.addr()).expect("connect");
@@ -419,6 +420,5 @@ fn only_trusted_peers_may_send_a_proxy_header_and_they_must() {
             0x00, 0x00,
         ])
         .expect("header");
-    let answer = options(&mut local, &url).expect("served");
-    assert!(answer.starts_with("RTSP/1.0 200"), "{answer}");
+    assert_served(&mut local, &url);
 }

@@ -250,37 +250,34 @@ fn parse_v2(buf: &[u8]) -> Result<Parsed, ProxyHeaderError> {
         let end = 3 + usize::from(u16::from_be_bytes([hi, lo]));
         tlvs = tlvs.get(end..).ok_or(ProxyHeaderError::V2Tlv)?;
     }
-    let port = |at: usize| u16::from_be_bytes([addresses[at], addresses[at + 1]]);
     let header = match (command, family) {
         // LOCAL: the balancer's own connection (a health check); the
         // addresses, if any, are to be ignored.
         (0, _) => ProxyHeader::Local,
-        (_, 1) => {
-            let ip = |at: usize| {
-                let mut a = [0u8; 4];
-                a.copy_from_slice(&addresses[at..at + 4]);
-                IpAddr::V4(Ipv4Addr::from(a))
-            };
-            ProxyHeader::Proxied {
-                source: SocketAddr::new(ip(0), port(8)),
-                destination: SocketAddr::new(ip(4), port(10)),
-            }
-        }
-        (_, 2) => {
-            let ip = |at: usize| {
-                let mut a = [0u8; 16];
-                a.copy_from_slice(&addresses[at..at + 16]);
-                IpAddr::V6(Ipv6Addr::from(a))
-            };
-            ProxyHeader::Proxied {
-                source: SocketAddr::new(ip(0), port(32)),
-                destination: SocketAddr::new(ip(16), port(34)),
-            }
-        }
+        (_, 1) => v2_addresses::<4>(addresses),
+        (_, 2) => v2_addresses::<16>(addresses),
         // Unspecified or UNIX: no IP address to use.
         _ => ProxyHeader::Local,
     };
     Ok(Parsed::Complete { header, len })
+}
+
+/// The source and destination of a version 2 INET (`N` = 4) or INET6 (16)
+/// address block: both addresses, then both ports.
+fn v2_addresses<const N: usize>(addresses: &[u8]) -> ProxyHeader
+where
+    IpAddr: From<[u8; N]>,
+{
+    let ip = |at: usize| {
+        let mut a = [0u8; N];
+        a.copy_from_slice(&addresses[at..at + N]);
+        IpAddr::from(a)
+    };
+    let port = |at: usize| u16::from_be_bytes([addresses[at], addresses[at + 1]]);
+    ProxyHeader::Proxied {
+        source: SocketAddr::new(ip(0), port(2 * N)),
+        destination: SocketAddr::new(ip(N), port(2 * N + 2)),
+    }
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use std::time::Duration;
 use rtsp::proxy_protocol::{self, Parsed, ProxyHeader, ProxyHeaderError, Signature};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
+use tracing::debug;
 
 use super::slots::{Refused, Slot};
 
@@ -90,6 +91,7 @@ pub async fn admit(
     };
     slot.assign(client.ip())
         .map_err(|why| Rejected::Refused { client, why })?;
+    debug!(%client, via = %crate::net::canonical(peer), "PROXY protocol header read");
     Ok(client)
 }
 
