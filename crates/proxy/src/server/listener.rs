@@ -180,22 +180,10 @@ pub async fn accept_loop(
                 let ctx = ctx.clone();
                 let tls = tls.clone();
                 tokio::spawn(async move {
-                    let peer = match proxy_header::admit(&mut stream, peer, trusted, &mut slot)
-                        .await
-                    {
-                        Ok(client) => client,
-                        Err(why) => {
-                            if ctx
-                                .proxy_header_warnings
-                                .lock()
-                                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                                [why.warning_kind()]
-                            .should_log(std::time::Instant::now())
-                            {
-                                warn!(peer = %crate::net::canonical(peer), "connection closed: {why}");
-                            }
-                            return;
-                        }
+                    let Some(peer) =
+                        proxy_header::admit(&ctx, &mut stream, peer, trusted, &mut slot).await
+                    else {
+                        return;
                     };
                     let accepted = Accepted {
                         peer,

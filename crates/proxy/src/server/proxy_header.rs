@@ -18,9 +18,10 @@ use std::time::Duration;
 use rtsp::proxy_protocol::{self, Parsed, ProxyHeader, ProxyHeaderError, Signature};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::slots::{Refused, Slot};
+use super::ServerContext;
 
 /// A trusted proxy sends its header at once; this long without a whole one
 /// closes the connection.
@@ -68,11 +69,32 @@ pub const WARNING_KINDS: usize = 3;
 /// returns the client address it carries (the proxy's own for a `LOCAL` or
 /// `UNKNOWN` header), with `slot` now counted for that address; from any other
 /// peer, returns `peer`, unless the connection starts with a PROXY header.
-///
-/// # Errors
-///
-/// The connection must be closed: see [`Rejected`].
+/// `None`: the connection must be closed; said in a warning (at most every
+/// 10 s for each kind of reason).
 pub async fn admit(
+    ctx: &ServerContext,
+    stream: &mut TcpStream,
+    peer: SocketAddr,
+    trusted: bool,
+    slot: &mut Slot,
+) -> Option<SocketAddr> {
+    match client_of(stream, peer, trusted, slot).await {
+        Ok(client) => Some(client),
+        Err(why) => {
+            let mut warnings = ctx
+                .proxy_header_warnings
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if warnings[why.warning_kind()].should_log(std::time::Instant::now()) {
+                warn!(peer = %crate::net::canonical(peer), "connection closed: {why}");
+            }
+            None
+        }
+    }
+}
+
+/// [`admit`]'s answer, or why not.
+async fn client_of(
     stream: &mut TcpStream,
     peer: SocketAddr,
     trusted: bool,
