@@ -14,7 +14,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, warn};
 
 use super::connection::{self, Accepted};
-use super::{proxy_header, ServerContext};
+use super::{proxy_header, tunnel, ServerContext};
 use crate::config::{HttpPort, DEFAULT_HTTP_PORTS};
 use crate::tls::HANDSHAKE_TIMEOUT;
 
@@ -153,6 +153,7 @@ pub async fn accept_loop(
     loop {
         match listener.accept().await {
             Ok((mut stream, peer)) => {
+                let accepted_at = tokio::time::Instant::now();
                 // A trusted proxy's connection counts for the client address its
                 // PROXY header carries, once read.
                 let trusted = ctx.trusted_proxies.contains(peer.ip());
@@ -180,8 +181,23 @@ pub async fn accept_loop(
                 let ctx = ctx.clone();
                 let tls = tls.clone();
                 tokio::spawn(async move {
-                    let Some(peer) =
-                        proxy_header::admit(&ctx, &mut stream, peer, trusted, &mut slot).await
+                    // A peer's first bytes (a TLS ClientHello, an RTSP or
+                    // HTTP head) are due by then, PROXY header or not.
+                    let first_bytes_by = accepted_at
+                        + if tls.is_some() {
+                            HANDSHAKE_TIMEOUT
+                        } else {
+                            tunnel::FIRST_MESSAGE_TIMEOUT
+                        };
+                    let Some(peer) = proxy_header::admit(
+                        &ctx,
+                        &mut stream,
+                        peer,
+                        first_bytes_by,
+                        trusted,
+                        &mut slot,
+                    )
+                    .await
                     else {
                         return;
                     };
@@ -189,6 +205,7 @@ pub async fn accept_loop(
                         peer,
                         local,
                         secure: tls.is_some(),
+                        at: accepted_at,
                     };
                     match tls {
                         None => connection::serve(ctx, stream, accepted).await,
@@ -206,18 +223,22 @@ pub async fn accept_loop(
     }
 }
 
-/// Completes the TLS handshake of a connection, then serves it. A failed or
-/// slow handshake (a port scanner, plain RTSP sent to the TLS port) only closes
-/// that connection.
+/// Completes the TLS handshake of a connection within [`HANDSHAKE_TIMEOUT`] of
+/// its acceptance, then serves it. A failed or slow handshake (a port scanner,
+/// plain RTSP sent to the TLS port) only closes that connection.
 async fn serve_tls(
     ctx: Arc<ServerContext>,
     stream: TcpStream,
-    accepted: Accepted,
+    mut accepted: Accepted,
     acceptor: TlsAcceptor,
 ) {
     let peer = crate::net::canonical(accepted.peer);
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-        Ok(Ok(tls)) => connection::serve(ctx, tls, accepted).await,
+    let deadline = accepted.at + HANDSHAKE_TIMEOUT;
+    match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => {
+            accepted.at = tokio::time::Instant::now();
+            connection::serve(ctx, tls, accepted).await
+        }
         Ok(Err(e)) => debug!(%peer, "TLS handshake failed: {e}"),
         Err(_) => debug!(
             %peer,

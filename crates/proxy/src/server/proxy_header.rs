@@ -69,16 +69,19 @@ pub const WARNING_KINDS: usize = 3;
 /// returns the client address it carries (the proxy's own for a `LOCAL` or
 /// `UNKNOWN` header), with `slot` now counted for that address; from any other
 /// peer, returns `peer`, unless the connection starts with a PROXY header.
-/// `None`: the connection must be closed; said in a warning (at most every
-/// 10 s for each kind of reason).
+/// `first_bytes_by` is when the peer's first bytes are due: a peer still
+/// silent then is left to the next step's timeout, which ends at that same
+/// moment. `None`: the connection must be closed; said in a warning (at most
+/// every 10 s for each kind of reason).
 pub async fn admit(
     ctx: &ServerContext,
     stream: &mut TcpStream,
     peer: SocketAddr,
+    first_bytes_by: tokio::time::Instant,
     trusted: bool,
     slot: &mut Slot,
 ) -> Option<SocketAddr> {
-    match client_of(stream, peer, trusted, slot).await {
+    match client_of(stream, peer, first_bytes_by, trusted, slot).await {
         Ok(client) => Some(client),
         Err(why) => {
             let mut warnings = ctx
@@ -97,11 +100,12 @@ pub async fn admit(
 async fn client_of(
     stream: &mut TcpStream,
     peer: SocketAddr,
+    first_bytes_by: tokio::time::Instant,
     trusted: bool,
     slot: &mut Slot,
 ) -> Result<SocketAddr, Rejected> {
     if !trusted {
-        return if starts_with_header(stream).await {
+        return if starts_with_header(stream, first_bytes_by).await {
             Err(Rejected::Untrusted)
         } else {
             Ok(peer)
@@ -143,10 +147,9 @@ pub async fn read_header<R: AsyncRead + Unpin>(rd: &mut R) -> Result<ProxyHeader
 }
 
 /// Whether the first bytes a peer sends are a PROXY header's signature. They
-/// stay in the socket. A peer that sends nothing within [`HEADER_TIMEOUT`] is
-/// left to the usual timeouts (false).
-async fn starts_with_header(stream: &TcpStream) -> bool {
-    let deadline = tokio::time::Instant::now() + HEADER_TIMEOUT;
+/// stay in the socket. A peer that sends nothing by `deadline` is left to the
+/// usual timeouts (false).
+async fn starts_with_header(stream: &TcpStream, deadline: tokio::time::Instant) -> bool {
     let mut first = [0u8; proxy_protocol::V2_SIGNATURE.len()];
     loop {
         let n = match tokio::time::timeout_at(deadline, stream.peek(&mut first)).await {
