@@ -50,6 +50,8 @@ check_tools() {
   # tests/operations.rs: the systemd unit and the man page (skipped without them).
   command -v systemd-analyze >/dev/null 2>&1 || need systemd "systemd-analyze not found"
   command -v man >/dev/null 2>&1 || need man-db "man not found"
+  # tests/proxy_protocol.rs: HAProxy in front of the proxy, sending the PROXY protocol.
+  command -v haproxy >/dev/null 2>&1 || need haproxy "haproxy not found (the load balancer of tests/proxy_protocol.rs)"
 
   if [[ ! -x "$PYTHON" ]]; then
     need python3-gi "$PYTHON not found"

@@ -22,7 +22,7 @@ SEEDS = pathlib.Path(__file__).resolve().parent
 
 TARGETS = [
     "parse_frame", "transport_header", "auth_challenge", "url", "tunnel_base64",
-    "sdp", "rtp_rtcp", "continuity", "interleaved", "handler",
+    "sdp", "rtp_rtcp", "continuity", "interleaved", "handler", "proxy_protocol",
 ]
 
 
@@ -291,6 +291,22 @@ def main():
         "GARBAGE\r\nCSeq: 8\r\n\r\n",
     ]
     write("handler", "odd-requests", "\x00" + "".join(odd))
+
+    # proxy_protocol: what HAProxy 2.6 sends (send-proxy, send-proxy-v2, with
+    # the client's first bytes after it), the protocol's examples, LOCAL,
+    # IPv6 with TLVs, UNIX, and a plain RTSP request.
+    v2sig = b"\r\n\r\n\x00\r\nQUIT\n"
+    write("proxy_protocol", "haproxy-v1", b"PROXY TCP4 127.0.0.2 127.0.0.1 40000 18554\r\nOPTIONS")
+    write("proxy_protocol", "haproxy-v2",
+          v2sig + bytes.fromhex("2111000c7f0000027f0000019c41487b") + b"OPTIONS")
+    write("proxy_protocol", "v1-tcp6", "PROXY TCP6 " + " ".join(["ffff:" * 7 + "ffff"] * 2) + " 65535 65535\r\n")
+    write("proxy_protocol", "v1-unknown", b"PROXY UNKNOWN\r\n")
+    write("proxy_protocol", "v2-local", v2sig + b"\x20\x00\x00\x00")
+    v6 = bytes(range(32)) + struct.pack("!HH", 1234, 554)
+    tlvs = b"\x01\x00\x02h2" + b"\x04\x00\x00"
+    write("proxy_protocol", "v2-tcp6-tlvs", v2sig + b"\x21\x21" + struct.pack("!H", len(v6 + tlvs)) + v6 + tlvs)
+    write("proxy_protocol", "v2-unix", v2sig + b"\x21\x31" + struct.pack("!H", 216) + bytes(216))
+    write("proxy_protocol", "rtsp", b"OPTIONS rtsp://127.0.0.1/cam RTSP/1.0\r\nCSeq: 1\r\n\r\n")
 
     total = sum(1 for t in TARGETS for _ in (SEEDS / t).iterdir())
     size = sum(p.stat().st_size for t in TARGETS for p in (SEEDS / t).iterdir())

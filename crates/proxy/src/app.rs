@@ -124,6 +124,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         .with_session_limits(config.session_limits);
     ctx.sessions_from_any_address = config.sessions_from_any_address;
     ctx.max_connections_per_address = config.max_connections_per_address;
+    ctx.trusted_proxies = config.trusted_proxies.clone();
     if let Some(m) = multicast {
         ctx = ctx.with_multicast(m);
     }

@@ -343,50 +343,6 @@ fn one_address_cannot_take_every_connection() {
         .any(|l| l.contains("connections from this address are open")));
 }
 
-/// Sends `req` and reads one response (head and body), skipping `$` frames.
-fn ask(s: &mut std::net::TcpStream, req: &str) -> String {
-    s.write_all(req.as_bytes()).expect("write");
-    let mut buf = Vec::new();
-    read_response_head(s, &mut buf).unwrap_or_else(|e| panic!("no answer to {req}: {e}"))
-}
-
-/// Connects to `addr`, DESCRIBEs `url` and SETs UP its first track over
-/// interleaved TCP; returns the connection and the SETUP answer's head.
-fn set_up_interleaved(addr: std::net::SocketAddr, url: &str) -> (std::net::TcpStream, String) {
-    let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    ask(
-        &mut s,
-        &format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\n\r\n"),
-    );
-    let head = ask(
-        &mut s,
-        &format!("SETUP {url}/track1 RTSP/1.0\r\nCSeq: 2\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n"),
-    );
-    (s, head)
-}
-
-/// The session id of a SETUP answer.
-fn session_of(head: &str) -> String {
-    head.lines()
-        .find_map(|l| l.strip_prefix("Session: "))
-        .and_then(|v| v.split(';').next())
-        .unwrap_or_else(|| panic!("no Session in {head:?}"))
-        .to_owned()
-}
-
-/// A connection playing the first track of `url` over interleaved TCP.
-fn play_interleaved(addr: std::net::SocketAddr, url: &str) -> std::net::TcpStream {
-    let (mut s, head) = set_up_interleaved(addr, url);
-    let session = session_of(&head);
-    ask(
-        &mut s,
-        &format!("PLAY {url} RTSP/1.0\r\nCSeq: 3\r\nSession: {session}\r\n\r\n"),
-    );
-    s
-}
-
 #[test]
 fn stalled_readers_of_big_packets_hold_a_bounded_amount_of_memory() {
     let bench = std::path::Path::new(Proxy::binary()).with_file_name("rtsp-bench");

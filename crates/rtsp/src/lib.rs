@@ -14,6 +14,8 @@
 //! - [`tunnel`]: the base64 stream of RTSP-over-HTTP tunnelling.
 //! - [`interleaved`]: the `$` frame header.
 //! - [`date`]: the `Date` header value.
+//! - [`proxy_protocol`]: the PROXY protocol header (v1 and v2) a TCP load
+//!   balancer puts before a connection's bytes.
 //!
 //! Everything coming from the network is treated as hostile: sizes and counts
 //! are bounded and malformed input yields typed errors, never panics.
@@ -27,6 +29,7 @@ pub mod header;
 pub mod interleaved;
 pub mod message;
 pub mod parse;
+pub mod proxy_protocol;
 pub mod tunnel;
 pub mod url;
 

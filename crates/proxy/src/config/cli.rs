@@ -231,6 +231,10 @@ pub fn option_groups() -> Vec<OptionGroup> {
                     ),
                 ),
                 (
+                    "--trusted-proxy <cidr>",
+                    "a load balancer (address or network, repeatable) whose connections start with a PROXY protocol header (v1 or v2) carrying the client's address, used for the per-address limits, sessions, logs and the API; a PROXY header from any other peer is refused".into(),
+                ),
+                (
                     "--max-sessions-per-address <n>",
                     format!("sessions one client address may hold (default {})", crate::server::session::DEFAULT_SESSIONS_PER_ADDRESS),
                 ),
@@ -380,6 +384,8 @@ struct Parser<'a> {
     tls: TlsArgs,
     /// `--register-allow` entries, in order.
     register_allow: Vec<RegisterAllow>,
+    /// `--trusted-proxy` entries (over the file's `trusted_proxies` if any).
+    trusted_proxies: super::TrustedProxies,
     /// The first REGISTER-only long option given (`--max-registered`...), to say it
     /// needs `-R`.
     register_option: Option<String>,
@@ -421,6 +427,7 @@ impl<'a> Parser<'a> {
             reconnect_max_explicit: false,
             tls: TlsArgs::default(),
             register_allow: Vec::new(),
+            trusted_proxies: super::TrustedProxies::default(),
             register_option: None,
             admin_listen: None,
             admin_token: None,
@@ -589,6 +596,14 @@ impl<'a> Parser<'a> {
                     self.register_allow.push(rule);
                 }
                 self.register_option.get_or_insert_with(|| arg.to_owned());
+            }
+            "trusted-proxy" => {
+                let text = self.checked_value(arg, "an IP address or a CIDR network")?;
+                if !self.trusted_proxies.add(text) {
+                    return Err(self.error(format!(
+                        "Invalid address \"{text}\" for {arg} (must be an IP address or a CIDR network such as 10.0.0.0/8)"
+                    )));
+                }
             }
             "admin" => {
                 let text = self.checked_value(arg, "an address and port (127.0.0.1:9090)")?;
@@ -774,6 +789,9 @@ impl<'a> Parser<'a> {
             self.config.bind_addresses = std::mem::take(&mut self.bind);
         }
         self.config.register = self.register;
+        if !self.trusted_proxies.is_empty() {
+            self.config.trusted_proxies = std::mem::take(&mut self.trusted_proxies);
+        }
         if !self.register_allow.is_empty() {
             self.config.register_allow = std::mem::take(&mut self.register_allow);
         }
@@ -1045,6 +1063,39 @@ mod tests {
 
     fn fail_message(list: &[&str]) -> String {
         fail(list).unwrap_or_else(|| panic!("{list:?}: expected a message"))
+    }
+
+    #[test]
+    fn trusted_proxies() {
+        assert!(run(&[URL]).trusted_proxies.is_empty(), "none by default");
+        let c = run(&[
+            "--trusted-proxy",
+            "10.0.0.5",
+            "--trusted-proxy",
+            "192.168.0.0/16",
+            "--trusted-proxy",
+            "[fd00::1]",
+            URL,
+        ]);
+        for trusted in ["10.0.0.5", "192.168.7.8", "fd00::1", "::ffff:10.0.0.5"] {
+            assert!(
+                c.trusted_proxies.contains(trusted.parse().unwrap()),
+                "{trusted}"
+            );
+        }
+        for other in ["10.0.0.6", "192.169.0.1", "fd00::2"] {
+            assert!(
+                !c.trusted_proxies.contains(other.parse().unwrap()),
+                "{other}"
+            );
+        }
+        for bad in ["10.0.0.0/33", "lb.local", "10.0.0.0/", "::1/129"] {
+            assert!(
+                fail_message(&["--trusted-proxy", bad, URL])
+                    .starts_with(&format!("Invalid address \"{bad}\" for --trusted-proxy")),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

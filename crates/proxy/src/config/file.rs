@@ -100,6 +100,7 @@ struct RawServer {
     register_users: Option<Vec<Spanned<RawUser>>>,
     max_registered: Option<Spanned<i64>>,
     register_allow: Option<Vec<Spanned<String>>>,
+    trusted_proxies: Option<Vec<Spanned<String>>>,
     demo: Option<bool>,
     verbosity: Option<Spanned<i64>>,
 }
@@ -226,6 +227,7 @@ struct ServerPart {
     register_users_resolved: Vec<Credentials>,
     max_registered: Option<usize>,
     register_allow: Option<Vec<RegisterAllow>>,
+    trusted_proxies: Option<super::TrustedProxies>,
     demo: Option<bool>,
     verbosity: Option<u8>,
 }
@@ -457,6 +459,19 @@ fn server(ctx: &Ctx, s: RawServer) -> Result<ServerPart, ConfigError> {
             entries.push(a);
         }
         p.register_allow = Some(entries);
+    }
+    if let Some(list) = &s.trusted_proxies {
+        let mut proxies = super::TrustedProxies::default();
+        for e in list {
+            if !proxies.add(e.get_ref()) {
+                return ctx.err(
+                    e.span(),
+                    "server.trusted_proxies",
+                    format!("{:?} is not an IP address or a CIDR network", e.get_ref()),
+                );
+            }
+        }
+        p.trusted_proxies = Some(proxies);
     }
     p.demo = s.demo;
     if let Some(v) = &s.verbosity {
@@ -873,6 +888,9 @@ impl FileModel {
         }
         if let Some(a) = &s.register_allow {
             config.register_allow = a.clone();
+        }
+        if let Some(t) = &s.trusted_proxies {
+            config.trusted_proxies = t.clone();
         }
         if let Some(d) = s.demo {
             config.demo = d;

@@ -214,6 +214,9 @@ pub struct Config {
     /// Connections one client address may hold at once
     /// (`--max-connections-per-address`).
     pub max_connections_per_address: usize,
+    /// Peers whose connections start with a PROXY protocol header carrying the
+    /// client's address (`--trusted-proxy`, `[server] trusted_proxies`).
+    pub trusted_proxies: TrustedProxies,
     /// Multicast to clients that ask for it; `None` (the default) answers their
     /// multicast SETUP with 461.
     pub multicast: Option<MulticastConfig>,
@@ -275,13 +278,8 @@ impl RegisterAllow {
             Some((a, p)) => (a, Some(p)),
             None => (text, None),
         };
-        if let Some(address) = value::ip_address(addr_text) {
-            let address = crate::net::canonical_ip(address);
-            let max = if address.is_ipv4() { 32 } else { 128 };
-            let prefix = match prefix_text {
-                None => max,
-                Some(p) => value::digits(p)?.parse::<u8>().ok().filter(|&p| p <= max)?,
-            };
+        if value::ip_address(addr_text).is_some() {
+            let (address, prefix) = value::ip_network(text)?;
             return Some(RegisterAllow::Network { address, prefix });
         }
         let name = text.trim_end_matches('.');
@@ -342,6 +340,38 @@ fn in_network(ip: IpAddr, network: IpAddr, prefix: u8) -> bool {
     }
 }
 
+/// The peers whose connections start with a PROXY protocol header
+/// (`--trusted-proxy`, `[server] trusted_proxies`): networks, as `address/prefix`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<(IpAddr, u8)>);
+
+impl TrustedProxies {
+    /// Adds `text` (an address or a CIDR network); false if it is neither.
+    pub fn add(&mut self, text: &str) -> bool {
+        let Some(network) = value::ip_network(text) else {
+            return false;
+        };
+        if !self.0.contains(&network) {
+            self.0.push(network);
+        }
+        true
+    }
+
+    /// Whether a connection from `ip` is from a trusted proxy.
+    #[must_use]
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = crate::net::canonical_ip(ip);
+        self.0
+            .iter()
+            .any(|&(net, prefix)| in_network(ip, net, prefix))
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 impl Default for Config {
     /// live555ProxyServer's defaults, with no URL.
     fn default() -> Self {
@@ -383,6 +413,7 @@ impl Default for Config {
             session_limits: crate::server::session::SessionLimits::default(),
             sessions_from_any_address: false,
             max_connections_per_address: crate::server::slots::DEFAULT_CONNECTIONS_PER_ADDRESS,
+            trusted_proxies: TrustedProxies::default(),
             on_demand: false,
             tcp_fallback: true,
             command_line: Vec::new(),

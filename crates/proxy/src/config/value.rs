@@ -83,6 +83,22 @@ pub(crate) fn ip_address(text: &str) -> Option<IpAddr> {
     Some(address)
 }
 
+/// An IP network `address/prefix` (an address alone is one host); the address is
+/// canonical (IPv4-mapped IPv6 as IPv4), the prefix at most the family's width.
+pub(crate) fn ip_network(text: &str) -> Option<(IpAddr, u8)> {
+    let (addr_text, prefix_text) = match text.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (text, None),
+    };
+    let address = crate::net::canonical_ip(ip_address(addr_text)?);
+    let max = if address.is_ipv4() { 32 } else { 128 };
+    let prefix = match prefix_text {
+        None => max,
+        Some(p) => digits(p)?.parse::<u8>().ok().filter(|&p| p <= max)?,
+    };
+    Some((address, prefix))
+}
+
 /// `text` if it is one or more ASCII decimal digits.
 pub(crate) fn digits(text: &str) -> Option<&str> {
     (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())).then_some(text)

@@ -89,6 +89,9 @@ pub struct Accepted {
     pub local: SocketAddr,
     /// The connection is RTSP over TLS (`rtsps://`).
     pub secure: bool,
+    /// When its byte stream started (accepted; for TLS, handshake done): the
+    /// first message is due within [`tunnel::FIRST_MESSAGE_TIMEOUT`] of it.
+    pub at: tokio::time::Instant,
 }
 
 pub async fn serve<S: ByteStream>(ctx: Arc<ServerContext>, stream: S, accepted: Accepted) {
@@ -108,7 +111,7 @@ pub async fn serve<S: ByteStream>(ctx: Arc<ServerContext>, stream: S, accepted: 
     };
     let mut buf = BytesMut::with_capacity(4096);
 
-    match tunnel::classify(&ctx, &mut rd, &mut buf).await {
+    match tunnel::classify(&ctx, &mut rd, &mut buf, accepted.at).await {
         tunnel::Start::Rtsp => {
             if let Ok(Some(pending)) = rtsp_loop(&ctx, &conn, &mut rd, &mut buf, None).await {
                 drop(conn);

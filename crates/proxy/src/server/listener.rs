@@ -14,7 +14,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, warn};
 
 use super::connection::{self, Accepted};
-use super::ServerContext;
+use super::{proxy_header, tunnel, ServerContext};
 use crate::config::{HttpPort, DEFAULT_HTTP_PORTS};
 use crate::tls::HANDSHAKE_TIMEOUT;
 
@@ -140,7 +140,9 @@ pub fn bind_tls(addrs: &[IpAddr], port: u16) -> Result<Vec<TcpListener>, BindErr
 pub type OpenConnections = Arc<super::slots::ConnectionSlots>;
 
 /// Accepts connections until the listener fails for good; with `tls`, each is
-/// served once its TLS handshake succeeded within [`HANDSHAKE_TIMEOUT`].
+/// served once its TLS handshake succeeded within [`HANDSHAKE_TIMEOUT`]. Before
+/// that (and before any RTSP byte), the PROXY header of a trusted proxy's
+/// connection is read, or one from another peer refused ([`proxy_header`]).
 pub async fn accept_loop(
     ctx: Arc<ServerContext>,
     listener: TcpListener,
@@ -150,8 +152,17 @@ pub async fn accept_loop(
     let mut refusals = crate::log_text::Throttle::default();
     loop {
         match listener.accept().await {
-            Ok((stream, peer)) => {
-                let slot = match open.take(peer.ip()) {
+            Ok((mut stream, peer)) => {
+                let accepted_at = tokio::time::Instant::now();
+                // A trusted proxy's connection counts for the client address its
+                // PROXY header carries, once read.
+                let trusted = ctx.trusted_proxies.contains(peer.ip());
+                let slot = if trusted {
+                    open.take_unassigned()
+                } else {
+                    open.take(peer.ip())
+                };
+                let mut slot = match slot {
                     Ok(slot) => slot,
                     Err(why) => {
                         // Closed at once; said at most every 10 s (a flood of
@@ -168,13 +179,34 @@ pub async fn accept_loop(
                 };
                 let _ = stream.set_nodelay(true);
                 let ctx = ctx.clone();
-                let accepted = Accepted {
-                    peer,
-                    local,
-                    secure: tls.is_some(),
-                };
                 let tls = tls.clone();
                 tokio::spawn(async move {
+                    // A peer's first bytes (a TLS ClientHello, an RTSP or
+                    // HTTP head) are due by then, PROXY header or not.
+                    let first_bytes_by = accepted_at
+                        + if tls.is_some() {
+                            HANDSHAKE_TIMEOUT
+                        } else {
+                            tunnel::FIRST_MESSAGE_TIMEOUT
+                        };
+                    let Some(peer) = proxy_header::admit(
+                        &ctx,
+                        &mut stream,
+                        peer,
+                        first_bytes_by,
+                        trusted,
+                        &mut slot,
+                    )
+                    .await
+                    else {
+                        return;
+                    };
+                    let accepted = Accepted {
+                        peer,
+                        local,
+                        secure: tls.is_some(),
+                        at: accepted_at,
+                    };
                     match tls {
                         None => connection::serve(ctx, stream, accepted).await,
                         Some(acceptor) => serve_tls(ctx, stream, accepted, acceptor).await,
@@ -191,18 +223,22 @@ pub async fn accept_loop(
     }
 }
 
-/// Completes the TLS handshake of a connection, then serves it. A failed or
-/// slow handshake (a port scanner, plain RTSP sent to the TLS port) only closes
-/// that connection.
+/// Completes the TLS handshake of a connection within [`HANDSHAKE_TIMEOUT`] of
+/// its acceptance, then serves it. A failed or slow handshake (a port scanner,
+/// plain RTSP sent to the TLS port) only closes that connection.
 async fn serve_tls(
     ctx: Arc<ServerContext>,
     stream: TcpStream,
-    accepted: Accepted,
+    mut accepted: Accepted,
     acceptor: TlsAcceptor,
 ) {
     let peer = crate::net::canonical(accepted.peer);
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-        Ok(Ok(tls)) => connection::serve(ctx, tls, accepted).await,
+    let deadline = accepted.at + HANDSHAKE_TIMEOUT;
+    match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => {
+            accepted.at = tokio::time::Instant::now();
+            connection::serve(ctx, tls, accepted).await
+        }
         Ok(Err(e)) => debug!(%peer, "TLS handshake failed: {e}"),
         Err(_) => debug!(
             %peer,

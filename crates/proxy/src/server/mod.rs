@@ -8,6 +8,7 @@ pub mod handler;
 pub mod listener;
 pub mod media_udp;
 pub mod multicast;
+pub mod proxy_header;
 pub mod register;
 pub mod session;
 pub mod slots;
@@ -50,6 +51,13 @@ pub struct ServerContext {
     /// Connections one client address may hold at once
     /// (`--max-connections-per-address`).
     pub max_connections_per_address: usize,
+    /// Peers whose connections start with a PROXY protocol header
+    /// (`--trusted-proxy`); see [`proxy_header`].
+    pub trusted_proxies: crate::config::TrustedProxies,
+    /// Connections closed for their PROXY header (or its absence) are warned
+    /// about at most every 10 s, each kind of reason on its own.
+    pub proxy_header_warnings:
+        std::sync::Mutex<[crate::log_text::Throttle; proxy_header::WARNING_KINDS]>,
     /// The streams that have a source (command line, REGISTER), publishing them in
     /// `streams`.
     pub supervisor: Arc<Supervisor>,
@@ -81,6 +89,8 @@ impl ServerContext {
             foreign_session_warnings: Default::default(),
             foreign_tunnel_warnings: Default::default(),
             max_connections_per_address: slots::DEFAULT_CONNECTIONS_PER_ADDRESS,
+            trusted_proxies: Default::default(),
+            proxy_header_warnings: Default::default(),
             supervisor: Arc::new(Supervisor::new(
                 streams.clone(),
                 crate::config::DEFAULT_MAX_REGISTERED,

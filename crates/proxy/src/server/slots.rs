@@ -34,7 +34,9 @@ pub struct ConnectionSlots {
 /// One taken slot; dropping it gives the slot back.
 pub struct Slot {
     slots: Arc<ConnectionSlots>,
-    ip: IpAddr,
+    /// The address it counts for; `None` while a trusted proxy's connection has
+    /// not said whose it is (its PROXY header).
+    ip: Option<IpAddr>,
 }
 
 impl ConnectionSlots {
@@ -69,7 +71,26 @@ impl ConnectionSlots {
         *c.per_ip.entry(ip).or_insert(0) += 1;
         Ok(Slot {
             slots: self.clone(),
-            ip,
+            ip: Some(ip),
+        })
+    }
+
+    /// Takes a slot for a connection whose client address is not known yet (a
+    /// trusted proxy's, before its PROXY header): it counts in all only until
+    /// [`Slot::assign`] gives it an address.
+    ///
+    /// # Errors
+    ///
+    /// Every slot is taken.
+    pub fn take_unassigned(self: &Arc<Self>) -> Result<Slot, Refused> {
+        let mut c = self.lock();
+        if c.total >= self.max_total {
+            return Err(Refused::Full(c.total));
+        }
+        c.total += 1;
+        Ok(Slot {
+            slots: self.clone(),
+            ip: None,
         })
     }
 
@@ -79,14 +100,39 @@ impl ConnectionSlots {
     }
 }
 
+impl Slot {
+    /// Counts an unassigned slot ([`ConnectionSlots::take_unassigned`]) for
+    /// `ip` from now on. A slot that has an address keeps it.
+    ///
+    /// # Errors
+    ///
+    /// Every slot of that address is taken (the slot still counts in all until
+    /// dropped).
+    pub fn assign(&mut self, ip: IpAddr) -> Result<(), Refused> {
+        if self.ip.is_some() {
+            return Ok(());
+        }
+        let ip = crate::net::canonical_ip(ip);
+        let mut c = self.slots.lock();
+        let of_ip = c.per_ip.get(&ip).copied().unwrap_or(0);
+        if of_ip >= self.slots.max_per_address {
+            return Err(Refused::AddressFull(of_ip));
+        }
+        *c.per_ip.entry(ip).or_insert(0) += 1;
+        self.ip = Some(ip);
+        Ok(())
+    }
+}
+
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut c = self.slots.lock();
         c.total = c.total.saturating_sub(1);
-        if let Some(n) = c.per_ip.get_mut(&self.ip) {
+        let Some(ip) = self.ip else { return };
+        if let Some(n) = c.per_ip.get_mut(&ip) {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                c.per_ip.remove(&self.ip);
+                c.per_ip.remove(&ip);
             }
         }
     }
@@ -115,5 +161,27 @@ mod tests {
             slots.take("192.0.2.4".parse().unwrap()).err(),
             Some(Refused::Full(5))
         );
+    }
+
+    /// A trusted proxy's connection counts in all at once, and for the
+    /// address its PROXY header carries once that is read.
+    #[test]
+    fn an_unassigned_slot_counts_for_the_address_it_is_given() {
+        let slots = ConnectionSlots::new(4, 1);
+        let client: IpAddr = "192.0.2.7".parse().unwrap();
+        let mut pending = slots.take_unassigned().expect("pending");
+        let _other = slots.take_unassigned().expect("another pending");
+        assert_eq!(slots.open(), 2);
+        pending.assign(client).expect("the client's first");
+        assert_eq!(slots.take(client).err(), Some(Refused::AddressFull(1)));
+        let mut second = slots.take_unassigned().expect("pending");
+        assert_eq!(second.assign(client), Err(Refused::AddressFull(1)));
+        assert_eq!(slots.open(), 3, "a refused one counts until dropped");
+        drop(second);
+        drop(pending);
+        let _again = slots.take(client).expect("the address's slot came back");
+        let _third = slots.take_unassigned().expect("the third");
+        let _fourth = slots.take_unassigned().expect("the fourth");
+        assert_eq!(slots.take_unassigned().err(), Some(Refused::Full(4)));
     }
 }

@@ -23,8 +23,9 @@ const MAX_TUNNELS: usize = 4096;
 const MAX_COOKIE: usize = 256;
 /// Decoded request chunks in flight from a POST to its GET.
 const INPUT_DEPTH: usize = 64;
-/// The first message of a connection must arrive within this long.
-const FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(15);
+/// The first message of a connection must arrive within this long of its byte
+/// stream's start (`Accepted::at`).
+pub const FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A tunnel's GET half: where its requests go, its connection, and the client
 /// address both halves must come from.
@@ -77,13 +78,15 @@ fn http_response(status: u16) -> Response {
 }
 
 /// Reads the first message head and tells an HTTP tunnel half from plain RTSP.
-/// For RTSP the bytes stay in `buf`; for HTTP the head is consumed.
+/// For RTSP the bytes stay in `buf`; for HTTP the head is consumed. The head
+/// must be there within [`FIRST_MESSAGE_TIMEOUT`] of `started`.
 pub async fn classify<R: AsyncRead + Unpin>(
     ctx: &ServerContext,
     rd: &mut R,
     buf: &mut BytesMut,
+    started: tokio::time::Instant,
 ) -> Start {
-    let deadline = tokio::time::Instant::now() + FIRST_MESSAGE_TIMEOUT;
+    let deadline = started + FIRST_MESSAGE_TIMEOUT;
     let head_end = loop {
         // Skip blank lines before the first message, like the RTSP parser does.
         let skip = buf.iter().take_while(|b| b.is_ascii_whitespace()).count();

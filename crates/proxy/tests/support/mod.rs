@@ -9,7 +9,8 @@
 //! - clients: [`ffprobe_streams`], [`ffmpeg_record`], [`gst_play`], the raw
 //!   [`rtsp_exchange`] and the strict [`retina_play`] (it checks SSRC,
 //!   sequence numbers and timestamps against SETUP and PLAY's `RTP-Info`),
-//!   each bounded by a timeout;
+//!   each bounded by a timeout, and a raw interleaved player
+//!   ([`play_interleaved`], [`connect_from`] a chosen source address);
 //! - [`free_port`] for ports that parallel tests will not fight over;
 //! - [`rss_kib`], [`fd_count`], [`cpu_time`]: what `/proc` says of a process.
 //!
@@ -28,6 +29,7 @@
 mod backend;
 /// Public within the test crate so that `backend_smoke` can unit-test the parsers.
 pub(crate) mod clients;
+mod interleaved;
 mod netns;
 mod ports;
 mod process;
@@ -40,6 +42,9 @@ pub use clients::{
     ffmpeg_copy, ffmpeg_record, ffprobe_start_times, ffprobe_streams, gst_play, gst_play_media,
     read_response_head, rtsp_exchange, run_with_timeout, ProbedStream, RecordResult,
     RecordedPacket, StreamStart,
+};
+pub use interleaved::{
+    ask, connect_from, play_interleaved, session_of, set_up_interleaved, set_up_interleaved_on,
 };
 pub use netns::{NetPair, FIRST_ADDR, SECOND_ADDR};
 pub use ports::free_port;

@@ -340,3 +340,22 @@ fn one_path_from_its_table() {
     assert!(parse_path("a b", "source = \"rtsp://h/x\"", &config).is_err());
     assert!(parse_path("cam", "colour = 1", &config).is_err());
 }
+
+#[test]
+fn trusted_proxies_from_the_file_and_the_command_line() {
+    let text = "[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"2001:db8::7\"]\n[paths.a]\nsource = \"rtsp://h/x\"\n";
+    let c = load_with(text, &[], &no_env).expect("valid");
+    assert!(c.trusted_proxies.contains("10.1.2.3".parse().unwrap()));
+    assert!(c
+        .trusted_proxies
+        .contains("::ffff:10.1.2.3".parse().unwrap()));
+    assert!(c.trusted_proxies.contains("2001:db8::7".parse().unwrap()));
+    assert!(!c.trusted_proxies.contains("11.0.0.1".parse().unwrap()));
+    // The command line's list replaces the file's.
+    let c = load_with(text, &["--trusted-proxy", "192.0.2.1"], &no_env).expect("valid");
+    assert!(c.trusted_proxies.contains("192.0.2.1".parse().unwrap()));
+    assert!(!c.trusted_proxies.contains("10.1.2.3".parse().unwrap()));
+    let e = err("[server]\ntrusted_proxies = [\"10.0.0.0/33\"]\n");
+    assert_eq!(e.key, "server.trusted_proxies");
+    assert_eq!(e.line, Some(2));
+}
