@@ -54,6 +54,10 @@ check_tools() {
   elif ! "$PYTHON" -c 'import gi' >/dev/null 2>&1; then
     need python3-gi "python module gi (PyGObject) not importable by $PYTHON"
   fi
+  # tests/deployment.rs reads the Kubernetes manifests with PyYAML.
+  if [[ -x "$PYTHON" ]] && ! "$PYTHON" -c 'import yaml' >/dev/null 2>&1; then
+    need python3-yaml "python module yaml (PyYAML) not importable by $PYTHON"
+  fi
   if [[ -x "$PYTHON" ]] && ! "$PYTHON" -c '
 import gi
 gi.require_version("Gst", "1.0")
