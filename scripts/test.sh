@@ -48,6 +48,15 @@ check_tools() {
   # tests/operations.rs: the systemd unit and the man page (skipped without them).
   command -v systemd-analyze >/dev/null 2>&1 || need systemd "systemd-analyze not found"
   command -v man >/dev/null 2>&1 || need man-db "man not found"
+  # tests/packaging.rs: the static binary's checks (file, readelf, strip), the
+  # Debian package (dpkg-deb), the image (buildah, the CA bundle; podman runs it
+  # where it can, buildah's chroot otherwise).
+  command -v buildah >/dev/null 2>&1 || need buildah "buildah not found (the container image)"
+  command -v file >/dev/null 2>&1 || need file "file not found"
+  command -v readelf >/dev/null 2>&1 || need binutils "readelf not found"
+  command -v strip >/dev/null 2>&1 || need binutils "strip not found"
+  command -v dpkg-deb >/dev/null 2>&1 || need dpkg "dpkg-deb not found"
+  [[ -s /etc/ssl/certs/ca-certificates.crt ]] || need ca-certificates "/etc/ssl/certs/ca-certificates.crt missing"
 
   if [[ ! -x "$PYTHON" ]]; then
     need python3-gi "$PYTHON not found"

@@ -327,14 +327,14 @@ impl Drop for Container {
         let _ = Command::new("podman")
             .args(["rm", "-f", "-t", "0", &self.name])
             .output();
-        let _ = Command::new("podman").args(["rmi", &self.image]).output();
+        let _ = Command::new("buildah").args(["rmi", &self.image]).output();
     }
 }
 
 #[test]
 fn container_image_builds_and_serves_with_the_host_network() {
-    if !have("buildah") && !have("podman") {
-        eprintln!("SKIPPED: the container image: neither buildah nor podman is installed");
+    if !have("buildah") {
+        eprintln!("SKIPPED: the container image: buildah is not installed");
         return;
     }
     static_binary();
@@ -364,10 +364,6 @@ fn container_image_builds_and_serves_with_the_host_network() {
     if let Some(size) = inspect["Size"].as_u64() {
         eprintln!("measured: image size {} MB", size / 1_000_000);
     }
-    if !have("podman") {
-        eprintln!("SKIPPED: running the image: podman is not installed (buildah built it)");
-        return;
-    }
 
     // A back end named by host name, the config in the volume.
     let backend = Backend::start(BackendOpts::codecs("h264"));
@@ -393,22 +389,29 @@ fn container_image_builds_and_serves_with_the_host_network() {
     }
     let volume = format!("{}:/etc/rtsp-proxy:ro", dir.display());
     let url = format!("rtsp://127.0.0.1:{rtsp_port}/cam");
-    let started = run(Command::new("podman").args([
-        "run",
-        "-d",
-        "--name",
-        &container.name,
-        "--network=host",
-        "-v",
-        &volume,
-        &image,
-    ]));
-    if !started.status.success() {
-        eprintln!(
-            "SKIPPED: podman cannot run containers on this machine: `podman run -d --network=host ...` {}: {}",
-            started.status,
-            String::from_utf8_lossy(&started.stderr).trim()
-        );
+    let refused = if have("podman") {
+        let started = run(Command::new("podman").args([
+            "run",
+            "-d",
+            "--name",
+            &container.name,
+            "--network=host",
+            "-v",
+            &volume,
+            &image,
+        ]));
+        (!started.status.success()).then(|| {
+            format!(
+                "podman cannot run containers on this machine: `podman run -d --network=host ...` {}: {}",
+                started.status,
+                String::from_utf8_lossy(&started.stderr).trim()
+            )
+        })
+    } else {
+        Some("podman is not installed".to_owned())
+    };
+    if let Some(why) = refused {
+        eprintln!("SKIPPED: running the image in a container: {why}");
         // The image's file system, user and command still run, chrooted by
         // buildah (no container runtime).
         let command: Vec<String> = [&config["Entrypoint"], &config["Cmd"]]
