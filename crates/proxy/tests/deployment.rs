@@ -17,7 +17,6 @@ use std::time::Duration;
 use serde_json::Value;
 use support::*;
 
-const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 const KUBERNETES: &str = "packaging/kubernetes";
 /// The field names and types of the API objects the manifests use
 /// (scripts/kubernetes-schema.py).
@@ -26,18 +25,6 @@ const SCHEMA: &str = "crates/proxy/tests/data/kubernetes-schema.json";
 /// must be longer.
 const DRAIN_TIMEOUT_S: i64 = 30;
 const PROBE: Duration = Duration::from_secs(30);
-
-fn repo_file(path: &str) -> PathBuf {
-    Path::new(ROOT).join(path)
-}
-
-/// A fresh directory under `target/` for this test's files.
-fn scratch_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
 
 /// Debian's interpreter, the one `python3-yaml` is installed for.
 const PYTHON: &str = "/usr/bin/python3";

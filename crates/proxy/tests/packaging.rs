@@ -18,21 +18,8 @@ use std::time::Duration;
 
 use support::*;
 
-const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 const PROBE: Duration = Duration::from_secs(30);
 const START: Duration = Duration::from_secs(30);
-
-fn repo_file(path: &str) -> PathBuf {
-    Path::new(ROOT).join(path)
-}
-
-/// A fresh directory under `target/` for this test's files.
-fn scratch_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
 
 /// Runs `cmd`, returning its output; panics if it cannot start.
 fn run(cmd: &mut Command) -> Output {
@@ -52,19 +39,12 @@ fn run_ok(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn have(tool: &str) -> bool {
-    Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 /// The static binary, built once (`scripts/build-static.sh`).
 fn static_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
         let started = std::time::Instant::now();
-        let out = run_ok(Command::new(repo_file("scripts/build-static.sh")).current_dir(ROOT));
+        let out = run_ok(Command::new(repo_file("scripts/build-static.sh")).current_dir(REPO_ROOT));
         let path = PathBuf::from(out.trim());
         eprintln!(
             "measured: static build {:.0} s -> {} ({} MB)",
@@ -200,7 +180,7 @@ fn debian_package_installs_verifies_and_purges_cleanly() {
     }
     static_binary();
     let deb = run_ok(Command::new(repo_file("scripts/package-deb.sh")).arg("--no-build"));
-    let deb = PathBuf::from(ROOT).join(deb.trim());
+    let deb = PathBuf::from(REPO_ROOT).join(deb.trim());
     assert!(deb.is_file(), "{}", deb.display());
     let info = run_ok(Command::new("dpkg-deb").arg("--info").arg(&deb));
     eprintln!("{info}");

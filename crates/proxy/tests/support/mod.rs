@@ -11,6 +11,8 @@
 //!   sequence numbers and timestamps against SETUP and PLAY's `RTP-Info`),
 //!   each bounded by a timeout;
 //! - [`free_port`] for ports that parallel tests will not fight over;
+//! - [`repo_file`], [`scratch_dir`], [`have`]: the repository's files, a
+//!   test's own directory under `target/tmp`, whether a tool is installed;
 //! - [`rss_kib`], [`fd_count`], [`cpu_time`]: what `/proc` says of a process.
 //!
 //! Every process a test starts is wrapped in a [`Proc`], which records its
@@ -28,6 +30,7 @@
 mod backend;
 /// Public within the test crate so that `backend_smoke` can unit-test the parsers.
 pub(crate) mod clients;
+mod files;
 mod netns;
 mod ports;
 mod process;
@@ -41,6 +44,7 @@ pub use clients::{
     read_response_head, rtsp_exchange, run_with_timeout, ProbedStream, RecordResult,
     RecordedPacket, StreamStart,
 };
+pub use files::{have, repo_file, scratch_dir, REPO_ROOT};
 pub use netns::{NetPair, FIRST_ADDR, SECOND_ADDR};
 pub use ports::free_port;
 pub use process::{Proc, Signal};
