@@ -52,11 +52,24 @@ check_tools() {
   command -v man >/dev/null 2>&1 || need man-db "man not found"
   # tests/proxy_protocol.rs: HAProxy in front of the proxy, sending the PROXY protocol.
   command -v haproxy >/dev/null 2>&1 || need haproxy "haproxy not found (the load balancer of tests/proxy_protocol.rs)"
+  # tests/packaging.rs: the static binary's checks (file, readelf, strip), the
+  # Debian package (dpkg-deb), the image (buildah, the CA bundle; podman runs it
+  # where it can, buildah's chroot otherwise).
+  command -v buildah >/dev/null 2>&1 || need buildah "buildah not found (the container image)"
+  command -v file >/dev/null 2>&1 || need file "file not found"
+  command -v readelf >/dev/null 2>&1 || need binutils "readelf not found"
+  command -v strip >/dev/null 2>&1 || need binutils "strip not found"
+  command -v dpkg-deb >/dev/null 2>&1 || need dpkg "dpkg-deb not found"
+  [[ -s /etc/ssl/certs/ca-certificates.crt ]] || need ca-certificates "/etc/ssl/certs/ca-certificates.crt missing"
 
   if [[ ! -x "$PYTHON" ]]; then
     need python3-gi "$PYTHON not found"
   elif ! "$PYTHON" -c 'import gi' >/dev/null 2>&1; then
     need python3-gi "python module gi (PyGObject) not importable by $PYTHON"
+  fi
+  # tests/deployment.rs reads the Kubernetes manifests with PyYAML.
+  if [[ -x "$PYTHON" ]] && ! "$PYTHON" -c 'import yaml' >/dev/null 2>&1; then
+    need python3-yaml "python module yaml (PyYAML) not importable by $PYTHON"
   fi
   if [[ -x "$PYTHON" ]] && ! "$PYTHON" -c '
 import gi

@@ -205,6 +205,15 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     if let (true, Some(p)) = (config.register, port.or(tls_port)) {
         eprintln!("(We handle incoming \"REGISTER\" requests on port {p})");
     }
+    // A packaged config file ships with no path: say what the proxy waits for.
+    if let Some(file) = config.config_file.as_ref().filter(|_| {
+        config.urls.is_empty() && config.paths.is_empty() && !config.demo && !config.register
+    }) {
+        eprintln!(
+            "(No stream yet: add a [paths.NAME] table to {}; the file is read again when it changes.)",
+            file.display()
+        );
+    }
     eprintln!();
     // live555's wording; tunnels are accepted on the RTSP port in any case.
     if let Some(port) = port {

@@ -9,34 +9,13 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use support::*;
 
-const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 const RUN: Duration = Duration::from_secs(20);
-
-fn repo_file(path: &str) -> PathBuf {
-    Path::new(ROOT).join(path)
-}
-
-/// A fresh directory under `target/` for this test's files.
-fn scratch_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
-
-fn have(tool: &str) -> bool {
-    Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
 
 #[test]
 fn systemd_unit_is_hardened_and_verifies() {
@@ -57,7 +36,8 @@ fn systemd_unit_is_hardened_and_verifies() {
         "ExecReload=/bin/kill -HUP $MAINPID",
         "StandardError=journal",
         "EnvironmentFile=-/etc/default/rtsp-proxy",
-        "ExecStart=/usr/local/bin/rtsp-proxy $RTSP_PROXY_ARGS",
+        "ExecStart=/usr/bin/rtsp-proxy --config /etc/rtsp-proxy/rtsp-proxy.toml $RTSP_PROXY_ARGS",
+        "TimeoutStopSec=40",
     ] {
         assert!(lines.contains(&wanted), "the unit has {wanted}");
     }
@@ -67,13 +47,13 @@ fn systemd_unit_is_hardened_and_verifies() {
         .lines()
         .find_map(|l| l.strip_prefix("RTSP_PROXY_ARGS="))
         .expect("RTSP_PROXY_ARGS");
-    // The example command line is valid: run it on a free port instead of 554.
-    let mut words: Vec<String> = args.split_whitespace().map(str::to_owned).collect();
-    if let Some(i) = words.iter().position(|w| w == "-p") {
-        words.drain(i..i + 2);
-    }
-    let words: Vec<&str> = words.iter().map(String::as_str).collect();
-    let proxy = Proxy::start(&words);
+    // The shipped configuration (no stream, extra arguments none) starts and
+    // says what it waits for; on free ports instead of 554 and 9997.
+    let example = repo_file("packaging/config/rtsp-proxy.toml");
+    let admin = format!("127.0.0.1:{}", free_port());
+    let mut words = vec!["--config", example.to_str().unwrap(), "--admin", &admin];
+    words.extend(args.split_whitespace());
+    let proxy = Proxy::start_until(&words, "No stream yet: add a [paths.NAME] table to");
     assert!(proxy.proc.try_wait().is_none());
     drop(proxy);
 
@@ -84,7 +64,7 @@ fn systemd_unit_is_hardened_and_verifies() {
     // verify wants the binary of ExecStart= and the man page of
     // Documentation= to exist: point them at the build and at doc/.
     let dir = scratch_dir("systemd-unit");
-    let copy = unit.replace("/usr/local/bin/rtsp-proxy", Proxy::binary());
+    let copy = unit.replace("/usr/bin/rtsp-proxy", Proxy::binary());
     std::fs::write(dir.join("rtsp-proxy.service"), copy).expect("write unit");
     let man1 = dir.join("man/man1");
     std::fs::create_dir_all(&man1).expect("man dir");

@@ -12,6 +12,8 @@
 //!   each bounded by a timeout, and a raw interleaved player
 //!   ([`play_interleaved`], [`connect_from`] a chosen source address);
 //! - [`free_port`] for ports that parallel tests will not fight over;
+//! - [`repo_file`], [`scratch_dir`], [`have`]: the repository's files, a
+//!   test's own directory under `target/tmp`, whether a tool is installed;
 //! - [`rss_kib`], [`fd_count`], [`cpu_time`]: what `/proc` says of a process.
 //!
 //! Every process a test starts is wrapped in a [`Proc`], which records its
@@ -29,6 +31,7 @@
 mod backend;
 /// Public within the test crate so that `backend_smoke` can unit-test the parsers.
 pub(crate) mod clients;
+mod files;
 mod interleaved;
 mod netns;
 mod ports;
@@ -43,6 +46,7 @@ pub use clients::{
     read_response_head, rtsp_exchange, run_with_timeout, ProbedStream, RecordResult,
     RecordedPacket, StreamStart,
 };
+pub use files::{have, repo_file, scratch_dir, REPO_ROOT};
 pub use interleaved::{
     ask, connect_from, play_interleaved, session_of, set_up_interleaved, set_up_interleaved_on,
 };
