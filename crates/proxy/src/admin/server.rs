@@ -19,7 +19,6 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use super::api::{ErrorBody, PathList, PathView};
@@ -30,6 +29,7 @@ use crate::paths::{Applied, PathError};
 use crate::relay::{Stream, StreamRegistry};
 use crate::server::ServerContext;
 use crate::supervisor::{Origin, Supervisor};
+use crate::tasks::Tasks;
 
 pub const MAX_CONNECTIONS: usize = 64;
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -53,43 +53,45 @@ pub struct Control {
     pub config: Arc<Config>,
 }
 
-/// The running admin port; [`AdminHandle::stop`] ends it.
+/// The running admin port; [`AdminHandle::stop`] ends it (and so does
+/// cancelling the tasks it was started with).
 pub struct AdminHandle {
     pub addr: SocketAddr,
-    tasks: Vec<JoinHandle<()>>,
+    tasks: Tasks,
 }
 
 impl AdminHandle {
     pub fn stop(self) {
-        for t in self.tasks {
-            t.abort();
-        }
+        self.tasks.cancel();
     }
 }
 
-/// Checks the address, binds it and starts serving (and the bitrate sampler).
+/// Checks the address, binds it and starts serving (and the bitrate sampler), as
+/// tasks of a child of `owner`.
 ///
 /// # Errors
 ///
 /// A non-loopback address without a token, or the address cannot be bound.
-pub async fn start(addr: SocketAddr, state: AdminState) -> Result<AdminHandle, AdminError> {
+pub async fn start(
+    addr: SocketAddr,
+    state: AdminState,
+    owner: &Tasks,
+) -> Result<AdminHandle, AdminError> {
     check_listen(addr, state.token.as_deref())?;
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| AdminError::Bind { addr, source })?;
     let local = listener.local_addr().unwrap_or(addr);
     let state = Arc::new(state);
-    let sampler = tokio::spawn(history::run_sampler(
+    let tasks = owner.child();
+    tasks.spawn(history::run_sampler(
         state.history.clone(),
         state.streams.clone(),
     ));
     let app = router(state);
-    let server = tokio::spawn(accept_loop(listener, app));
+    tasks.spawn(accept_loop(listener, app, tasks.clone()));
     info!(%local, "admin port listening");
-    Ok(AdminHandle {
-        addr: local,
-        tasks: vec![sampler, server],
-    })
+    Ok(AdminHandle { addr: local, tasks })
 }
 
 /// The routes, with the token check and the body limit.
@@ -112,7 +114,7 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .with_state(state)
 }
 
-async fn accept_loop(listener: TcpListener, app: Router) {
+async fn accept_loop(listener: TcpListener, app: Router, tasks: Tasks) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let Ok(permit) = permits.clone().acquire_owned().await else {
@@ -128,7 +130,7 @@ async fn accept_loop(listener: TcpListener, app: Router) {
             }
         };
         let service = TowerToHyperService::new(app.clone());
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)

@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use super::gop_cache::{GopCache, DEFAULT_CACHE_BYTES};
 use super::sink::{ConnOut, Sink, SinkSet};
 use crate::sdp::Presentation;
+use crate::tasks::Tasks;
 
 /// Identifies one front-end session within a stream.
 pub type SubscriberId = u64;
@@ -227,6 +228,9 @@ pub struct Stream {
     on_demand: std::sync::atomic::AtomicBool,
     /// Bumped by [`Stream::want`]: a client asked for an on-demand stream.
     wanted: watch::Sender<u64>,
+    /// The owner of the stream's tasks (the paced GOP replays); see
+    /// [`Stream::set_tasks`].
+    tasks: std::sync::OnceLock<Tasks>,
 }
 
 struct State {
@@ -403,7 +407,14 @@ impl Stream {
             availability,
             on_demand: std::sync::atomic::AtomicBool::new(false),
             wanted: watch::channel(0).0,
+            tasks: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Makes `tasks` the owner of the stream's tasks (set once, before the
+    /// stream is served; a stream without one owns its tasks alone).
+    pub fn set_tasks(&self, tasks: &Tasks) {
+        let _ = self.tasks.set(tasks.clone());
     }
 
     /// Marks the stream's source as connecting only on demand (set before the
@@ -865,8 +876,8 @@ impl Stream {
                 .sum();
             // Paced out by a task when there is a runtime to run it (always in
             // the server); without one, such a subscriber starts live.
-            let runtime = tokio::runtime::Handle::try_current().ok();
-            let paced = udp_replay > UDP_REPLAY_MAX_BYTES && runtime.is_some();
+            let runtime = tokio::runtime::Handle::try_current().is_ok();
+            let paced = udp_replay > UDP_REPLAY_MAX_BYTES && runtime;
             if udp_replay > UDP_REPLAY_MAX_BYTES && !paced {
                 replays.iter_mut().for_each(Vec::clear);
             }
@@ -905,8 +916,10 @@ impl Stream {
                     track.sinks = Arc::new(track.sinks.with(id, sink));
                 }
             }
-            if let (true, Some(rt)) = (paced, runtime) {
-                rt.spawn(pace_replay(Arc::downgrade(self), id));
+            if paced {
+                self.tasks
+                    .get_or_init(Tasks::new)
+                    .spawn(pace_replay(Arc::downgrade(self), id));
             }
             // A restart (a track added or torn down while playing) keeps who
             // the client is.

@@ -139,8 +139,10 @@ pub fn bind_tls(addrs: &[IpAddr], port: u16) -> Result<Vec<TcpListener>, BindErr
 /// Client connections open now, over every listener (TLS handshakes included).
 pub type OpenConnections = Arc<super::slots::ConnectionSlots>;
 
-/// Accepts connections until the listener fails for good; with `tls`, each is
-/// served once its TLS handshake succeeded within [`HANDSHAKE_TIMEOUT`].
+/// Accepts connections until the task is cancelled (the listener closes with
+/// it); with `tls`, each is served once its TLS handshake succeeded within
+/// [`HANDSHAKE_TIMEOUT`]. Connections are tasks of `ctx.tasks`: they outlive
+/// this loop.
 pub async fn accept_loop(
     ctx: Arc<ServerContext>,
     listener: TcpListener,
@@ -174,7 +176,8 @@ pub async fn accept_loop(
                     secure: tls.is_some(),
                 };
                 let tls = tls.clone();
-                tokio::spawn(async move {
+                let tasks = ctx.tasks.clone();
+                tasks.spawn(async move {
                     match tls {
                         None => connection::serve(ctx, stream, accepted).await,
                         Some(acceptor) => serve_tls(ctx, stream, accepted, acceptor).await,
