@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
+use crate::admin::health::{Health, Phase};
 use crate::admin::server::AdminHandle;
 use crate::config::Config;
 use crate::paths::PathSpec;
@@ -50,19 +51,22 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         crate::admin::check_listen(a.listen, a.token.as_deref())?;
     }
     let tasks = Tasks::new();
+    let health = Arc::new(Health::new());
     let mut bound = bind(&config)?;
     let ctx = server_context(&config, &bound, &tasks)?;
     // Before the streams: the port answers (or the bind fails) before any
-    // source dials, and before the "Play this stream" lines.
-    let admin = start_admin(&config, &ctx, &tasks).await?;
+    // source dials, and before the "Play this stream" lines; not ready yet.
+    let admin = start_admin(&config, &ctx, &tasks, &health).await?;
     publish_streams(&config, &ctx, &bound)?;
     print_ports(&config, &ctx, &bound);
 
     let accepting = tasks.child();
     server::serve(&ctx, std::mem::take(&mut bound.listeners), &accepting);
     let housekeeping = start_housekeeping(&config, &ctx);
+    health.set(Phase::Serving);
 
     wait_for_signal(config.config_file.is_some()).await;
+    health.set(Phase::Draining);
     shut_down(&ctx, &accepting, &housekeeping, admin).await;
     Ok(())
 }
@@ -191,11 +195,13 @@ fn server_context(
     Ok(Arc::new(ctx))
 }
 
-/// Starts the admin port (`--admin`), if asked for, and says where it is.
+/// Starts the admin port (`--admin`), if asked for, and says where it is; its
+/// `/readyz` reports `health`.
 async fn start_admin(
     config: &Config,
     ctx: &Arc<ServerContext>,
     tasks: &Tasks,
+    health: &Arc<Health>,
 ) -> Result<Option<AdminHandle>, AppError> {
     let Some(a) = &config.admin else {
         return Ok(None);
@@ -209,12 +215,13 @@ async fn start_admin(
             ctx: ctx.clone(),
             config: Arc::new(config.clone()),
         }),
+        health: health.clone(),
     };
     let handle = crate::admin::server::start(a.listen, state, tasks).await?;
     eprintln!(
-        "(Admin port: metrics on http://{0}/metrics, status on http://{0}/v1/paths, dashboard on http://{0}/{1}.)",
+        "(Admin port: metrics on http://{0}/metrics, status on http://{0}/v1/paths, dashboard on http://{0}/{1}; probes on http://{0}/healthz and http://{0}/readyz.)",
         handle.addr,
-        if a.token.is_some() { "; a token is needed" } else { "" }
+        if a.token.is_some() { " (a token is needed but for the probes)" } else { "" }
     );
     Ok(Some(handle))
 }

@@ -152,6 +152,28 @@ impl Supervisor {
         self.lock().get(name).map(|e| (e.origin, e.spec.clone()))
     }
 
+    /// Replaces the kept spec of stream `name` without touching its source (a
+    /// change [`PathSpec::same_source`] allows).
+    pub fn set_spec(&self, name: &str, spec: PathSpec) {
+        if let Some(e) = self.lock().get_mut(name) {
+            e.spec = Some(spec);
+        }
+    }
+
+    /// The paths marked `required` whose back end is not up (sorted): while
+    /// there is one, the proxy is not ready.
+    pub fn required_down(&self) -> Vec<String> {
+        let mut down: Vec<String> = self
+            .lock()
+            .iter()
+            .filter(|(_, e)| e.spec.as_ref().is_some_and(|s| s.required))
+            .filter(|(_, e)| !e.stream.source_state().is_up())
+            .map(|(n, _)| n.clone())
+            .collect();
+        down.sort();
+        down
+    }
+
     /// Every stream of the supervisor, sorted by name.
     pub fn specs(&self) -> Vec<PathInfo> {
         let mut v: Vec<PathInfo> = self

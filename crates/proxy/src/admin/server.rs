@@ -22,6 +22,7 @@ use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
 use super::api::{ErrorBody, PathList, PathView};
+use super::health::{Health, Readiness};
 use super::history::{self, History};
 use super::{auth, check_listen, dashboard, metrics, AdminError};
 use crate::config::Config;
@@ -44,6 +45,8 @@ pub struct AdminState {
     pub token: Option<String>,
     /// What `PUT`/`DELETE /v1/paths/{name}` act on; `None`: read-only (405).
     pub control: Option<Control>,
+    /// The phase `/readyz` reports.
+    pub health: Arc<Health>,
 }
 
 /// The running server and the configuration paths are validated against.
@@ -108,6 +111,9 @@ pub fn router(state: Arc<AdminState>) -> Router {
         // The dashboard page is a constant (no data in it): served without
         // the token, which its script asks for and sends with every fetch.
         .route("/", get(dashboard_page))
+        // Probes carry no token; the answers tell nothing but up or not.
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .merge(api)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -179,6 +185,35 @@ async fn require_token(State(state): State<Arc<AdminState>>, req: Request, next:
 
 async fn not_found() -> Response {
     json_error(StatusCode::NOT_FOUND, "no such admin resource")
+}
+
+async fn healthz() -> Response {
+    plain_text(StatusCode::OK, "ok\n".into())
+}
+
+async fn readyz(State(state): State<Arc<AdminState>>) -> Response {
+    let readiness = state.health.readiness(&state.supervisor);
+    let status = if readiness == Readiness::Ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    plain_text(status, readiness.text())
+}
+
+fn plain_text(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 async fn dashboard_page() -> Response {

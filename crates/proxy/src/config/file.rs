@@ -144,6 +144,8 @@ struct RawSource {
     backend_tls_ca: Option<String>,
     backend_tls_fingerprints: Option<Vec<Spanned<String>>>,
     backend_tls_insecure: Option<bool>,
+    /// `/readyz` waits for this path's back end (a path's own key).
+    required: Option<Spanned<bool>>,
 }
 
 // ---- the validated model ----
@@ -198,6 +200,8 @@ pub struct SourcePart {
     pub keyframe_cache_bytes: Option<usize>,
     pub on_demand: Option<bool>,
     pub backend_tls: Option<crate::tls::BackendTrust>,
+    /// `/readyz` waits for this path's back end (`[paths.NAME]` only).
+    pub required: Option<bool>,
 }
 
 /// The validated file.
@@ -314,6 +318,13 @@ pub fn parse(text: &str) -> Result<FileModel, ConfigError> {
                 s.span(),
                 "defaults.source",
                 "a source belongs in a [paths.NAME] table",
+            );
+        }
+        if let Some(r) = &d.required {
+            return ctx.err(
+                r.span(),
+                "defaults.required",
+                "readiness waits for named paths: put required = true in their [paths.NAME] tables",
             );
         }
         model.defaults = source_part(&ctx, "defaults", d)?;
@@ -691,6 +702,7 @@ fn source_part(ctx: &Ctx, table: &str, r: RawSource) -> Result<SourcePart, Confi
         p.keyframe_cache_bytes = usize::try_from(mib).ok().map(|m| m << 20);
     }
     p.on_demand = r.on_demand;
+    p.required = r.required.map(Spanned::into_inner);
     if r.backend_tls_ca.is_some()
         || r.backend_tls_fingerprints.is_some()
         || r.backend_tls_insecure.is_some()
@@ -971,6 +983,9 @@ impl FileModel {
                 if let Some(t) = &p.backend_tls {
                     s.backend_tls = t.clone();
                 }
+                if let Some(r) = p.required {
+                    s.required = r;
+                }
                 (name.clone(), s)
             })
             .collect()
@@ -1022,7 +1037,11 @@ pub fn load_text(
         };
     let paths = model.path_specs(&config);
     let cli_names = config.stream_names();
-    for name in paths.keys() {
+    for (name, spec) in &paths {
+        if let Some(mut e) = required_error(name, spec) {
+            e.line = line_of_table(text, name);
+            return Err(named(e));
+        }
         if cli_names.contains(name) || (config.demo && name == super::DEMO_STREAM_NAME) {
             return Err(named(ConfigError {
                 line: line_of_table(text, name),
@@ -1063,14 +1082,28 @@ pub fn parse_path(name: &str, table: &str, config: &Config) -> Result<PathSpec, 
     model
         .resolve_secrets(&|v| std::env::var(v).ok())
         .map_err(shift)?;
-    model
+    let spec = model
         .path_specs(config)
         .remove(name)
         .ok_or_else(|| ConfigError {
             line: None,
             key: format!("paths.{name}"),
             message: "no path".into(),
-        })
+        })?;
+    match required_error(name, &spec) {
+        Some(e) => Err(e),
+        None => Ok(spec),
+    }
+}
+
+/// `required = true` on an on-demand path is refused: its back end is only
+/// reached once a client asks, which a proxy that is not ready never gets.
+fn required_error(name: &str, spec: &PathSpec) -> Option<ConfigError> {
+    (spec.required && spec.on_demand).then(|| ConfigError {
+        line: None,
+        key: format!("paths.{name}.required"),
+        message: "cannot go with on_demand = true (an on-demand back end is reached only once a client asks, and a proxy that is not ready gets none)".into(),
+    })
 }
 
 /// The line of `[paths.NAME]` (best effort).

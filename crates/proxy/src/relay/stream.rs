@@ -411,6 +411,11 @@ impl Stream {
         })
     }
 
+    /// Where the stream's source stands.
+    pub fn source_state(&self) -> SourceState {
+        self.lock().source_state
+    }
+
     /// Makes `tasks` the owner of the stream's tasks (set once, before the
     /// stream is served; a stream without one owns its tasks alone).
     pub fn set_tasks(&self, tasks: &Tasks) {

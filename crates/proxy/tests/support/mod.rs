@@ -28,6 +28,7 @@
 mod backend;
 /// Public within the test crate so that `backend_smoke` can unit-test the parsers.
 pub(crate) mod clients;
+mod http;
 mod netns;
 mod ports;
 mod process;
@@ -41,6 +42,7 @@ pub use clients::{
     read_response_head, rtsp_exchange, run_with_timeout, ProbedStream, RecordResult,
     RecordedPacket, StreamStart,
 };
+pub use http::http_get;
 pub use netns::{NetPair, FIRST_ADDR, SECOND_ADDR};
 pub use ports::free_port;
 pub use process::{Proc, Signal};
