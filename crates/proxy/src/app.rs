@@ -50,6 +50,8 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     if let Some(a) = &config.admin {
         crate::admin::check_listen(a.listen, a.token.as_deref())?;
     }
+    // Watched from the start: a SIGTERM during start-up is a stop, not a kill.
+    let mut signals = StopSignals::new(config.config_file.is_some());
     let tasks = Tasks::new();
     let health = Arc::new(Health::new());
     let mut bound = bind(&config)?;
@@ -61,13 +63,20 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     print_ports(&config, &ctx, &bound);
 
     let accepting = tasks.child();
-    server::serve(&ctx, std::mem::take(&mut bound.listeners), &accepting);
-    let housekeeping = start_housekeeping(&config, &ctx);
+    let open = server::serve(&ctx, std::mem::take(&mut bound.listeners), &accepting);
+    let reloader = start_housekeeping(&config, &ctx);
     health.set(Phase::Serving);
 
-    wait_for_signal(config.config_file.is_some()).await;
+    let first = signals.next().await;
+    // Not ready at once, and the ports closed: nothing new comes in.
     health.set(Phase::Draining);
-    shut_down(&ctx, &accepting, &housekeeping, admin).await;
+    accepting.cancel();
+    reloader.cancel();
+    drain(&ctx, &open, config.drain_timeout, first, &mut signals).await;
+    tokio::select! {
+        () = shut_down(&ctx, admin) => {}
+        s = signals.next() => warn!("{s} while shutting down: exiting at once"),
+    }
     Ok(())
 }
 
@@ -324,13 +333,12 @@ fn print_ports(config: &Config, ctx: &ServerContext, bound: &Bound) {
 }
 
 /// The tasks that keep the proxy tidy while it serves: the once-a-second
-/// ticker (stream statistics, streams whose source gave up) and the config
-/// file's reloader. Returns their owner, stopped first at shutdown (no reload
-/// adds a path while the back ends are torn down).
+/// ticker (stream statistics, streams whose source gave up; it goes on while
+/// draining) and the config file's reloader. Returns the reloader's owner,
+/// stopped when the drain starts (no reload adds a path then).
 fn start_housekeeping(config: &Config, ctx: &Arc<ServerContext>) -> Tasks {
-    let tasks = ctx.tasks.child();
     let ticker_ctx = ctx.clone();
-    tasks.spawn(async move {
+    ctx.tasks.spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
@@ -341,25 +349,59 @@ fn start_housekeeping(config: &Config, ctx: &Arc<ServerContext>) -> Tasks {
             ticker_ctx.reap_streams();
         }
     });
+    let reloader = ctx.tasks.child();
     if let Some(file) = config.config_file.clone() {
-        tasks.spawn(crate::reload::watch(ctx.clone(), file, config.clone()));
+        reloader.spawn(crate::reload::watch(ctx.clone(), file, config.clone()));
     }
-    tasks
+    reloader
 }
 
-/// Stops accepting at once (`accepting` owns the accept loops: their ports
-/// close) and stops the housekeeping, closes every client, tears the back ends
-/// down (TEARDOWN, within [`SHUTDOWN_GRACE`]), stops the admin port, then waits
-/// for every task.
-async fn shut_down(
+/// The drain: the ports are closed already and `/readyz` says 503; the
+/// clients that are playing go on until `timeout`, until none is left (no
+/// client connection in `open`, no session), or until a second SIGTERM or
+/// SIGINT, whichever comes first.
+async fn drain(
     ctx: &ServerContext,
-    accepting: &Tasks,
-    housekeeping: &Tasks,
-    admin: Option<AdminHandle>,
+    open: &listener::OpenConnections,
+    timeout: Duration,
+    signal: &'static str,
+    signals: &mut StopSignals,
 ) {
-    info!("shutting down");
-    accepting.cancel();
-    housekeeping.cancel();
+    let clients = || open.open() + ctx.sessions.len();
+    if timeout.is_zero() || clients() == 0 {
+        info!("{signal}: shutting down");
+        return;
+    }
+    warn!(
+        "{signal}: draining: no new client is accepted; {} client connection(s) and {} session(s) go on for up to {} s (a second SIGTERM or SIGINT stops at once)",
+        open.open(),
+        ctx.sessions.len(),
+        timeout.as_secs_f64()
+    );
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut poll = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => {
+                info!("drain timeout over; shutting down");
+                return;
+            }
+            s = signals.next() => {
+                warn!("{s} while draining: shutting down at once");
+                return;
+            }
+            _ = poll.tick() => if clients() == 0 {
+                info!("drained: no client left; shutting down");
+                return;
+            },
+        }
+    }
+}
+
+/// After the drain: closes every client, tears the back ends down (TEARDOWN,
+/// within [`SHUTDOWN_GRACE`]), stops the admin port (it answered during the
+/// drain), then cancels every task left and waits for them.
+async fn shut_down(ctx: &ServerContext, admin: Option<AdminHandle>) {
     ctx.close_all();
     for s in ctx.streams.all() {
         s.close_all();
@@ -374,41 +416,78 @@ async fn shut_down(
     }
 }
 
-/// Waits for SIGINT or SIGTERM. SIGHUP is the config reloader's when there is a
-/// config file (`reloads`); without one it is logged and ignored.
-async fn wait_for_signal(reloads: bool) {
+/// SIGTERM and SIGINT, each of which [`StopSignals::next`] returns; SIGHUP is
+/// the config reloader's when there is a config file (`reloads`), else logged
+/// and ignored (its default action would stop the proxy).
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        // SIGHUP (systemctl reload) must never stop the proxy, as its default
-        // action would.
-        let mut hangup = signal(SignalKind::hangup()).ok();
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => loop {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => return,
-                    _ = term.recv() => return,
-                    r = async {
-                        match hangup.as_mut() {
-                            Some(h) => h.recv().await,
-                            None => std::future::pending().await,
-                        }
-                    } => match r {
-                        Some(()) if reloads => {}
-                        Some(()) => warn!("SIGHUP: nothing to reload (the configuration is the command line; give a file with --config)"),
-                        None => hangup = None,
-                    },
-                }
-            },
-            Err(e) => {
-                warn!("cannot watch SIGTERM: {e}");
-                let _ = tokio::signal::ctrl_c().await;
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    hangup: Option<tokio::signal::unix::Signal>,
+    /// SIGINT can be watched.
+    #[cfg(unix)]
+    interrupt: bool,
+    reloads: bool,
+}
+
+impl StopSignals {
+    fn new(reloads: bool) -> StopSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let term = signal(SignalKind::terminate())
+                .map_err(|e| warn!("cannot watch SIGTERM: {e}"))
+                .ok();
+            let hangup = signal(SignalKind::hangup()).ok();
+            StopSignals {
+                term,
+                hangup,
+                interrupt: true,
+                reloads,
             }
         }
+        #[cfg(not(unix))]
+        StopSignals { reloads }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    /// Waits for the next SIGTERM or SIGINT; returns its name.
+    async fn next(&mut self) -> &'static str {
+        #[cfg(unix)]
+        loop {
+            let term = async {
+                match self.term.as_mut() {
+                    Some(t) => t.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let hangup = async {
+                match self.hangup.as_mut() {
+                    Some(h) => h.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = tokio::signal::ctrl_c(), if self.interrupt => match r {
+                    Ok(()) => return "SIGINT",
+                    Err(e) => {
+                        warn!("cannot watch SIGINT: {e}");
+                        self.interrupt = false;
+                    }
+                },
+                Some(()) = term => return "SIGTERM",
+                r = hangup => match r {
+                    Some(()) if self.reloads => {}
+                    Some(()) => warn!("SIGHUP: nothing to reload (the configuration is the command line; give a file with --config)"),
+                    None => self.hangup = None,
+                },
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = self.reloads;
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        }
     }
 }
 

@@ -104,21 +104,24 @@ impl Drop for ConfigFile {
     }
 }
 
-/// Polls `path` on `admin` until it answers `status`, for at most `within`;
-/// returns the body.
-fn wait_status(admin: SocketAddr, path: &str, status: u16, within: Duration) -> String {
+/// Polls `path` on `admin` until it answers `status` with `body`, for at most
+/// `within`.
+fn wait_answer(admin: SocketAddr, path: &str, status: u16, body: &str, within: Duration) {
     let start = Instant::now();
     loop {
         let got = http_get(admin, path, HTTP);
         match &got {
-            Ok((s, body)) if *s == status => return body.clone(),
+            Ok((s, b)) if *s == status && b == body => return,
             _ if start.elapsed() > within => {
-                panic!("{path} not {status} within {within:?}: last {got:?}")
+                panic!("{path} not {status} {body:?} within {within:?}: last {got:?}")
             }
-            _ => thread::sleep(Duration::from_millis(20)),
+            _ => thread::sleep(Duration::from_millis(5)),
         }
     }
 }
+
+const READY: &str = "ready\n";
+const DRAINING: &str = "not ready: draining (shutting down)\n";
 
 /// `/healthz` and `/readyz` answer without the admin token (`/metrics` still
 /// needs it); `/readyz` is 503 while a `required` path's back end is not up,
@@ -145,18 +148,188 @@ fn probes_need_no_token_and_readiness_waits_for_required_paths() {
     assert_eq!(http_get(admin, "/healthz", HTTP), Ok((200, "ok\n".into())));
     let (status, _) = http_get(admin, "/metrics", HTTP).expect("metrics");
     assert_eq!(status, 401, "the rest of the admin port keeps its token");
-    let body = wait_status(admin, "/readyz", 503, HTTP);
-    assert_eq!(
-        body, "not ready: waiting for the back end of required path(s) cam\n",
-        "only the required path counts (\"other\" is down too)"
+    // Only the required path counts ("other" is down too).
+    wait_answer(
+        admin,
+        "/readyz",
+        503,
+        "not ready: waiting for the back end of required path(s) cam\n",
+        HTTP,
     );
 
     let _backend = Backend::start(BackendOpts {
         port: Some(backend_port),
         ..BackendOpts::codecs("h264")
     });
-    let body = wait_status(admin, "/readyz", 200, Duration::from_secs(30));
-    assert_eq!(body, "ready\n");
+    wait_answer(admin, "/readyz", 200, READY, Duration::from_secs(30));
     assert_eq!(http_get(admin, "/healthz", HTTP), Ok((200, "ok\n".into())));
     drop(proxy);
+}
+
+/// An ffmpeg client copying `url` over TCP for up to a minute, one framecrc
+/// line per packet on its stdout.
+fn playing_client(url: &str) -> Proc {
+    let mut cmd = ffmpeg_copy(url, "tcp", 60);
+    cmd.args(["-f", "framecrc", "-"]);
+    let client = Proc::spawn("ffmpeg", &mut cmd).expect("ffmpeg");
+    client
+        .wait_where("framecrc packets", 25, PROBE, |l| l.starts_with("0,"))
+        .expect("the client plays");
+    client
+}
+
+/// Packets the client got so far (framecrc lines of stream 0).
+fn packets(client: &Proc) -> usize {
+    client.count_where(|l| l.starts_with("0,"))
+}
+
+/// Starts a back end and a proxy of it with `--drain-timeout <drain>` and an
+/// admin port, and waits until `/readyz` says 200.
+fn draining_proxy(drain: &str) -> (Backend, Proxy, SocketAddr) {
+    let backend = Backend::start(BackendOpts::codecs("h264"));
+    let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let admin_arg = admin.to_string();
+    let proxy = Proxy::start(&[
+        "--drain-timeout",
+        drain,
+        "--linger",
+        "30",
+        "--admin",
+        &admin_arg,
+        backend.url(),
+    ]);
+    wait_answer(admin, "/readyz", 200, READY, HTTP);
+    (backend, proxy, admin)
+}
+
+/// The drain of issue 18: SIGTERM makes `/readyz` 503 within 100 ms (the
+/// admin port answering all along), new RTSP connections are refused, the
+/// client that plays goes on receiving until the drain timeout, then the
+/// back end gets TEARDOWN and the process exits 0 within the timeout + 2 s.
+#[test]
+fn sigterm_drains_playing_clients_then_tears_down() {
+    const DRAIN: Duration = Duration::from_secs(4);
+    let (backend, proxy, admin) = draining_proxy("4");
+    let client = playing_client(&proxy.url("proxyStream"));
+
+    let sent = Instant::now();
+    proxy.proc.signal(Signal::Term).expect("SIGTERM");
+    wait_answer(admin, "/readyz", 503, DRAINING, Duration::from_secs(5));
+    let not_ready = sent.elapsed();
+    let refused = wait_refused(proxy.addr(), Duration::from_secs(5)).expect("the port closes");
+    let at_signal = packets(&client);
+
+    // Half a second before the timeout: still draining, still playing, the
+    // probes answering, and no TEARDOWN yet.
+    thread::sleep(
+        (sent + DRAIN - Duration::from_millis(500)).saturating_duration_since(Instant::now()),
+    );
+    let late = packets(&client);
+    let late_at = sent.elapsed();
+    let readyz = http_get(admin, "/readyz", HTTP);
+    let healthz = http_get(admin, "/healthz", HTTP);
+    let teardowns_during_drain = backend.requests("TEARDOWN");
+
+    let status = proxy.proc.wait_timeout(Duration::from_secs(20));
+    let exited = sent.elapsed();
+    eprintln!(
+        "not ready after {not_ready:?}, refused after {:?}, {} packets from the signal to {late_at:?}, exited after {exited:?}",
+        refused - sent,
+        late - at_signal
+    );
+    assert!(
+        not_ready < Duration::from_millis(100),
+        "/readyz said 503 only after {not_ready:?}"
+    );
+    assert_eq!(
+        readyz.as_ref().map(|(s, b)| (*s, b.as_str())),
+        Ok((503, DRAINING)),
+        "the admin port answers during the drain"
+    );
+    assert_eq!(
+        healthz,
+        Ok((200, "ok\n".into())),
+        "still alive while draining"
+    );
+    assert_eq!(
+        teardowns_during_drain, 0,
+        "the back end stays up during the drain"
+    );
+    // 25 frames per second: at least half of them over the last 3 s.
+    assert!(
+        late >= at_signal + 35,
+        "the client kept receiving during the drain: {at_signal} packets at the signal, {late} at {late_at:?}"
+    );
+    let status = status.expect("exits after the drain");
+    assert!(status.success(), "{status:?}");
+    assert!(
+        exited >= DRAIN && exited <= DRAIN + Duration::from_secs(2),
+        "exited after {exited:?}, the drain timeout being {DRAIN:?}"
+    );
+    backend
+        .wait_for_requests("TEARDOWN", 1, Duration::from_secs(10))
+        .expect("TEARDOWN to the back end after the drain");
+    assert_eq!(
+        proxy
+            .proc
+            .count_lines("still running after the shutdown grace"),
+        0
+    );
+}
+
+/// SIGINT (Ctrl-C) drains as SIGTERM does, and a second signal stops the
+/// drain at once (TEARDOWN still sent).
+#[test]
+fn a_second_signal_ends_the_drain_at_once() {
+    let (backend, proxy, admin) = draining_proxy("60");
+    let _client = playing_client(&proxy.url("proxyStream"));
+    proxy.proc.signal(Signal::Int).expect("SIGINT");
+    wait_answer(admin, "/readyz", 503, DRAINING, Duration::from_secs(5));
+    wait_refused(proxy.addr(), Duration::from_secs(5)).expect("the port closes");
+    let sent = Instant::now();
+    proxy.proc.signal(Signal::Term).expect("SIGTERM");
+    let status = proxy
+        .proc
+        .wait_timeout(Duration::from_secs(15))
+        .expect("exits at the second signal");
+    assert!(status.success(), "{status:?}");
+    eprintln!("exited {:?} after the second signal", sent.elapsed());
+    backend
+        .wait_for_requests("TEARDOWN", 1, Duration::from_secs(10))
+        .expect("TEARDOWN to the back end");
+}
+
+/// Nobody playing: the drain has nothing to wait for and ends at once.
+#[test]
+fn without_clients_the_drain_ends_at_once() {
+    let proxy = Proxy::start(&["--drain-timeout", "60", "--demo"]);
+    let sent = Instant::now();
+    proxy.proc.signal(Signal::Term).expect("SIGTERM");
+    let status = proxy
+        .proc
+        .wait_timeout(Duration::from_secs(15))
+        .expect("exits without waiting for the drain timeout");
+    assert!(status.success(), "{status:?}");
+    eprintln!("exited after {:?}", sent.elapsed());
+}
+
+/// systemd must wait longer than the default drain (and the TEARDOWN after
+/// it) before it kills the proxy.
+#[test]
+fn the_systemd_unit_waits_longer_than_the_drain() {
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../packaging/systemd/rtsp-proxy.service"
+    ))
+    .expect("the unit");
+    let stop: u64 = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("TimeoutStopSec="))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("TimeoutStopSec=<seconds>");
+    let drain = rtsp_proxy::config::DEFAULT_DRAIN_TIMEOUT.as_secs();
+    assert!(
+        stop >= drain + 6,
+        "TimeoutStopSec={stop} leaves no room for the {drain} s drain, TEARDOWN and the last tasks"
+    );
 }

@@ -102,6 +102,7 @@ struct RawServer {
     register_allow: Option<Vec<Spanned<String>>>,
     demo: Option<bool>,
     verbosity: Option<Spanned<i64>>,
+    drain_timeout: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -232,6 +233,7 @@ struct ServerPart {
     register_allow: Option<Vec<RegisterAllow>>,
     demo: Option<bool>,
     verbosity: Option<u8>,
+    drain_timeout: Option<Duration>,
 }
 
 /// Line numbers and keys of one text.
@@ -451,6 +453,9 @@ fn server(ctx: &Ctx, s: RawServer) -> Result<ServerPart, ConfigError> {
             );
         }
         p.max_registered = usize::try_from(n).ok();
+    }
+    if let Some(v) = &s.drain_timeout {
+        p.drain_timeout = Some(duration(ctx, v, "server.drain_timeout", true)?);
     }
     if let Some(list) = &s.register_allow {
         let mut entries = Vec::new();
@@ -891,6 +896,9 @@ impl FileModel {
         }
         if let Some(v) = s.verbosity {
             config.verbosity = v;
+        }
+        if let Some(d) = s.drain_timeout {
+            config.drain_timeout = d;
         }
         config.admin = self.admin_config.clone();
         let d = &self.defaults;

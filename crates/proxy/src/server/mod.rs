@@ -185,8 +185,12 @@ pub struct Listeners {
 /// Starts the server on already bound listeners: the accept loops as tasks of
 /// `accepting` (cancelling it closes the ports at once, the connections go on),
 /// everything else (connections, RTCP receive, RTP drain, the session reaper)
-/// as tasks of `ctx.tasks`.
-pub fn serve(ctx: &Arc<ServerContext>, listeners: Listeners, accepting: &Tasks) {
+/// as tasks of `ctx.tasks`. Returns the count of open client connections.
+pub fn serve(
+    ctx: &Arc<ServerContext>,
+    listeners: Listeners,
+    accepting: &Tasks,
+) -> listener::OpenConnections {
     for pair in [ctx.media_v4.clone(), ctx.media_v6.clone()]
         .into_iter()
         .flatten()
@@ -215,4 +219,5 @@ pub fn serve(ctx: &Arc<ServerContext>, listeners: Listeners, accepting: &Tasks) 
             accepting.spawn(task);
         }
     }
+    open
 }

@@ -381,3 +381,22 @@ fn required_is_a_path_key_and_not_for_on_demand_paths() {
     .expect_err("the API refuses it too");
     assert_eq!(e.key, "paths.a.required");
 }
+
+#[test]
+fn drain_timeout_in_server() {
+    let config = load_with("[server]\ndrain_timeout = 12\n", &["--demo"], &no_env).expect("loads");
+    assert_eq!(config.drain_timeout, Duration::from_secs(12));
+    let config = load_with(
+        "[server]\ndrain_timeout = 12\n",
+        &["--demo", "--drain-timeout", "0"],
+        &no_env,
+    )
+    .expect("loads");
+    assert_eq!(
+        config.drain_timeout,
+        Duration::ZERO,
+        "the command line wins"
+    );
+    let e = err("[server]\ndrain_timeout = -1\n").to_string();
+    assert!(e.starts_with("line 2: server.drain_timeout: "), "{e}");
+}
