@@ -183,6 +183,7 @@ fn server_context(
     ctx.sessions_from_any_address = config.sessions_from_any_address;
     ctx.max_connections_per_address = config.max_connections_per_address;
     if let Some(m) = multicast {
+        m.set_tasks(tasks);
         ctx = ctx.with_multicast(m);
     }
     ctx.supervisor =

@@ -416,6 +416,11 @@ impl Stream {
         self.lock().source_state
     }
 
+    /// The owner of the stream's tasks (its source's receive loops too).
+    pub fn tasks(&self) -> Tasks {
+        self.tasks.get_or_init(Tasks::new).clone()
+    }
+
     /// Makes `tasks` the owner of the stream's tasks (set once, before the
     /// stream is served; a stream without one owns its tasks alone).
     pub fn set_tasks(&self, tasks: &Tasks) {
@@ -922,9 +927,7 @@ impl Stream {
                 }
             }
             if paced {
-                self.tasks
-                    .get_or_init(Tasks::new)
-                    .spawn(pace_replay(Arc::downgrade(self), id));
+                self.tasks().spawn(pace_replay(Arc::downgrade(self), id));
             }
             // A restart (a track added or torn down while playing) keeps who
             // the client is.

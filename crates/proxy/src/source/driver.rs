@@ -383,7 +383,7 @@ struct UdpMedia {
     rtcp_sockets: Vec<Arc<UdpSocket>>,
     /// Where each track's receiver reports go (the back end's RTCP port).
     rtcp_dest: Vec<Option<SocketAddr>>,
-    tasks: Vec<JoinHandle<()>>,
+    tasks: Vec<JoinHandle<Option<()>>>,
 }
 
 impl Drop for UdpMedia {
@@ -889,7 +889,7 @@ fn join_group(
 /// Starts the RTP and RTCP receive tasks of one track's sockets.
 #[allow(clippy::too_many_arguments)]
 fn spawn_receivers(
-    tasks: &mut Vec<JoinHandle<()>>,
+    tasks: &mut Vec<JoinHandle<Option<()>>>,
     stream: &Arc<Stream>,
     track: usize,
     rtp: Arc<UdpSocket>,
@@ -898,14 +898,14 @@ fn spawn_receivers(
     activity: &Arc<MediaActivity>,
     bye: &mpsc::Sender<()>,
 ) {
-    tasks.push(tokio::spawn(receive_rtp(
+    tasks.push(stream.tasks().spawn(receive_rtp(
         stream.clone(),
         track,
         rtp,
         allowed.clone(),
         activity.clone(),
     )));
-    tasks.push(tokio::spawn(receive_rtcp(
+    tasks.push(stream.tasks().spawn(receive_rtcp(
         stream.clone(),
         track,
         rtcp,
