@@ -473,6 +473,22 @@ mod tests {
         );
         assert_eq!(specs(&ctx)[0].spec.as_ref(), Some(&a2));
 
+        // Only `required` changes: the source and stream stay, the spec is kept
+        // (readiness now waits for the path, which is down).
+        let second = registry.get("a").unwrap();
+        let mut a3 = a2.clone();
+        a3.required = true;
+        assert_eq!(
+            apply(&ctx, "a", a3.clone(), Origin::Config),
+            Ok(Applied::Unchanged)
+        );
+        assert!(
+            Arc::ptr_eq(&second, &registry.get("a").unwrap()),
+            "untouched"
+        );
+        assert_eq!(specs(&ctx)[0].spec.as_ref(), Some(&a3));
+        assert_eq!(ctx.supervisor.required_down(), vec!["a".to_owned()]);
+
         ctx.supervisor
             .add_spec("cli", spec("rtsp://127.0.0.1:9/c"), Origin::CommandLine)
             .unwrap();
