@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
+use crate::admin::health::{Health, Phase};
+use crate::admin::server::AdminHandle;
 use crate::config::Config;
 use crate::paths::PathSpec;
 use crate::relay::{Stream, StreamRegistry};
@@ -14,6 +16,7 @@ use crate::server::auth::AccessControl;
 use crate::server::register::Registrar;
 use crate::server::{self, listener, media_udp, ServerContext};
 use crate::supervisor::{Origin, Supervisor};
+use crate::tasks::Tasks;
 
 /// Why the proxy could not run.
 #[derive(Debug, thiserror::Error)]
@@ -36,19 +39,64 @@ pub enum AppError {
     PathTls(String, String),
 }
 
-/// How long shutdown waits for back ends to answer TEARDOWN.
+/// How long shutdown waits for back ends to answer TEARDOWN, and then for the
+/// last tasks to end.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
-/// Runs the proxy until SIGINT or SIGTERM.
+/// Runs the proxy until SIGINT or SIGTERM: binds, builds the server's state,
+/// starts the admin port, publishes the streams, serves, then shuts down.
 pub async fn run(config: Config) -> Result<(), AppError> {
-    let streams = Arc::new(StreamRegistry::new());
     // Refused before anything binds: an open admin port needs a token.
     if let Some(a) = &config.admin {
         crate::admin::check_listen(a.listen, a.token.as_deref())?;
     }
+    // Watched from the start: a SIGTERM during start-up is a stop, not a kill.
+    let mut signals = StopSignals::new(config.config_file.is_some());
+    let tasks = Tasks::new();
+    let health = Arc::new(Health::new());
+    let mut bound = bind(&config)?;
+    let ctx = server_context(&config, &bound, &tasks)?;
+    // Before the streams: the port answers (or the bind fails) before any
+    // source dials, and before the "Play this stream" lines; not ready yet.
+    let admin = start_admin(&config, &ctx, &tasks, &health).await?;
+    publish_streams(&config, &ctx, &bound)?;
+    print_ports(&config, &ctx, &bound);
 
-    // Certificates first (a bad file is named before anything else happens),
-    // then the ports.
+    let accepting = tasks.child();
+    let open = server::serve(&ctx, std::mem::take(&mut bound.listeners), &accepting);
+    let reloader = start_housekeeping(&config, &ctx);
+    health.set(Phase::Serving);
+
+    let first = signals.next().await;
+    // Not ready at once, and the ports closed: nothing new comes in.
+    health.set(Phase::Draining);
+    accepting.cancel();
+    reloader.cancel();
+    drain(&ctx, &open, config.drain_timeout, first, &mut signals).await;
+    tokio::select! {
+        () = shut_down(&ctx, admin) => {}
+        s = signals.next() => warn!("{s} while shutting down: exiting at once"),
+    }
+    Ok(())
+}
+
+/// What [`bind`] opened: the listeners, their ports and the UDP media sockets.
+struct Bound {
+    listeners: server::Listeners,
+    /// The plain RTSP port (`None` with `--tls-only`).
+    port: Option<u16>,
+    /// The dedicated RTSP-over-HTTP port.
+    http_port: Option<u16>,
+    tls_port: Option<u16>,
+    media_v4: Option<server::UdpPair>,
+    media_v6: Option<server::UdpPair>,
+    /// The `rtsps://` back ends' client configuration of the command line.
+    backend_tls: Arc<rustls::ClientConfig>,
+}
+
+/// Reads the certificates first (a bad file is named before anything else
+/// happens), then binds the ports and the media sockets.
+fn bind(config: &Config) -> Result<Bound, AppError> {
     let acceptor = match &config.tls {
         Some(t) => Some(tokio_rustls::TlsAcceptor::from(crate::tls::server_config(
             &t.cert, &t.key,
@@ -77,11 +125,6 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         Some(p) => listener::bind_tls(&config.bind_addresses, p)?,
         None => Vec::new(),
     };
-    let listeners = server::Listeners {
-        plain,
-        tls: tls_listeners,
-        acceptor,
-    };
     let wants_v4 = config.bind_addresses.iter().any(|a| a.is_ipv4());
     let wants_v6 = config.bind_addresses.iter().any(|a| a.is_ipv6());
     let media_v4 = if wants_v4 {
@@ -94,25 +137,34 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     } else {
         None
     };
+    Ok(Bound {
+        listeners: server::Listeners {
+            plain,
+            tls: tls_listeners,
+            acceptor,
+        },
+        port,
+        http_port,
+        tls_port,
+        media_v4,
+        media_v6,
+        backend_tls,
+    })
+}
 
-    eprintln!(
-        "rtsp-proxy {} (a live555ProxyServer-compatible RTSP proxy)",
-        env!("CARGO_PKG_VERSION")
-    );
-    eprintln!();
-    let host = advertised_ip(&config);
-    // One line per URL the stream is served on: plain RTSP, then RTSPS.
-    let play_lines = |name: &str| {
-        for url in crate::net::play_urls(host, port, tls_port, name) {
-            eprintln!("\tPlay this stream using the URL: {url}");
-        }
-    };
-
+/// The server's shared state: sessions, limits, multicast, the supervisor,
+/// REGISTER and client authentication; every task owned by `tasks`.
+fn server_context(
+    config: &Config,
+    bound: &Bound,
+    tasks: &Tasks,
+) -> Result<Arc<ServerContext>, AppError> {
+    let streams = Arc::new(StreamRegistry::new());
     // Multicast goes out of the IPv4 media sockets (one more pair when the
     // server listens on IPv6 only).
     let multicast = match config.multicast {
         Some(m) => {
-            let pair = match &media_v4 {
+            let pair = match &bound.media_v4 {
                 Some(p) => p.clone(),
                 None => media_udp::bind_pair(false, 0).map_err(AppError::Media)?,
             };
@@ -120,55 +172,92 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         }
         None => None,
     };
-    let mut ctx = ServerContext::new(streams.clone(), media_v4, media_v6, config.session_timeout)
-        .with_session_limits(config.session_limits);
+    let mut ctx = ServerContext::new(
+        streams.clone(),
+        bound.media_v4.clone(),
+        bound.media_v6.clone(),
+        config.session_timeout,
+    )
+    .with_session_limits(config.session_limits);
+    ctx.tasks = tasks.clone();
     ctx.sessions_from_any_address = config.sessions_from_any_address;
     ctx.max_connections_per_address = config.max_connections_per_address;
     ctx.trusted_proxies = config.trusted_proxies.clone();
     if let Some(m) = multicast {
+        m.set_tasks(tasks);
         ctx = ctx.with_multicast(m);
     }
-    ctx.supervisor = Arc::new(Supervisor::new(streams.clone(), config.max_registered));
+    ctx.supervisor =
+        Arc::new(Supervisor::new(streams, config.max_registered).with_tasks(tasks.clone()));
     if config.register {
-        let mut registrar = Registrar::new(Arc::new(config.clone()), host, port, tls_port);
-        registrar.backend_tls = Some(backend_tls.clone());
+        let mut registrar = Registrar::new(
+            Arc::new(config.clone()),
+            advertised_ip(config),
+            bound.port,
+            bound.tls_port,
+        );
+        registrar.backend_tls = Some(bound.backend_tls.clone());
         ctx.register = Some(registrar);
         ctx.register_auth = AccessControl::new(config.register_users.clone(), false);
     }
     ctx.client_auth = AccessControl::new(config.client_users.clone(), config.client_basic_in_clear);
-    let supervisor = ctx.supervisor.clone();
-    let ctx = Arc::new(ctx);
-    // Before the streams: the port answers (or the bind fails) before any
-    // source dials, and before the "Play this stream" lines.
-    let admin = match &config.admin {
-        Some(a) => {
-            let state = crate::admin::server::AdminState {
-                streams: streams.clone(),
-                supervisor: supervisor.clone(),
-                history: crate::admin::history::History::new(),
-                token: a.token.clone(),
-                control: Some(crate::admin::server::Control {
-                    ctx: ctx.clone(),
-                    config: Arc::new(config.clone()),
-                }),
-            };
-            let handle = crate::admin::server::start(a.listen, state).await?;
-            eprintln!(
-                "(Admin port: metrics on http://{0}/metrics, status on http://{0}/v1/paths, dashboard on http://{0}/{1}.)",
-                handle.addr,
-                if a.token.is_some() { "; a token is needed" } else { "" }
-            );
-            Some(handle)
-        }
-        None => None,
-    };
+    ctx.supervisor
+        .set_backend_tls(config.backend_tls.clone(), bound.backend_tls.clone());
+    Ok(Arc::new(ctx))
+}
 
-    supervisor.set_backend_tls(config.backend_tls.clone(), backend_tls.clone());
+/// Starts the admin port (`--admin`), if asked for, and says where it is; its
+/// `/readyz` reports `health`.
+async fn start_admin(
+    config: &Config,
+    ctx: &Arc<ServerContext>,
+    tasks: &Tasks,
+    health: &Arc<Health>,
+) -> Result<Option<AdminHandle>, AppError> {
+    let Some(a) = &config.admin else {
+        return Ok(None);
+    };
+    let state = crate::admin::server::AdminState {
+        streams: ctx.streams.clone(),
+        supervisor: ctx.supervisor.clone(),
+        history: crate::admin::history::History::new(),
+        token: a.token.clone(),
+        control: Some(crate::admin::server::Control {
+            ctx: ctx.clone(),
+            config: Arc::new(config.clone()),
+        }),
+        health: health.clone(),
+    };
+    let handle = crate::admin::server::start(a.listen, state, tasks).await?;
+    eprintln!(
+        "(Admin port: metrics on http://{0}/metrics, status on http://{0}/v1/paths, dashboard on http://{0}/{1}; probes on http://{0}/healthz and http://{0}/readyz.)",
+        handle.addr,
+        if a.token.is_some() { " (a token is needed but for the probes)" } else { "" }
+    );
+    Ok(Some(handle))
+}
+
+/// Prints the banner and publishes every stream (command-line URLs, the config
+/// file's paths, the demo), each with its "Play this stream" lines.
+fn publish_streams(config: &Config, ctx: &ServerContext, bound: &Bound) -> Result<(), AppError> {
+    eprintln!(
+        "rtsp-proxy {} (a live555ProxyServer-compatible RTSP proxy)",
+        env!("CARGO_PKG_VERSION")
+    );
+    eprintln!();
+    let host = advertised_ip(config);
+    // One line per URL the stream is served on: plain RTSP, then RTSPS.
+    let play_lines = |name: &str| {
+        for url in crate::net::play_urls(host, bound.port, bound.tls_port, name) {
+            eprintln!("\tPlay this stream using the URL: {url}");
+        }
+    };
+    let supervisor = &ctx.supervisor;
     for (url, name) in config.urls.iter().zip(config.stream_names()) {
         supervisor
             .add_spec(
                 &name,
-                PathSpec::from_config(&config, url),
+                PathSpec::from_config(config, url),
                 Origin::CommandLine,
             )
             .map_err(|_| AppError::DuplicateStream(name.clone()))?;
@@ -192,17 +281,23 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         );
         play_lines(name);
     }
-    let mut demo_task = None;
     if config.demo {
         let stream = Stream::with_cache(crate::demo::STREAM_NAME, config.keyframe_cache_bytes);
-        if !streams.insert(stream.clone()) {
+        stream.set_tasks(&ctx.tasks);
+        if !ctx.streams.insert(stream.clone()) {
             return Err(AppError::DuplicateStream(crate::demo::STREAM_NAME.into()));
         }
-        demo_task = Some(crate::demo::spawn(stream)?);
+        crate::demo::spawn(stream, &ctx.tasks)?;
         eprintln!("Built-in demo stream (H.264 test pattern)");
         play_lines(crate::demo::STREAM_NAME);
     }
-    if let (true, Some(p)) = (config.register, port.or(tls_port)) {
+    Ok(())
+}
+
+/// The banner's closing lines: REGISTER, tunnelling, RTSPS, multicast and client
+/// login.
+fn print_ports(config: &Config, ctx: &ServerContext, bound: &Bound) {
+    if let (true, Some(p)) = (config.register, bound.port.or(bound.tls_port)) {
         eprintln!("(We handle incoming \"REGISTER\" requests on port {p})");
     }
     // A packaged config file ships with no path: say what the proxy waits for.
@@ -216,20 +311,19 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     }
     eprintln!();
     // live555's wording; tunnels are accepted on the RTSP port in any case.
-    if let Some(port) = port {
-        match http_port {
+    if let Some(port) = bound.port {
+        match bound.http_port {
             Some(p) => eprintln!("(We use port {p} for optional RTSP-over-HTTP tunneling.)"),
             None => eprintln!(
                 "(RTSP-over-HTTP tunneling is not available on a port of its own; the RTSP port {port} accepts it.)"
             ),
         }
     }
-    if let Some(tls_port) = tls_port {
+    if let Some(tls_port) = bound.tls_port {
         eprintln!(
             "(RTSPS, RTSP over TLS, is accepted on port {tls_port}; RTSP-over-HTTP tunneling inside TLS too.)"
         );
     }
-
     if let Some(m) = config.multicast {
         eprintln!(
             "(Multicast to clients that ask for it: groups from {}/{}, ports from {}, TTL {}.)",
@@ -247,9 +341,15 @@ pub async fn run(config: Config) -> Result<(), AppError> {
             }
         );
     }
-    let server_task = tokio::spawn(server::serve(ctx.clone(), listeners));
+}
+
+/// The tasks that keep the proxy tidy while it serves: the once-a-second
+/// ticker (stream statistics, streams whose source gave up; it goes on while
+/// draining) and the config file's reloader. Returns the reloader's owner,
+/// stopped when the drain starts (no reload adds a path then).
+fn start_housekeeping(config: &Config, ctx: &Arc<ServerContext>) -> Tasks {
     let ticker_ctx = ctx.clone();
-    let ticker = tokio::spawn(async move {
+    ctx.tasks.spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
@@ -260,68 +360,145 @@ pub async fn run(config: Config) -> Result<(), AppError> {
             ticker_ctx.reap_streams();
         }
     });
-
-    let reloader = config
-        .config_file
-        .clone()
-        .map(|file| tokio::spawn(crate::reload::watch(ctx.clone(), file, config.clone())));
-
-    wait_for_signal(reloader.is_some()).await;
-    info!("shutting down");
-    if let Some(r) = reloader {
-        r.abort();
+    let reloader = ctx.tasks.child();
+    if let Some(file) = config.config_file.clone() {
+        reloader.spawn(crate::reload::watch(ctx.clone(), file, config.clone()));
     }
-    server_task.abort();
-    ticker.abort();
+    reloader
+}
+
+/// The drain: the ports are closed already and `/readyz` says 503; the
+/// clients that are playing go on until `timeout`, until none is left (no
+/// client connection in `open`, no session), or until a second SIGTERM or
+/// SIGINT, whichever comes first.
+async fn drain(
+    ctx: &ServerContext,
+    open: &listener::OpenConnections,
+    timeout: Duration,
+    signal: &'static str,
+    signals: &mut StopSignals,
+) {
+    let clients = || open.open() + ctx.sessions.len();
+    if timeout.is_zero() || clients() == 0 {
+        info!("{signal}: shutting down");
+        return;
+    }
+    warn!(
+        "{signal}: draining: no new client is accepted; {} client connection(s) and {} session(s) go on for up to {} s (a second SIGTERM or SIGINT stops at once)",
+        open.open(),
+        ctx.sessions.len(),
+        timeout.as_secs_f64()
+    );
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut poll = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => {
+                info!("drain timeout over; shutting down");
+                return;
+            }
+            s = signals.next() => {
+                warn!("{s} while draining: shutting down at once");
+                return;
+            }
+            _ = poll.tick() => if clients() == 0 {
+                info!("drained: no client left; shutting down");
+                return;
+            },
+        }
+    }
+}
+
+/// After the drain: closes every client, tears the back ends down (TEARDOWN,
+/// within [`SHUTDOWN_GRACE`]), stops the admin port (it answered during the
+/// drain), then cancels every task left and waits for them.
+async fn shut_down(ctx: &ServerContext, admin: Option<AdminHandle>) {
+    ctx.close_all();
+    for s in ctx.streams.all() {
+        s.close_all();
+    }
+    ctx.supervisor.shutdown(SHUTDOWN_GRACE).await;
     if let Some(a) = admin {
         a.stop();
     }
-    if let Some(t) = demo_task {
-        t.abort();
+    let left = ctx.tasks.wait(SHUTDOWN_GRACE).await;
+    if left > 0 {
+        warn!("{left} task(s) still running after the shutdown grace; exiting anyway");
     }
-    ctx.close_all();
-    for s in streams.all() {
-        s.close_all();
-    }
-    supervisor.shutdown(SHUTDOWN_GRACE).await;
-    Ok(())
 }
 
-/// Waits for SIGINT or SIGTERM. SIGHUP is the config reloader's when there is a
-/// config file (`reloads`); without one it is logged and ignored.
-async fn wait_for_signal(reloads: bool) {
+/// SIGTERM and SIGINT, each of which [`StopSignals::next`] returns; SIGHUP is
+/// the config reloader's when there is a config file (`reloads`), else logged
+/// and ignored (its default action would stop the proxy).
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        // SIGHUP (systemctl reload) must never stop the proxy, as its default
-        // action would.
-        let mut hangup = signal(SignalKind::hangup()).ok();
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => loop {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => return,
-                    _ = term.recv() => return,
-                    r = async {
-                        match hangup.as_mut() {
-                            Some(h) => h.recv().await,
-                            None => std::future::pending().await,
-                        }
-                    } => match r {
-                        Some(()) if reloads => {}
-                        Some(()) => warn!("SIGHUP: nothing to reload (the configuration is the command line; give a file with --config)"),
-                        None => hangup = None,
-                    },
-                }
-            },
-            Err(e) => {
-                warn!("cannot watch SIGTERM: {e}");
-                let _ = tokio::signal::ctrl_c().await;
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    hangup: Option<tokio::signal::unix::Signal>,
+    /// SIGINT can be watched.
+    #[cfg(unix)]
+    interrupt: bool,
+    reloads: bool,
+}
+
+impl StopSignals {
+    fn new(reloads: bool) -> StopSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let term = signal(SignalKind::terminate())
+                .map_err(|e| warn!("cannot watch SIGTERM: {e}"))
+                .ok();
+            let hangup = signal(SignalKind::hangup()).ok();
+            StopSignals {
+                term,
+                hangup,
+                interrupt: true,
+                reloads,
             }
         }
+        #[cfg(not(unix))]
+        StopSignals { reloads }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    /// Waits for the next SIGTERM or SIGINT; returns its name.
+    async fn next(&mut self) -> &'static str {
+        #[cfg(unix)]
+        loop {
+            let term = async {
+                match self.term.as_mut() {
+                    Some(t) => t.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let hangup = async {
+                match self.hangup.as_mut() {
+                    Some(h) => h.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = tokio::signal::ctrl_c(), if self.interrupt => match r {
+                    Ok(()) => return "SIGINT",
+                    Err(e) => {
+                        warn!("cannot watch SIGINT: {e}");
+                        self.interrupt = false;
+                    }
+                },
+                Some(()) = term => return "SIGTERM",
+                r = hangup => match r {
+                    Some(()) if self.reloads => {}
+                    Some(()) => warn!("SIGHUP: nothing to reload (the configuration is the command line; give a file with --config)"),
+                    None => self.hangup = None,
+                },
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = self.reloads;
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        }
     }
 }
 

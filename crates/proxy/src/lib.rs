@@ -12,6 +12,7 @@
 //! - [`tls`]: rustls configurations for `rtsps://` clients and back ends.
 //! - [`supervisor`]: the named streams and their sources (command line and REGISTER).
 //! - [`register_client`]: the `register` / `deregister` client subcommands.
+//! - [`tasks`]: the one owner of every task, and how they are stopped.
 
 pub mod admin;
 pub mod app;
@@ -28,4 +29,5 @@ pub mod sdp;
 pub mod server;
 pub mod source;
 pub mod supervisor;
+pub mod tasks;
 pub mod tls;

@@ -59,6 +59,9 @@ pub struct PathSpec {
     pub on_demand: bool,
     /// How an `rtsps://` back end is verified.
     pub backend_tls: crate::tls::BackendTrust,
+    /// The proxy is not ready (`/readyz`) while this path's back end is not up
+    /// (`required = true` of a `[paths.NAME]` table).
+    pub required: bool,
 }
 
 impl PathSpec {
@@ -85,7 +88,18 @@ impl PathSpec {
             keyframe_cache_bytes: config.keyframe_cache_bytes,
             on_demand: config.on_demand,
             backend_tls: config.backend_tls.clone(),
+            required: false,
         }
+    }
+
+    /// Whether `other` differs from this spec in `required` at most: the
+    /// source need not be touched.
+    #[must_use]
+    pub fn same_source(&self, other: &PathSpec) -> bool {
+        PathSpec {
+            required: other.required,
+            ..self.clone()
+        } == *other
     }
 
     /// The source URL with any password removed, for logs and listings.
@@ -208,6 +222,12 @@ pub fn apply(
     match ctx.supervisor.entry_spec(name) {
         Some((o, old)) if o == origin => {
             if old.as_ref() == Some(&spec) {
+                return Ok(Applied::Unchanged);
+            }
+            if old.as_ref().is_some_and(|old| old.same_source(&spec)) {
+                // Only what readiness waits for changed: the source goes on.
+                ctx.supervisor.set_spec(name, spec);
+                info!(stream = %name, "path updated (required)");
                 return Ok(Applied::Unchanged);
             }
             ctx.remove_stream(name);
@@ -452,6 +472,22 @@ mod tests {
             "a new stream"
         );
         assert_eq!(specs(&ctx)[0].spec.as_ref(), Some(&a2));
+
+        // Only `required` changes: the source and stream stay, the spec is kept
+        // (readiness now waits for the path, which is down).
+        let second = registry.get("a").unwrap();
+        let mut a3 = a2.clone();
+        a3.required = true;
+        assert_eq!(
+            apply(&ctx, "a", a3.clone(), Origin::Config),
+            Ok(Applied::Unchanged)
+        );
+        assert!(
+            Arc::ptr_eq(&second, &registry.get("a").unwrap()),
+            "untouched"
+        );
+        assert_eq!(specs(&ctx)[0].spec.as_ref(), Some(&a3));
+        assert_eq!(ctx.supervisor.required_down(), vec!["a".to_owned()]);
 
         ctx.supervisor
             .add_spec("cli", spec("rtsp://127.0.0.1:9/c"), Origin::CommandLine)

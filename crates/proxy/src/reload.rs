@@ -63,6 +63,7 @@ pub fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     check(old.demo != new.demo, "demo");
     check(old.admin != new.admin, "admin");
     check(old.verbosity != new.verbosity, "verbosity");
+    check(old.drain_timeout != new.drain_timeout, "drain_timeout");
     v
 }
 

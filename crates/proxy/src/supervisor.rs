@@ -20,6 +20,7 @@ use tracing::info;
 use crate::paths::{PathInfo, PathSpec};
 use crate::relay::{Stream, StreamRegistry};
 use crate::source::{self, SourceHandle, SourceSettings};
+use crate::tasks::Tasks;
 use crate::tls::BackendTrust;
 
 /// How long a removed stream's source may take to TEARDOWN.
@@ -76,6 +77,8 @@ pub struct Supervisor {
     /// The command line's back-end trust and its client configuration (built once
     /// at start-up), used by every spec with that same trust.
     backend_tls: Mutex<Option<(BackendTrust, Arc<rustls::ClientConfig>)>>,
+    /// The owner of the sources' tasks (and of their shutdowns).
+    tasks: Tasks,
 }
 
 impl Supervisor {
@@ -87,7 +90,15 @@ impl Supervisor {
             entries: Mutex::new(HashMap::new()),
             max_registered,
             backend_tls: Mutex::new(None),
+            tasks: Tasks::new(),
         }
+    }
+
+    /// The supervisor with its sources' tasks owned by `tasks`.
+    #[must_use]
+    pub fn with_tasks(mut self, tasks: Tasks) -> Supervisor {
+        self.tasks = tasks;
+        self
     }
 
     /// The back-end TLS configuration built at start-up for `trust`: specs with
@@ -139,6 +150,28 @@ impl Supervisor {
     /// The origin and spec of stream `name`, if the supervisor has it.
     pub fn entry_spec(&self, name: &str) -> Option<(Origin, Option<PathSpec>)> {
         self.lock().get(name).map(|e| (e.origin, e.spec.clone()))
+    }
+
+    /// Replaces the kept spec of stream `name` without touching its source (a
+    /// change [`PathSpec::same_source`] allows).
+    pub fn set_spec(&self, name: &str, spec: PathSpec) {
+        if let Some(e) = self.lock().get_mut(name) {
+            e.spec = Some(spec);
+        }
+    }
+
+    /// The paths marked `required` whose back end is not up (sorted): while
+    /// there is one, the proxy is not ready.
+    pub fn required_down(&self) -> Vec<String> {
+        let mut down: Vec<String> = self
+            .lock()
+            .iter()
+            .filter(|(_, e)| e.spec.as_ref().is_some_and(|s| s.required))
+            .filter(|(_, e)| !e.stream.source_state().is_up())
+            .map(|(n, _)| n.clone())
+            .collect();
+        down.sort();
+        down
     }
 
     /// Every stream of the supervisor, sorted by name.
@@ -199,11 +232,12 @@ impl Supervisor {
         }
         let stream = Stream::with_cache(name, cache_bytes);
         stream.set_on_demand(settings.on_demand);
+        stream.set_tasks(&self.tasks);
         if !self.streams.insert(stream.clone()) {
             return Err(AddError::Duplicate(name.to_owned()));
         }
         let url = rtsp::url::redact(&settings.url);
-        let source = source::spawn(stream.clone(), settings);
+        let source = source::spawn(stream.clone(), settings, &self.tasks);
         entries.insert(
             name.to_owned(),
             Entry {
@@ -251,7 +285,7 @@ impl Supervisor {
         let entry = self.lock().remove(name)?;
         self.streams.remove(name);
         entry.stream.close_all();
-        tokio::spawn(entry.source.shutdown(REMOVE_GRACE));
+        self.tasks.track(entry.source.shutdown(REMOVE_GRACE));
         info!(stream = %name, "stream removed");
         Some(entry.stream)
     }
@@ -273,7 +307,7 @@ impl Supervisor {
         let mut stops = Vec::new();
         for e in entries {
             e.stream.close_all();
-            stops.push(tokio::spawn(e.source.shutdown(within)));
+            stops.push(self.tasks.track(e.source.shutdown(within)));
         }
         for s in stops {
             let _ = s.await;

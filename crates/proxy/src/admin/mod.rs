@@ -9,10 +9,12 @@
 //! a scrape or an API call reads them once per stream ([`crate::relay::Stream::snapshot`]).
 //! A sampler task ([`history`]) reads the byte counters every second for the
 //! bitrates and keeps one sample per 5 s for 10 minutes per path.
+//! `/healthz` and `/readyz` ([`health`]) answer probes without the token.
 
 pub mod api;
 pub mod auth;
 pub mod dashboard;
+pub mod health;
 pub mod history;
 pub mod metrics;
 pub mod server;

@@ -19,10 +19,10 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use super::api::{ErrorBody, PathList, PathView};
+use super::health::{Health, Readiness};
 use super::history::{self, History};
 use super::{auth, check_listen, dashboard, metrics, AdminError};
 use crate::config::Config;
@@ -30,6 +30,7 @@ use crate::paths::{Applied, PathError};
 use crate::relay::{Stream, StreamRegistry};
 use crate::server::ServerContext;
 use crate::supervisor::{Origin, Supervisor};
+use crate::tasks::Tasks;
 
 pub const MAX_CONNECTIONS: usize = 64;
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -44,6 +45,8 @@ pub struct AdminState {
     pub token: Option<String>,
     /// What `PUT`/`DELETE /v1/paths/{name}` act on; `None`: read-only (405).
     pub control: Option<Control>,
+    /// The phase `/readyz` reports.
+    pub health: Arc<Health>,
 }
 
 /// The running server and the configuration paths are validated against.
@@ -53,43 +56,45 @@ pub struct Control {
     pub config: Arc<Config>,
 }
 
-/// The running admin port; [`AdminHandle::stop`] ends it.
+/// The running admin port; [`AdminHandle::stop`] ends it (and so does
+/// cancelling the tasks it was started with).
 pub struct AdminHandle {
     pub addr: SocketAddr,
-    tasks: Vec<JoinHandle<()>>,
+    tasks: Tasks,
 }
 
 impl AdminHandle {
     pub fn stop(self) {
-        for t in self.tasks {
-            t.abort();
-        }
+        self.tasks.cancel();
     }
 }
 
-/// Checks the address, binds it and starts serving (and the bitrate sampler).
+/// Checks the address, binds it and starts serving (and the bitrate sampler), as
+/// tasks of a child of `owner`.
 ///
 /// # Errors
 ///
 /// A non-loopback address without a token, or the address cannot be bound.
-pub async fn start(addr: SocketAddr, state: AdminState) -> Result<AdminHandle, AdminError> {
+pub async fn start(
+    addr: SocketAddr,
+    state: AdminState,
+    owner: &Tasks,
+) -> Result<AdminHandle, AdminError> {
     check_listen(addr, state.token.as_deref())?;
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| AdminError::Bind { addr, source })?;
     let local = listener.local_addr().unwrap_or(addr);
     let state = Arc::new(state);
-    let sampler = tokio::spawn(history::run_sampler(
+    let tasks = owner.child();
+    tasks.spawn(history::run_sampler(
         state.history.clone(),
         state.streams.clone(),
     ));
     let app = router(state);
-    let server = tokio::spawn(accept_loop(listener, app));
+    tasks.spawn(accept_loop(listener, app, tasks.clone()));
     info!(%local, "admin port listening");
-    Ok(AdminHandle {
-        addr: local,
-        tasks: vec![sampler, server],
-    })
+    Ok(AdminHandle { addr: local, tasks })
 }
 
 /// The routes, with the token check and the body limit.
@@ -106,13 +111,16 @@ pub fn router(state: Arc<AdminState>) -> Router {
         // The dashboard page is a constant (no data in it): served without
         // the token, which its script asks for and sends with every fetch.
         .route("/", get(dashboard_page))
+        // Probes carry no token; the answers tell nothing but up or not.
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .merge(api)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
 
-async fn accept_loop(listener: TcpListener, app: Router) {
+async fn accept_loop(listener: TcpListener, app: Router, tasks: Tasks) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let Ok(permit) = permits.clone().acquire_owned().await else {
@@ -128,7 +136,7 @@ async fn accept_loop(listener: TcpListener, app: Router) {
             }
         };
         let service = TowerToHyperService::new(app.clone());
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
@@ -177,6 +185,35 @@ async fn require_token(State(state): State<Arc<AdminState>>, req: Request, next:
 
 async fn not_found() -> Response {
     json_error(StatusCode::NOT_FOUND, "no such admin resource")
+}
+
+async fn healthz() -> Response {
+    plain_text(StatusCode::OK, "ok\n".into())
+}
+
+async fn readyz(State(state): State<Arc<AdminState>>) -> Response {
+    let readiness = state.health.readiness(&state.supervisor);
+    let status = if readiness == Readiness::Ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    plain_text(status, readiness.text())
+}
+
+fn plain_text(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 async fn dashboard_page() -> Response {

@@ -37,7 +37,7 @@
 //!
 //! Long options (checked before the one-character rule): `--verbose`, `--debug` /
 //! `--verbose-rtsp`, `--tcp`, `--port N`, `--user U P`, `--prefix S`, `--max-gap N`,
-//! `--demo`, `--linger S`, `--response-timeout S`, `--udp-timeout S`,
+//! `--demo`, `--linger S`, `--drain-timeout S`, `--response-timeout S`, `--udp-timeout S`,
 //! `--reconnect-min S`, `--reconnect-max S`, `--bind ADDR` (repeatable),
 //! `--keyframe-cache MIB` (0..=256, 0 turns it off), `--http-port N` (the dedicated
 //! RTSP-over-HTTP port for clients; 0 turns it off; by default live555's 80, else
@@ -63,7 +63,7 @@ use std::time::Duration;
 
 use super::value;
 use super::{
-    BackendTransport, Config, HttpPort, LogFormat, RegisterAllow, ServerTls,
+    BackendTransport, Config, HttpPort, LogFormat, RegisterAllow, ServerTls, DEFAULT_DRAIN_TIMEOUT,
     DEFAULT_INTER_PACKET_GAP_SECS, DEFAULT_LINGER, DEFAULT_MAX_REGISTERED, DEFAULT_RECONNECT_MAX,
     DEFAULT_RECONNECT_MIN, DEFAULT_RESPONSE_TIMEOUT, DEFAULT_RTSP_PORT, DEFAULT_STREAM_PREFIX,
     DEFAULT_TLS_PORT, DEFAULT_UDP_FALLBACK_TIMEOUT, DEMO_STREAM_NAME, MAX_MAX_REGISTERED,
@@ -289,9 +289,16 @@ pub fn option_groups() -> Vec<OptionGroup> {
                     "--config <file>",
                     "TOML config file: server settings, named paths (options given here win; reloaded on SIGHUP and when it changes)".into(),
                 ),
+                (
+                    "--drain-timeout <seconds>",
+                    format!(
+                        "on SIGTERM or SIGINT: not ready (/readyz), no new client, the playing ones go on this long, then TEARDOWN and exit; 0 stops at once, and so does a second signal (default {})",
+                        secs(DEFAULT_DRAIN_TIMEOUT)
+                    ),
+                ),
                 ("--log-format <text|json>", "log lines as text (default) or as one JSON object per line; the start-up banner stays text".into()),
-                ("--admin <addr:port>", "serve Prometheus metrics (/metrics), a JSON status API (/v1/paths) and a dashboard (/) on this HTTP address; loopback unless a token is set".into()),
-                ("--admin-token <token>", "admin requests must carry \"Authorization: Bearer <token>\" (401 otherwise)".into()),
+                ("--admin <addr:port>", "serve Prometheus metrics (/metrics), a JSON status API (/v1/paths), a dashboard (/) and the probes /healthz and /readyz on this HTTP address; loopback unless a token is set".into()),
+                ("--admin-token <token>", "admin requests but the probes (/healthz, /readyz) must carry \"Authorization: Bearer <token>\" (401 otherwise)".into()),
                 ("--admin-token-file <path>", "the same, the token read from this file (its first line)".into()),
                 ("--demo", format!("also serve a built-in test pattern as stream \"{DEMO_STREAM_NAME}\"")),
                 ("-h, --help", "print this help".into()),
@@ -533,6 +540,7 @@ impl<'a> Parser<'a> {
                 }
             }
             "linger" => self.config.linger = self.duration(arg, true)?,
+            "drain-timeout" => self.config.drain_timeout = self.duration(arg, true)?,
             "response-timeout" => self.config.response_timeout = self.duration(arg, false)?,
             "udp-timeout" => self.config.udp_fallback_timeout = self.duration(arg, false)?,
             "reconnect-min" => self.config.reconnect_min = self.duration(arg, false)?,
@@ -2179,5 +2187,22 @@ mod tests {
             state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
             let _ = parse_args("p", &list);
         }
+    }
+
+    #[test]
+    fn drain_timeout() {
+        assert_eq!(run(&[URL]).drain_timeout, DEFAULT_DRAIN_TIMEOUT);
+        assert_eq!(
+            run(&["--drain-timeout", "4.5", URL]).drain_timeout,
+            Duration::from_millis(4500)
+        );
+        assert_eq!(
+            run(&["--drain-timeout", "0", URL]).drain_timeout,
+            Duration::ZERO
+        );
+        assert_eq!(
+            fail_message(&["--drain-timeout", "x", URL]),
+            "Invalid number of seconds \"x\" for --drain-timeout (must be 0 or more and at most 86400)"
+        );
     }
 }

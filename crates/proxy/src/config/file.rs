@@ -103,6 +103,7 @@ struct RawServer {
     trusted_proxies: Option<Vec<Spanned<String>>>,
     demo: Option<bool>,
     verbosity: Option<Spanned<i64>>,
+    drain_timeout: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -145,6 +146,8 @@ struct RawSource {
     backend_tls_ca: Option<String>,
     backend_tls_fingerprints: Option<Vec<Spanned<String>>>,
     backend_tls_insecure: Option<bool>,
+    /// `/readyz` waits for this path's back end (a path's own key).
+    required: Option<Spanned<bool>>,
 }
 
 // ---- the validated model ----
@@ -199,6 +202,8 @@ pub struct SourcePart {
     pub keyframe_cache_bytes: Option<usize>,
     pub on_demand: Option<bool>,
     pub backend_tls: Option<crate::tls::BackendTrust>,
+    /// `/readyz` waits for this path's back end (`[paths.NAME]` only).
+    pub required: Option<bool>,
 }
 
 /// The validated file.
@@ -230,6 +235,7 @@ struct ServerPart {
     trusted_proxies: Option<super::TrustedProxies>,
     demo: Option<bool>,
     verbosity: Option<u8>,
+    drain_timeout: Option<Duration>,
 }
 
 /// Line numbers and keys of one text.
@@ -316,6 +322,13 @@ pub fn parse(text: &str) -> Result<FileModel, ConfigError> {
                 s.span(),
                 "defaults.source",
                 "a source belongs in a [paths.NAME] table",
+            );
+        }
+        if let Some(r) = &d.required {
+            return ctx.err(
+                r.span(),
+                "defaults.required",
+                "readiness waits for named paths: put required = true in their [paths.NAME] tables",
             );
         }
         model.defaults = source_part(&ctx, "defaults", d)?;
@@ -442,6 +455,9 @@ fn server(ctx: &Ctx, s: RawServer) -> Result<ServerPart, ConfigError> {
             );
         }
         p.max_registered = usize::try_from(n).ok();
+    }
+    if let Some(v) = &s.drain_timeout {
+        p.drain_timeout = Some(duration(ctx, v, "server.drain_timeout", true)?);
     }
     if let Some(list) = &s.register_allow {
         let mut entries = Vec::new();
@@ -706,6 +722,7 @@ fn source_part(ctx: &Ctx, table: &str, r: RawSource) -> Result<SourcePart, Confi
         p.keyframe_cache_bytes = usize::try_from(mib).ok().map(|m| m << 20);
     }
     p.on_demand = r.on_demand;
+    p.required = r.required.map(Spanned::into_inner);
     if r.backend_tls_ca.is_some()
         || r.backend_tls_fingerprints.is_some()
         || r.backend_tls_insecure.is_some()
@@ -898,6 +915,9 @@ impl FileModel {
         if let Some(v) = s.verbosity {
             config.verbosity = v;
         }
+        if let Some(d) = s.drain_timeout {
+            config.drain_timeout = d;
+        }
         config.admin = self.admin_config.clone();
         let d = &self.defaults;
         match d.transport {
@@ -989,6 +1009,9 @@ impl FileModel {
                 if let Some(t) = &p.backend_tls {
                     s.backend_tls = t.clone();
                 }
+                if let Some(r) = p.required {
+                    s.required = r;
+                }
                 (name.clone(), s)
             })
             .collect()
@@ -1040,7 +1063,11 @@ pub fn load_text(
         };
     let paths = model.path_specs(&config);
     let cli_names = config.stream_names();
-    for name in paths.keys() {
+    for (name, spec) in &paths {
+        if let Some(mut e) = required_error(name, spec) {
+            e.line = line_of_table(text, name);
+            return Err(named(e));
+        }
         if cli_names.contains(name) || (config.demo && name == super::DEMO_STREAM_NAME) {
             return Err(named(ConfigError {
                 line: line_of_table(text, name),
@@ -1081,14 +1108,28 @@ pub fn parse_path(name: &str, table: &str, config: &Config) -> Result<PathSpec, 
     model
         .resolve_secrets(&|v| std::env::var(v).ok())
         .map_err(shift)?;
-    model
+    let spec = model
         .path_specs(config)
         .remove(name)
         .ok_or_else(|| ConfigError {
             line: None,
             key: format!("paths.{name}"),
             message: "no path".into(),
-        })
+        })?;
+    match required_error(name, &spec) {
+        Some(e) => Err(e),
+        None => Ok(spec),
+    }
+}
+
+/// `required = true` on an on-demand path is refused: its back end is only
+/// reached once a client asks, which a proxy that is not ready never gets.
+fn required_error(name: &str, spec: &PathSpec) -> Option<ConfigError> {
+    (spec.required && spec.on_demand).then(|| ConfigError {
+        line: None,
+        key: format!("paths.{name}.required"),
+        message: "cannot go with on_demand = true (an on-demand back end is reached only once a client asks, and a proxy that is not ready gets none)".into(),
+    })
 }
 
 /// The line of `[paths.NAME]` (best effort).

@@ -140,7 +140,7 @@ fn document(program: &str) -> Vec<Section> {
             blocks: vec![
                 item(
                     "SIGINT, SIGTERM",
-                    "shut down: close the clients' sessions, TEARDOWN the back ends (waiting at most 3 s), exit 0",
+                    "drain, then shut down: /readyz answers 503 at once and the RTSP ports close; the clients that play go on for --drain-timeout (default 30 s; less once none is left; 0: no drain), then their sessions are closed, the back ends get TEARDOWN (waiting at most 3 s) and the process exits 0. A second SIGINT or SIGTERM stops at once",
                 ),
                 item(
                     "SIGHUP",

@@ -30,6 +30,8 @@ pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default wait for the first UDP packet after PLAY before falling back to TCP
 /// (`--udp-timeout`).
 pub const DEFAULT_UDP_FALLBACK_TIMEOUT: Duration = Duration::from_secs(4);
+/// How long playing clients go on after SIGTERM or SIGINT (`--drain-timeout`).
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Front-end RTSP session timeout (announced as `Session: <id>;timeout=65`).
 pub const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(65);
 /// Default first back-end reconnect delay (`--reconnect-min`).
@@ -159,6 +161,10 @@ pub struct Config {
     /// Front-end session timeout: a client that shows no sign of life for this long
     /// loses its session.
     pub session_timeout: Duration,
+    /// On SIGTERM or SIGINT, playing clients go on this long before the proxy
+    /// closes them and exits (`--drain-timeout`, `[server] drain_timeout`; zero:
+    /// at once).
+    pub drain_timeout: Duration,
     /// First delay before reconnecting to a back end (`--reconnect-min`); it doubles on
     /// every failure up to `reconnect_max`.
     pub reconnect_min: Duration,
@@ -394,6 +400,7 @@ impl Default for Config {
             response_timeout: DEFAULT_RESPONSE_TIMEOUT,
             udp_fallback_timeout: DEFAULT_UDP_FALLBACK_TIMEOUT,
             session_timeout: DEFAULT_SESSION_TIMEOUT,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             reconnect_min: DEFAULT_RECONNECT_MIN,
             reconnect_max: DEFAULT_RECONNECT_MAX,
             bind_addresses: vec![

@@ -8,10 +8,9 @@ pub mod clip;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::task::JoinHandle;
-
 use crate::relay::Stream;
 use crate::sdp::{self, Presentation};
+use crate::tasks::Tasks;
 use clip::DemoClip;
 
 /// The clip: 320x240 testsrc2, 25 fps, 2 s, H.264 baseline with AUDs (see
@@ -40,13 +39,13 @@ pub fn presentation(clip: &DemoClip) -> Result<Presentation, DemoError> {
     Ok(sdp::parse(&text)?)
 }
 
-/// Starts the demo source feeding `stream`.
-pub fn spawn(stream: Arc<Stream>) -> Result<JoinHandle<()>, DemoError> {
+/// Starts the demo source feeding `stream`, a task of `tasks`.
+pub fn spawn(stream: Arc<Stream>, tasks: &Tasks) -> Result<(), DemoError> {
     let mut clip = DemoClip::new(CLIP, CLIP_FPS)?;
     stream.set_presentation(presentation(&clip)?);
     // The clip plays from the start (for the admin port's state).
     stream.source_playing(&[]);
-    Ok(tokio::spawn(async move {
+    tasks.spawn(async move {
         let mut start = tokio::time::Instant::now();
         let mut packets = Vec::new();
         loop {
@@ -62,5 +61,6 @@ pub fn spawn(stream: Arc<Stream>) -> Result<JoinHandle<()>, DemoError> {
             }
             stream.push_rtp_batch(0, &mut packets, Instant::now());
         }
-    }))
+    });
+    Ok(())
 }

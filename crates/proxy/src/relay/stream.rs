@@ -19,6 +19,7 @@ use super::gop_cache::{GopCache, DEFAULT_CACHE_BYTES};
 use super::replay_timing::RetimedReplay;
 use super::sink::{ConnOut, Sink, SinkSet};
 use crate::sdp::Presentation;
+use crate::tasks::Tasks;
 
 /// Identifies one front-end session within a stream.
 pub type SubscriberId = u64;
@@ -228,6 +229,9 @@ pub struct Stream {
     on_demand: std::sync::atomic::AtomicBool,
     /// Bumped by [`Stream::want`]: a client asked for an on-demand stream.
     wanted: watch::Sender<u64>,
+    /// The owner of the stream's tasks (the paced GOP replays); see
+    /// [`Stream::set_tasks`].
+    tasks: std::sync::OnceLock<Tasks>,
 }
 
 struct State {
@@ -408,7 +412,24 @@ impl Stream {
             availability,
             on_demand: std::sync::atomic::AtomicBool::new(false),
             wanted: watch::channel(0).0,
+            tasks: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Where the stream's source stands.
+    pub fn source_state(&self) -> SourceState {
+        self.lock().source_state
+    }
+
+    /// The owner of the stream's tasks (its source's receive loops too).
+    pub fn tasks(&self) -> Tasks {
+        self.tasks.get_or_init(Tasks::new).clone()
+    }
+
+    /// Makes `tasks` the owner of the stream's tasks (set once, before the
+    /// stream is served; a stream without one owns its tasks alone).
+    pub fn set_tasks(&self, tasks: &Tasks) {
+        let _ = self.tasks.set(tasks.clone());
     }
 
     /// Marks the stream's source as connecting only on demand (set before the
@@ -885,8 +906,8 @@ impl Stream {
                 .sum();
             // Paced out by a task when there is a runtime to run it (always in
             // the server); without one, such a subscriber starts live.
-            let runtime = tokio::runtime::Handle::try_current().ok();
-            let paced = udp_replay > UDP_REPLAY_MAX_BYTES && runtime.is_some();
+            let runtime = tokio::runtime::Handle::try_current().is_ok();
+            let paced = udp_replay > UDP_REPLAY_MAX_BYTES && runtime;
             if udp_replay > UDP_REPLAY_MAX_BYTES && !paced {
                 replays.iter_mut().for_each(Vec::clear);
             }
@@ -925,8 +946,8 @@ impl Stream {
                     track.sinks = Arc::new(track.sinks.with(id, sink));
                 }
             }
-            if let (true, Some(rt)) = (paced, runtime) {
-                rt.spawn(pace_replay(Arc::downgrade(self), id));
+            if paced {
+                self.tasks().spawn(pace_replay(Arc::downgrade(self), id));
             }
             // A restart (a track added or torn down while playing) keeps who
             // the client is.

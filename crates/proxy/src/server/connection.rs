@@ -101,7 +101,9 @@ pub async fn serve<S: ByteStream>(ctx: Arc<ServerContext>, stream: S, accepted: 
     let (mut rd, wr) = stream.split();
     let (out, out_rx) = ConnOut::new(DEFAULT_QUEUE_PACKETS);
     let (release, release_rx) = tokio::sync::oneshot::channel();
-    let writer = tokio::spawn(write_loop(wr, out_rx, out.clone(), release_rx, peer));
+    let writer = ctx
+        .tasks
+        .spawn(write_loop(wr, out_rx, out.clone(), release_rx, peer));
     let mut conn = ConnContext {
         local,
         peer,
@@ -118,7 +120,7 @@ pub async fn serve<S: ByteStream>(ctx: Arc<ServerContext>, stream: S, accepted: 
                 // Only the 200 is queued: the connection has no sessions.
                 let _ = release.send(());
                 match writer.await {
-                    Ok(Some(wr)) => {
+                    Ok(Some(Some(wr))) => {
                         out.close();
                         tokio::time::sleep(HANDOVER_DELAY).await;
                         debug!(%peer, "connection handed over to the registered stream's source");

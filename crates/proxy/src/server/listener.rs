@@ -139,10 +139,12 @@ pub fn bind_tls(addrs: &[IpAddr], port: u16) -> Result<Vec<TcpListener>, BindErr
 /// Client connections open now, over every listener (TLS handshakes included).
 pub type OpenConnections = Arc<super::slots::ConnectionSlots>;
 
-/// Accepts connections until the listener fails for good; with `tls`, each is
-/// served once its TLS handshake succeeded within [`HANDSHAKE_TIMEOUT`]. Before
-/// that (and before any RTSP byte), the PROXY header of a trusted proxy's
-/// connection is read, or one from another peer refused ([`proxy_header`]).
+/// Accepts connections until the task is cancelled (the listener closes with
+/// it); with `tls`, each is served once its TLS handshake succeeded within
+/// [`HANDSHAKE_TIMEOUT`]. Before that (and before any RTSP byte), the PROXY
+/// header of a trusted proxy's connection is read, or one from another peer
+/// refused ([`proxy_header`]). Connections are tasks of `ctx.tasks`: they
+/// outlive this loop.
 pub async fn accept_loop(
     ctx: Arc<ServerContext>,
     listener: TcpListener,
@@ -180,7 +182,8 @@ pub async fn accept_loop(
                 let _ = stream.set_nodelay(true);
                 let ctx = ctx.clone();
                 let tls = tls.clone();
-                tokio::spawn(async move {
+                let tasks = ctx.tasks.clone();
+                tasks.spawn(async move {
                     // A peer's first bytes (a TLS ClientHello, an RTSP or
                     // HTTP head) are due by then, PROXY header or not.
                     let first_bytes_by = accepted_at

@@ -24,6 +24,7 @@ use tracing::info;
 
 use crate::relay::StreamRegistry;
 use crate::supervisor::Supervisor;
+use crate::tasks::Tasks;
 pub use media_udp::UdpPair;
 pub use session::SessionTable;
 
@@ -67,6 +68,8 @@ pub struct ServerContext {
     pub register_auth: Option<auth::AccessControl>,
     /// Multicast to clients (`--multicast-range`); None answers multicast 461.
     pub multicast: Option<Arc<multicast::Multicast>>,
+    /// The owner of the server's tasks (connections, receive loops, reaper).
+    pub tasks: Tasks,
 }
 
 impl ServerContext {
@@ -99,6 +102,7 @@ impl ServerContext {
             register: None,
             register_auth: None,
             multicast: None,
+            tasks: Tasks::new(),
         }
     }
 
@@ -188,17 +192,25 @@ pub struct Listeners {
     pub acceptor: Option<tokio_rustls::TlsAcceptor>,
 }
 
-/// Runs the server on already bound listeners until the task is dropped.
-pub async fn serve(ctx: Arc<ServerContext>, listeners: Listeners) {
+/// Starts the server on already bound listeners: the accept loops as tasks of
+/// `accepting` (cancelling it closes the ports at once, the connections go on),
+/// everything else (connections, RTCP receive, RTP drain, the session reaper)
+/// as tasks of `ctx.tasks`. Returns the count of open client connections.
+pub fn serve(
+    ctx: &Arc<ServerContext>,
+    listeners: Listeners,
+    accepting: &Tasks,
+) -> listener::OpenConnections {
     for pair in [ctx.media_v4.clone(), ctx.media_v6.clone()]
         .into_iter()
         .flatten()
     {
-        tokio::spawn(media_udp::receive_rtcp(ctx.clone(), pair.rtcp.clone()));
-        tokio::spawn(media_udp::drain_rtp(pair.rtp.clone()));
+        ctx.tasks
+            .spawn(media_udp::receive_rtcp(ctx.clone(), pair.rtcp.clone()));
+        ctx.tasks.spawn(media_udp::drain_rtp(pair.rtp.clone()));
     }
     let reaper = ctx.clone();
-    tokio::spawn(async move {
+    ctx.tasks.spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(2));
         loop {
             tick.tick().await;
@@ -208,22 +220,14 @@ pub async fn serve(ctx: Arc<ServerContext>, listeners: Listeners) {
     // One connection count for every port.
     let open =
         slots::ConnectionSlots::new(listener::MAX_CONNECTIONS, ctx.max_connections_per_address);
-    let mut tasks = Vec::new();
     for l in listeners.plain {
-        tasks.push(tokio::spawn(listener::accept_loop(
-            ctx.clone(),
-            l,
-            None,
-            open.clone(),
-        )));
+        accepting.spawn(listener::accept_loop(ctx.clone(), l, None, open.clone()));
     }
     if let Some(acceptor) = listeners.acceptor {
         for l in listeners.tls {
             let task = listener::accept_loop(ctx.clone(), l, Some(acceptor.clone()), open.clone());
-            tasks.push(tokio::spawn(task));
+            accepting.spawn(task);
         }
     }
-    for t in tasks {
-        let _ = t.await;
-    }
+    open
 }

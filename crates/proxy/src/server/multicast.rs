@@ -29,6 +29,7 @@ use super::media_udp::UdpPair;
 use super::session::ClientSession;
 use crate::config::MulticastConfig;
 use crate::relay::{Closer, PlayOptions, Sink, StartPoint, Stream, SubscriberId};
+use crate::tasks::Tasks;
 
 /// Most groups (streams with multicast clients at once), whatever the range.
 pub const MAX_GROUPS: u32 = 4096;
@@ -261,7 +262,9 @@ pub struct Multicast {
     /// The session of each member (to keep it alive on its receiver reports).
     sessions: Mutex<HashMap<SubscriberId, Weak<Mutex<ClientSession>>>>,
     /// Per stream, the tasks reading the clients' RTCP on its groups.
-    rtcp_tasks: Mutex<HashMap<String, Vec<JoinHandle<()>>>>,
+    rtcp_tasks: Mutex<HashMap<String, Vec<JoinHandle<Option<()>>>>>,
+    /// Their owner (see [`Multicast::set_tasks`]).
+    tasks: std::sync::OnceLock<Tasks>,
     media: UdpPair,
     /// What the kernel refused to send to the groups (one counter for all).
     refused: Arc<AtomicU64>,
@@ -294,6 +297,7 @@ impl Multicast {
             groups: Mutex::new(Groups::new(cfg)),
             sessions: Mutex::new(HashMap::new()),
             rtcp_tasks: Mutex::new(HashMap::new()),
+            tasks: std::sync::OnceLock::new(),
             media,
             refused: Arc::new(AtomicU64::new(0)),
             me: me.clone(),
@@ -403,6 +407,12 @@ impl Multicast {
         }
     }
 
+    /// Makes `tasks` the owner of the RTCP reading tasks (set once, before
+    /// serving; without one they own themselves).
+    pub fn set_tasks(&self, tasks: &Tasks) {
+        let _ = self.tasks.set(tasks.clone());
+    }
+
     /// A member is gone.
     pub fn leave(&self, stream: &Stream, member: SubscriberId) {
         let mut g = self.lock();
@@ -433,7 +443,9 @@ impl Multicast {
                 });
             match socket {
                 Ok(socket) => {
-                    tasks.push(rt.spawn(receive_rtcp(self.me.clone(), stream.to_owned(), socket)))
+                    let _guard = rt.enter();
+                    let task = receive_rtcp(self.me.clone(), stream.to_owned(), socket);
+                    tasks.push(self.tasks.get_or_init(Tasks::new).spawn(task));
                 }
                 Err(e) => debug!(stream, "cannot read RTCP on {}:{port}: {e}", group.ip()),
             }

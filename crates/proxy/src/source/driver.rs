@@ -24,6 +24,7 @@ use super::connector::{ChannelWriter, Connector};
 use super::session::{BackendSession, Event, Failure, Output, SessionConfig, MAX_REDIRECTS};
 use crate::config::BackendTransport;
 use crate::relay::{PresentationChange, Stream};
+use crate::tasks::Tasks;
 use crate::{log_text, net};
 
 /// On demand: a back-end connection opened for a client's DESCRIBE stays open at
@@ -134,7 +135,7 @@ impl SourceSettings {
 /// A running source; dropping it does not stop it, [`SourceHandle::shutdown`] does.
 pub struct SourceHandle {
     shutdown: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    task: JoinHandle<Option<()>>,
 }
 
 impl SourceHandle {
@@ -160,10 +161,11 @@ fn delay_secs(d: Duration) -> f64 {
     (d.as_secs_f64() * 10.0).round() / 10.0
 }
 
-/// Starts the source task of `stream`.
-pub fn spawn(stream: Arc<Stream>, settings: SourceSettings) -> SourceHandle {
+/// Starts the source task of `stream`, owned by `tasks` (cancelling them drops
+/// it; [`SourceHandle::shutdown`] stops it gracefully).
+pub fn spawn(stream: Arc<Stream>, settings: SourceSettings, tasks: &Tasks) -> SourceHandle {
     let (tx, rx) = watch::channel(false);
-    let task = tokio::spawn(run(stream, settings, rx));
+    let task = tasks.spawn(run(stream, settings, rx));
     SourceHandle { shutdown: tx, task }
 }
 
@@ -381,7 +383,7 @@ struct UdpMedia {
     rtcp_sockets: Vec<Arc<UdpSocket>>,
     /// Where each track's receiver reports go (the back end's RTCP port).
     rtcp_dest: Vec<Option<SocketAddr>>,
-    tasks: Vec<JoinHandle<()>>,
+    tasks: Vec<JoinHandle<Option<()>>>,
 }
 
 impl Drop for UdpMedia {
@@ -887,7 +889,7 @@ fn join_group(
 /// Starts the RTP and RTCP receive tasks of one track's sockets.
 #[allow(clippy::too_many_arguments)]
 fn spawn_receivers(
-    tasks: &mut Vec<JoinHandle<()>>,
+    tasks: &mut Vec<JoinHandle<Option<()>>>,
     stream: &Arc<Stream>,
     track: usize,
     rtp: Arc<UdpSocket>,
@@ -896,14 +898,14 @@ fn spawn_receivers(
     activity: &Arc<MediaActivity>,
     bye: &mpsc::Sender<()>,
 ) {
-    tasks.push(tokio::spawn(receive_rtp(
+    tasks.push(stream.tasks().spawn(receive_rtp(
         stream.clone(),
         track,
         rtp,
         allowed.clone(),
         activity.clone(),
     )));
-    tasks.push(tokio::spawn(receive_rtcp(
+    tasks.push(stream.tasks().spawn(receive_rtcp(
         stream.clone(),
         track,
         rtcp,

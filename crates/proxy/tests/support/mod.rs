@@ -32,6 +32,7 @@ mod backend;
 /// Public within the test crate so that `backend_smoke` can unit-test the parsers.
 pub(crate) mod clients;
 mod files;
+mod http;
 mod interleaved;
 mod netns;
 mod ports;
@@ -47,6 +48,7 @@ pub use clients::{
     RecordedPacket, StreamStart,
 };
 pub use files::{have, repo_file, scratch_dir, REPO_ROOT};
+pub use http::http_get;
 pub use interleaved::{
     ask, connect_from, play_interleaved, session_of, set_up_interleaved, set_up_interleaved_on,
 };

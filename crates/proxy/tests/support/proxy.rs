@@ -22,11 +22,13 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// Runs `rtsp-proxy -p <free port> [--http-port 0] <args...>` (with
-    /// `RUST_LOG` unset) and waits until it printed its first "Play this stream
-    /// using the URL" line. `--http-port 0` is added unless `args` has its own
-    /// `--http-port`: parallel proxies must not fight over ports 80, 8000 and
-    /// 8080, the default dedicated RTSP-over-HTTP ports.
+    /// Runs `rtsp-proxy -p <free port> [--http-port 0] [--drain-timeout 0]
+    /// <args...>` (with `RUST_LOG` unset) and waits until it printed its first
+    /// "Play this stream using the URL" line. `--http-port 0` is added unless
+    /// `args` has its own `--http-port`: parallel proxies must not fight over
+    /// ports 80, 8000 and 8080, the default dedicated RTSP-over-HTTP ports.
+    /// `--drain-timeout 0` likewise: SIGTERM stops at once, as tests expect,
+    /// unless a test asks for a drain.
     /// Panics if it does not within 30 s (the message quotes its output).
     pub fn start(args: &[&str]) -> Proxy {
         Proxy::try_start(args).unwrap_or_else(|e| panic!("{e}"))
@@ -57,7 +59,8 @@ impl Proxy {
         Proxy::try_start_on(free_port(), args)
     }
 
-    /// The command [`Proxy::start`] runs (`--http-port 0` included as there),
+    /// The command [`Proxy::start`] runs (`--http-port 0` and `--drain-timeout 0`
+    /// included as there),
     /// for tests that need to run the
     /// binary differently (e.g. expecting it to fail on bad arguments:
     /// `Proc::spawn("proxy", &mut Proxy::command(port, args))`, or no `-p` at
@@ -67,6 +70,9 @@ impl Proxy {
         cmd.env_remove("RUST_LOG").args(["-p", &port.to_string()]);
         if !args.contains(&"--http-port") {
             cmd.args(["--http-port", "0"]);
+        }
+        if !args.contains(&"--drain-timeout") {
+            cmd.args(["--drain-timeout", "0"]);
         }
         cmd.args(args);
         cmd

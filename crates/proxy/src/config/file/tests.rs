@@ -359,3 +359,63 @@ fn trusted_proxies_from_the_file_and_the_command_line() {
     assert_eq!(e.key, "server.trusted_proxies");
     assert_eq!(e.line, Some(2));
 }
+
+#[test]
+fn required_is_a_path_key_and_not_for_on_demand_paths() {
+    let config = load_with(
+        "[paths.a]\nsource = \"rtsp://h/a\"\nrequired = true\n[paths.b]\nsource = \"rtsp://h/b\"\n",
+        &[],
+        &no_env,
+    )
+    .expect("loads");
+    assert!(config.paths["a"].required);
+    assert!(!config.paths["b"].required);
+    let mut other = config.paths["a"].clone();
+    other.required = false;
+    assert!(
+        config.paths["a"].same_source(&other),
+        "only readiness differs"
+    );
+    other.linger += Duration::from_secs(1);
+    assert!(!config.paths["a"].same_source(&other));
+
+    let e = err("[defaults]\nrequired = true\n").to_string();
+    assert!(e.starts_with("line 2: defaults.required: "), "{e}");
+    let e = load_with(
+        "[defaults]\non_demand = true\n\n[paths.a]\nsource = \"rtsp://h/a\"\nrequired = true\n",
+        &[],
+        &no_env,
+    )
+    .expect_err("required with on_demand");
+    assert!(
+        e.contains(":4: paths.a.required: cannot go with on_demand = true"),
+        "{e}"
+    );
+    let config = Config::default();
+    let e = parse_path(
+        "a",
+        "source = \"rtsp://h/a\"\non_demand = true\nrequired = true\n",
+        &config,
+    )
+    .expect_err("the API refuses it too");
+    assert_eq!(e.key, "paths.a.required");
+}
+
+#[test]
+fn drain_timeout_in_server() {
+    let config = load_with("[server]\ndrain_timeout = 12\n", &["--demo"], &no_env).expect("loads");
+    assert_eq!(config.drain_timeout, Duration::from_secs(12));
+    let config = load_with(
+        "[server]\ndrain_timeout = 12\n",
+        &["--demo", "--drain-timeout", "0"],
+        &no_env,
+    )
+    .expect("loads");
+    assert_eq!(
+        config.drain_timeout,
+        Duration::ZERO,
+        "the command line wins"
+    );
+    let e = err("[server]\ndrain_timeout = -1\n").to_string();
+    assert!(e.starts_with("line 2: server.drain_timeout: "), "{e}");
+}
