@@ -48,6 +48,8 @@ check_tools() {
   # tests/operations.rs: the systemd unit and the man page (skipped without them).
   command -v systemd-analyze >/dev/null 2>&1 || need systemd "systemd-analyze not found"
   command -v man >/dev/null 2>&1 || need man-db "man not found"
+  # tests/tls.rs: self-signed certificates made as users make them (openssl req -x509).
+  command -v openssl >/dev/null 2>&1 || need openssl "openssl not found"
 
   if [[ ! -x "$PYTHON" ]]; then
     need python3-gi "$PYTHON not found"
