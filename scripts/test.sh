@@ -84,6 +84,12 @@ from gi.repository import Gst, GstRtsp, GstRtspServer
     jpegenc:gstreamer1.0-plugins-good \
     x264enc:gstreamer1.0-plugins-ugly \
     x265enc:gstreamer1.0-plugins-bad \
+    mpegtsmux:gstreamer1.0-plugins-bad \
+    tsparse:gstreamer1.0-plugins-bad \
+    h264parse:gstreamer1.0-plugins-bad \
+    aacparse:gstreamer1.0-plugins-good \
+    multifilesrc:gstreamer1.0-plugins-good \
+    rtpmp2tpay:gstreamer1.0-plugins-good \
     avdec_h264:gstreamer1.0-libav; do
     element=${pair%%:*}
     package=${pair#*:}
