@@ -164,7 +164,13 @@ impl GopCache {
         if track == key && codec == KeyCodec::Mp2t {
             self.program.learn(payload);
         }
-        if let Some(first) = start.filter(|_| self.anchor.is_none_or(|(_, ts)| ts != timestamp)) {
+        // H.264/H.265: parameter sets and the picture sharing a timestamp are one
+        // keyframe. A TS keyframe starts once (one PES), whatever the timestamps
+        // (some senders keep them constant).
+        let new_keyframe = |anchor: Option<(Instant, u32)>| {
+            codec == KeyCodec::Mp2t || anchor.is_none_or(|(_, ts)| ts != timestamp)
+        };
+        if let Some(first) = start.filter(|_| new_keyframe(self.anchor)) {
             if codec == KeyCodec::Mp2t {
                 // The replay starts at the keyframe's TS packet, PAT and PMT first.
                 pkt = self.program.replay_start(&pkt, payload, first);
@@ -365,14 +371,14 @@ mod tests {
             .collect()
     }
 
-    fn feed_mp2t(c: &mut GopCache, pkts: &[Bytes], t0: Instant) -> Vec<usize> {
+    /// Feeds `pkts` to the key track, with RTP timestamps `i * ts_step`.
+    fn feed_mp2t(c: &mut GopCache, pkts: &[Bytes], t0: Instant, ts_step: u32) -> Vec<usize> {
         let mut starts = Vec::new();
         for (i, pkt) in pkts.iter().enumerate() {
-            // The timestamp stands for the packet's time; every packet differs.
             if c.is_keyframe_start(0, &pkt[12..]) {
                 starts.push(i);
             }
-            c.on_packet(0, pkt, i as u32 * 100, &pkt[12..], ms(t0, i as u64));
+            c.on_packet(0, pkt, i as u32 * ts_step, &pkt[12..], ms(t0, i as u64));
         }
         starts
     }
@@ -397,7 +403,7 @@ mod tests {
         let pkts = mp2t_rtp(&ts);
         let t0 = Instant::now();
         let mut c = GopCache::new(&[Some("MP2T")], 1 << 20);
-        let starts = feed_mp2t(&mut c, &pkts, t0);
+        let starts = feed_mp2t(&mut c, &pkts, t0, 100);
         assert_eq!(starts.len(), 2, "the two video keyframes only: {starts:?}");
         let replay = c.replay(0, ms(t0, pkts.len() as u64));
         assert_eq!(
@@ -418,6 +424,10 @@ mod tests {
         );
         assert_eq!(replay[1..], pkts[starts[1] + 1..]);
         assert_eq!(c.bytes(), replay.iter().map(Bytes::len).sum::<usize>());
+        // A sender whose RTP timestamps stay the same: each keyframe still counts.
+        let mut constant = GopCache::new(&[Some("MP2T")], 1 << 20);
+        assert_eq!(feed_mp2t(&mut constant, &pkts, t0, 0), starts);
+        assert_eq!(constant.replay(0, ms(t0, pkts.len() as u64)), replay);
 
         // The same stream, audio's random access flags and all, from a
         // hand-built program whose video PES are not flagged: the PES content
@@ -445,7 +455,7 @@ mod tests {
         .concat();
         let pkts = mp2t_rtp(&stream);
         assert_eq!(pkts.len(), 2);
-        let starts = feed_mp2t(&mut c, &pkts, t0);
+        let starts = feed_mp2t(&mut c, &pkts, t0, 100);
         assert_eq!(starts, [0, 1], "each video IDR, never the audio");
         let replay = c.replay(0, ms(t0, 10));
         assert_eq!(replay.len(), 1);
