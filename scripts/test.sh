@@ -61,6 +61,8 @@ check_tools() {
   command -v strip >/dev/null 2>&1 || need binutils "strip not found"
   command -v dpkg-deb >/dev/null 2>&1 || need dpkg "dpkg-deb not found"
   [[ -s /etc/ssl/certs/ca-certificates.crt ]] || need ca-certificates "/etc/ssl/certs/ca-certificates.crt missing"
+  # tests/tls.rs: self-signed certificates made as users make them (openssl req -x509).
+  command -v openssl >/dev/null 2>&1 || need openssl "openssl not found"
 
   if [[ ! -x "$PYTHON" ]]; then
     need python3-gi "$PYTHON not found"
@@ -99,6 +101,12 @@ from gi.repository import Gst, GstRtsp, GstRtspServer
     jpegenc:gstreamer1.0-plugins-good \
     x264enc:gstreamer1.0-plugins-ugly \
     x265enc:gstreamer1.0-plugins-bad \
+    mpegtsmux:gstreamer1.0-plugins-bad \
+    tsparse:gstreamer1.0-plugins-bad \
+    h264parse:gstreamer1.0-plugins-bad \
+    aacparse:gstreamer1.0-plugins-good \
+    multifilesrc:gstreamer1.0-plugins-good \
+    rtpmp2tpay:gstreamer1.0-plugins-good \
     avdec_h264:gstreamer1.0-libav; do
     element=${pair%%:*}
     package=${pair#*:}

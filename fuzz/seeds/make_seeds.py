@@ -23,6 +23,7 @@ SEEDS = pathlib.Path(__file__).resolve().parent
 TARGETS = [
     "parse_frame", "transport_header", "auth_challenge", "url", "tunnel_base64",
     "sdp", "rtp_rtcp", "continuity", "interleaved", "handler", "proxy_protocol",
+    "mpegts",
 ]
 
 
@@ -307,6 +308,19 @@ def main():
     write("proxy_protocol", "v2-tcp6-tlvs", v2sig + b"\x21\x21" + struct.pack("!H", len(v6 + tlvs)) + v6 + tlvs)
     write("proxy_protocol", "v2-unix", v2sig + b"\x21\x31" + struct.pack("!H", 216) + bytes(216))
     write("proxy_protocol", "rtsp", b"OPTIONS rtsp://127.0.0.1/cam RTSP/1.0\r\nCSeq: 1\r\n\r\n")
+
+    # mpegts: ffmpeg's H.264 + AAC (audio flagged random access too), seven
+    # TS packets per RTP payload as rtpmp2tpay sends them: the start (PAT, PMT,
+    # first keyframe) and the stretch around the second keyframe.
+    ts = (DATA / "mpegts" / "ffmpeg_h264_aac.ts").read_bytes()
+    write("mpegts", "ffmpeg-start", bytes([6]) + ts[: 188 * 70])
+    second = next(
+        i for i in range(188 * 10, len(ts), 188)
+        if ts[i + 1] & 0x40 and ((ts[i + 1] & 0x1F) << 8 | ts[i + 2]) == 0x100
+        and ts[i + 3] & 0x20 and ts[i + 4] > 0 and ts[i + 5] & 0x40
+    )
+    write("mpegts", "ffmpeg-second-keyframe", bytes([6]) + ts[:188 * 2] + ts[second - 188 * 20: second + 188 * 30])
+    write("mpegts", "ffmpeg-one-per-payload", bytes([0]) + ts[: 188 * 40])
 
     total = sum(1 for t in TARGETS for _ in (SEEDS / t).iterdir())
     size = sum(p.stat().st_size for t in TARGETS for p in (SEEDS / t).iterdir())

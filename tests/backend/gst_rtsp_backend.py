@@ -26,6 +26,12 @@ burst of stale frames. `--suspend-mode none` is GStreamer's own default (the
 pipeline is left as it is: PAUSE/PLAY pause and resume it), `pause` brings it
 to PAUSED when suspended.
 
+With `--mpegts` the tracks of `--codecs` (h264, h265, aac) are muxed by
+`mpegtsmux` into one MPEG-TS sent as one RTP track (RFC 2250 `MP2T`,
+`rtpmp2tpay`); with `--ts-file PATH` an MPEG-TS file (say, made by `ffmpeg -f
+mpegts`) is sent as it is, looped, paced by its PCR (`tsparse
+set-timestamps=true`), so that what another muxer wrote reaches the clients.
+
 With `--tls-cert` and `--tls-key` (PEM files) it serves RTSPS (RTSP over TLS)
 only (transports as usual: a client that asks for TCP gets its media inside
 the TLS connection).
@@ -145,21 +151,10 @@ def branch(codec, index, args):
     key_int_max = args.key_interval * args.fps
     if codec == "h264":
         require_elements(["x264enc", "rtph264pay"])
-        return (
-            f"{video_source(args)} ! "
-            f"x264enc speed-preset=ultrafast tune=zerolatency threads=1 key-int-max={key_int_max} "
-            f"bitrate={args.bitrate} byte-stream=true ! "
-            "video/x-h264,profile=constrained-baseline ! "
-            f"rtph264pay {pay} config-interval=0"
-        )
+        return f"{video_encoder(codec, args)} ! rtph264pay {pay} config-interval=0"
     if codec == "h265":
         require_elements(["x265enc", "rtph265pay"])
-        return (
-            f"{video_source(args)} ! "
-            f"x265enc speed-preset=ultrafast tune=zerolatency key-int-max={key_int_max} "
-            f"bitrate={args.bitrate} option-string=open-gop=0:repeat-headers=1:info=0 ! "
-            f"rtph265pay {pay} config-interval=0"
-        )
+        return f"{video_encoder(codec, args)} ! rtph265pay {pay} config-interval=0"
     if codec == "mjpeg":
         require_elements(["jpegenc", "rtpjpegpay"])
         return f"{video_source(args)} ! jpegenc quality=50 ! rtpjpegpay {pay}"
@@ -174,7 +169,60 @@ def branch(codec, index, args):
     return None  # unreachable
 
 
+def video_encoder(codec, args):
+    """The live source and encoder of an h264 or h265 track, up to its
+    elementary stream (byte-stream, parameter sets in-band before every IDR)."""
+    key_int_max = args.key_interval * args.fps
+    if codec == "h264":
+        return (
+            f"{video_source(args)} ! "
+            f"x264enc speed-preset=ultrafast tune=zerolatency threads=1 key-int-max={key_int_max} "
+            f"bitrate={args.bitrate} byte-stream=true ! "
+            "video/x-h264,profile=constrained-baseline"
+        )
+    return (
+        f"{video_source(args)} ! "
+        f"x265enc speed-preset=ultrafast tune=zerolatency key-int-max={key_int_max} "
+        f"bitrate={args.bitrate} option-string=open-gop=0:repeat-headers=1:info=0"
+    )
+
+
+def mpegts_line(args):
+    """--mpegts: the tracks muxed live by mpegtsmux, one MP2T track (pay0)."""
+    require_elements(["mpegtsmux", "rtpmp2tpay"])
+    inputs = []
+    for codec in args.codecs:
+        if codec in ("h264", "h265"):
+            require_elements(["x264enc" if codec == "h264" else "x265enc", f"{codec}parse"])
+            inputs.append(f"{video_encoder(codec, args)} ! {codec}parse ! mux.")
+        elif codec == "aac":
+            require_elements(["aacparse"])
+            inputs.append(f"{audio_source()} ! {aac_encoder()} bitrate=64000 ! aacparse ! mux.")
+        else:
+            fail(f"--mpegts muxes h264, h265 and aac, not {codec!r}", 2)
+    return (
+        "( mpegtsmux name=mux alignment=7 ! rtpmp2tpay name=pay0 pt=33  "
+        + "  ".join(inputs)
+        + " )"
+    )
+
+
+def ts_file_line(path):
+    """--ts-file: the file's TS packets as they are, looped, paced by its PCR."""
+    require_elements(["multifilesrc", "tsparse", "rtpmp2tpay"])
+    location = path.replace("\\", "\\\\").replace('"', '\\"')
+    return (
+        f'( multifilesrc location="{location}" loop=true '
+        "caps=video/mpegts,systemstream=true,packetsize=188 ! "
+        "tsparse set-timestamps=true alignment=7 ! rtpmp2tpay name=pay0 pt=33 )"
+    )
+
+
 def launch_line(args):
+    if args.ts_file is not None:
+        return ts_file_line(args.ts_file)
+    if args.mpegts:
+        return mpegts_line(args)
     return "( " + "  ".join(branch(c, i, args) for i, c in enumerate(args.codecs)) + " )"
 
 
@@ -234,6 +282,10 @@ def parse_args(argv):
     p.add_argument("--password", help="password of --user")
     p.add_argument("--auth", choices=("digest", "basic"), default="digest",
                    help="authentication scheme with --user (default digest)")
+    p.add_argument("--mpegts", action="store_true",
+                   help="mux the --codecs (h264, h265, aac) into one MPEG-TS track (MP2T)")
+    p.add_argument("--ts-file", default=None,
+                   help="serve this MPEG-TS file (looped) as one MP2T track, as it is")
     p.add_argument("--tls-cert", help="serve RTSPS with this PEM certificate (chain)")
     p.add_argument("--tls-key", help="PEM private key of --tls-cert")
     p.add_argument("--protocols", type=parse_protocols, default=None,

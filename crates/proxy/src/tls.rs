@@ -5,6 +5,10 @@
 //! - [`client_config`]: how `rtsps://` back ends are verified: the system's
 //!   roots plus `--backend-tls-ca`, certificates pinned by SHA-256 fingerprint
 //!   (`--backend-tls-fingerprint`), or nothing at all (`--backend-tls-insecure`).
+//!   A server certificate that is itself in `--backend-tls-ca` (a self-signed
+//!   one, as `openssl req -x509` makes, `CA:TRUE` and all) is trusted as OpenSSL
+//!   trusts it, its name, validity dates and purpose still checked
+//!   ([`check_listed_certificate`]).
 //!
 //! The sans-IO machines never see any of this: the server's listener wraps the
 //! accepted socket, the source's connector wraps the dialled one.
@@ -20,6 +24,7 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::ParsedCertificate;
 use rustls::{CertificateError, DigitallySignedStruct, OtherError, RootCertStore, SignatureScheme};
 use sha2::{Digest, Sha256};
 use tracing::debug;
@@ -223,12 +228,14 @@ pub fn client_config(trust: &BackendTrust) -> Result<Arc<rustls::ClientConfig>, 
         }
         let (added, ignored) = roots.add_parsable_certificates(native.certs);
         debug!(added, ignored, "system CA certificates loaded");
+        let mut listed = Vec::new();
         if let Some(path) = &trust.ca_file {
             for cert in certificates(path)? {
-                roots.add(cert).map_err(|e| TlsError::BadCa {
+                roots.add(cert.clone()).map_err(|e| TlsError::BadCa {
                     path: path.to_owned(),
                     detail: e.to_string(),
                 })?;
+                listed.push(cert);
             }
         }
         let webpki = if roots.is_empty() {
@@ -240,7 +247,10 @@ pub fn client_config(trust: &BackendTrust) -> Result<Arc<rustls::ClientConfig>, 
                     .map_err(|e| TlsError::Setup(e.to_string()))?,
             )
         };
-        BackendVerifier::new(webpki, trust.fingerprints.clone(), false, &provider)
+        let mut verifier =
+            BackendVerifier::new(webpki, trust.fingerprints.clone(), false, &provider);
+        verifier.listed = listed;
+        verifier
     };
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -301,13 +311,68 @@ impl fmt::Display for Untrusted {
 
 impl std::error::Error for Untrusted {}
 
+/// Checks a server certificate that is byte for byte one of `--backend-tls-ca`'s
+/// (trusted as listed, as OpenSSL trusts a self-signed certificate of its
+/// `-CAfile`, whatever its basic constraints): it must be valid for
+/// `server_name` (its subjectAltName, as webpki checks any server's), valid at
+/// `now`, and, if it limits its extended key usage, usable for a TLS server.
+///
+/// webpki would refuse such a certificate when it is a CA (`CA:TRUE`, the
+/// default of `openssl req -x509`) presented as the server's own, and checks
+/// the dates and purpose only along a chain, hence this path.
+///
+/// # Errors
+///
+/// The [`rustls::Error`] naming what does not hold (the name, the dates, the
+/// purpose, or a certificate that cannot be parsed).
+pub fn check_listed_certificate(
+    der: &CertificateDer<'_>,
+    server_name: &ServerName<'_>,
+    now: UnixTime,
+) -> Result<(), rustls::Error> {
+    let bad_encoding = || rustls::Error::InvalidCertificate(CertificateError::BadEncoding);
+    rustls::client::verify_server_name(&ParsedCertificate::try_from(der)?, server_name)?;
+    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|_| bad_encoding())?;
+    let validity = cert.validity();
+    let at = |t: &x509_parser::time::ASN1Time| {
+        UnixTime::since_unix_epoch(Duration::from_secs(t.timestamp().max(0).unsigned_abs()))
+    };
+    let seconds = now.as_secs();
+    if i128::from(seconds) < i128::from(validity.not_before.timestamp()) {
+        return Err(rustls::Error::InvalidCertificate(
+            CertificateError::NotValidYetContext {
+                time: now,
+                not_before: at(&validity.not_before),
+            },
+        ));
+    }
+    if i128::from(seconds) > i128::from(validity.not_after.timestamp()) {
+        return Err(rustls::Error::InvalidCertificate(
+            CertificateError::ExpiredContext {
+                time: now,
+                not_after: at(&validity.not_after),
+            },
+        ));
+    }
+    match cert.extended_key_usage().map_err(|_| bad_encoding())? {
+        Some(eku) if !eku.value.any && !eku.value.server_auth => Err(
+            rustls::Error::InvalidCertificate(CertificateError::InvalidPurpose),
+        ),
+        _ => Ok(()),
+    }
+}
+
 /// Verifies back-end certificates: a pinned fingerprint is accepted as it is;
-/// anything else must chain to a trusted root and be valid for the host. The
-/// handshake's signature is always checked against the certificate's key.
+/// one that is itself in `--backend-tls-ca` must be valid for the host and
+/// now ([`check_listed_certificate`]); anything else must chain to a trusted
+/// root and be valid for the host. The handshake's signature is always checked
+/// against the certificate's key.
 #[derive(Debug)]
 struct BackendVerifier {
     webpki: Option<Arc<WebPkiServerVerifier>>,
     pins: Vec<Fingerprint>,
+    /// The certificates of `--backend-tls-ca`, each trusted as a server's own.
+    listed: Vec<CertificateDer<'static>>,
     insecure: bool,
     algorithms: WebPkiSupportedAlgorithms,
 }
@@ -322,6 +387,7 @@ impl BackendVerifier {
         BackendVerifier {
             webpki,
             pins,
+            listed: Vec::new(),
             insecure,
             algorithms: provider.signature_verification_algorithms,
         }
@@ -341,18 +407,29 @@ impl ServerCertVerifier for BackendVerifier {
         if self.insecure || self.pins.contains(&fingerprint) {
             return Ok(ServerCertVerified::assertion());
         }
-        let reason = match &self.webpki {
-            Some(v) => match v.verify_server_cert(
-                end_entity,
-                intermediates,
-                server_name,
-                ocsp_response,
-                now,
-            ) {
-                Ok(ok) => return Ok(ok),
+        let reason = if self
+            .listed
+            .iter()
+            .any(|c| c.as_ref() == end_entity.as_ref())
+        {
+            match check_listed_certificate(end_entity, server_name, now) {
+                Ok(()) => return Ok(ServerCertVerified::assertion()),
                 Err(e) => e,
-            },
-            None => rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer),
+            }
+        } else {
+            match &self.webpki {
+                Some(v) => match v.verify_server_cert(
+                    end_entity,
+                    intermediates,
+                    server_name,
+                    ocsp_response,
+                    now,
+                ) {
+                    Ok(ok) => return Ok(ok),
+                    Err(e) => e,
+                },
+                None => rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer),
+            }
         };
         Err(rustls::Error::InvalidCertificate(CertificateError::Other(
             OtherError(Arc::new(Untrusted {
@@ -693,5 +770,128 @@ mod tests {
             .await
             .expect("insecure");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A self-signed `CA:TRUE` certificate for `names` (what `openssl req
+    /// -x509` makes), as PEM, DER and its key's PEM.
+    fn self_signed_ca(
+        names: &[&str],
+        edit: impl FnOnce(&mut CertificateParams),
+    ) -> (String, CertificateDer<'static>, String) {
+        let key = KeyPair::generate().expect("key");
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
+                .expect("params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        edit(&mut params);
+        let cert = params.self_signed(&key).expect("self-signed");
+        (cert.pem(), cert.der().clone(), key.serialize_pem())
+    }
+
+    #[tokio::test]
+    async fn a_self_signed_ca_certificate_listed_in_the_ca_file_is_trusted_for_its_names() {
+        let dir = temp_dir("listed");
+        let (pem, der, key) = self_signed_ca(&["localhost", "127.0.0.1"], |_| {});
+        let (other_pem, other_der, other_key) = self_signed_ca(&["localhost"], |_| {});
+        let pki = pki();
+        // The file lists a CA besides it, as users' bundles do.
+        let listed = BackendTrust {
+            ca_file: Some(write(&dir, "ca.pem", &format!("{}{pem}", pki.ca_pem))),
+            ..BackendTrust::default()
+        };
+        for host in ["localhost", "127.0.0.1"] {
+            let addr = serve_once(&pem, &key).await;
+            connect(&listed, addr, host)
+                .await
+                .expect("listed, its name");
+        }
+        // The CA-signed leaf still verifies through the same file.
+        let addr = serve_once(&pki.leaf_pem, &pki.leaf_key_pem).await;
+        connect(&listed, addr, "cam.test").await.expect("chain");
+
+        let addr = serve_once(&pem, &key).await;
+        let e = connect(&listed, addr, "cam.test")
+            .await
+            .expect_err("wrong name");
+        let why = untrusted_certificate(&e).expect("refused certificate");
+        assert!(
+            why.starts_with("certificate not valid for name \"cam.test\"")
+                && why.ends_with(&Fingerprint::of(&der).to_string()),
+            "{why}"
+        );
+        let addr = serve_once(&other_pem, &other_key).await;
+        let e = connect(&listed, addr, "localhost")
+            .await
+            .expect_err("not listed");
+        let why = untrusted_certificate(&e).expect("refused certificate");
+        assert_eq!(
+            why,
+            format!(
+                "a CA certificate presented as the server's own (self-signed); its SHA-256 fingerprint is {}",
+                Fingerprint::of(&other_der)
+            )
+        );
+        // The listed certificate without its key: the handshake signature fails.
+        let addr = serve_once(&pem, &other_key).await;
+        let e = connect(&listed, addr, "localhost")
+            .await
+            .expect_err("bad signature");
+        assert!(
+            untrusted_certificate(&e).is_none(),
+            "not a certificate problem: {e}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_listed_certificate_is_checked_for_dates_and_purpose() {
+        let (_, der, _) = self_signed_ca(&["localhost"], |p| {
+            p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            p.not_after = rcgen::date_time_ymd(2030, 1, 1);
+        });
+        let name = server_name("localhost").expect("name");
+        let at = |secs: u64| UnixTime::since_unix_epoch(Duration::from_secs(secs));
+        // 2020-01-01 is 1577836800, 2030-01-01 is 1893456000.
+        check_listed_certificate(&der, &name, at(1_700_000_000)).expect("valid in 2023");
+        check_listed_certificate(&der, &name, at(1_577_836_800)).expect("its first second");
+        let e = check_listed_certificate(&der, &name, at(1_577_836_799)).expect_err("too early");
+        assert!(
+            matches!(
+                e,
+                rustls::Error::InvalidCertificate(CertificateError::NotValidYetContext { not_before, .. })
+                    if not_before.as_secs() == 1_577_836_800
+            ),
+            "{e:?}"
+        );
+        let e = check_listed_certificate(&der, &name, at(1_893_456_001)).expect_err("expired");
+        assert!(
+            matches!(
+                e,
+                rustls::Error::InvalidCertificate(CertificateError::ExpiredContext { not_after, .. })
+                    if not_after.as_secs() == 1_893_456_000
+            ),
+            "{e:?}"
+        );
+        let e = check_listed_certificate(
+            &der,
+            &server_name("other").expect("name"),
+            at(1_700_000_000),
+        )
+        .expect_err("wrong name");
+        assert!(e.to_string().contains("not valid for name"), "{e}");
+
+        let now = at(1_700_000_000);
+        for (usages, ok) in [
+            (vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth], true),
+            (vec![rcgen::ExtendedKeyUsagePurpose::Any], true),
+            (vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth], false),
+        ] {
+            let (_, der, _) =
+                self_signed_ca(&["localhost"], |p| p.extended_key_usages = usages.clone());
+            let got = check_listed_certificate(&der, &name, now);
+            assert_eq!(got.is_ok(), ok, "{usages:?}: {got:?}");
+        }
+        let garbage = CertificateDer::from(vec![0x30, 0x03, 0x02, 0x01, 0x00]);
+        assert!(check_listed_certificate(&garbage, &name, now).is_err());
     }
 }

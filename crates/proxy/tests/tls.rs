@@ -1,7 +1,8 @@
 //! End-to-end tests of RTSP over TLS: the real `rtsp-proxy` serving `rtsps://`
 //! to ffprobe, ffmpeg and GStreamer, pulling `rtsps://` from a GStreamer back end
 //! (trusted by CA, by pinned fingerprint, or refused), and chained behind
-//! another proxy; all on loopback, with certificates made by the test (rcgen).
+//! another proxy; all on loopback, with certificates made by the test (rcgen,
+//! and `openssl req -x509` for self-signed ones as users make them).
 
 mod support;
 
@@ -92,15 +93,20 @@ struct TlsProxy {
 
 impl TlsProxy {
     fn start(certs: &Certs, args: &[&str]) -> TlsProxy {
+        TlsProxy::start_with(&certs.cert, &certs.key, args)
+    }
+
+    /// Serving RTSPS with the certificate `cert` and its key `key`.
+    fn start_with(cert: &Path, key: &Path, args: &[&str]) -> TlsProxy {
         let tls_port = free_port();
         let port = tls_port.to_string();
         let mut all = vec![
             "--tls-port",
             &port,
             "--tls-cert",
-            Certs::path(&certs.cert),
+            Certs::path(cert),
             "--tls-key",
-            Certs::path(&certs.key),
+            Certs::path(key),
         ];
         all.extend_from_slice(args);
         let proxy = Proxy::start(&all);
@@ -515,4 +521,91 @@ fn broken_and_slow_handshakes_do_not_hurt_other_clients() {
     let streams = ffprobe_streams(&tp.rtsps_url("demo"), "tcp", PROBE).expect("still serving");
     assert_eq!(codecs(&streams), ["h264"]);
     assert!(tp.proxy.proc.try_wait().is_none(), "the proxy still runs");
+}
+
+/// A self-signed certificate and key made by `openssl req -x509` in `dir`
+/// (`basicConstraints CA:TRUE`, OpenSSL's default), for the subjectAltName
+/// `san`; returns the certificate's and the key's paths.
+fn openssl_self_signed(dir: &Path, name: &str, san: &str) -> (PathBuf, PathBuf) {
+    let cert = dir.join(format!("{name}.pem"));
+    let key = dir.join(format!("{name}-key.pem"));
+    let mut cmd = std::process::Command::new("openssl");
+    cmd.args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "30"])
+        .args(["-subj", "/CN=localhost", "-addext"])
+        .arg(format!("subjectAltName={san}"))
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert);
+    let out = run_with_timeout(&mut cmd, Duration::from_secs(30)).expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl req -x509: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&cert).expect("certificate written");
+    let der = CertificateDer::from_pem_slice(text.as_bytes()).expect("PEM");
+    assert!(
+        der.windows(5).any(|w| w == [0x30, 0x03, 0x01, 0x01, 0xff]),
+        "basicConstraints CA:TRUE, as OpenSSL makes it by default"
+    );
+    (cert, key)
+}
+
+/// The origin proxy serves RTSPS with an `openssl req -x509` certificate
+/// (CA:TRUE); an edge given that very certificate with --backend-tls-ca plays
+/// through it, as `openssl s_client -CAfile` and `curl --cacert` would accept it.
+/// An edge given another self-signed certificate is refused with the warning,
+/// and so is one given the same certificate for a host it does not name.
+#[test]
+fn self_signed_openssl_certificate_given_as_backend_ca_is_trusted_for_its_names() {
+    let certs = Certs::new();
+    let (cert, key) = openssl_self_signed(&certs.dir, "origin", "DNS:localhost,IP:127.0.0.1");
+    let (other, _) = openssl_self_signed(&certs.dir, "other", "DNS:localhost,IP:127.0.0.1");
+    let (elsewhere, elsewhere_key) =
+        openssl_self_signed(&certs.dir, "elsewhere", "DNS:camera.test");
+    let origin = TlsProxy::start_with(&cert, &key, &["--tls-only", "--demo"]);
+    let misnamed = TlsProxy::start_with(&elsewhere, &elsewhere_key, &["--tls-only", "--demo"]);
+
+    let edge = Proxy::start(&[
+        "--backend-tls-ca",
+        Certs::path(&cert),
+        &origin.rtsps_url("demo"),
+    ]);
+    let streams =
+        ffprobe_streams(&edge.url("proxyStream"), "tcp", PROBE).expect("through the edge");
+    assert_eq!(codecs(&streams), ["h264"]);
+
+    let fingerprint =
+        |p: &Path| Fingerprint::of(&CertificateDer::from_pem_file(p).expect("PEM")).to_string();
+    let refused = |ca: &Path, url: &str| {
+        let edge = Proxy::start(&[
+            "--reconnect-min",
+            "5",
+            "--backend-tls-ca",
+            Certs::path(ca),
+            url,
+        ]);
+        let warning = edge
+            .proc
+            .wait_for_line("is not trusted", Duration::from_secs(20))
+            .expect("a warning about the certificate");
+        assert!(warning.contains("WARN"), "{warning}");
+        let err = ffprobe_streams(&edge.url("proxyStream"), "tcp", Duration::from_secs(10));
+        assert!(err.is_err(), "nothing to play from an untrusted back end");
+        warning
+    };
+    let warning = refused(&other, &origin.rtsps_url("demo"));
+    assert!(
+        warning.contains("a CA certificate presented as the server's own (self-signed)")
+            && warning.contains(&fingerprint(&cert)),
+        "{warning}"
+    );
+    let warning = refused(&elsewhere, &misnamed.rtsps_url("demo"));
+    assert!(
+        warning.contains("certificate not valid for name \"127.0.0.1\"")
+            && warning.contains(&fingerprint(&elsewhere)),
+        "{warning}"
+    );
 }

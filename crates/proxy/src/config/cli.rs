@@ -201,7 +201,7 @@ pub fn option_groups() -> Vec<OptionGroup> {
                     "--reconnect-max <seconds>",
                     format!("longest delay between reconnect attempts (default {})", secs(DEFAULT_RECONNECT_MAX)),
                 ),
-                ("--backend-tls-ca <pem>", "trust these CA certificates for rtsps:// back ends, besides the system's".into()),
+                ("--backend-tls-ca <pem>", "trust these CA certificates for rtsps:// back ends, besides the system's; a back end's own self-signed certificate in it is trusted too (name and dates checked)".into()),
                 ("--backend-tls-fingerprint <sha256>", "accept the rtsps:// back end whose certificate has this SHA-256 fingerprint (repeatable)".into()),
                 ("--backend-tls-insecure", "accept any rtsps:// back-end certificate (unsafe)".into()),
             ],

@@ -5,7 +5,8 @@
 //! The first H.264, H.265 or MPEG-TS track is the *key track*: its cache restarts
 //! at every packet that starts a keyframe (SPS/VPS or IDR/IRAP, whole, aggregated
 //! or first fragment, parameter sets and the keyframe sharing a timestamp staying
-//! together; for MPEG-TS a TS packet flagged random access).
+//! together; for MPEG-TS a video PES starting a keyframe, see [`super::mpegts`],
+//! the cached GOP then starting with the last PAT and PMT and that TS packet).
 //! The other tracks (audio) keep their packets since that keyframe arrived, so a
 //! new client's tracks all start at the same moment. Packets are kept as they
 //! were relayed (rewritten, shared [`Bytes`]), so replaying them gives a client a
@@ -19,6 +20,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::mpegts::TsProgram;
+
 /// Default bound of a stream's cache: a 2 s GOP at 8 Mbit/s, and room to spare.
 pub const DEFAULT_CACHE_BYTES: usize = 4 * 1024 * 1024;
 /// A cache whose keyframe is older than this is not replayed (a back end that
@@ -30,8 +33,8 @@ const MAX_AGE: Duration = Duration::from_secs(10);
 pub enum KeyCodec {
     H264,
     H265,
-    /// MPEG-TS over RTP (RFC 2250, `MP2T`): a keyframe starts where a TS packet's
-    /// adaptation field sets the random-access indicator.
+    /// MPEG-TS over RTP (RFC 2250, `MP2T`): a keyframe starts where a video PES
+    /// does with one (the PAT and PMT say which PID is the video's).
     Mp2t,
 }
 
@@ -46,24 +49,16 @@ impl KeyCodec {
         }
     }
 
-    /// Whether an RTP payload starts a keyframe.
-    pub fn starts_keyframe(self, payload: &[u8]) -> bool {
+    /// Where an RTP payload starts a keyframe: `Some(0)` for H.264 and H.265
+    /// (the whole payload), the index of the TS packet for MPEG-TS (knowing
+    /// what `program` learnt of the stream); `None` if it does not.
+    fn keyframe_start(self, payload: &[u8], program: &TsProgram) -> Option<usize> {
         match self {
-            KeyCodec::H264 => rtp::h264::is_keyframe(payload),
-            KeyCodec::H265 => rtp::h265::is_keyframe(payload),
-            KeyCodec::Mp2t => ts_random_access(payload),
+            KeyCodec::H264 => rtp::h264::is_keyframe(payload).then_some(0),
+            KeyCodec::H265 => rtp::h265::is_keyframe(payload).then_some(0),
+            KeyCodec::Mp2t => program.random_access(payload),
         }
     }
-}
-
-/// Whether any 188-byte TS packet of an RTP payload has an adaptation field
-/// with the random-access indicator set (what encoders mark keyframes with).
-fn ts_random_access(payload: &[u8]) -> bool {
-    payload.chunks_exact(188).any(|ts| {
-        // sync byte; adaptation_field_control 2 or 3; a non-empty field whose
-        // flags byte has random_access_indicator (0x40).
-        ts[0] == 0x47 && ts[3] & 0x20 != 0 && ts[4] > 0 && ts[5] & 0x40 != 0
-    })
 }
 
 #[derive(Debug, Default)]
@@ -105,6 +100,8 @@ pub struct GopCache {
     /// bound was passed).
     anchor: Option<(Instant, u32)>,
     max_bytes: usize,
+    /// The PAT/PMT of an MPEG-TS key track.
+    program: TsProgram,
 }
 
 impl GopCache {
@@ -123,6 +120,7 @@ impl GopCache {
             tracks: encodings.iter().map(|_| TrackCache::default()).collect(),
             anchor: None,
             max_bytes,
+            program: TsProgram::default(),
         }
     }
 
@@ -134,7 +132,8 @@ impl GopCache {
     /// Whether `track` is the key track and `payload` starts a keyframe on it
     /// (a batch starting with one is where a client that lost packets can resume).
     pub fn is_keyframe_start(&self, track: usize, payload: &[u8]) -> bool {
-        matches!(self.key, Some((t, codec)) if t == track && codec.starts_keyframe(payload))
+        matches!(self.key, Some((t, codec))
+            if t == track && codec.keyframe_start(payload, &self.program).is_some())
     }
 
     /// Whether `track` is the key track.
@@ -158,10 +157,24 @@ impl GopCache {
         if track >= self.tracks.len() {
             return;
         }
-        if track == key
-            && codec.starts_keyframe(payload)
-            && self.anchor.is_none_or(|(_, ts)| ts != timestamp)
-        {
+        let mut pkt = pkt.clone();
+        let start = (track == key)
+            .then(|| codec.keyframe_start(payload, &self.program))
+            .flatten();
+        if track == key && codec == KeyCodec::Mp2t {
+            self.program.learn(payload);
+        }
+        // H.264/H.265: parameter sets and the picture sharing a timestamp are one
+        // keyframe. A TS keyframe starts once (one PES), whatever the timestamps
+        // (some senders keep them constant).
+        let new_keyframe = |anchor: Option<(Instant, u32)>| {
+            codec == KeyCodec::Mp2t || anchor.is_none_or(|(_, ts)| ts != timestamp)
+        };
+        if let Some(first) = start.filter(|_| new_keyframe(self.anchor)) {
+            if codec == KeyCodec::Mp2t {
+                // The replay starts at the keyframe's TS packet, PAT and PMT first.
+                pkt = self.program.replay_start(&pkt, payload, first);
+            }
             // A new keyframe: the key track starts over from it, the others keep
             // what arrived since (nothing before it is needed).
             self.anchor = Some((now, timestamp));
@@ -175,7 +188,7 @@ impl GopCache {
         if self.anchor.is_none() {
             return;
         }
-        self.tracks[track].push(pkt.clone(), now);
+        self.tracks[track].push(pkt, now);
         if self.tracks.iter().map(|t| t.bytes).sum::<usize>() > self.max_bytes {
             // This GOP does not fit: cache nothing until the next keyframe.
             self.clear();
@@ -245,42 +258,28 @@ mod tests {
         assert_eq!(KeyCodec::from_encoding(Some("JPEG")), None);
         assert_eq!(KeyCodec::from_encoding(None), None);
         let h264 = KeyCodec::H264;
-        assert!(h264.starts_keyframe(SPS));
-        assert!(h264.starts_keyframe(IDR_FU_START));
+        let program = TsProgram::default();
+        let starts =
+            |codec: KeyCodec, payload: &[u8]| codec.keyframe_start(payload, &program).is_some();
+        assert!(starts(h264, SPS));
+        assert!(starts(h264, IDR_FU_START));
         assert!(
-            !h264.starts_keyframe(IDR_FU_MID),
+            !starts(h264, IDR_FU_MID),
             "a middle fragment starts nothing"
         );
-        assert!(!h264.starts_keyframe(P_SLICE));
+        assert!(!starts(h264, P_SLICE));
         // STAP-A carrying SPS and PPS.
-        assert!(
-            h264.starts_keyframe(&[0x78, 0, 4, 0x67, 0x42, 0, 0x1f, 0, 4, 0x68, 0xce, 0x3c, 0x80])
-        );
+        assert!(starts(
+            h264,
+            &[0x78, 0, 4, 0x67, 0x42, 0, 0x1f, 0, 4, 0x68, 0xce, 0x3c, 0x80]
+        ));
         let h265 = KeyCodec::H265;
         // IDR_W_RADL (19) single NAL, and the first fragment of a CRA (21).
-        assert!(h265.starts_keyframe(&[19 << 1, 1, 0xaa]));
-        assert!(h265.starts_keyframe(&[49 << 1, 1, 0x80 | 21, 0xaa]));
-        assert!(!h265.starts_keyframe(&[49 << 1, 1, 21, 0xaa]));
-        assert!(!h265.starts_keyframe(&[1 << 1, 1, 0xaa]), "TRAIL_R");
-        // MPEG-TS: seven 188-byte packets, the fourth with random access.
+        assert!(starts(h265, &[19 << 1, 1, 0xaa]));
+        assert!(starts(h265, &[49 << 1, 1, 0x80 | 21, 0xaa]));
+        assert!(!starts(h265, &[49 << 1, 1, 21, 0xaa]));
+        assert!(!starts(h265, &[1 << 1, 1, 0xaa]), "TRAIL_R");
         assert_eq!(KeyCodec::from_encoding(Some("MP2T")), Some(KeyCodec::Mp2t));
-        let mut ts = vec![0u8; 188 * 7];
-        for p in ts.chunks_exact_mut(188) {
-            p[0] = 0x47;
-            p[3] = 0x10; // payload only
-        }
-        assert!(!KeyCodec::Mp2t.starts_keyframe(&ts));
-        let p = &mut ts[188 * 3..188 * 4];
-        p[3] = 0x30; // adaptation field and payload
-        p[4] = 7;
-        p[5] = 0x40 | 0x10; // random access, PCR
-        assert!(KeyCodec::Mp2t.starts_keyframe(&ts));
-        ts[188 * 3] = 0x00; // lost sync: not trusted
-        assert!(!KeyCodec::Mp2t.starts_keyframe(&ts));
-        assert!(
-            !KeyCodec::Mp2t.starts_keyframe(&[0x47, 0, 0, 0x30, 7, 0x40]),
-            "not a whole TS packet"
-        );
     }
 
     #[test]
@@ -356,5 +355,110 @@ mod tests {
         assert!(off.replay(0, t0).is_empty());
         let audio_only = GopCache::new(&[Some("opus")], 1000);
         assert!(!audio_only.is_on());
+    }
+
+    /// RTP packets of MPEG-TS as a GStreamer `rtpmp2tpay` sends them: seven TS
+    /// packets each (the last one shorter), header `seq`, timestamp 0.
+    fn mp2t_rtp(ts: &[u8]) -> Vec<Bytes> {
+        ts.chunks(7 * 188)
+            .enumerate()
+            .map(|(seq, chunk)| {
+                let mut p = vec![0x80, 33, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4];
+                p[2..4].copy_from_slice(&(seq as u16).to_be_bytes());
+                p.extend_from_slice(chunk);
+                Bytes::from(p)
+            })
+            .collect()
+    }
+
+    /// Feeds `pkts` to the key track, with RTP timestamps `i * ts_step`.
+    fn feed_mp2t(c: &mut GopCache, pkts: &[Bytes], t0: Instant, ts_step: u32) -> Vec<usize> {
+        let mut starts = Vec::new();
+        for (i, pkt) in pkts.iter().enumerate() {
+            if c.is_keyframe_start(0, &pkt[12..]) {
+                starts.push(i);
+            }
+            c.on_packet(0, pkt, i as u32 * ts_step, &pkt[12..], ms(t0, i as u64));
+        }
+        starts
+    }
+
+    /// The PIDs of a cached RTP payload's TS packets.
+    fn pids(pkt: &[u8]) -> Vec<u16> {
+        pkt[12..]
+            .chunks_exact(188)
+            .map(|ts| u16::from_be_bytes([ts[1] & 0x1f, ts[2]]))
+            .collect()
+    }
+
+    #[test]
+    fn ffmpeg_mpegts_with_audio_restarts_only_at_video_keyframes() {
+        // ffmpeg sets the random-access indicator on audio packets too (5 in
+        // this file) and on the 2 video keyframes (tests/data/mpegts/README.md).
+        let file = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/data/mpegts/ffmpeg_h264_aac.ts"
+        );
+        let ts = std::fs::read(file).expect("the sample");
+        let pkts = mp2t_rtp(&ts);
+        let t0 = Instant::now();
+        let mut c = GopCache::new(&[Some("MP2T")], 1 << 20);
+        let starts = feed_mp2t(&mut c, &pkts, t0, 100);
+        assert_eq!(starts.len(), 2, "the two video keyframes only: {starts:?}");
+        let replay = c.replay(0, ms(t0, pkts.len() as u64));
+        assert_eq!(
+            replay.len(),
+            pkts.len() - starts[1],
+            "from the second keyframe on"
+        );
+        // The replay starts at the keyframe's TS packet, after a PAT and a PMT.
+        let first = pids(&replay[0]);
+        assert_eq!(first[..3], [0, 0x1000, 0x100], "{first:?}");
+        let key = &replay[0][12 + 2 * 188..12 + 3 * 188];
+        assert_eq!(key[1] & 0x40, 0x40, "a PES starts there");
+        assert_eq!(key[5] & 0x40, 0x40, "flagged random access");
+        assert_eq!(
+            replay[0][..12],
+            pkts[starts[1]][..12],
+            "the same RTP header"
+        );
+        assert_eq!(replay[1..], pkts[starts[1] + 1..]);
+        assert_eq!(c.bytes(), replay.iter().map(Bytes::len).sum::<usize>());
+        // A sender whose RTP timestamps stay the same: each keyframe still counts.
+        let mut constant = GopCache::new(&[Some("MP2T")], 1 << 20);
+        assert_eq!(feed_mp2t(&mut constant, &pkts, t0, 0), starts);
+        assert_eq!(constant.replay(0, ms(t0, pkts.len() as u64)), replay);
+
+        // The same stream, audio's random access flags and all, from a
+        // hand-built program whose video PES are not flagged: the PES content
+        // (an SPS after the access unit delimiter) decides.
+        use super::super::mpegts::test_packets::{pat, pes, pmt};
+        let mut c = GopCache::new(&[Some("MP2T")], 1 << 20);
+        let psi = [pat(0x30), pmt(0x30, &[(0x0f, 0x31), (0x1b, 0x32)])].concat();
+        let audio = pes(0x31, Some(0x40), &[0xff, 0xf1, 0x50]);
+        let idr = pes(0x32, None, &[0, 0, 0, 1, 9, 0xf0, 0, 0, 0, 1, 0x67, 0x64]);
+        let p = pes(0x32, None, &[0, 0, 0, 1, 9, 0xf0, 0, 0, 1, 0x41, 0x9a]);
+        let stream = [
+            psi.clone(),
+            audio.clone(),
+            idr.clone(),
+            audio.clone(),
+            p.clone(),
+            audio.clone(),
+            p.clone(),
+            psi,
+            audio.clone(),
+            p,
+            idr,
+            audio,
+        ]
+        .concat();
+        let pkts = mp2t_rtp(&stream);
+        assert_eq!(pkts.len(), 2);
+        let starts = feed_mp2t(&mut c, &pkts, t0, 100);
+        assert_eq!(starts, [0, 1], "each video IDR, never the audio");
+        let replay = c.replay(0, ms(t0, 10));
+        assert_eq!(replay.len(), 1);
+        assert_eq!(pids(&replay[0]), [0, 0x30, 0x32, 0x31]);
     }
 }

@@ -3,6 +3,7 @@
 //! fan-out of one shared buffer to every sink.
 
 pub mod gop_cache;
+pub mod mpegts;
 mod registry;
 pub mod replay_timing;
 pub mod sink;
