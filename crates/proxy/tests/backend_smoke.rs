@@ -225,8 +225,7 @@ fn gstreamer_plays_over_udp_tcp_and_http_tunnel() {
         gst_play(backend.url(), protocols, 25, PROBE_TIMEOUT)
             .unwrap_or_else(|e| panic!("gst over {protocols}: {e}"));
     }
-    gst_play_media(backend.url(), "tcp", Some("audio"), 25, PROBE_TIMEOUT)
-        .expect("gst audio track");
+    gst_play_media(backend.url(), "tcp", "audio", 25, PROBE_TIMEOUT).expect("gst audio track");
     assert!(backend.requests("PLAY") >= 4);
 }
 
