@@ -284,8 +284,14 @@ async fn wait_for_signal(reloads: bool) {
     {
         use tokio::signal::unix::{signal, SignalKind};
         // SIGHUP (systemctl reload) must never stop the proxy, as its default
-        // action would.
-        let mut hangup = signal(SignalKind::hangup()).ok();
+        // action would. With a config file the reloader (reload::watch)
+        // subscribes to it; without one it is subscribed here, logged and
+        // ignored: one subscription per process.
+        let mut hangup = if reloads {
+            None
+        } else {
+            signal(SignalKind::hangup()).ok()
+        };
         match signal(SignalKind::terminate()) {
             Ok(mut term) => loop {
                 tokio::select! {
@@ -297,7 +303,6 @@ async fn wait_for_signal(reloads: bool) {
                             None => std::future::pending().await,
                         }
                     } => match r {
-                        Some(()) if reloads => {}
                         Some(()) => warn!("SIGHUP: nothing to reload (the configuration is the command line; give a file with --config)"),
                         None => hangup = None,
                     },
@@ -335,33 +340,13 @@ fn advertised_ip(config: &Config) -> IpAddr {
 
 #[cfg(unix)]
 fn first_interface_ipv4() -> Option<Ipv4Addr> {
-    // SAFETY: getifaddrs fills a linked list that we only read and then free with
-    // freeifaddrs; every pointer is checked for null before use.
-    unsafe {
-        let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
-        if libc::getifaddrs(&mut list) != 0 {
-            return None;
-        }
-        let mut found = None;
-        let mut cur = list;
-        while !cur.is_null() {
-            let ifa = &*cur;
-            let up = ifa.ifa_flags & (libc::IFF_UP as libc::c_uint) != 0;
-            let loopback = ifa.ifa_flags & (libc::IFF_LOOPBACK as libc::c_uint) != 0;
-            if up
-                && !loopback
-                && !ifa.ifa_addr.is_null()
-                && i32::from((*ifa.ifa_addr).sa_family) == libc::AF_INET
-            {
-                let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
-                found = Some(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)));
-                break;
-            }
-            cur = ifa.ifa_next;
-        }
-        libc::freeifaddrs(list);
-        found
-    }
+    use nix::net::if_::InterfaceFlags;
+    nix::ifaddrs::getifaddrs().ok()?.find_map(|ifa| {
+        let up = ifa.flags.contains(InterfaceFlags::IFF_UP);
+        let loopback = ifa.flags.contains(InterfaceFlags::IFF_LOOPBACK);
+        let v4 = ifa.address.as_ref()?.as_sockaddr_in()?.ip();
+        (up && !loopback).then_some(v4)
+    })
 }
 
 #[cfg(not(unix))]

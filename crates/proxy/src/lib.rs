@@ -29,3 +29,7 @@ pub mod server;
 pub mod source;
 pub mod supervisor;
 pub mod tls;
+
+/// `rtsp-proxy/<version>`: the `Server` header of our responses and the
+/// `User-Agent` of our requests.
+pub const SOFTWARE: &str = concat!("rtsp-proxy/", env!("CARGO_PKG_VERSION"));

@@ -147,20 +147,10 @@ pub fn bind_multicast(
     Ok(s.into())
 }
 
-/// An IPv4-mapped IPv6 address as the IPv4 address it is; others unchanged.
-pub fn canonical_ip(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(IpAddr::V4)
-            .unwrap_or(IpAddr::V6(v6)),
-        v4 => v4,
-    }
-}
-
-/// [`canonical_ip`] for a socket address.
+/// An IPv4-mapped IPv6 socket address as the IPv4 one it is
+/// ([`IpAddr::to_canonical`]); others unchanged.
 pub fn canonical(a: SocketAddr) -> SocketAddr {
-    SocketAddr::new(canonical_ip(a.ip()), a.port())
+    SocketAddr::new(a.ip().to_canonical(), a.port())
 }
 
 #[cfg(test)]

@@ -97,7 +97,7 @@ impl PathSpec {
     /// The source settings, `rtsps://` back ends verified by `tls`.
     #[must_use]
     pub fn settings(&self, tls: Option<Arc<rustls::ClientConfig>>) -> SourceSettings {
-        let user_agent = format!("rtsp-proxy/{}", env!("CARGO_PKG_VERSION"));
+        let user_agent = crate::SOFTWARE.to_owned();
         let (transport, http_tunnel) = match self.transport {
             PathTransport::Auto | PathTransport::Udp => (BackendTransport::Udp, None),
             PathTransport::Tcp => (BackendTransport::Tcp, None),

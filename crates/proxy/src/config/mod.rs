@@ -276,7 +276,7 @@ impl RegisterAllow {
             None => (text, None),
         };
         if let Some(address) = value::ip_address(addr_text) {
-            let address = crate::net::canonical_ip(address);
+            let address = address.to_canonical();
             let max = if address.is_ipv4() { 32 } else { 128 };
             let prefix = match prefix_text {
                 None => max,
@@ -304,9 +304,9 @@ impl RegisterAllow {
     /// may be registered by `peer`.
     #[must_use]
     pub fn allows(&self, host: &str, peer: IpAddr) -> bool {
-        let ip = host.parse::<IpAddr>().ok().map(crate::net::canonical_ip);
+        let ip = host.parse::<IpAddr>().ok().map(|ip| ip.to_canonical());
         match self {
-            RegisterAllow::Peer => ip == Some(crate::net::canonical_ip(peer)),
+            RegisterAllow::Peer => ip == Some(peer.to_canonical()),
             RegisterAllow::Network { address, prefix } => {
                 ip.is_some_and(|ip| in_network(ip, *address, *prefix))
             }

@@ -18,7 +18,6 @@ use super::auth;
 use super::session::{self, SessionRef, SessionState, TrackTransport};
 use super::target::{self, Target};
 use super::ServerContext;
-use crate::net;
 use crate::relay::{Availability, ClientInfo, ClientTransport, Closer, ConnOut, Sink, StartPoint};
 use crate::sdp::{self, RenderOptions};
 
@@ -165,7 +164,7 @@ pub fn handle(ctx: &Arc<ServerContext>, conn: &ConnContext, req: &Request, now: 
             let found = found.filter(|s| {
                 let owner = session::lock(s).peer_ip;
                 let ours = ctx.sessions_from_any_address
-                    || owner == net::canonical_ip(conn.peer.ip());
+                    || owner == conn.peer.ip().to_canonical();
                 if !ours
                     && ctx
                         .foreign_session_warnings
@@ -269,7 +268,7 @@ fn describe(ctx: &ServerContext, conn: &ConnContext, req: &Request) -> Response 
 
 /// `rtsp://<address the client connected to>/<stream>` (`rtsps://` over TLS).
 fn base_url(conn: &ConnContext, stream: &str) -> String {
-    let host = match net::canonical_ip(conn.local.ip()) {
+    let host = match conn.local.ip().to_canonical() {
         IpAddr::V4(ip) => ip.to_string(),
         IpAddr::V6(ip) => format!("[{ip}]"),
     };
@@ -568,7 +567,7 @@ fn reply_transport(lower: LowerTransport) -> Transport {
 }
 
 fn ip_text(ip: IpAddr) -> String {
-    net::canonical_ip(ip).to_string()
+    ip.to_canonical().to_string()
 }
 
 /// The client RTCP addresses of a session's UDP tracks.

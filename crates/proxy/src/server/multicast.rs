@@ -316,7 +316,7 @@ impl Multicast {
     ) -> Result<Joined, GroupError> {
         let mut g = self.lock();
         let had = g.len();
-        let peer = crate::net::canonical_ip(member.1);
+        let peer = member.1.to_canonical();
         let joined = g.join(stream.name(), generation, track, (member.0, peer), || {
             stream.new_subscriber()
         });
@@ -515,7 +515,7 @@ async fn receive_rtcp(me: Weak<Multicast>, stream: String, socket: tokio::net::U
                 let Some(me) = me.upgrade() else {
                     return;
                 };
-                me.touch(&stream, crate::net::canonical_ip(from.ip()), Instant::now());
+                me.touch(&stream, from.ip().to_canonical(), Instant::now());
             }
             Err(e) => {
                 debug!(stream, "multicast RTCP receive: {e}");

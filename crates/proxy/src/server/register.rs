@@ -273,7 +273,7 @@ fn register(
         settings: SourceSettings::registered(config, &req.uri, interleaved, connector),
         name,
         origin: Origin::Registered {
-            by: crate::net::canonical_ip(conn.peer.ip()),
+            by: conn.peer.ip().to_canonical(),
         },
     })
 }
@@ -285,7 +285,7 @@ fn deregister(ctx: &ServerContext, conn: &ConnContext, params: &RegisterTranspor
     let Some(Origin::Registered { by }) = ctx.supervisor.origin(name) else {
         return invalid_parameter("DEREGISTER of a stream that was not registered");
     };
-    if ctx.register_auth.is_none() && by != crate::net::canonical_ip(conn.peer.ip()) {
+    if ctx.register_auth.is_none() && by != conn.peer.ip().to_canonical() {
         warn!(peer = %conn.peer, stream = %name, "DEREGISTER refused: the stream was registered from {by} (without -U only that address may deregister it)");
         return Response::new(403);
     }

@@ -167,7 +167,7 @@ impl SessionTable {
         conn: u64,
         now: Instant,
     ) -> Result<SessionRef, CreateError> {
-        let peer_ip = crate::net::canonical_ip(peer_ip);
+        let peer_ip = peer_ip.to_canonical();
         let mut inner = self.lock();
         if inner.by_id.len() >= MAX_SESSIONS {
             return Err(CreateError::Full);

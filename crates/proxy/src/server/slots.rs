@@ -56,7 +56,7 @@ impl ConnectionSlots {
     ///
     /// Every slot, or every slot of that address, is taken.
     pub fn take(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Refused> {
-        let ip = crate::net::canonical_ip(ip);
+        let ip = ip.to_canonical();
         let mut c = self.lock();
         if c.total >= self.max_total {
             return Err(Refused::Full(c.total));

@@ -233,7 +233,7 @@ async fn run(stream: Arc<Stream>, settings: SourceSettings, mut shutdown: watch:
             udp_timeout: settings.udp_timeout,
             max_gap: settings.max_gap,
             linger: settings.linger,
-            user_agent: format!("rtsp-proxy/{}", env!("CARGO_PKG_VERSION")),
+            user_agent: crate::SOFTWARE.to_owned(),
         };
         let outcome = run_connection(
             &stream,
@@ -400,7 +400,7 @@ fn announced_source(source: Option<&str>, peer_ip: IpAddr) -> IpAddr {
     match source.and_then(|s| s.trim().parse::<IpAddr>().ok()) {
         Some(ip) if ip.is_unspecified() => peer_ip,
         Some(ip) if ip.is_loopback() && !peer_ip.is_loopback() => peer_ip,
-        Some(ip) => net::canonical_ip(ip),
+        Some(ip) => ip.to_canonical(),
         None => peer_ip,
     }
 }
@@ -446,7 +446,7 @@ async fn receive_rtp(
                 match socket.try_recv_buf_from(&mut buf) {
                     Ok((n, from)) => {
                         let pkt = buf.split_to(n);
-                        if allowed_now.contains(&net::canonical_ip(from.ip())) {
+                        if allowed_now.contains(&from.ip().to_canonical()) {
                             batch.push(pkt);
                         }
                     }
@@ -495,7 +495,7 @@ async fn receive_rtcp(
 }
 
 fn is_allowed(allowed: &Mutex<Vec<IpAddr>>, ip: IpAddr) -> bool {
-    let ip = net::canonical_ip(ip);
+    let ip = ip.to_canonical();
     allowed.lock().map(|a| a.contains(&ip)).unwrap_or(false)
 }
 
@@ -557,7 +557,7 @@ async fn run_connection(
         _ = shutdown.changed() => return Outcome::Shutdown,
     };
     debug!(stream = %name, "connected to {} over {}", channel.peer, channel.carrier);
-    let peer_ip = net::canonical_ip(channel.peer.ip());
+    let peer_ip = channel.peer.ip().to_canonical();
     let mut rd = channel.reader;
     let mut wr = channel.writer;
     let mut machine = BackendSession::new(cfg);
