@@ -18,8 +18,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
+use super::failure::Failure;
 use super::http_tunnel::{self, TunnelSettings};
-use super::session::Failure;
 use crate::tls;
 
 /// The read side of a channel.
@@ -174,9 +174,7 @@ async fn tls_channel(
     host: &str,
     timeout: Duration,
 ) -> Result<Channel, Failure> {
-    let peer = tcp
-        .peer_addr()
-        .map_err(|e| Failure::ConnectionLost(e.to_string()))?;
+    let peer = tcp.peer_addr().map_err(Failure::lost)?;
     let name = tls::server_name(host)
         .ok_or_else(|| Failure::Connect(format!("{host:?} is not a valid TLS server name")))?;
     let handshake = TlsConnector::from(config).connect(name, tcp);
@@ -209,9 +207,7 @@ async fn tls_channel(
 
 /// A channel over a TCP connection.
 pub fn tcp_channel(tcp: TcpStream, carrier: Carrier) -> Result<Channel, Failure> {
-    let peer = tcp
-        .peer_addr()
-        .map_err(|e| Failure::ConnectionLost(e.to_string()))?;
+    let peer = tcp.peer_addr().map_err(Failure::lost)?;
     let (rd, wr) = tcp.into_split();
     Ok(Channel {
         reader: Box::new(rd),

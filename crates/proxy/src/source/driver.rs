@@ -21,7 +21,8 @@ use tracing::{debug, info, warn};
 
 use super::backoff::{Backoff, STABLE_AFTER};
 use super::connector::{ChannelWriter, Connector};
-use super::session::{BackendSession, Event, Failure, Output, SessionConfig, MAX_REDIRECTS};
+use super::failure::{Failure, IoCause};
+use super::session::{BackendSession, Event, Output, SessionConfig, MAX_REDIRECTS};
 use crate::config::BackendTransport;
 use crate::relay::{PresentationChange, Stream};
 use crate::{log_text, net};
@@ -529,8 +530,11 @@ async fn write_bytes(
     };
     match tokio::time::timeout(timeout, write).await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(Failure::ConnectionLost(e.to_string())),
-        Err(_) => Err(Failure::ConnectionLost("write timed out".into())),
+        Ok(Err(e)) => Err(Failure::lost(e)),
+        Err(_) => Err(Failure::ConnectionLost(IoCause::new(
+            std::io::ErrorKind::TimedOut,
+            "write timed out",
+        ))),
     }
 }
 
@@ -722,8 +726,8 @@ async fn run_connection(
         tokio::select! {
             r = rd.read_buf(&mut buf) => {
                 match r {
-                    Ok(0) => return Outcome::Failed(Failure::ConnectionLost("closed by the back end".into())),
-                    Err(e) => return Outcome::Failed(Failure::ConnectionLost(e.to_string())),
+                    Ok(0) => return Outcome::Failed(Failure::ConnectionLost(IoCause::new(std::io::ErrorKind::UnexpectedEof, "closed by the back end"))),
+                    Err(e) => return Outcome::Failed(Failure::lost(e)),
                     Ok(_) => {}
                 }
                 // Consecutive RTP packets of a track are relayed as one batch,

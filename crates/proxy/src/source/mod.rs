@@ -8,6 +8,7 @@
 pub mod backoff;
 pub mod connector;
 pub mod driver;
+pub mod failure;
 pub mod http_tunnel;
 pub mod session;
 

@@ -31,6 +31,8 @@ use rtsp::{Method, Request, Response};
 use crate::config::BackendTransport;
 use crate::sdp::{self, Presentation};
 
+pub use super::failure::{Failure, RequestRef};
+
 /// Session timeout assumed when the back end announces none (RFC 2326: 60 s).
 pub const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(60);
 /// Largest keep-alive interval we use, whatever the back end announces.
@@ -60,63 +62,6 @@ pub struct SessionConfig {
     /// Keep playing this long after the last client left.
     pub linger: Duration,
     pub user_agent: String,
-}
-
-/// Why a session ended.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Failure {
-    #[error("{method} answered {status} {reason}")]
-    Status {
-        method: String,
-        status: u16,
-        reason: String,
-    },
-    #[error("no response to {method} within {secs} s")]
-    Timeout { method: String, secs: u64 },
-    #[error("authentication failed for {method} (check -u or the URL's credentials)")]
-    Auth { method: String },
-    #[error("bad {what} from the back end: {detail}")]
-    Malformed { what: String, detail: String },
-    #[error("the back end refused UDP (461 Unsupported Transport)")]
-    UdpRefused,
-    #[error("the back end refused multicast ({0})")]
-    MulticastRefused(String),
-    #[error("cannot receive the back end's multicast: {0}")]
-    MulticastJoin(String),
-    #[error("no media arrived over UDP within {0} s after PLAY")]
-    UdpSilent(u64),
-    #[error("no media for {0} s while playing")]
-    Stalled(u64),
-    #[error("the back end ended the stream (RTCP BYE)")]
-    Bye,
-    #[error("too many redirects")]
-    TooManyRedirects,
-    #[error("cannot connect: {0}")]
-    Connect(String),
-    #[error("connection lost: {0}")]
-    ConnectionLost(String),
-    /// The PLAY that was to resume the paused back end failed.
-    #[error("resuming the paused back end failed: {0}")]
-    Resume(Box<Failure>),
-}
-
-impl Failure {
-    /// Failures after which UDP is given up for TCP.
-    pub fn wants_tcp(&self) -> bool {
-        matches!(
-            self,
-            Failure::UdpRefused
-                | Failure::UdpSilent(_)
-                | Failure::MulticastRefused(_)
-                | Failure::MulticastJoin(_)
-        )
-    }
-
-    /// Failures after which a new connection is made at once, without back-off:
-    /// a client is waiting, and the back end was fine a moment ago.
-    pub fn reconnect_at_once(&self) -> bool {
-        matches!(self, Failure::Resume(_))
-    }
 }
 
 /// What the driver must act on.
@@ -198,9 +143,18 @@ enum State {
     Done,
 }
 
+impl Pending {
+    /// The request awaiting its answer, for a failure's context.
+    fn request(&self) -> RequestRef {
+        RequestRef::new(self.kind.method(), self.cseq, &self.uri)
+    }
+}
+
 struct Pending {
     kind: Kind,
     cseq: u32,
+    /// The request URI (for a failure's context).
+    uri: String,
     sent_at: Instant,
     /// Sent again after a 401 already.
     auth_retried: bool,
@@ -445,7 +399,7 @@ impl BackendSession {
                     return;
                 }
                 let timeout = Failure::Timeout {
-                    method: kind.method().as_str().to_string(),
+                    request: p.request(),
                     secs: limit.as_secs(),
                 };
                 self.fail(if kind == (Kind::Play { resume: true }) {
@@ -634,6 +588,7 @@ impl BackendSession {
         self.pending = Some(Pending {
             kind,
             cseq,
+            uri: req.uri.clone(),
             sent_at: now,
             auth_retried,
         });
@@ -682,7 +637,7 @@ impl BackendSession {
             return;
         }
         let kind = pending.kind;
-        let method = kind.method().as_str().to_string();
+        let request = pending.request();
         if resp.status == 401 {
             let retry = !pending.auth_retried
                 && self
@@ -698,7 +653,7 @@ impl BackendSession {
             } else if kind == Kind::Teardown {
                 self.finish_teardown();
             } else {
-                self.fail(Failure::Auth { method });
+                self.fail(Failure::Auth { request });
             }
             return;
         }
@@ -742,7 +697,7 @@ impl BackendSession {
                     }
                 } else if keepalive {
                     // A keep-alive answered with an error: the session is gone.
-                    self.fail(status_failure(&method, resp));
+                    self.fail(status_failure(&request, resp));
                     return;
                 }
                 // A failed first OPTIONS is not fatal: DESCRIBE decides.
@@ -753,14 +708,14 @@ impl BackendSession {
                         // Listed in Public but not really supported: use OPTIONS.
                         self.public = None;
                     } else {
-                        self.fail(status_failure(&method, resp));
+                        self.fail(status_failure(&request, resp));
                         return;
                     }
                 }
             }
             Kind::Describe => {
                 if !resp.is_success() {
-                    self.fail(status_failure(&method, resp));
+                    self.fail(status_failure(&request, resp));
                     return;
                 }
                 let body = String::from_utf8_lossy(&resp.body);
@@ -809,7 +764,7 @@ impl BackendSession {
                     return;
                 }
                 if !resp.is_success() {
-                    self.fail(status_failure(&method, resp));
+                    self.fail(status_failure(&request, resp));
                     return;
                 }
                 if self.session_id.is_none() {
@@ -869,7 +824,7 @@ impl BackendSession {
             }
             Kind::Play { resume } => {
                 if !resp.is_success() {
-                    let failure = status_failure(&method, resp);
+                    let failure = status_failure(&request, resp);
                     self.fail(if resume {
                         Failure::Resume(Box::new(failure))
                     } else {
@@ -887,7 +842,7 @@ impl BackendSession {
             }
             Kind::Pause => {
                 if !resp.is_success() {
-                    self.fail(status_failure(&method, resp));
+                    self.fail(status_failure(&request, resp));
                     return;
                 }
                 self.state = State::Paused;
@@ -1008,9 +963,9 @@ impl BackendSession {
     }
 }
 
-fn status_failure(method: &str, resp: &Response) -> Failure {
+fn status_failure(request: &RequestRef, resp: &Response) -> Failure {
     Failure::Status {
-        method: method.to_string(),
+        request: request.clone(),
         status: resp.status,
         reason: resp.reason.clone(),
     }
@@ -1360,12 +1315,13 @@ m=audio 0 RTP/AVP 97\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:97 MPEG4-GENERIC/48000/2\r\
         assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(5)));
         s.handle_timeout(t0 + Duration::from_secs(5));
         let (_, evs) = drain(&mut s);
-        assert_eq!(
-            evs,
-            vec![Event::Failed(Failure::Timeout {
-                method: "OPTIONS".into(),
-                secs: 5
-            })]
+        assert!(
+            matches!(
+                &evs[..],
+                [Event::Failed(Failure::Timeout { request, secs: 5 })]
+                    if request.method == Method::Options && request.cseq == 1
+            ),
+            "{evs:?}"
         );
     }
 
@@ -1409,11 +1365,13 @@ m=audio 0 RTP/AVP 97\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:97 MPEG4-GENERIC/48000/2\r\
         );
         s.handle_response(&response(&again), t0);
         let (_, evs) = drain(&mut s);
-        assert_eq!(
-            evs,
-            vec![Event::Failed(Failure::Auth {
-                method: "DESCRIBE".into()
-            })]
+        assert!(
+            matches!(
+                &evs[..],
+                [Event::Failed(Failure::Auth { request })]
+                    if request.method == Method::Describe && Some(request.cseq) == retry.cseq()
+            ),
+            "{evs:?}"
         );
     }
 
@@ -1556,7 +1514,7 @@ m=audio 0 RTP/AVP 97\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:97 MPEG4-GENERIC/48000/2\r\
         let (reqs, evs) = drain(&mut s);
         assert_eq!(reqs[0].method, Method::Teardown);
         let failure = Failure::Resume(Box::new(Failure::Status {
-            method: "PLAY".into(),
+            request: RequestRef::new(Method::Play, play.cseq().unwrap(), &play.uri),
             status: 503,
             reason: "Service Unavailable".into(),
         }));
@@ -1573,6 +1531,7 @@ m=audio 0 RTP/AVP 97\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:97 MPEG4-GENERIC/48000/2\r\
         s.set_demand(true, at);
         let (reqs, _) = drain(&mut s);
         assert_eq!(reqs[0].method, Method::Play);
+        let play = RequestRef::new(Method::Play, reqs[0].cseq().unwrap(), &reqs[0].uri);
         assert_eq!(s.poll_timeout(), Some(at + RESUME_TIMEOUT));
         s.handle_timeout(at + RESUME_TIMEOUT - Duration::from_millis(1));
         assert!(drain(&mut s).1.is_empty());
@@ -1580,7 +1539,7 @@ m=audio 0 RTP/AVP 97\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:97 MPEG4-GENERIC/48000/2\r\
         assert_eq!(
             drain(&mut s).1,
             vec![Event::Failed(Failure::Resume(Box::new(Failure::Timeout {
-                method: "PLAY".into(),
+                request: play,
                 secs: 3
             })))]
         );
