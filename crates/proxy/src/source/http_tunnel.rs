@@ -29,7 +29,7 @@ use rtsp::{Frame, Limits};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::connector::{dial_tcp, Carrier, Channel};
+use super::channel::{dial_tcp, Carrier, Channel};
 use super::failure::Failure;
 
 /// Longest answer head to the `GET` we read.

@@ -6,6 +6,7 @@
 //! RTSP-over-HTTP carrier of `-T`.
 
 pub mod backoff;
+pub mod channel;
 pub mod connector;
 pub mod driver;
 pub mod failure;
