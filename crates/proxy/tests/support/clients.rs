@@ -511,8 +511,9 @@ pub(crate) fn gst_failed_only_at_shutdown(stdout: &str, stderr: &str) -> bool {
 }
 
 /// Connects to `addr`, writes `raw`, and returns everything the peer sends
-/// back until it is quiet for 300 ms, closes the connection, or `timeout`
-/// expires (at most 1 MiB). Fails only if connecting or writing fails.
+/// back until it is quiet for 300 ms after its first byte, closes the
+/// connection, or `timeout` expires (at most 1 MiB). Fails only if connecting
+/// or writing fails.
 ///
 /// Meant for protocol-level checks: malformed requests, error codes, headers.
 pub fn rtsp_exchange(addr: SocketAddr, raw: &[u8], timeout: Duration) -> Result<String, String> {
@@ -532,6 +533,11 @@ pub fn rtsp_exchange(addr: SocketAddr, raw: &[u8], timeout: Duration) -> Result<
         match stream.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => received.extend_from_slice(&buf[..n]),
+            // Quiet before the first byte is a busy machine, not the end of
+            // the answer: wait on, up to `timeout`.
+            Err(e)
+                if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
+                    && received.is_empty() => {}
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             // A reset after the answer is how some servers close: keep what came.
