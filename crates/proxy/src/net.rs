@@ -18,7 +18,7 @@ pub fn play_urls(ip: IpAddr, port: Option<u16>, tls_port: Option<u16>, name: &st
         let tls = plain.replacen("rtsp://", "rtsps://", 1);
         // 322 is RTSPS's default port, as 554 is RTSP's.
         urls.push(match tls.strip_suffix(&format!("/{name}")) {
-            Some(base) if p == crate::config::DEFAULT_TLS_PORT => {
+            Some(base) if p == rtsp::url::RTSPS_DEFAULT_PORT => {
                 format!("{}/{name}", base.trim_end_matches(":322"))
             }
             _ => tls,

@@ -6,6 +6,7 @@ pub mod gop_cache;
 mod registry;
 pub mod sink;
 mod stream;
+mod subscriber;
 pub mod udp_batch;
 
 pub use registry::StreamRegistry;
