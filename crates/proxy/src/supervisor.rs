@@ -22,6 +22,10 @@ use crate::relay::{Stream, StreamRegistry};
 use crate::source::{self, SourceHandle, SourceSettings};
 use crate::tls::BackendTrust;
 
+/// Default bound on the number of streams registered with REGISTER at once
+/// (`--max-registered`).
+pub const DEFAULT_MAX_REGISTERED: usize = 64;
+
 /// How long a removed stream's source may take to TEARDOWN.
 pub const REMOVE_GRACE: Duration = Duration::from_secs(3);
 
@@ -288,7 +292,8 @@ mod tests {
 
     fn settings() -> SourceSettings {
         // Nothing listens on port 9 of loopback (discard): the source just retries.
-        SourceSettings::from_config(&Config::default(), "rtsp://127.0.0.1:9/x", None)
+        crate::paths::PathSpec::from_config(&Config::default(), "rtsp://127.0.0.1:9/x")
+            .settings(None)
     }
 
     #[tokio::test]

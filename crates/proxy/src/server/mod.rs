@@ -83,7 +83,7 @@ impl ServerContext {
             max_connections_per_address: slots::DEFAULT_CONNECTIONS_PER_ADDRESS,
             supervisor: Arc::new(Supervisor::new(
                 streams.clone(),
-                crate::config::DEFAULT_MAX_REGISTERED,
+                crate::supervisor::DEFAULT_MAX_REGISTERED,
             )),
             streams,
             register: None,

@@ -27,8 +27,25 @@ use tracing::{debug, info, warn};
 
 use super::media_udp::UdpPair;
 use super::session::ClientSession;
-use crate::config::MulticastConfig;
 use crate::relay::{Closer, PlayOptions, Sink, StartPoint, Stream, SubscriberId};
+
+/// Default multicast TTL (`--multicast-ttl`).
+pub const DEFAULT_MULTICAST_TTL: u8 = 16;
+/// Default first multicast RTP port (`--multicast-port`).
+pub const DEFAULT_MULTICAST_PORT: u16 = 20000;
+
+/// Multicast to clients (`--multicast-range`, `--multicast-ttl`, `--multicast-port`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MulticastConfig {
+    /// The range's network address (inside 224.0.0.0/4, host bits zero).
+    pub network: Ipv4Addr,
+    /// The range's prefix length (4..=32).
+    pub prefix_len: u8,
+    /// TTL of the multicast packets we send (1..=255).
+    pub ttl: u8,
+    /// RTP port of a stream's first track (even); track `k` gets `port + 2k`.
+    pub port: u16,
+}
 
 /// Most groups (streams with multicast clients at once), whatever the range.
 pub const MAX_GROUPS: u32 = 4096;

@@ -23,7 +23,7 @@ use super::backoff::{Backoff, STABLE_AFTER};
 use super::connector::{ChannelWriter, Connector};
 use super::failure::{Failure, IoCause};
 use super::session::{BackendSession, Event, Output, SessionConfig, MAX_REDIRECTS};
-use crate::config::BackendTransport;
+use super::transport::BackendTransport;
 use crate::relay::{PresentationChange, Stream};
 use crate::{log_text, net};
 
@@ -98,38 +98,6 @@ pub struct SourceSettings {
     pub reconnect_max: Duration,
     /// How the back end is reached (TCP, or a connection handed over).
     pub connector: Connector,
-}
-
-impl SourceSettings {
-    /// The settings of a command-line back end `url`: every option of `config`,
-    /// `rtsps://` back ends verified by `tls` (built once at start-up).
-    #[must_use]
-    pub fn from_config(
-        config: &crate::config::Config,
-        url: &str,
-        tls: Option<Arc<rustls::ClientConfig>>,
-    ) -> SourceSettings {
-        crate::paths::PathSpec::from_config(config, url).settings(tls)
-    }
-
-    /// The settings of a back end that registered itself (REGISTER): as a
-    /// command-line one, with media over TCP when it asked for `interleaved` (or
-    /// the proxy runs with `-t`), reached through `connector` (never through `-T`,
-    /// as in live555).
-    #[must_use]
-    pub fn registered(
-        config: &crate::config::Config,
-        url: &str,
-        interleaved: bool,
-        connector: Connector,
-    ) -> SourceSettings {
-        let mut settings = SourceSettings::from_config(config, url, None);
-        if interleaved {
-            settings.transport = BackendTransport::Tcp;
-        }
-        settings.connector = connector;
-        settings
-    }
 }
 
 /// A running source; dropping it does not stop it, [`SourceHandle::shutdown`] does.

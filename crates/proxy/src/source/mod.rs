@@ -12,6 +12,8 @@ pub mod driver;
 pub mod failure;
 pub mod http_tunnel;
 pub mod session;
+pub mod transport;
 
 pub use connector::Connector;
 pub use driver::{spawn, SourceHandle, SourceSettings};
+pub use transport::BackendTransport;

@@ -28,7 +28,7 @@ use rtsp::header::transport::{Cast, ChannelRange, LowerTransport, PortRange, Tra
 use rtsp::url::{resolve_control, RtspUrl};
 use rtsp::{Method, Request, Response};
 
-use crate::config::BackendTransport;
+use super::transport::BackendTransport;
 use crate::sdp::{self, Presentation};
 
 pub use super::failure::{Failure, RequestRef};
