@@ -20,6 +20,7 @@ pub mod demo;
 pub mod log_text;
 pub mod net;
 pub mod os;
+pub mod path_spec;
 pub mod paths;
 pub mod register_client;
 pub mod relay;

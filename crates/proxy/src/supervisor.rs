@@ -17,10 +17,19 @@ use std::time::Duration;
 
 use tracing::info;
 
-use crate::paths::{PathInfo, PathSpec};
+use crate::path_spec::PathSpec;
 use crate::relay::{Stream, StreamRegistry};
 use crate::source::{self, SourceHandle, SourceSettings};
 use crate::tls::BackendTrust;
+
+/// One stream of the supervisor, as listed.
+#[derive(Clone, Debug)]
+pub struct PathInfo {
+    pub name: String,
+    pub origin: Origin,
+    /// `None` for a stream added without a spec.
+    pub spec: Option<PathSpec>,
+}
 
 /// Default bound on the number of streams registered with REGISTER at once
 /// (`--max-registered`).

@@ -369,6 +369,38 @@ fn stream_names(prefix: &str, count: usize) -> Vec<String> {
     }
 }
 
+/// A command-line back end's path: the configuration layer maps its options
+/// onto the path model (which does not know the configuration).
+impl crate::paths::PathSpec {
+    /// The spec of a command-line URL: every source option of `config`.
+    #[must_use]
+    pub fn from_config(config: &Config, url: &str) -> crate::path_spec::PathSpec {
+        let transport = match (config.http_tunnel_port, config.backend_transport) {
+            (Some(port), _) => crate::path_spec::PathTransport::Http { port },
+            (None, BackendTransport::Tcp) => crate::path_spec::PathTransport::Tcp,
+            (None, BackendTransport::Udp) if !config.tcp_fallback => {
+                crate::path_spec::PathTransport::Udp
+            }
+            (None, BackendTransport::Udp) => crate::path_spec::PathTransport::Auto,
+            (None, BackendTransport::Multicast) => crate::path_spec::PathTransport::Multicast,
+        };
+        crate::path_spec::PathSpec {
+            source: url.to_owned(),
+            transport,
+            credentials: config.backend_credentials.clone(),
+            response_timeout: config.response_timeout,
+            udp_timeout: config.udp_fallback_timeout,
+            max_gap: config.inter_packet_gap,
+            linger: config.linger,
+            reconnect_min: config.reconnect_min,
+            reconnect_max: config.reconnect_max,
+            keyframe_cache_bytes: config.keyframe_cache_bytes,
+            on_demand: config.on_demand,
+            backend_tls: config.backend_tls.clone(),
+        }
+    }
+}
+
 /// REGISTER's settings are the configuration's: its `--register-allow` list,
 /// its back-end options and keyframe cache.
 impl crate::server::register::RegisterSettings for Config {
