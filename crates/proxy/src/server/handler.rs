@@ -6,7 +6,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use bytes::Bytes;
 use rtsp::header::range::Range;
 use rtsp::header::rtp_info::{self, RtpInfo};
 use rtsp::header::session::SessionHeader;
@@ -15,6 +14,8 @@ use rtsp::{Method, Request, Response, Version};
 use tracing::{debug, info, warn};
 
 use super::auth;
+pub use super::register::Next;
+pub use super::reply::{send, ConnContext};
 use super::session::{self, SessionRef, SessionState, TrackTransport};
 use super::target::{self, Target};
 use super::ServerContext;
@@ -34,48 +35,6 @@ pub fn public(ctx: &ServerContext) -> &'static str {
     } else {
         PUBLIC
     }
-}
-
-/// What the connection does after a request was handled.
-#[derive(Debug)]
-pub enum Next {
-    /// Read the next request.
-    Continue,
-    /// REGISTER with `reuse_connection` was answered 200: once that answer is
-    /// written, the connection stops being a server connection and becomes the
-    /// RTSP channel of the registered stream's source.
-    HandOver(Box<super::register::Pending>),
-}
-
-/// What the handler needs to know about the connection a request came on.
-#[derive(Clone)]
-pub struct ConnContext {
-    pub local: SocketAddr,
-    pub peer: SocketAddr,
-    pub out: ConnOut,
-    /// RTSP-over-HTTP: every track must be interleaved.
-    pub tunnelled: bool,
-    /// RTSP over TLS: URLs we give out are `rtsps://`, media stays interleaved.
-    pub secure: bool,
-}
-
-/// Adds the headers every response carries and queues it on the connection.
-pub fn send(ctx: &ServerContext, conn: &ConnContext, cseq: Option<&str>, mut resp: Response) {
-    conn.out.send_control(finish(ctx, cseq, &mut resp));
-}
-
-fn finish(ctx: &ServerContext, cseq: Option<&str>, resp: &mut Response) -> Bytes {
-    let mut headers = rtsp::Headers::new();
-    if let Some(c) = cseq {
-        headers.set("CSeq", c);
-    }
-    headers.set("Date", rtsp::date::format_date(SystemTime::now()));
-    headers.set("Server", ctx.server_name.as_str());
-    for (k, v) in resp.headers.iter() {
-        headers.append(k, v);
-    }
-    resp.headers = headers;
-    resp.to_bytes()
 }
 
 /// An error answer: status plus a log line at debug level.

@@ -9,6 +9,7 @@ pub mod listener;
 pub mod media_udp;
 pub mod multicast;
 pub mod register;
+mod reply;
 pub mod session;
 pub mod slots;
 pub mod target;

@@ -36,7 +36,7 @@ use rtsp::url::RtspUrl;
 use rtsp::{Method, Request, Response};
 use tracing::{info, warn};
 
-use super::handler::{send, ConnContext, Next};
+use super::reply::{send, ConnContext};
 use super::ServerContext;
 use crate::source::connector::{Connector, Handover};
 use crate::source::SourceSettings;
@@ -46,6 +46,17 @@ use crate::supervisor::{AddError, Origin};
 pub const DEFAULT_NAME_PREFIX: &str = "registeredProxyStream";
 /// Longest stream name a REGISTER may ask for, in bytes.
 pub const MAX_NAME_LEN: usize = 200;
+
+/// What the connection does after a request was handled.
+#[derive(Debug)]
+pub enum Next {
+    /// Read the next request.
+    Continue,
+    /// REGISTER with `reuse_connection` was answered 200: once that answer is
+    /// written, the connection stops being a server connection and becomes the
+    /// RTSP channel of the registered stream's source.
+    HandOver(Box<Pending>),
+}
 
 /// What REGISTER takes from the configuration layer above the server, which
 /// knows the `--register-allow` list and the back-end defaults.
