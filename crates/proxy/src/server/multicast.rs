@@ -553,6 +553,12 @@ fn source_towards(group: SocketAddrV4) -> Option<Ipv4Addr> {
     }
 }
 
+impl super::session::GroupMembership for Multicast {
+    fn leave(&self, stream: &Stream, member: SubscriberId) {
+        Multicast::leave(self, stream, member);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
