@@ -714,113 +714,14 @@ impl BackendSession {
                 }
             }
             Kind::Describe => {
-                if !resp.is_success() {
-                    self.fail(status_failure(&request, resp));
+                if !self.on_describe_answer(resp, &request) {
                     return;
                 }
-                let body = String::from_utf8_lossy(&resp.body);
-                let presentation = match sdp::parse(&body) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        self.fail(Failure::Malformed {
-                            what: "SDP".into(),
-                            detail: e.to_string(),
-                        });
-                        return;
-                    }
-                };
-                if let Some(base) = resp
-                    .header("Content-Base")
-                    .or(resp.header("Content-Location"))
-                {
-                    if base.contains("://") {
-                        self.base = rtsp::url::redact(base.trim());
-                    }
-                }
-                if self.transport == BackendTransport::Udp && presentation.announces_multicast() {
-                    // A multicast session (live555's "multicast" streams, a
-                    // GStreamer server with only udp-mcast): unicast would be
-                    // refused.
-                    self.transport = BackendTransport::Multicast;
-                }
-                self.presentation = Some(presentation.clone());
-                self.state = State::AwaitingMedia;
-                self.out
-                    .push_back(Output::Event(Event::Described(presentation)));
             }
             Kind::Setup(i) => {
-                if resp.status == 461 && self.transport == BackendTransport::Udp {
-                    // Unicast refused: try multicast for this track (and the
-                    // next ones) before giving up UDP for TCP.
-                    self.transport = BackendTransport::Multicast;
-                    self.queue.push_front(Kind::Setup(i));
-                    self.pump(now);
+                if !self.on_setup_answer(i, resp, &request, now) {
                     return;
                 }
-                if resp.status == 461 && self.transport == BackendTransport::Multicast {
-                    self.fail(Failure::MulticastRefused(
-                        "461 Unsupported Transport".into(),
-                    ));
-                    return;
-                }
-                if !resp.is_success() {
-                    self.fail(status_failure(&request, resp));
-                    return;
-                }
-                if self.session_id.is_none() {
-                    self.fail(Failure::Malformed {
-                        what: "SETUP response".into(),
-                        detail: "no Session header".into(),
-                    });
-                    return;
-                }
-                let reply = resp
-                    .header("Transport")
-                    .and_then(|t| Transport::parse(t).ok());
-                let reply = match reply {
-                    Some(r) => r,
-                    None => {
-                        // Some servers omit Transport in the answer: assume ours.
-                        self.assumed_transport(i)
-                    }
-                };
-                let reply =
-                    if reply.cast == Some(Cast::Multicast) && reply.lower == LowerTransport::Udp {
-                        match self.complete_multicast(i, reply) {
-                            Ok(r) => r,
-                            Err(why) => {
-                                self.fail(Failure::MulticastRefused(why));
-                                return;
-                            }
-                        }
-                    } else if self.transport == BackendTransport::Multicast {
-                        self.fail(Failure::MulticastRefused(
-                            "a unicast answer to a multicast SETUP".into(),
-                        ));
-                        return;
-                    } else {
-                        reply
-                    };
-                if self.transport == BackendTransport::Tcp {
-                    let ch = reply
-                        .interleaved
-                        .map(|c| c.rtp)
-                        .unwrap_or((i * 2).min(254) as u8);
-                    if let Some(slot) = self.channels.get_mut(i) {
-                        *slot = Some(ch);
-                    }
-                } else if reply.lower == LowerTransport::Tcp {
-                    self.fail(Failure::Malformed {
-                        what: "SETUP response".into(),
-                        detail: "TCP transport answered to a UDP request".into(),
-                    });
-                    return;
-                }
-                if let Some(s) = self.set_up.get_mut(i) {
-                    *s = true;
-                }
-                self.out
-                    .push_back(Output::Event(Event::TrackSetUp { track: i, reply }));
             }
             Kind::Play { resume } => {
                 if !resp.is_success() {
@@ -855,6 +756,129 @@ impl BackendSession {
             }
         }
         self.evaluate(now);
+    }
+
+    /// The answer to DESCRIBE: the presentation, its base URL, multicast if
+    /// it announces only that. Returns whether the machine goes on.
+    fn on_describe_answer(&mut self, resp: &Response, request: &RequestRef) -> bool {
+        if !resp.is_success() {
+            self.fail(status_failure(request, resp));
+            return false;
+        }
+        let body = String::from_utf8_lossy(&resp.body);
+        let presentation = match sdp::parse(&body) {
+            Ok(p) => p,
+            Err(e) => {
+                self.fail(Failure::Malformed {
+                    what: "SDP".into(),
+                    detail: e.to_string(),
+                });
+                return false;
+            }
+        };
+        if let Some(base) = resp
+            .header("Content-Base")
+            .or(resp.header("Content-Location"))
+        {
+            if base.contains("://") {
+                self.base = rtsp::url::redact(base.trim());
+            }
+        }
+        if self.transport == BackendTransport::Udp && presentation.announces_multicast() {
+            // A multicast session (live555's "multicast" streams, a
+            // GStreamer server with only udp-mcast): unicast would be
+            // refused.
+            self.transport = BackendTransport::Multicast;
+        }
+        self.presentation = Some(presentation.clone());
+        self.state = State::AwaitingMedia;
+        self.out
+            .push_back(Output::Event(Event::Described(presentation)));
+        true
+    }
+
+    /// The answer to the SETUP of track `i` (the Session header already
+    /// noted). Returns whether the machine goes on (false: it failed or sent
+    /// the SETUP again).
+    fn on_setup_answer(
+        &mut self,
+        i: usize,
+        resp: &Response,
+        request: &RequestRef,
+        now: Instant,
+    ) -> bool {
+        if resp.status == 461 && self.transport == BackendTransport::Udp {
+            // Unicast refused: try multicast for this track (and the
+            // next ones) before giving up UDP for TCP.
+            self.transport = BackendTransport::Multicast;
+            self.queue.push_front(Kind::Setup(i));
+            self.pump(now);
+            return false;
+        }
+        if resp.status == 461 && self.transport == BackendTransport::Multicast {
+            self.fail(Failure::MulticastRefused(
+                "461 Unsupported Transport".into(),
+            ));
+            return false;
+        }
+        if !resp.is_success() {
+            self.fail(status_failure(request, resp));
+            return false;
+        }
+        if self.session_id.is_none() {
+            self.fail(Failure::Malformed {
+                what: "SETUP response".into(),
+                detail: "no Session header".into(),
+            });
+            return false;
+        }
+        let reply = resp
+            .header("Transport")
+            .and_then(|t| Transport::parse(t).ok());
+        let reply = match reply {
+            Some(r) => r,
+            None => {
+                // Some servers omit Transport in the answer: assume ours.
+                self.assumed_transport(i)
+            }
+        };
+        let reply = if reply.cast == Some(Cast::Multicast) && reply.lower == LowerTransport::Udp {
+            match self.complete_multicast(i, reply) {
+                Ok(r) => r,
+                Err(why) => {
+                    self.fail(Failure::MulticastRefused(why));
+                    return false;
+                }
+            }
+        } else if self.transport == BackendTransport::Multicast {
+            self.fail(Failure::MulticastRefused(
+                "a unicast answer to a multicast SETUP".into(),
+            ));
+            return false;
+        } else {
+            reply
+        };
+        if self.transport == BackendTransport::Tcp {
+            let ch = reply
+                .interleaved
+                .map(|c| c.rtp)
+                .unwrap_or((i * 2).min(254) as u8);
+            if let Some(slot) = self.channels.get_mut(i) {
+                *slot = Some(ch);
+            }
+        } else if reply.lower == LowerTransport::Tcp {
+            self.fail(Failure::Malformed {
+                what: "SETUP response".into(),
+                detail: "TCP transport answered to a UDP request".into(),
+            });
+            return false;
+        }
+        if let Some(s) = self.set_up.get_mut(i) {
+            *s = true;
+        }
+        self.out
+            .push_back(Output::Event(Event::TrackSetUp { track: i, reply }));
+        true
     }
 
     /// The first sequence number of each track, from the back end's RTP-Info.
