@@ -11,11 +11,11 @@
 //! bitrates and keeps one sample per 5 s for 10 minutes per path.
 
 pub mod api;
-pub mod auth;
 pub mod dashboard;
 pub mod history;
 pub mod metrics;
 pub mod server;
+pub mod token;
 
 use std::net::SocketAddr;
 

@@ -22,7 +22,7 @@ use tracing::{debug, info, warn};
 use super::backoff::{Backoff, STABLE_AFTER};
 use super::connector::{ChannelWriter, Connector};
 use super::failure::{Failure, IoCause};
-use super::session::{BackendSession, Event, Output, SessionConfig, MAX_REDIRECTS};
+use super::rtsp_client::{BackendSession, Event, Output, SessionConfig, MAX_REDIRECTS};
 use super::transport::BackendTransport;
 use crate::relay::{PresentationChange, Stream};
 use crate::{log_text, net};

@@ -3,7 +3,7 @@
 //! URL (without credentials), the answer's status, the I/O error as
 //! [`std::error::Error::source`].
 //!
-//! Its own module, below the protocol machine (`rtsp_client`... `session.rs`)
+//! Its own module, below the protocol machine (`rtsp_client.rs`)
 //! and the transports (`connector.rs`, `http_tunnel.rs`), which all produce it.
 
 use std::fmt;

@@ -11,7 +11,7 @@ pub mod connector;
 pub mod driver;
 pub mod failure;
 pub mod http_tunnel;
-pub mod session;
+pub mod rtsp_client;
 pub mod transport;
 
 pub use connector::Connector;
