@@ -11,6 +11,8 @@
 # some are missing it installs them when run as root, otherwise it prints the
 # apt-get command to run and exits with 1.
 #
+# Before the tests: `cargo fmt --all --check` and
+# `cargo clippy --workspace --all-targets -- -D warnings` (either failing stops the run).
 # Logs of every process an end-to-end test started: target/e2e-logs/.
 # After the tests, a bounded smoke run of every fuzz target
 # (scripts/fuzz-smoke.sh; FUZZ_SMOKE=0 skips it).
@@ -140,6 +142,18 @@ fi
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "test.sh: cargo not found (install Rust: https://rustup.rs)" >&2
+  exit 1
+fi
+
+# Style and lints before any test: a commit that does not pass them is not green.
+echo "+ cargo fmt --all --check"
+if ! cargo fmt --all --check; then
+  echo "test.sh: FAILED: the code is not rustfmt-formatted; run \`cargo fmt --all\` and commit the result" >&2
+  exit 1
+fi
+echo "+ cargo clippy --workspace --all-targets --locked -- -D warnings"
+if ! cargo clippy --workspace --all-targets --locked -- -D warnings; then
+  echo "test.sh: FAILED: clippy reported warnings (listed above); fix them (or allow one with a reason) and run again" >&2
   exit 1
 fi
 

@@ -47,6 +47,7 @@ Example:
 import argparse
 import signal
 import sys
+import threading
 import warnings
 
 import gi
@@ -86,9 +87,17 @@ SUSPEND_MODES = {
 SESSION_CLEANUP_INTERVAL_S = 1
 
 
+_EMIT_LOCK = threading.Lock()
+
+
 def emit(line):
-    """Writes one event line on stdout and flushes it."""
-    print(line, flush=True)
+    """Writes one event line on stdout and flushes it. One write under a lock:
+    print() writes the line and its newline apart, and events come from
+    several GStreamer threads, so two lines could run into one
+    ("REQUEST TEARDOWNCLIENT-CONNECTED ...") and a test would miss one."""
+    with _EMIT_LOCK:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
 
 
 def fail(message, status):

@@ -449,7 +449,15 @@ impl StopSignals {
             let term = signal(SignalKind::terminate())
                 .map_err(|e| warn!("cannot watch SIGTERM: {e}"))
                 .ok();
-            let hangup = signal(SignalKind::hangup()).ok();
+            // SIGHUP must never stop the proxy, as its default action would:
+            // with a config file the reloader (reload::watch) subscribes to
+            // it, otherwise it is subscribed here, logged and ignored (one
+            // subscription per process).
+            let hangup = if reloads {
+                None
+            } else {
+                signal(SignalKind::hangup()).ok()
+            };
             StopSignals {
                 term,
                 hangup,
@@ -522,33 +530,13 @@ fn advertised_ip(config: &Config) -> IpAddr {
 
 #[cfg(unix)]
 fn first_interface_ipv4() -> Option<Ipv4Addr> {
-    // SAFETY: getifaddrs fills a linked list that we only read and then free with
-    // freeifaddrs; every pointer is checked for null before use.
-    unsafe {
-        let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
-        if libc::getifaddrs(&mut list) != 0 {
-            return None;
-        }
-        let mut found = None;
-        let mut cur = list;
-        while !cur.is_null() {
-            let ifa = &*cur;
-            let up = ifa.ifa_flags & (libc::IFF_UP as libc::c_uint) != 0;
-            let loopback = ifa.ifa_flags & (libc::IFF_LOOPBACK as libc::c_uint) != 0;
-            if up
-                && !loopback
-                && !ifa.ifa_addr.is_null()
-                && i32::from((*ifa.ifa_addr).sa_family) == libc::AF_INET
-            {
-                let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
-                found = Some(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)));
-                break;
-            }
-            cur = ifa.ifa_next;
-        }
-        libc::freeifaddrs(list);
-        found
-    }
+    use nix::net::if_::InterfaceFlags;
+    nix::ifaddrs::getifaddrs().ok()?.find_map(|ifa| {
+        let up = ifa.flags.contains(InterfaceFlags::IFF_UP);
+        let loopback = ifa.flags.contains(InterfaceFlags::IFF_LOOPBACK);
+        let v4 = ifa.address.as_ref()?.as_sockaddr_in()?.ip();
+        (up && !loopback).then_some(v4)
+    })
 }
 
 #[cfg(not(unix))]

@@ -21,6 +21,7 @@ pub mod demo;
 pub mod log_text;
 pub mod net;
 pub mod os;
+pub mod path_spec;
 pub mod paths;
 pub mod register_client;
 pub mod relay;
@@ -31,3 +32,7 @@ pub mod source;
 pub mod supervisor;
 pub mod tasks;
 pub mod tls;
+
+/// `rtsp-proxy/<version>`: the `Server` header of our responses and the
+/// `User-Agent` of our requests.
+pub const SOFTWARE: &str = concat!("rtsp-proxy/", env!("CARGO_PKG_VERSION"));

@@ -18,7 +18,7 @@ pub fn play_urls(ip: IpAddr, port: Option<u16>, tls_port: Option<u16>, name: &st
         let tls = plain.replacen("rtsp://", "rtsps://", 1);
         // 322 is RTSPS's default port, as 554 is RTSP's.
         urls.push(match tls.strip_suffix(&format!("/{name}")) {
-            Some(base) if p == crate::config::DEFAULT_TLS_PORT => {
+            Some(base) if p == rtsp::url::RTSPS_DEFAULT_PORT => {
                 format!("{}/{name}", base.trim_end_matches(":322"))
             }
             _ => tls,
@@ -147,20 +147,10 @@ pub fn bind_multicast(
     Ok(s.into())
 }
 
-/// An IPv4-mapped IPv6 address as the IPv4 address it is; others unchanged.
-pub fn canonical_ip(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(IpAddr::V4)
-            .unwrap_or(IpAddr::V6(v6)),
-        v4 => v4,
-    }
-}
-
-/// [`canonical_ip`] for a socket address.
+/// An IPv4-mapped IPv6 socket address as the IPv4 one it is
+/// ([`IpAddr::to_canonical`]); others unchanged.
 pub fn canonical(a: SocketAddr) -> SocketAddr {
-    SocketAddr::new(canonical_ip(a.ip()), a.port())
+    SocketAddr::new(a.ip().to_canonical(), a.port())
 }
 
 #[cfg(test)]

@@ -96,11 +96,7 @@ pub async fn run(cmd: &RegisterCommand) -> Result<(), ClientError> {
             .with_header("CSeq", cseq.to_string())
             .with_header(
                 "User-Agent",
-                format!(
-                    "rtsp-proxy/{} ({})",
-                    env!("CARGO_PKG_VERSION"),
-                    cmd.kind.word()
-                ),
+                format!("{} ({})", crate::SOFTWARE, cmd.kind.word()),
             )
             .with_header("Transport", transport_value(cmd));
         if let Some(value) = auth

@@ -26,7 +26,7 @@ pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub enum Outcome {
     /// The file is not valid: nothing changed.
-    Refused(String),
+    Refused(crate::config::file::LoadError),
     /// Applied: the paths' diff and the settings that need a restart.
     Applied {
         diff: paths::Diff,
@@ -165,6 +165,7 @@ pub async fn watch(ctx: Arc<ServerContext>, file: PathBuf, mut current: Config) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::file::LoadError;
 
     #[test]
     fn restart_settings_are_named() {
@@ -226,9 +227,14 @@ mod tests {
 
         write("[paths.a]\nsource = \"rtsp://127.0.0.1:9/a\"\nlinger = -3\n");
         match reload(&ctx, &file, &mut current) {
-            Outcome::Refused(e) => {
+            Outcome::Refused(LoadError::File(e)) => {
+                assert_eq!(e.file, file);
                 assert_eq!(
-                    e,
+                    (e.error.line, e.error.key.as_str()),
+                    (Some(3), "paths.a.linger")
+                );
+                assert_eq!(
+                    e.to_string(),
                     format!(
                         "{}:3: paths.a.linger: -3 s: must be 0 or more and at most 86400 seconds",
                         file.display()

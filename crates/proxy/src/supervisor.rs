@@ -17,11 +17,24 @@ use std::time::Duration;
 
 use tracing::info;
 
-use crate::paths::{PathInfo, PathSpec};
+use crate::path_spec::PathSpec;
 use crate::relay::{Stream, StreamRegistry};
 use crate::source::{self, SourceHandle, SourceSettings};
 use crate::tasks::Tasks;
 use crate::tls::BackendTrust;
+
+/// One stream of the supervisor, as listed.
+#[derive(Clone, Debug)]
+pub struct PathInfo {
+    pub name: String,
+    pub origin: Origin,
+    /// `None` for a stream added without a spec.
+    pub spec: Option<PathSpec>,
+}
+
+/// Default bound on the number of streams registered with REGISTER at once
+/// (`--max-registered`).
+pub const DEFAULT_MAX_REGISTERED: usize = 64;
 
 /// How long a removed stream's source may take to TEARDOWN.
 pub const REMOVE_GRACE: Duration = Duration::from_secs(3);
@@ -322,7 +335,8 @@ mod tests {
 
     fn settings() -> SourceSettings {
         // Nothing listens on port 9 of loopback (discard): the source just retries.
-        SourceSettings::from_config(&Config::default(), "rtsp://127.0.0.1:9/x", None)
+        crate::paths::PathSpec::from_config(&Config::default(), "rtsp://127.0.0.1:9/x")
+            .settings(None)
     }
 
     #[tokio::test]

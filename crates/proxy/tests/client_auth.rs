@@ -45,7 +45,7 @@ fn clients_log_in_with_digest_over_udp_tcp_and_the_http_tunnel() {
 
     // GStreamer with user-id / user-pw.
     let mut gst = Command::new("gst-launch-1.0");
-    gst.args(["-e", "rtspsrc"])
+    gst.args(["-e", "rtspsrc", "name=s"])
         .arg(format!("location={url}"))
         .args([
             "user-id=viewer",
@@ -53,14 +53,10 @@ fn clients_log_in_with_digest_over_udp_tcp_and_the_http_tunnel() {
             "protocols=tcp",
             "latency=200",
         ])
-        .args([
-            "!",
-            "decodebin",
-            "!",
-            "fakesink",
-            "sync=false",
-            "num-buffers=40",
-        ]);
+        .args(rtspsrc_branches(
+            "video",
+            &["decodebin", "!", "fakesink", "sync=false", "num-buffers=40"],
+        ));
     let out = run_with_timeout(&mut gst, GST).expect("gst-launch runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -62,10 +62,10 @@ fn gstreamer_back_end_h264_aac_plays_through_every_transport() {
         assert_h264_aac(&streams, transport);
     }
     for protocols in ["udp", "tcp", "http"] {
-        gst_play_media(&url, protocols, Some("video"), 40, GST)
+        gst_play_media(&url, protocols, "video", 40, GST)
             .unwrap_or_else(|e| panic!("gst {protocols}: {e}"));
     }
-    gst_play_media(&url, "tcp", Some("audio"), 40, GST).expect("gst audio");
+    gst_play_media(&url, "tcp", "audio", 40, GST).expect("gst audio");
     assert_eq!(
         backend.connections(),
         1,
@@ -103,7 +103,7 @@ fn several_clients_at_once_share_one_back_end_session() {
     let (u1, u2, u3) = (url.clone(), url.clone(), url.clone());
     let a = thread::spawn(move || ffmpeg_record(&u1, "tcp", 5).map(|r| r.video_frames));
     let b = thread::spawn(move || ffmpeg_record(&u2, "udp", 5).map(|r| r.video_frames));
-    let c = thread::spawn(move || gst_play_media(&u3, "udp", Some("video"), 60, GST));
+    let c = thread::spawn(move || gst_play_media(&u3, "udp", "video", 60, GST));
     let frames_tcp = a.join().expect("thread").expect("ffmpeg tcp");
     let frames_udp = b.join().expect("thread").expect("ffmpeg udp");
     c.join().expect("thread").expect("gstreamer");
@@ -171,8 +171,13 @@ fn probe_codec_everywhere(codec: &str, expected: &str) {
             .unwrap_or_else(|e| panic!("{codec} over {transport}: {e}"));
         assert_eq!(codecs(&s), vec![expected], "{codec} over {transport}");
     }
+    let media = if matches!(codec, "aac" | "opus") {
+        "audio"
+    } else {
+        "video"
+    };
     for protocols in ["udp", "tcp", "http"] {
-        gst_play(&url, protocols, 20, GST)
+        gst_play_media(&url, protocols, media, 20, GST)
             .unwrap_or_else(|e| panic!("gst {codec} over {protocols}: {e}"));
     }
 }

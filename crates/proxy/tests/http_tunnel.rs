@@ -141,7 +141,7 @@ fn tunnelled_back_end_restarting_is_recovered() {
     });
     let gst_url = url.clone();
     let gst = thread::spawn(move || {
-        gst_play_media(&gst_url, "tcp", Some("video"), 300, Duration::from_secs(50))
+        gst_play_media(&gst_url, "tcp", "video", 300, Duration::from_secs(50))
     });
     thread::sleep(Duration::from_secs(4));
     backend
@@ -207,7 +207,7 @@ fn clients_tunnel_on_the_dedicated_http_port() {
     let url = format!("rtsp://127.0.0.1:{http_port}/proxyStream");
     let s = ffprobe_streams(&url, "http", PROBE).expect("ffmpeg -rtsp_transport http");
     assert_eq!(codecs(&s), ["h264", "aac"]);
-    gst_play_media(&url, "http", Some("video"), 40, GST).expect("gstreamer rtsph://");
+    gst_play_media(&url, "http", "video", 40, GST).expect("gstreamer rtsph://");
     // Plain RTSP is served on it too, as on live555's.
     let s = ffprobe_streams(&url, "tcp", PROBE).expect("plain RTSP on the HTTP port");
     assert_eq!(codecs(&s), ["h264", "aac"]);

@@ -429,7 +429,7 @@ fn chain_of_three_proxies_keeps_its_clients_through_an_origin_restart() {
     });
     let gst_url = edge_url.clone();
     let gst = thread::spawn(move || {
-        gst_play_media(&gst_url, "tcp", Some("video"), 300, Duration::from_secs(40))
+        gst_play_media(&gst_url, "tcp", "video", 300, Duration::from_secs(40))
     });
     thread::sleep(Duration::from_secs(4));
     origin

@@ -158,9 +158,8 @@ fn camera_killed_and_back_five_seconds_later_is_invisible_to_clients_but_for_the
     let raw = thread::spawn(move || capture_interleaved(addr, &u1, Duration::from_secs(22)));
     let ff_tcp = thread::spawn(move || ffmpeg_record(&u2, "tcp", 20));
     let ff_udp = thread::spawn(move || ffmpeg_record(&u3, "udp", 20));
-    let gst = thread::spawn(move || {
-        gst_play_media(&u4, "tcp", Some("video"), 350, Duration::from_secs(60))
-    });
+    let gst =
+        thread::spawn(move || gst_play_media(&u4, "tcp", "video", 350, Duration::from_secs(60)));
 
     thread::sleep(Duration::from_secs(5));
     backend

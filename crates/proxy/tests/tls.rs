@@ -187,8 +187,8 @@ fn clients_play_rtsps_beside_plain_rtsp() {
     let plain = ffprobe_streams(&tp.proxy.url("demo"), "udp", PROBE).expect("plain rtsp");
     assert_eq!(codecs(&plain), ["h264"]);
     // rtspsrc offers UDP first: refused over TLS (461), it retries over TCP.
-    gst_play_media(&rtsps, "udp+tcp", None, 30, GST).expect("gstreamer over rtsps");
-    gst_play_media(&rtsps, "http", None, 30, GST).expect("gstreamer, HTTP tunnel inside TLS");
+    gst_play_media(&rtsps, "udp+tcp", "video", 30, GST).expect("gstreamer over rtsps");
+    gst_play_media(&rtsps, "http", "video", 30, GST).expect("gstreamer, HTTP tunnel inside TLS");
 
     let describe = tls_exchange(
         tp.tls_addr(),
@@ -340,7 +340,7 @@ fn rtsps_back_end_pulled_with_ca_and_with_fingerprint() {
     let pinned = Proxy::start(&["--backend-tls-fingerprint", &lowercase, backend.url()]);
     let streams = ffprobe_streams(&pinned.url("proxyStream"), "tcp", PROBE).expect("via pin");
     assert_eq!(codecs(&streams), ["h264", "aac"]);
-    gst_play_media(&pinned.url("proxyStream"), "udp", Some("video"), 40, GST).expect("gst via pin");
+    gst_play_media(&pinned.url("proxyStream"), "udp", "video", 40, GST).expect("gst via pin");
 
     // The back-end tracks were set up interleaved, over TLS.
     let setups: Vec<String> = by_ca
@@ -464,7 +464,8 @@ fn chain_of_proxies_over_rtsps() {
         rec.video_frames
     );
     assert!(!rec.non_monotonic_dts, "{}", rec.stderr);
-    gst_play_media(&b.proxy.url("proxyStream"), "tcp", None, 30, GST).expect("gst, plain from B");
+    gst_play_media(&b.proxy.url("proxyStream"), "tcp", "video", 30, GST)
+        .expect("gst, plain from B");
 }
 
 /// Connections that never finish (or botch) their TLS handshake are closed,

@@ -1,7 +1,8 @@
 //! RTSP-over-HTTP tunnelling: the base64 stream carried by the `POST`
 //! connection, decoded incrementally.
 
-use base64::Engine as _;
+use base64::engine::{GeneralPurpose, GeneralPurposeConfig};
+use base64::{alphabet, Engine as _};
 use bytes::{BufMut, BytesMut};
 
 /// A tunnelled stream that is not valid base64.
@@ -28,16 +29,17 @@ pub struct Base64Decoder {
     pending_len: usize,
 }
 
-/// Sextet value of a base64 character, `None` for `=` and other bytes.
-fn sextet(c: u8) -> Option<u8> {
-    match c {
-        b'A'..=b'Z' => Some(c - b'A'),
-        b'a'..=b'z' => Some(c - b'a' + 26),
-        b'0'..=b'9' => Some(c - b'0' + 52),
-        b'+' => Some(62),
-        b'/' => Some(63),
-        _ => None,
-    }
+/// Standard base64 for one 4-character group. Trailing bits that do not
+/// fit a whole byte are ignored rather than refused, as tunnelling clients
+/// are not all canonical.
+const GROUP: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
+);
+
+/// Whether `c` is in the standard base64 alphabet (`=` padding aside).
+fn in_alphabet(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'+' || c == b'/'
 }
 
 impl Base64Decoder {
@@ -60,7 +62,7 @@ impl Base64Decoder {
             if matches!(c, b' ' | b'\t' | b'\r' | b'\n') {
                 continue;
             }
-            if c != b'=' && sextet(c).is_none() {
+            if c != b'=' && !in_alphabet(c) {
                 return Err(TunnelError::InvalidByte(c));
             }
             self.pending[self.pending_len] = c;
@@ -76,22 +78,11 @@ impl Base64Decoder {
 
 /// Decodes one 4-character group, padding allowed at its end only.
 fn decode_group(g: [u8; 4], out: &mut BytesMut) -> Result<(), TunnelError> {
-    let v = g.map(sextet);
-    match v {
-        [Some(a), Some(b), Some(c), Some(d)] => {
-            out.put_u8(a << 2 | b >> 4);
-            out.put_u8(b << 4 | c >> 2);
-            out.put_u8(c << 6 | d);
-        }
-        [Some(a), Some(b), Some(c), None] if g[3] == b'=' => {
-            out.put_u8(a << 2 | b >> 4);
-            out.put_u8(b << 4 | c >> 2);
-        }
-        [Some(a), Some(b), None, None] if g[2] == b'=' && g[3] == b'=' => {
-            out.put_u8(a << 2 | b >> 4);
-        }
-        _ => return Err(TunnelError::InvalidPadding),
-    }
+    let mut bytes = [0u8; 3];
+    let n = GROUP
+        .decode_slice(g, &mut bytes)
+        .map_err(|_| TunnelError::InvalidPadding)?;
+    out.put_slice(&bytes[..n]);
     Ok(())
 }
 
@@ -157,6 +148,14 @@ mod tests {
         d.push(b"OUw==", &mut out).unwrap();
         assert_eq!(&out[..], b"OPTIONS");
         assert_eq!(d.pending(), 0);
+    }
+
+    #[test]
+    fn non_canonical_trailing_bits_are_ignored() {
+        // "QR==": 'Q' 'R' carry 12 bits, 'A' (0x41) and 4 extra bits (0001).
+        let mut out = BytesMut::new();
+        Base64Decoder::new().push(b"QR==QUI=", &mut out).unwrap();
+        assert_eq!(&out[..], b"AAB");
     }
 
     #[test]

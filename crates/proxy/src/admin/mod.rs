@@ -12,12 +12,12 @@
 //! `/healthz` and `/readyz` ([`health`]) answer probes without the token.
 
 pub mod api;
-pub mod auth;
 pub mod dashboard;
 pub mod health;
 pub mod history;
 pub mod metrics;
 pub mod server;
+pub mod token;
 
 use std::net::SocketAddr;
 

@@ -24,7 +24,7 @@ use tracing::{debug, info, warn};
 use super::api::{ErrorBody, PathList, PathView};
 use super::health::{Health, Readiness};
 use super::history::{self, History};
-use super::{auth, check_listen, dashboard, metrics, AdminError};
+use super::{check_listen, dashboard, metrics, token, AdminError};
 use crate::config::Config;
 use crate::paths::{Applied, PathError};
 use crate::relay::{Stream, StreamRegistry};
@@ -168,7 +168,7 @@ async fn require_token(State(state): State<Arc<AdminState>>, req: Request, next:
             .headers()
             .get(header::AUTHORIZATION)
             .map(HeaderValue::as_bytes);
-        if !auth::bearer_ok(given, token) {
+        if !token::bearer_ok(given, token) {
             let mut resp = json_error(
                 StatusCode::UNAUTHORIZED,
                 "this admin port needs \"Authorization: Bearer <token>\"",

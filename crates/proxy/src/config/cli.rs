@@ -347,7 +347,15 @@ pub fn parse_args(program: &str, args: &[String]) -> Result<CliOutcome, UsageErr
         .first()
         .and_then(|a| super::subcommand::Kind::from_word(a))
     {
-        return super::subcommand::parse(program, kind, &args[1..]);
+        return match super::subcommand::parse(kind, &args[1..]) {
+            Ok(super::subcommand::Parsed::Command(c)) => Ok(CliOutcome::Register(c)),
+            Ok(super::subcommand::Parsed::Help(k)) => Ok(CliOutcome::RegisterHelp(k)),
+            Err(e) => Err(UsageError {
+                message: Some(e.message),
+                program: program.to_owned(),
+                subcommand: Some(e.kind),
+            }),
+        };
     }
     Parser::new(program, args, Config::default()).run()
 }

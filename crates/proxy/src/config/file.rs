@@ -1018,6 +1018,28 @@ impl FileModel {
     }
 }
 
+/// Why `--config <file>` with its command line cannot run the proxy.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file cannot be read.
+    #[error("{}: cannot read: {source}", .file.display())]
+    Read {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid (file, line, key and why).
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// The command line on top of the file is not valid.
+    #[error(transparent)]
+    CommandLine(#[from] super::UsageError),
+    /// The command line asks for something else than running the proxy
+    /// (`--help`, a subcommand).
+    #[error("the command line does not run the proxy")]
+    NotARun,
+}
+
 /// The whole configuration of `--config <file>` with command line `args`: the
 /// built-in defaults, then the file's `[server]`, `[defaults]` and `[admin]`, then
 /// the command-line options; the file's paths on top (a path's own keys win over
@@ -1025,11 +1047,14 @@ impl FileModel {
 ///
 /// # Errors
 ///
-/// The file cannot be read or is not valid ([`FileError`]), or the command line
-/// is not (its usage error, rendered).
-pub fn load(file: &Path, program: &str, args: &[String]) -> Result<Config, String> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| format!("{}: cannot read: {e}", file.display()))?;
+/// The file cannot be read ([`LoadError::Read`]) or is not valid
+/// ([`LoadError::File`]), or the command line is not
+/// ([`LoadError::CommandLine`], [`LoadError::NotARun`]).
+pub fn load(file: &Path, program: &str, args: &[String]) -> Result<Config, LoadError> {
+    let text = std::fs::read_to_string(file).map_err(|source| LoadError::Read {
+        file: file.to_owned(),
+        source,
+    })?;
     load_text(file, &text, program, args, &|v| std::env::var(v).ok())
 }
 
@@ -1044,36 +1069,33 @@ pub fn load_text(
     program: &str,
     args: &[String],
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Config, String> {
-    let named = |error: ConfigError| {
-        FileError {
-            file: file.to_owned(),
-            error,
-        }
-        .to_string()
+) -> Result<Config, LoadError> {
+    let named = |error: ConfigError| FileError {
+        file: file.to_owned(),
+        error,
     };
     let mut model = parse(text).map_err(named)?;
     model.resolve_secrets(env).map_err(named)?;
     let mut base = Config::default();
     model.apply_globals(&mut base);
-    let mut config =
-        match super::cli::parse_args_onto(program, args, base).map_err(|e| e.to_string())? {
-            super::CliOutcome::Run(c) => c,
-            _ => return Err("the command line does not run the proxy".into()),
-        };
+    let mut config = match super::cli::parse_args_onto(program, args, base)? {
+        super::CliOutcome::Run(c) => c,
+        _ => return Err(LoadError::NotARun),
+    };
     let paths = model.path_specs(&config);
     let cli_names = config.stream_names();
     for (name, spec) in &paths {
         if let Some(mut e) = required_error(name, spec) {
             e.line = line_of_table(text, name);
-            return Err(named(e));
+            return Err(named(e).into());
         }
         if cli_names.contains(name) || (config.demo && name == super::DEMO_STREAM_NAME) {
             return Err(named(ConfigError {
                 line: line_of_table(text, name),
                 key: format!("paths.{name}"),
                 message: format!("the name {name:?} is also a command-line stream"),
-            }));
+            })
+            .into());
         }
     }
     config.paths = paths;

@@ -14,6 +14,14 @@ use std::time::Duration;
 
 pub use cli::{parse_args, usage, CliOutcome, UsageError};
 pub use manual::{help, man_page};
+// Settings owned by the layers below, which must not import config: config
+// reads them (and `--help` their defaults) from there.
+pub use crate::server::listener::{HttpPort, DEFAULT_HTTP_PORTS};
+pub use crate::server::multicast::{
+    MulticastConfig, DEFAULT_MULTICAST_PORT, DEFAULT_MULTICAST_TTL,
+};
+pub use crate::source::BackendTransport;
+pub use crate::supervisor::DEFAULT_MAX_REGISTERED;
 
 /// Default front-end RTSP port (`-p`).
 pub const DEFAULT_RTSP_PORT: u16 = 554;
@@ -42,58 +50,8 @@ pub const DEFAULT_RECONNECT_MAX: Duration = Duration::from_secs(30);
 pub const DEFAULT_TLS_PORT: u16 = rtsp::url::RTSPS_DEFAULT_PORT;
 /// Name of the built-in test-pattern stream served with `--demo`.
 pub const DEMO_STREAM_NAME: &str = "demo";
-/// Default bound on the number of streams registered with REGISTER at once
-/// (`--max-registered`).
-pub const DEFAULT_MAX_REGISTERED: usize = 64;
 /// Largest `--max-registered`.
 pub const MAX_MAX_REGISTERED: usize = 10_000;
-
-/// How the proxy receives media from its back ends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BackendTransport {
-    /// RTP/RTCP over UDP (the default; live555 without `-t`).
-    Udp,
-    /// RTP/RTCP interleaved on the back end's RTSP TCP connection (`-t`).
-    Tcp,
-    /// RTP/RTCP from a multicast group the back end names in its SETUP answer
-    /// (`--backend-multicast`; UDP also gets there when the back end refuses
-    /// unicast or announces multicast in its SDP).
-    Multicast,
-}
-
-/// Default multicast TTL (`--multicast-ttl`).
-pub const DEFAULT_MULTICAST_TTL: u8 = 16;
-/// Default first multicast RTP port (`--multicast-port`).
-pub const DEFAULT_MULTICAST_PORT: u16 = 20000;
-
-/// Multicast to clients (`--multicast-range`, `--multicast-ttl`, `--multicast-port`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MulticastConfig {
-    /// The range's network address (inside 224.0.0.0/4, host bits zero).
-    pub network: Ipv4Addr,
-    /// The range's prefix length (4..=32).
-    pub prefix_len: u8,
-    /// TTL of the multicast packets we send (1..=255).
-    pub ttl: u8,
-    /// RTP port of a stream's first track (even); track `k` gets `port + 2k`.
-    pub port: u16,
-}
-
-/// Ports tried, in order, for the dedicated RTSP-over-HTTP port when
-/// `--http-port` is not given (live555's choice).
-pub const DEFAULT_HTTP_PORTS: [u16; 3] = [80, 8000, 8080];
-
-/// The dedicated RTSP-over-HTTP tunnelling port for clients (tunnelling is
-/// accepted on the RTSP port too, whatever this says).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HttpPort {
-    /// The first of [`DEFAULT_HTTP_PORTS`] that binds; none is fine (live555).
-    Fallback,
-    /// This port, or the proxy does not start (`--http-port N`).
-    Fixed(u16),
-    /// No dedicated port (`--http-port 0`).
-    Off,
-}
 
 /// How log lines are written (`--log-format`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -308,9 +266,9 @@ impl RegisterAllow {
     /// may be registered by `peer`.
     #[must_use]
     pub fn allows(&self, host: &str, peer: IpAddr) -> bool {
-        let ip = host.parse::<IpAddr>().ok().map(crate::net::canonical_ip);
+        let ip = host.parse::<IpAddr>().ok().map(|ip| ip.to_canonical());
         match self {
-            RegisterAllow::Peer => ip == Some(crate::net::canonical_ip(peer)),
+            RegisterAllow::Peer => ip == Some(peer.to_canonical()),
             RegisterAllow::Network { address, prefix } => {
                 ip.is_some_and(|ip| in_network(ip, *address, *prefix))
             }
@@ -366,7 +324,7 @@ impl TrustedProxies {
     /// Whether a connection from `ip` is from a trusted proxy.
     #[must_use]
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = crate::net::canonical_ip(ip);
+        let ip = ip.to_canonical();
         self.0
             .iter()
             .any(|&(net, prefix)| in_network(ip, net, prefix))
@@ -446,6 +404,67 @@ fn stream_names(prefix: &str, count: usize) -> Vec<String> {
         0 => Vec::new(),
         1 => vec![prefix.to_owned()],
         _ => (1..=count).map(|n| format!("{prefix}-{n}")).collect(),
+    }
+}
+
+/// A command-line back end's path: the configuration layer maps its options
+/// onto the path model (which does not know the configuration).
+impl crate::paths::PathSpec {
+    /// The spec of a command-line URL: every source option of `config`.
+    #[must_use]
+    pub fn from_config(config: &Config, url: &str) -> crate::path_spec::PathSpec {
+        let transport = match (config.http_tunnel_port, config.backend_transport) {
+            (Some(port), _) => crate::path_spec::PathTransport::Http { port },
+            (None, BackendTransport::Tcp) => crate::path_spec::PathTransport::Tcp,
+            (None, BackendTransport::Udp) if !config.tcp_fallback => {
+                crate::path_spec::PathTransport::Udp
+            }
+            (None, BackendTransport::Udp) => crate::path_spec::PathTransport::Auto,
+            (None, BackendTransport::Multicast) => crate::path_spec::PathTransport::Multicast,
+        };
+        crate::path_spec::PathSpec {
+            source: url.to_owned(),
+            transport,
+            credentials: config.backend_credentials.clone(),
+            response_timeout: config.response_timeout,
+            udp_timeout: config.udp_fallback_timeout,
+            max_gap: config.inter_packet_gap,
+            linger: config.linger,
+            reconnect_min: config.reconnect_min,
+            reconnect_max: config.reconnect_max,
+            keyframe_cache_bytes: config.keyframe_cache_bytes,
+            on_demand: config.on_demand,
+            backend_tls: config.backend_tls.clone(),
+            required: false,
+        }
+    }
+}
+
+/// REGISTER's settings are the configuration's: its `--register-allow` list,
+/// its back-end options and keyframe cache.
+impl crate::server::register::RegisterSettings for Config {
+    fn allows(&self, host: &str, peer: IpAddr) -> bool {
+        self.register_allow
+            .iter()
+            .any(|rule| rule.allows(host, peer))
+    }
+
+    fn source_settings(
+        &self,
+        url: &str,
+        interleaved: bool,
+        connector: crate::source::Connector,
+    ) -> crate::source::SourceSettings {
+        let mut settings = crate::paths::PathSpec::from_config(self, url).settings(None);
+        if interleaved || self.backend_transport == BackendTransport::Tcp {
+            settings.transport = BackendTransport::Tcp;
+        }
+        settings.connector = connector;
+        settings
+    }
+
+    fn keyframe_cache_bytes(&self) -> usize {
+        self.keyframe_cache_bytes
     }
 }
 

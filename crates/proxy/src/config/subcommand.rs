@@ -19,7 +19,6 @@ use std::fmt::Write as _;
 use rtsp::auth::Credentials;
 use rtsp::url::RtspUrl;
 
-use super::cli::{CliOutcome, UsageError};
 use super::value;
 
 /// Which request the subcommand sends.
@@ -109,21 +108,30 @@ pub fn usage(program: &str, kind: Kind) -> String {
     text
 }
 
-fn error(program: &str, kind: Kind, message: String) -> UsageError {
-    UsageError {
-        message: Some(message),
-        program: program.to_owned(),
-        subcommand: Some(kind),
-    }
+/// What a subcommand's arguments ask for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Parsed {
+    /// Send this REGISTER or DEREGISTER.
+    Command(RegisterCommand),
+    /// Print the subcommand's usage and exit successfully.
+    Help(Kind),
+}
+
+/// A subcommand's arguments that cannot be run: what is wrong (the command
+/// line's `UsageError` shows it with the subcommand's usage).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArgsError {
+    pub kind: Kind,
+    pub message: String,
 }
 
 /// Parses the arguments after the subcommand word.
 ///
 /// # Errors
 ///
-/// A [`UsageError`] naming what is wrong.
-pub fn parse(program: &str, kind: Kind, args: &[String]) -> Result<CliOutcome, UsageError> {
-    let fail = |message: String| Err(error(program, kind, message));
+/// An [`ArgsError`] naming what is wrong.
+pub fn parse(kind: Kind, args: &[String]) -> Result<Parsed, ArgsError> {
+    let fail = |message: String| Err(ArgsError { kind, message });
     let mut pos = 0;
     let mut credentials = None;
     let mut interleaved = false;
@@ -147,7 +155,7 @@ pub fn parse(program: &str, kind: Kind, args: &[String]) -> Result<CliOutcome, U
             },
             "-t" | "--tcp" if kind == Kind::Register => interleaved = true,
             "--reuse-connection" if kind == Kind::Register => reuse_connection = true,
-            "-h" | "--help" => return Ok(CliOutcome::RegisterHelp(kind)),
+            "-h" | "--help" => return Ok(Parsed::Help(kind)),
             _ => return fail(format!("Unknown option \"{arg}\" for {}", kind.word())),
         }
     }
@@ -203,7 +211,7 @@ pub fn parse(program: &str, kind: Kind, args: &[String]) -> Result<CliOutcome, U
             }
         }
     };
-    Ok(CliOutcome::Register(RegisterCommand {
+    Ok(Parsed::Command(RegisterCommand {
         kind,
         proxy_host: host.clone(),
         proxy_port,
@@ -217,7 +225,7 @@ pub fn parse(program: &str, kind: Kind, args: &[String]) -> Result<CliOutcome, U
 
 #[cfg(test)]
 mod tests {
-    use super::super::cli::parse_args;
+    use super::super::cli::{parse_args, CliOutcome};
     use super::*;
 
     fn args(list: &[&str]) -> Vec<String> {

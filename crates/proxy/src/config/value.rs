@@ -90,7 +90,7 @@ pub(crate) fn ip_network(text: &str) -> Option<(IpAddr, u8)> {
         Some((a, p)) => (a, Some(p)),
         None => (text, None),
     };
-    let address = crate::net::canonical_ip(ip_address(addr_text)?);
+    let address = ip_address(addr_text)?.to_canonical();
     let max = if address.is_ipv4() { 32 } else { 128 };
     let prefix = match prefix_text {
         None => max,

@@ -8,6 +8,7 @@ mod registry;
 pub mod replay_timing;
 pub mod sink;
 mod stream;
+mod subscriber;
 pub mod udp_batch;
 
 pub use registry::StreamRegistry;

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, Notify};
 
-use super::stream::SubscriberId;
+use super::subscriber::SubscriberId;
 use super::udp_batch::{self, GsoState, UdpDest};
 
 /// Default bound of queued media packets per TCP connection (about 2 s of a

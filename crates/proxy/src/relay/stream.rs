@@ -21,8 +21,7 @@ use super::sink::{ConnOut, Sink, SinkSet};
 use crate::sdp::Presentation;
 use crate::tasks::Tasks;
 
-/// Identifies one front-end session within a stream.
-pub type SubscriberId = u64;
+pub use super::subscriber::SubscriberId;
 
 /// Called when the stream has to drop a subscriber on its own (the back end's
 /// tracks changed, or the proxy is shutting down).

@@ -6,7 +6,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use bytes::Bytes;
 use rtsp::header::range::Range;
 use rtsp::header::rtp_info::{self, RtpInfo};
 use rtsp::header::session::SessionHeader;
@@ -15,10 +14,11 @@ use rtsp::{Method, Request, Response, Version};
 use tracing::{debug, info, warn};
 
 use super::auth;
+pub use super::register::Next;
+pub use super::reply::{send, ConnContext};
 use super::session::{self, SessionRef, SessionState, TrackTransport};
 use super::target::{self, Target};
 use super::ServerContext;
-use crate::net;
 use crate::relay::{Availability, ClientInfo, ClientTransport, Closer, ConnOut, Sink, StartPoint};
 use crate::sdp::{self, RenderOptions};
 
@@ -35,48 +35,6 @@ pub fn public(ctx: &ServerContext) -> &'static str {
     } else {
         PUBLIC
     }
-}
-
-/// What the connection does after a request was handled.
-#[derive(Debug)]
-pub enum Next {
-    /// Read the next request.
-    Continue,
-    /// REGISTER with `reuse_connection` was answered 200: once that answer is
-    /// written, the connection stops being a server connection and becomes the
-    /// RTSP channel of the registered stream's source.
-    HandOver(Box<super::register::Pending>),
-}
-
-/// What the handler needs to know about the connection a request came on.
-#[derive(Clone)]
-pub struct ConnContext {
-    pub local: SocketAddr,
-    pub peer: SocketAddr,
-    pub out: ConnOut,
-    /// RTSP-over-HTTP: every track must be interleaved.
-    pub tunnelled: bool,
-    /// RTSP over TLS: URLs we give out are `rtsps://`, media stays interleaved.
-    pub secure: bool,
-}
-
-/// Adds the headers every response carries and queues it on the connection.
-pub fn send(ctx: &ServerContext, conn: &ConnContext, cseq: Option<&str>, mut resp: Response) {
-    conn.out.send_control(finish(ctx, cseq, &mut resp));
-}
-
-fn finish(ctx: &ServerContext, cseq: Option<&str>, resp: &mut Response) -> Bytes {
-    let mut headers = rtsp::Headers::new();
-    if let Some(c) = cseq {
-        headers.set("CSeq", c);
-    }
-    headers.set("Date", rtsp::date::format_date(SystemTime::now()));
-    headers.set("Server", ctx.server_name.as_str());
-    for (k, v) in resp.headers.iter() {
-        headers.append(k, v);
-    }
-    resp.headers = headers;
-    resp.to_bytes()
 }
 
 /// An error answer: status plus a log line at debug level.
@@ -165,7 +123,7 @@ pub fn handle(ctx: &Arc<ServerContext>, conn: &ConnContext, req: &Request, now: 
             let found = found.filter(|s| {
                 let owner = session::lock(s).peer_ip;
                 let ours = ctx.sessions_from_any_address
-                    || owner == net::canonical_ip(conn.peer.ip());
+                    || owner == conn.peer.ip().to_canonical();
                 if !ours
                     && ctx
                         .foreign_session_warnings
@@ -269,7 +227,7 @@ fn describe(ctx: &ServerContext, conn: &ConnContext, req: &Request) -> Response 
 
 /// `rtsp://<address the client connected to>/<stream>` (`rtsps://` over TLS).
 fn base_url(conn: &ConnContext, stream: &str) -> String {
-    let host = match net::canonical_ip(conn.local.ip()) {
+    let host = match conn.local.ip().to_canonical() {
         IpAddr::V4(ip) => ip.to_string(),
         IpAddr::V6(ip) => format!("[{ip}]"),
     };
@@ -568,7 +526,7 @@ fn reply_transport(lower: LowerTransport) -> Transport {
 }
 
 fn ip_text(ip: IpAddr) -> String {
-    net::canonical_ip(ip).to_string()
+    ip.to_canonical().to_string()
 }
 
 /// The client RTCP addresses of a session's UDP tracks.

@@ -15,8 +15,23 @@ use tracing::{debug, warn};
 
 use super::connection::{self, Accepted};
 use super::{proxy_header, tunnel, ServerContext};
-use crate::config::{HttpPort, DEFAULT_HTTP_PORTS};
 use crate::tls::HANDSHAKE_TIMEOUT;
+
+/// Ports tried, in order, for the dedicated RTSP-over-HTTP port when
+/// `--http-port` is not given (live555's choice).
+pub const DEFAULT_HTTP_PORTS: [u16; 3] = [80, 8000, 8080];
+
+/// The dedicated RTSP-over-HTTP tunnelling port for clients (tunnelling is
+/// accepted on the RTSP port too, whatever this says).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpPort {
+    /// The first of [`DEFAULT_HTTP_PORTS`] that binds; none is fine (live555).
+    Fallback,
+    /// This port, or the proxy does not start (`--http-port N`).
+    Fixed(u16),
+    /// No dedicated port (`--http-port 0`).
+    Off,
+}
 
 /// At most this many client connections at once; further ones are closed at once.
 pub const MAX_CONNECTIONS: usize = 4096;

@@ -10,6 +10,7 @@ pub mod media_udp;
 pub mod multicast;
 pub mod proxy_header;
 pub mod register;
+mod reply;
 pub mod session;
 pub mod slots;
 pub mod target;
@@ -86,7 +87,7 @@ impl ServerContext {
             tunnels: tunnel::TunnelTable::default(),
             limits: rtsp::Limits::default(),
             session_timeout,
-            server_name: format!("rtsp-proxy/{}", env!("CARGO_PKG_VERSION")),
+            server_name: crate::SOFTWARE.to_owned(),
             client_auth: None,
             sessions_from_any_address: false,
             foreign_session_warnings: Default::default(),
@@ -96,7 +97,7 @@ impl ServerContext {
             proxy_header_warnings: Default::default(),
             supervisor: Arc::new(Supervisor::new(
                 streams.clone(),
-                crate::config::DEFAULT_MAX_REGISTERED,
+                crate::supervisor::DEFAULT_MAX_REGISTERED,
             )),
             streams,
             register: None,
@@ -152,7 +153,7 @@ impl ServerContext {
 
     /// The UDP media sockets for a client address of this family.
     pub fn media_for(&self, ip: IpAddr) -> Option<&UdpPair> {
-        match crate::net::canonical_ip(ip) {
+        match ip.to_canonical() {
             IpAddr::V4(_) => self.media_v4.as_ref(),
             IpAddr::V6(_) => self.media_v6.as_ref(),
         }

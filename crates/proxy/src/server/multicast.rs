@@ -27,9 +27,26 @@ use tracing::{debug, info, warn};
 
 use super::media_udp::UdpPair;
 use super::session::ClientSession;
-use crate::config::MulticastConfig;
 use crate::relay::{Closer, PlayOptions, Sink, StartPoint, Stream, SubscriberId};
 use crate::tasks::Tasks;
+
+/// Default multicast TTL (`--multicast-ttl`).
+pub const DEFAULT_MULTICAST_TTL: u8 = 16;
+/// Default first multicast RTP port (`--multicast-port`).
+pub const DEFAULT_MULTICAST_PORT: u16 = 20000;
+
+/// Multicast to clients (`--multicast-range`, `--multicast-ttl`, `--multicast-port`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MulticastConfig {
+    /// The range's network address (inside 224.0.0.0/4, host bits zero).
+    pub network: Ipv4Addr,
+    /// The range's prefix length (4..=32).
+    pub prefix_len: u8,
+    /// TTL of the multicast packets we send (1..=255).
+    pub ttl: u8,
+    /// RTP port of a stream's first track (even); track `k` gets `port + 2k`.
+    pub port: u16,
+}
 
 /// Most groups (streams with multicast clients at once), whatever the range.
 pub const MAX_GROUPS: u32 = 4096;
@@ -320,7 +337,7 @@ impl Multicast {
     ) -> Result<Joined, GroupError> {
         let mut g = self.lock();
         let had = g.len();
-        let peer = crate::net::canonical_ip(member.1);
+        let peer = member.1.to_canonical();
         let joined = g.join(stream.name(), generation, track, (member.0, peer), || {
             stream.new_subscriber()
         });
@@ -527,7 +544,7 @@ async fn receive_rtcp(me: Weak<Multicast>, stream: String, socket: tokio::net::U
                 let Some(me) = me.upgrade() else {
                     return;
                 };
-                me.touch(&stream, crate::net::canonical_ip(from.ip()), Instant::now());
+                me.touch(&stream, from.ip().to_canonical(), Instant::now());
             }
             Err(e) => {
                 debug!(stream, "multicast RTCP receive: {e}");
@@ -545,6 +562,12 @@ fn source_towards(group: SocketAddrV4) -> Option<Ipv4Addr> {
     match s.local_addr().ok()?.ip() {
         IpAddr::V4(ip) if !ip.is_unspecified() => Some(ip),
         _ => None,
+    }
+}
+
+impl super::session::GroupMembership for Multicast {
+    fn leave(&self, stream: &Stream, member: SubscriberId) {
+        Multicast::leave(self, stream, member);
     }
 }
 

@@ -36,9 +36,8 @@ use rtsp::url::RtspUrl;
 use rtsp::{Method, Request, Response};
 use tracing::{info, warn};
 
-use super::handler::{send, ConnContext, Next};
+use super::reply::{send, ConnContext};
 use super::ServerContext;
-use crate::config::Config;
 use crate::source::connector::{Connector, Handover};
 use crate::source::SourceSettings;
 use crate::supervisor::{AddError, Origin};
@@ -48,10 +47,37 @@ pub const DEFAULT_NAME_PREFIX: &str = "registeredProxyStream";
 /// Longest stream name a REGISTER may ask for, in bytes.
 pub const MAX_NAME_LEN: usize = 200;
 
-/// What REGISTER needs besides the server: the configuration registered sources are
+/// What the connection does after a request was handled.
+#[derive(Debug)]
+pub enum Next {
+    /// Read the next request.
+    Continue,
+    /// REGISTER with `reuse_connection` was answered 200: once that answer is
+    /// written, the connection stops being a server connection and becomes the
+    /// RTSP channel of the registered stream's source.
+    HandOver(Box<Pending>),
+}
+
+/// What REGISTER takes from the configuration layer above the server, which
+/// knows the `--register-allow` list and the back-end defaults.
+pub trait RegisterSettings: Send + Sync {
+    /// Whether a back end whose URL has this `host` (as
+    /// [`rtsp::url::RtspUrl::host`]) may be registered and dialled, asked by `peer`.
+    fn allows(&self, host: &str, peer: IpAddr) -> bool;
+    /// The settings of a back end that registered itself at `url`: as a
+    /// command-line one, with media over TCP when it asked for `interleaved`
+    /// (or the proxy runs with `-t`), reached through `connector` (never
+    /// through `-T`, as in live555).
+    fn source_settings(&self, url: &str, interleaved: bool, connector: Connector)
+        -> SourceSettings;
+    /// Bytes of keyframe cache of a registered stream.
+    fn keyframe_cache_bytes(&self) -> usize;
+}
+
+/// What REGISTER needs besides the server: the settings registered sources are
 /// built from, and where their "Play this stream" URLs point.
 pub struct Registrar {
-    config: Arc<Config>,
+    config: Arc<dyn RegisterSettings>,
     counter: AtomicU64,
     play_host: IpAddr,
     play_port: Option<u16>,
@@ -65,7 +91,7 @@ impl Registrar {
     /// the keyframe cache size; `play_host` with `play_port` (plain RTSP) and
     /// `tls_port` (RTSPS) is printed in the "Play this stream" lines.
     pub fn new(
-        config: Arc<Config>,
+        config: Arc<dyn RegisterSettings>,
         play_host: IpAddr,
         play_port: Option<u16>,
         tls_port: Option<u16>,
@@ -240,10 +266,7 @@ fn register(
         return Err(Response::new(455));
     }
     let config = &registrar.config;
-    let allowed = config
-        .register_allow
-        .iter()
-        .any(|rule| rule.allows(&url.host, conn.peer.ip()));
+    let allowed = config.allows(&url.host, conn.peer.ip());
     if !allowed && !params.reuse_connection {
         warn!(peer = %conn.peer, "REGISTER of {shown} refused: its host is not allowed (--register-allow)");
         return Err(Response::new(403));
@@ -261,8 +284,6 @@ fn register(
     if !allowed {
         info!(stream = %name, "{shown}: its host is not in --register-allow; the stream is pulled over the registering connection only, and removed once it is gone");
     }
-    let interleaved =
-        params.interleaved || config.backend_transport == crate::config::BackendTransport::Tcp;
     let connector = Connector {
         handover: None,
         handover_only: !allowed,
@@ -270,10 +291,10 @@ fn register(
         ..Connector::default()
     };
     Ok(Pending {
-        settings: SourceSettings::registered(config, &req.uri, interleaved, connector),
+        settings: config.source_settings(&req.uri, params.interleaved, connector),
         name,
         origin: Origin::Registered {
-            by: crate::net::canonical_ip(conn.peer.ip()),
+            by: conn.peer.ip().to_canonical(),
         },
     })
 }
@@ -285,7 +306,7 @@ fn deregister(ctx: &ServerContext, conn: &ConnContext, params: &RegisterTranspor
     let Some(Origin::Registered { by }) = ctx.supervisor.origin(name) else {
         return invalid_parameter("DEREGISTER of a stream that was not registered");
     };
-    if ctx.register_auth.is_none() && by != crate::net::canonical_ip(conn.peer.ip()) {
+    if ctx.register_auth.is_none() && by != conn.peer.ip().to_canonical() {
         warn!(peer = %conn.peer, stream = %name, "DEREGISTER refused: the stream was registered from {by} (without -U only that address may deregister it)");
         return Response::new(403);
     }
@@ -312,7 +333,7 @@ fn complete(ctx: &ServerContext, pending: Pending) {
         return;
     };
     let shown = rtsp::url::redact(&pending.settings.url);
-    let cache = registrar.config.keyframe_cache_bytes;
+    let cache = registrar.config.keyframe_cache_bytes();
     match ctx
         .supervisor
         .add(&pending.name, cache, pending.settings, pending.origin)

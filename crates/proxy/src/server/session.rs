@@ -16,8 +16,15 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use tracing::info;
 
-use super::multicast::Multicast;
 use crate::relay::{ConnOut, Stream, SubscriberId};
+
+/// Multicast delivery as the session table sees it: a removed session leaves
+/// its stream's group (implemented by `multicast::Multicast`, which is above
+/// this table).
+pub trait GroupMembership: Send + Sync {
+    /// `member` of `stream`'s group is gone.
+    fn leave(&self, stream: &Stream, member: SubscriberId);
+}
 
 /// How one track reaches the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,7 +127,7 @@ pub struct SessionTable {
     inner: Mutex<Inner>,
     limits: SessionLimits,
     /// Multicast delivery (`--multicast-range`): a session removed leaves its group.
-    multicast: std::sync::OnceLock<Arc<Multicast>>,
+    multicast: std::sync::OnceLock<Arc<dyn GroupMembership>>,
 }
 
 #[derive(Default)]
@@ -142,7 +149,7 @@ impl SessionTable {
     }
 
     /// Makes removed sessions leave their multicast group (set once).
-    pub fn set_multicast(&self, multicast: Arc<Multicast>) {
+    pub fn set_multicast(&self, multicast: Arc<dyn GroupMembership>) {
         let _ = self.multicast.set(multicast);
     }
 
@@ -167,7 +174,7 @@ impl SessionTable {
         conn: u64,
         now: Instant,
     ) -> Result<SessionRef, CreateError> {
-        let peer_ip = crate::net::canonical_ip(peer_ip);
+        let peer_ip = peer_ip.to_canonical();
         let mut inner = self.lock();
         if inner.by_id.len() >= MAX_SESSIONS {
             return Err(CreateError::Full);

@@ -58,7 +58,7 @@ impl ConnectionSlots {
     ///
     /// Every slot, or every slot of that address, is taken.
     pub fn take(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Refused> {
-        let ip = crate::net::canonical_ip(ip);
+        let ip = ip.to_canonical();
         let mut c = self.lock();
         if c.total >= self.max_total {
             return Err(Refused::Full(c.total));
@@ -112,7 +112,7 @@ impl Slot {
         if self.ip.is_some() {
             return Ok(());
         }
-        let ip = crate::net::canonical_ip(ip);
+        let ip = ip.to_canonical();
         let mut c = self.slots.lock();
         let of_ip = c.per_ip.get(&ip).copied().unwrap_or(0);
         if of_ip >= self.slots.max_per_address {

@@ -199,7 +199,7 @@ pub fn open_get(
             GetHalf {
                 input: tx,
                 out: conn.out.clone(),
-                peer: crate::net::canonical_ip(conn.peer.ip()),
+                peer: conn.peer.ip().to_canonical(),
             },
         );
     }
@@ -216,7 +216,7 @@ pub fn open_get(
 /// Whether a POST from `post` may feed the GET opened from `get` (the same
 /// client, unless sessions may roam between addresses).
 fn post_may_join(get: std::net::IpAddr, post: std::net::IpAddr, roaming: bool) -> bool {
-    roaming || get == crate::net::canonical_ip(post)
+    roaming || get == post.to_canonical()
 }
 
 /// Feeds the POST half's decoded body to its GET half until either side closes.

@@ -21,8 +21,9 @@ use tracing::{debug, info, warn};
 
 use super::backoff::{Backoff, STABLE_AFTER};
 use super::connector::{ChannelWriter, Connector};
-use super::session::{BackendSession, Event, Failure, Output, SessionConfig, MAX_REDIRECTS};
-use crate::config::BackendTransport;
+use super::failure::{Failure, IoCause};
+use super::rtsp_client::{BackendSession, Event, Output, SessionConfig, MAX_REDIRECTS};
+use super::transport::BackendTransport;
 use crate::relay::{PresentationChange, Stream};
 use crate::tasks::Tasks;
 use crate::{log_text, net};
@@ -98,38 +99,6 @@ pub struct SourceSettings {
     pub reconnect_max: Duration,
     /// How the back end is reached (TCP, or a connection handed over).
     pub connector: Connector,
-}
-
-impl SourceSettings {
-    /// The settings of a command-line back end `url`: every option of `config`,
-    /// `rtsps://` back ends verified by `tls` (built once at start-up).
-    #[must_use]
-    pub fn from_config(
-        config: &crate::config::Config,
-        url: &str,
-        tls: Option<Arc<rustls::ClientConfig>>,
-    ) -> SourceSettings {
-        crate::paths::PathSpec::from_config(config, url).settings(tls)
-    }
-
-    /// The settings of a back end that registered itself (REGISTER): as a
-    /// command-line one, with media over TCP when it asked for `interleaved` (or
-    /// the proxy runs with `-t`), reached through `connector` (never through `-T`,
-    /// as in live555).
-    #[must_use]
-    pub fn registered(
-        config: &crate::config::Config,
-        url: &str,
-        interleaved: bool,
-        connector: Connector,
-    ) -> SourceSettings {
-        let mut settings = SourceSettings::from_config(config, url, None);
-        if interleaved {
-            settings.transport = BackendTransport::Tcp;
-        }
-        settings.connector = connector;
-        settings
-    }
 }
 
 /// A running source; dropping it does not stop it, [`SourceHandle::shutdown`] does.
@@ -235,7 +204,7 @@ async fn run(stream: Arc<Stream>, settings: SourceSettings, mut shutdown: watch:
             udp_timeout: settings.udp_timeout,
             max_gap: settings.max_gap,
             linger: settings.linger,
-            user_agent: format!("rtsp-proxy/{}", env!("CARGO_PKG_VERSION")),
+            user_agent: crate::SOFTWARE.to_owned(),
         };
         let outcome = run_connection(
             &stream,
@@ -402,7 +371,7 @@ fn announced_source(source: Option<&str>, peer_ip: IpAddr) -> IpAddr {
     match source.and_then(|s| s.trim().parse::<IpAddr>().ok()) {
         Some(ip) if ip.is_unspecified() => peer_ip,
         Some(ip) if ip.is_loopback() && !peer_ip.is_loopback() => peer_ip,
-        Some(ip) => net::canonical_ip(ip),
+        Some(ip) => ip.to_canonical(),
         None => peer_ip,
     }
 }
@@ -448,7 +417,7 @@ async fn receive_rtp(
                 match socket.try_recv_buf_from(&mut buf) {
                     Ok((n, from)) => {
                         let pkt = buf.split_to(n);
-                        if allowed_now.contains(&net::canonical_ip(from.ip())) {
+                        if allowed_now.contains(&from.ip().to_canonical()) {
                             batch.push(pkt);
                         }
                     }
@@ -497,7 +466,7 @@ async fn receive_rtcp(
 }
 
 fn is_allowed(allowed: &Mutex<Vec<IpAddr>>, ip: IpAddr) -> bool {
-    let ip = net::canonical_ip(ip);
+    let ip = ip.to_canonical();
     allowed.lock().map(|a| a.contains(&ip)).unwrap_or(false)
 }
 
@@ -531,8 +500,11 @@ async fn write_bytes(
     };
     match tokio::time::timeout(timeout, write).await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(Failure::ConnectionLost(e.to_string())),
-        Err(_) => Err(Failure::ConnectionLost("write timed out".into())),
+        Ok(Err(e)) => Err(Failure::lost(e)),
+        Err(_) => Err(Failure::ConnectionLost(IoCause::new(
+            std::io::ErrorKind::TimedOut,
+            "write timed out",
+        ))),
     }
 }
 
@@ -559,7 +531,7 @@ async fn run_connection(
         _ = shutdown.changed() => return Outcome::Shutdown,
     };
     debug!(stream = %name, "connected to {} over {}", channel.peer, channel.carrier);
-    let peer_ip = net::canonical_ip(channel.peer.ip());
+    let peer_ip = channel.peer.ip().to_canonical();
     let mut rd = channel.reader;
     let mut wr = channel.writer;
     let mut machine = BackendSession::new(cfg);
@@ -724,8 +696,8 @@ async fn run_connection(
         tokio::select! {
             r = rd.read_buf(&mut buf) => {
                 match r {
-                    Ok(0) => return Outcome::Failed(Failure::ConnectionLost("closed by the back end".into())),
-                    Err(e) => return Outcome::Failed(Failure::ConnectionLost(e.to_string())),
+                    Ok(0) => return Outcome::Failed(Failure::ConnectionLost(IoCause::new(std::io::ErrorKind::UnexpectedEof, "closed by the back end"))),
+                    Err(e) => return Outcome::Failed(Failure::lost(e)),
                     Ok(_) => {}
                 }
                 // Consecutive RTP packets of a track are relayed as one batch,

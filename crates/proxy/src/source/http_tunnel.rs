@@ -29,8 +29,8 @@ use rtsp::{Frame, Limits};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::connector::{dial_tcp, Carrier, Channel};
-use super::session::Failure;
+use super::channel::{dial_tcp, Carrier, Channel};
+use super::failure::Failure;
 
 /// Longest answer head to the `GET` we read.
 pub const MAX_RESPONSE_HEAD: usize = 8 * 1024;
@@ -317,9 +317,7 @@ pub async fn open(
             _ => return Err(get_refused(&answer, settings.port, credentials.is_some())),
         }
     };
-    let peer = get
-        .peer_addr()
-        .map_err(|e| Failure::ConnectionLost(e.to_string()))?;
+    let peer = get.peer_addr().map_err(Failure::lost)?;
     // The POST goes to the address the GET reached.
     let mut post = match tokio::time::timeout(timeout, TcpStream::connect(peer)).await {
         Ok(Ok(s)) => s,

@@ -6,10 +6,14 @@
 //! RTSP-over-HTTP carrier of `-T`.
 
 pub mod backoff;
+pub mod channel;
 pub mod connector;
 pub mod driver;
+pub mod failure;
 pub mod http_tunnel;
-pub mod session;
+pub mod rtsp_client;
+pub mod transport;
 
 pub use connector::Connector;
 pub use driver::{spawn, SourceHandle, SourceSettings};
+pub use transport::BackendTransport;

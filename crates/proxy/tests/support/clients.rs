@@ -405,27 +405,60 @@ fn parse_framecrc_header(header: &str, streams: &mut Vec<(usize, String, String)
     }
 }
 
-/// Plays the first track of `url` with GStreamer (`rtspsrc ! decodebin !
-/// fakesink`) until `buffers` decoded buffers went through, then EOS. See
-/// [`gst_play_media`].
+/// Plays the video track of `url` with GStreamer until `buffers` decoded
+/// buffers went through, then EOS. See [`gst_play_media`].
 pub fn gst_play(url: &str, protocols: &str, buffers: u32, timeout: Duration) -> Result<(), String> {
-    gst_play_media(url, protocols, None, buffers, timeout)
+    gst_play_media(url, protocols, "video", buffers, timeout)
 }
 
-/// Plays `url` with `gst-launch-1.0 -e rtspsrc ! decodebin ! fakesink
-/// num-buffers=<buffers>`; `protocols` is `udp`, `tcp`, `udp+tcp` or `http`
-/// (the RTSP-over-HTTP tunnel: the URL's scheme becomes `rtsph`, or `rtspsh`
-/// for `rtsps://`). An `rtsps://` URL is played without verifying the
-/// server's certificate (`tls-validation-flags=0`). `media`
-/// (`video`/`audio`) chooses the track to decode, `None` takes the first one
-/// `rtspsrc` exposes.
+/// The media kinds a test back end or the proxy may serve: `rtspsrc` exposes
+/// one source pad for each track, and each must be linked ([`rtspsrc_branches`]).
+const MEDIA_KINDS: [&str; 2] = ["video", "audio"];
+
+/// The `gst-launch-1.0` arguments that link *every* pad `rtspsrc name=s`
+/// exposes: the track of kind `media` to `decode` (a launch-line fragment
+/// ending in a sink), each track of another kind to a `tee
+/// allow-not-linked=true` that drops it.
+///
+/// An unlinked pad makes rtspsrc answer `not-linked` for its track, and while
+/// the decoded track has not pushed its first buffer that stops the whole
+/// source ("streaming stopped, reason not-linked"): a race against the first
+/// video buffer that a loaded machine loses. A dropping `tee` is not a sink,
+/// so the pipeline's EOS still waits for the decoding branch only, and a
+/// branch whose kind the stream does not have stays unlinked and idle.
+pub fn rtspsrc_branches(media: &str, decode: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = vec!["s.".into(), "!".into()];
+    args.push(format!("application/x-rtp,media={media}"));
+    args.push("!".into());
+    args.extend(decode.iter().map(|a| (*a).to_owned()));
+    for other in MEDIA_KINDS.iter().filter(|k| **k != media) {
+        args.extend([
+            "s.".to_owned(),
+            "!".to_owned(),
+            format!("application/x-rtp,media={other}"),
+            "!".to_owned(),
+            "tee".to_owned(),
+            "allow-not-linked=true".to_owned(),
+        ]);
+    }
+    args
+}
+
+/// Plays `url` with `gst-launch-1.0 -e rtspsrc name=s s. !
+/// application/x-rtp,media=<media> ! decodebin ! fakesink
+/// num-buffers=<buffers>`, every other track linked to a dropping branch
+/// ([`rtspsrc_branches`]); `protocols` is `udp`, `tcp`, `udp+tcp`,
+/// `udp-mcast` or `http` (the RTSP-over-HTTP tunnel: the URL's scheme becomes
+/// `rtsph`, or `rtspsh` for `rtsps://`). An `rtsps://` URL is played without
+/// verifying the server's certificate (`tls-validation-flags=0`). `media`
+/// (`video`/`audio`) is the kind of the track to decode.
 ///
 /// Succeeds when the pipeline reached EOS and gst-launch exited with 0; fails
 /// on any error or when `timeout` expires.
 pub fn gst_play_media(
     url: &str,
     protocols: &str,
-    media: Option<&str>,
+    media: &str,
     buffers: u32,
     timeout: Duration,
 ) -> Result<(), String> {
@@ -436,18 +469,18 @@ pub fn gst_play_media(
         other => (url.to_owned(), other),
     };
     let mut cmd = Command::new("gst-launch-1.0");
-    cmd.args(["-e", "rtspsrc"])
+    cmd.args(["-e", "rtspsrc", "name=s"])
         .arg(format!("location={location}"))
         .arg(format!("protocols={protocols}"));
     if tls {
         cmd.arg("tls-validation-flags=0");
     }
-    cmd.args(["latency=200", "!"]);
-    if let Some(media) = media {
-        cmd.args([format!("application/x-rtp,media={media}").as_str(), "!"]);
-    }
-    cmd.args(["decodebin", "!", "fakesink", "sync=false"])
-        .arg(format!("num-buffers={buffers}"));
+    cmd.arg("latency=200");
+    let num_buffers = format!("num-buffers={buffers}");
+    cmd.args(rtspsrc_branches(
+        media,
+        &["decodebin", "!", "fakesink", "sync=false", &num_buffers],
+    ));
     let out = run_with_timeout(&mut cmd, timeout)?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -478,8 +511,9 @@ pub(crate) fn gst_failed_only_at_shutdown(stdout: &str, stderr: &str) -> bool {
 }
 
 /// Connects to `addr`, writes `raw`, and returns everything the peer sends
-/// back until it is quiet for 300 ms, closes the connection, or `timeout`
-/// expires (at most 1 MiB). Fails only if connecting or writing fails.
+/// back until it is quiet for 300 ms after its first byte, closes the
+/// connection, or `timeout` expires (at most 1 MiB). Fails only if connecting
+/// or writing fails.
 ///
 /// Meant for protocol-level checks: malformed requests, error codes, headers.
 pub fn rtsp_exchange(addr: SocketAddr, raw: &[u8], timeout: Duration) -> Result<String, String> {
@@ -499,6 +533,11 @@ pub fn rtsp_exchange(addr: SocketAddr, raw: &[u8], timeout: Duration) -> Result<
         match stream.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => received.extend_from_slice(&buf[..n]),
+            // Quiet before the first byte is a busy machine, not the end of
+            // the answer: wait on, up to `timeout`.
+            Err(e)
+                if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
+                    && received.is_empty() => {}
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             // A reset after the answer is how some servers close: keep what came.
@@ -562,8 +601,9 @@ pub fn ffmpeg_first_frame(
 
 /// Time from starting gst-launch to its exit after the first *decoded* video
 /// frame of `url` (`codec`: `h264` or `h265`; `protocols`: `udp` or `tcp`):
-/// `rtspsrc ! application/x-rtp,media=video ! rtph26Xdepay ! h26Xparse !
-/// avdec_h26X output-corrupt=false ! fakesink num-buffers=1`.
+/// `rtspsrc name=s s. ! application/x-rtp,media=video ! rtph26Xdepay !
+/// h26Xparse ! avdec_h26X output-corrupt=false ! fakesink num-buffers=1`,
+/// every other track dropped ([`rtspsrc_branches`]).
 ///
 /// `output-corrupt=false` matters: `decodebin`'s `avdec_h264` outputs frames
 /// decoded from missing references by default, at once, so it would not show
@@ -583,20 +623,18 @@ pub fn gst_first_frame(
         "h265" => ("rtph265depay", "h265parse", "avdec_h265"),
         other => return Err(format!("gst_first_frame: unsupported codec {other:?}")),
     };
+    let mut decode = vec![depay, "!", parse, "!"];
+    if keyframes_only {
+        decode.extend(["identity", "drop-buffer-flags=delta-unit", "!"]);
+    }
+    decode.extend([decoder, "output-corrupt=false", "!"]);
+    decode.extend(["fakesink", "sync=false", "num-buffers=1"]);
     let mut cmd = Command::new("gst-launch-1.0");
-    cmd.arg("rtspsrc")
+    cmd.args(["rtspsrc", "name=s"])
         .arg(format!("location={url}"))
         .arg(format!("protocols={protocols}"))
-        .args(["latency=200", "!", "application/x-rtp,media=video", "!"])
-        .args([depay, "!", parse, "!"]);
-    if keyframes_only {
-        cmd.args(["identity", "drop-buffer-flags=delta-unit", "!"]);
-    }
-    cmd.args([decoder, "output-corrupt=false", "!"]).args([
-        "fakesink",
-        "sync=false",
-        "num-buffers=1",
-    ]);
+        .arg("latency=200")
+        .args(rtspsrc_branches("video", &decode));
     let started = Instant::now();
     let out = run_with_timeout(&mut cmd, timeout)?;
     let took = started.elapsed();

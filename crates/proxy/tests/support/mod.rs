@@ -44,8 +44,8 @@ mod retina_client;
 pub use backend::{Backend, BackendOpts, SuspendMode};
 pub use clients::{
     ffmpeg_copy, ffmpeg_record, ffprobe_start_times, ffprobe_streams, gst_play, gst_play_media,
-    read_response_head, rtsp_exchange, run_with_timeout, ProbedStream, RecordResult,
-    RecordedPacket, StreamStart,
+    read_response_head, rtsp_exchange, rtspsrc_branches, run_with_timeout, ProbedStream,
+    RecordResult, RecordedPacket, StreamStart,
 };
 pub use files::{have, repo_file, scratch_dir, REPO_ROOT};
 pub use http::http_get;

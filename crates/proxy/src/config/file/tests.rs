@@ -7,6 +7,14 @@ fn err(text: &str) -> ConfigError {
     }
 }
 
+/// The [`FileError`] of a load that must fail on the file.
+fn file_error(loaded: Result<Config, LoadError>) -> FileError {
+    match loaded {
+        Err(LoadError::File(e)) => e,
+        other => panic!("not a file error: {other:?}"),
+    }
+}
+
 fn no_env(_: &str) -> Option<String> {
     None
 }
@@ -15,7 +23,7 @@ fn load_with(
     text: &str,
     args: &[&str],
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Config, String> {
+) -> Result<Config, LoadError> {
     let mut all = vec!["--config".to_owned(), "/etc/p.toml".to_owned()];
     all.extend(args.iter().map(|a| (*a).to_owned()));
     load_text(Path::new("/etc/p.toml"), text, "rtsp-proxy", &all, env)
@@ -109,9 +117,13 @@ fn the_command_line_wins_over_the_file_and_adds_its_urls() {
 #[test]
 fn a_name_twice_is_refused() {
     let text = "[paths.proxyStream]\nsource = \"rtsp://h/x\"\n";
-    let e = load_with(text, &["rtsp://h/cli"], &no_env).unwrap_err();
+    let e = file_error(load_with(text, &["rtsp://h/cli"], &no_env));
     assert_eq!(
-        e,
+        (e.error.line, e.error.key.as_str()),
+        (Some(1), "paths.proxyStream")
+    );
+    assert_eq!(
+        e.to_string(),
         "/etc/p.toml:1: paths.proxyStream: the name \"proxyStream\" is also a command-line stream"
     );
     assert!(load_with(text, &[], &no_env).is_ok(), "alone it is fine");
@@ -119,9 +131,13 @@ fn a_name_twice_is_refused() {
 
 #[test]
 fn a_missing_env_var_names_file_line_and_key() {
-    let e = load_with(FULL, &[], &no_env).unwrap_err();
+    let e = file_error(load_with(FULL, &[], &no_env));
     assert_eq!(
-        e,
+        (e.error.line, e.error.key.as_str()),
+        (Some(22), "paths.front-door.password_env")
+    );
+    assert_eq!(
+        e.to_string(),
         "/etc/p.toml:22: paths.front-door.password_env: environment variable CAM1_PASSWORD is not set"
     );
 }
@@ -146,12 +162,15 @@ fn password_files() {
         "[paths.a]\nsource = \"rtsp://h/a\"\nuser = \"u\"\npassword_file = \"{}\"\n",
         missing.display()
     );
-    let e = load_with(&text, &[], &no_env).unwrap_err();
+    let e = file_error(load_with(&text, &[], &no_env));
+    assert_eq!(
+        (e.error.line, e.error.key.as_str()),
+        (Some(4), "paths.a.password_file")
+    );
     assert!(
-        e.starts_with(&format!(
-            "/etc/p.toml:4: paths.a.password_file: cannot read {}: ",
-            missing.display()
-        )),
+        e.error
+            .message
+            .starts_with(&format!("cannot read {}: ", missing.display())),
         "{e}"
     );
     let _ = std::fs::remove_dir_all(&dir);
@@ -381,14 +400,15 @@ fn required_is_a_path_key_and_not_for_on_demand_paths() {
 
     let e = err("[defaults]\nrequired = true\n").to_string();
     assert!(e.starts_with("line 2: defaults.required: "), "{e}");
-    let e = load_with(
+    let e = file_error(load_with(
         "[defaults]\non_demand = true\n\n[paths.a]\nsource = \"rtsp://h/a\"\nrequired = true\n",
         &[],
         &no_env,
-    )
-    .expect_err("required with on_demand");
+    ));
+    assert_eq!(e.error.line, Some(4));
+    assert_eq!(e.error.key, "paths.a.required");
     assert!(
-        e.contains(":4: paths.a.required: cannot go with on_demand = true"),
+        e.error.message.contains("cannot go with on_demand = true"),
         "{e}"
     );
     let config = Config::default();

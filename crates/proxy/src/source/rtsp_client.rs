@@ -28,8 +28,10 @@ use rtsp::header::transport::{Cast, ChannelRange, LowerTransport, PortRange, Tra
 use rtsp::url::{resolve_control, RtspUrl};
 use rtsp::{Method, Request, Response};
 
-use crate::config::BackendTransport;
+use super::transport::BackendTransport;
 use crate::sdp::{self, Presentation};
+
+pub use super::failure::{Failure, RequestRef};
 
 /// Session timeout assumed when the back end announces none (RFC 2326: 60 s).
 pub const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(60);
@@ -60,63 +62,6 @@ pub struct SessionConfig {
     /// Keep playing this long after the last client left.
     pub linger: Duration,
     pub user_agent: String,
-}
-
-/// Why a session ended.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Failure {
-    #[error("{method} answered {status} {reason}")]
-    Status {
-        method: String,
-        status: u16,
-        reason: String,
-    },
-    #[error("no response to {method} within {secs} s")]
-    Timeout { method: String, secs: u64 },
-    #[error("authentication failed for {method} (check -u or the URL's credentials)")]
-    Auth { method: String },
-    #[error("bad {what} from the back end: {detail}")]
-    Malformed { what: String, detail: String },
-    #[error("the back end refused UDP (461 Unsupported Transport)")]
-    UdpRefused,
-    #[error("the back end refused multicast ({0})")]
-    MulticastRefused(String),
-    #[error("cannot receive the back end's multicast: {0}")]
-    MulticastJoin(String),
-    #[error("no media arrived over UDP within {0} s after PLAY")]
-    UdpSilent(u64),
-    #[error("no media for {0} s while playing")]
-    Stalled(u64),
-    #[error("the back end ended the stream (RTCP BYE)")]
-    Bye,
-    #[error("too many redirects")]
-    TooManyRedirects,
-    #[error("cannot connect: {0}")]
-    Connect(String),
-    #[error("connection lost: {0}")]
-    ConnectionLost(String),
-    /// The PLAY that was to resume the paused back end failed.
-    #[error("resuming the paused back end failed: {0}")]
-    Resume(Box<Failure>),
-}
-
-impl Failure {
-    /// Failures after which UDP is given up for TCP.
-    pub fn wants_tcp(&self) -> bool {
-        matches!(
-            self,
-            Failure::UdpRefused
-                | Failure::UdpSilent(_)
-                | Failure::MulticastRefused(_)
-                | Failure::MulticastJoin(_)
-        )
-    }
-
-    /// Failures after which a new connection is made at once, without back-off:
-    /// a client is waiting, and the back end was fine a moment ago.
-    pub fn reconnect_at_once(&self) -> bool {
-        matches!(self, Failure::Resume(_))
-    }
 }
 
 /// What the driver must act on.
@@ -198,9 +143,18 @@ enum State {
     Done,
 }
 
+impl Pending {
+    /// The request awaiting its answer, for a failure's context.
+    fn request(&self) -> RequestRef {
+        RequestRef::new(self.kind.method(), self.cseq, &self.uri)
+    }
+}
+
 struct Pending {
     kind: Kind,
     cseq: u32,
+    /// The request URI (for a failure's context).
+    uri: String,
     sent_at: Instant,
     /// Sent again after a 401 already.
     auth_retried: bool,
@@ -445,7 +399,7 @@ impl BackendSession {
                     return;
                 }
                 let timeout = Failure::Timeout {
-                    method: kind.method().as_str().to_string(),
+                    request: p.request(),
                     secs: limit.as_secs(),
                 };
                 self.fail(if kind == (Kind::Play { resume: true }) {
@@ -634,6 +588,7 @@ impl BackendSession {
         self.pending = Some(Pending {
             kind,
             cseq,
+            uri: req.uri.clone(),
             sent_at: now,
             auth_retried,
         });
@@ -682,7 +637,7 @@ impl BackendSession {
             return;
         }
         let kind = pending.kind;
-        let method = kind.method().as_str().to_string();
+        let request = pending.request();
         if resp.status == 401 {
             let retry = !pending.auth_retried
                 && self
@@ -698,7 +653,7 @@ impl BackendSession {
             } else if kind == Kind::Teardown {
                 self.finish_teardown();
             } else {
-                self.fail(Failure::Auth { method });
+                self.fail(Failure::Auth { request });
             }
             return;
         }
@@ -742,7 +697,7 @@ impl BackendSession {
                     }
                 } else if keepalive {
                     // A keep-alive answered with an error: the session is gone.
-                    self.fail(status_failure(&method, resp));
+                    self.fail(status_failure(&request, resp));
                     return;
                 }
                 // A failed first OPTIONS is not fatal: DESCRIBE decides.
@@ -753,123 +708,24 @@ impl BackendSession {
                         // Listed in Public but not really supported: use OPTIONS.
                         self.public = None;
                     } else {
-                        self.fail(status_failure(&method, resp));
+                        self.fail(status_failure(&request, resp));
                         return;
                     }
                 }
             }
             Kind::Describe => {
-                if !resp.is_success() {
-                    self.fail(status_failure(&method, resp));
+                if !self.on_describe_answer(resp, &request) {
                     return;
                 }
-                let body = String::from_utf8_lossy(&resp.body);
-                let presentation = match sdp::parse(&body) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        self.fail(Failure::Malformed {
-                            what: "SDP".into(),
-                            detail: e.to_string(),
-                        });
-                        return;
-                    }
-                };
-                if let Some(base) = resp
-                    .header("Content-Base")
-                    .or(resp.header("Content-Location"))
-                {
-                    if base.contains("://") {
-                        self.base = rtsp::url::redact(base.trim());
-                    }
-                }
-                if self.transport == BackendTransport::Udp && presentation.announces_multicast() {
-                    // A multicast session (live555's "multicast" streams, a
-                    // GStreamer server with only udp-mcast): unicast would be
-                    // refused.
-                    self.transport = BackendTransport::Multicast;
-                }
-                self.presentation = Some(presentation.clone());
-                self.state = State::AwaitingMedia;
-                self.out
-                    .push_back(Output::Event(Event::Described(presentation)));
             }
             Kind::Setup(i) => {
-                if resp.status == 461 && self.transport == BackendTransport::Udp {
-                    // Unicast refused: try multicast for this track (and the
-                    // next ones) before giving up UDP for TCP.
-                    self.transport = BackendTransport::Multicast;
-                    self.queue.push_front(Kind::Setup(i));
-                    self.pump(now);
+                if !self.on_setup_answer(i, resp, &request, now) {
                     return;
                 }
-                if resp.status == 461 && self.transport == BackendTransport::Multicast {
-                    self.fail(Failure::MulticastRefused(
-                        "461 Unsupported Transport".into(),
-                    ));
-                    return;
-                }
-                if !resp.is_success() {
-                    self.fail(status_failure(&method, resp));
-                    return;
-                }
-                if self.session_id.is_none() {
-                    self.fail(Failure::Malformed {
-                        what: "SETUP response".into(),
-                        detail: "no Session header".into(),
-                    });
-                    return;
-                }
-                let reply = resp
-                    .header("Transport")
-                    .and_then(|t| Transport::parse(t).ok());
-                let reply = match reply {
-                    Some(r) => r,
-                    None => {
-                        // Some servers omit Transport in the answer: assume ours.
-                        self.assumed_transport(i)
-                    }
-                };
-                let reply =
-                    if reply.cast == Some(Cast::Multicast) && reply.lower == LowerTransport::Udp {
-                        match self.complete_multicast(i, reply) {
-                            Ok(r) => r,
-                            Err(why) => {
-                                self.fail(Failure::MulticastRefused(why));
-                                return;
-                            }
-                        }
-                    } else if self.transport == BackendTransport::Multicast {
-                        self.fail(Failure::MulticastRefused(
-                            "a unicast answer to a multicast SETUP".into(),
-                        ));
-                        return;
-                    } else {
-                        reply
-                    };
-                if self.transport == BackendTransport::Tcp {
-                    let ch = reply
-                        .interleaved
-                        .map(|c| c.rtp)
-                        .unwrap_or((i * 2).min(254) as u8);
-                    if let Some(slot) = self.channels.get_mut(i) {
-                        *slot = Some(ch);
-                    }
-                } else if reply.lower == LowerTransport::Tcp {
-                    self.fail(Failure::Malformed {
-                        what: "SETUP response".into(),
-                        detail: "TCP transport answered to a UDP request".into(),
-                    });
-                    return;
-                }
-                if let Some(s) = self.set_up.get_mut(i) {
-                    *s = true;
-                }
-                self.out
-                    .push_back(Output::Event(Event::TrackSetUp { track: i, reply }));
             }
             Kind::Play { resume } => {
                 if !resp.is_success() {
-                    let failure = status_failure(&method, resp);
+                    let failure = status_failure(&request, resp);
                     self.fail(if resume {
                         Failure::Resume(Box::new(failure))
                     } else {
@@ -887,7 +743,7 @@ impl BackendSession {
             }
             Kind::Pause => {
                 if !resp.is_success() {
-                    self.fail(status_failure(&method, resp));
+                    self.fail(status_failure(&request, resp));
                     return;
                 }
                 self.state = State::Paused;
@@ -900,6 +756,129 @@ impl BackendSession {
             }
         }
         self.evaluate(now);
+    }
+
+    /// The answer to DESCRIBE: the presentation, its base URL, multicast if
+    /// it announces only that. Returns whether the machine goes on.
+    fn on_describe_answer(&mut self, resp: &Response, request: &RequestRef) -> bool {
+        if !resp.is_success() {
+            self.fail(status_failure(request, resp));
+            return false;
+        }
+        let body = String::from_utf8_lossy(&resp.body);
+        let presentation = match sdp::parse(&body) {
+            Ok(p) => p,
+            Err(e) => {
+                self.fail(Failure::Malformed {
+                    what: "SDP".into(),
+                    detail: e.to_string(),
+                });
+                return false;
+            }
+        };
+        if let Some(base) = resp
+            .header("Content-Base")
+            .or(resp.header("Content-Location"))
+        {
+            if base.contains("://") {
+                self.base = rtsp::url::redact(base.trim());
+            }
+        }
+        if self.transport == BackendTransport::Udp && presentation.announces_multicast() {
+            // A multicast session (live555's "multicast" streams, a
+            // GStreamer server with only udp-mcast): unicast would be
+            // refused.
+            self.transport = BackendTransport::Multicast;
+        }
+        self.presentation = Some(presentation.clone());
+        self.state = State::AwaitingMedia;
+        self.out
+            .push_back(Output::Event(Event::Described(presentation)));
+        true
+    }
+
+    /// The answer to the SETUP of track `i` (the Session header already
+    /// noted). Returns whether the machine goes on (false: it failed or sent
+    /// the SETUP again).
+    fn on_setup_answer(
+        &mut self,
+        i: usize,
+        resp: &Response,
+        request: &RequestRef,
+        now: Instant,
+    ) -> bool {
+        if resp.status == 461 && self.transport == BackendTransport::Udp {
+            // Unicast refused: try multicast for this track (and the
+            // next ones) before giving up UDP for TCP.
+            self.transport = BackendTransport::Multicast;
+            self.queue.push_front(Kind::Setup(i));
+            self.pump(now);
+            return false;
+        }
+        if resp.status == 461 && self.transport == BackendTransport::Multicast {
+            self.fail(Failure::MulticastRefused(
+                "461 Unsupported Transport".into(),
+            ));
+            return false;
+        }
+        if !resp.is_success() {
+            self.fail(status_failure(request, resp));
+            return false;
+        }
+        if self.session_id.is_none() {
+            self.fail(Failure::Malformed {
+                what: "SETUP response".into(),
+                detail: "no Session header".into(),
+            });
+            return false;
+        }
+        let reply = resp
+            .header("Transport")
+            .and_then(|t| Transport::parse(t).ok());
+        let reply = match reply {
+            Some(r) => r,
+            None => {
+                // Some servers omit Transport in the answer: assume ours.
+                self.assumed_transport(i)
+            }
+        };
+        let reply = if reply.cast == Some(Cast::Multicast) && reply.lower == LowerTransport::Udp {
+            match self.complete_multicast(i, reply) {
+                Ok(r) => r,
+                Err(why) => {
+                    self.fail(Failure::MulticastRefused(why));
+                    return false;
+                }
+            }
+        } else if self.transport == BackendTransport::Multicast {
+            self.fail(Failure::MulticastRefused(
+                "a unicast answer to a multicast SETUP".into(),
+            ));
+            return false;
+        } else {
+            reply
+        };
+        if self.transport == BackendTransport::Tcp {
+            let ch = reply
+                .interleaved
+                .map(|c| c.rtp)
+                .unwrap_or((i * 2).min(254) as u8);
+            if let Some(slot) = self.channels.get_mut(i) {
+                *slot = Some(ch);
+            }
+        } else if reply.lower == LowerTransport::Tcp {
+            self.fail(Failure::Malformed {
+                what: "SETUP response".into(),
+                detail: "TCP transport answered to a UDP request".into(),
+            });
+            return false;
+        }
+        if let Some(s) = self.set_up.get_mut(i) {
+            *s = true;
+        }
+        self.out
+            .push_back(Output::Event(Event::TrackSetUp { track: i, reply }));
+        true
     }
 
     /// The first sequence number of each track, from the back end's RTP-Info.
@@ -1008,9 +987,9 @@ impl BackendSession {
     }
 }
 
-fn status_failure(method: &str, resp: &Response) -> Failure {
+fn status_failure(request: &RequestRef, resp: &Response) -> Failure {
     Failure::Status {
-        method: method.to_string(),
+        request: request.clone(),
         status: resp.status,
         reason: resp.reason.clone(),
     }
@@ -1360,12 +1339,13 @@ m=audio 0 RTP/AVP 97\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:97 MPEG4-GENERIC/48000/2\r\
         assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(5)));
         s.handle_timeout(t0 + Duration::from_secs(5));
         let (_, evs) = drain(&mut s);
-        assert_eq!(
-            evs,
-            vec![Event::Failed(Failure::Timeout {
-                method: "OPTIONS".into(),
-                secs: 5
-            })]
+        assert!(
+            matches!(
+                &evs[..],
+                [Event::Failed(Failure::Timeout { request, secs: 5 })]
+                    if request.method == Method::Options && request.cseq == 1
+            ),
+            "{evs:?}"
         );
     }
 
@@ -1409,11 +1389,13 @@ m=audio 0 RTP/AVP 97\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:97 MPEG4-GENERIC/48000/2\r\
         );
         s.handle_response(&response(&again), t0);
         let (_, evs) = drain(&mut s);
-        assert_eq!(
-            evs,
-            vec![Event::Failed(Failure::Auth {
-                method: "DESCRIBE".into()
-            })]
+        assert!(
+            matches!(
+                &evs[..],
+                [Event::Failed(Failure::Auth { request })]
+                    if request.method == Method::Describe && Some(request.cseq) == retry.cseq()
+            ),
+            "{evs:?}"
         );
     }
 
@@ -1556,7 +1538,7 @@ m=audio 0 RTP/AVP 97\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:97 MPEG4-GENERIC/48000/2\r\
         let (reqs, evs) = drain(&mut s);
         assert_eq!(reqs[0].method, Method::Teardown);
         let failure = Failure::Resume(Box::new(Failure::Status {
-            method: "PLAY".into(),
+            request: RequestRef::new(Method::Play, play.cseq().unwrap(), &play.uri),
             status: 503,
             reason: "Service Unavailable".into(),
         }));
@@ -1573,6 +1555,7 @@ m=audio 0 RTP/AVP 97\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:97 MPEG4-GENERIC/48000/2\r\
         s.set_demand(true, at);
         let (reqs, _) = drain(&mut s);
         assert_eq!(reqs[0].method, Method::Play);
+        let play = RequestRef::new(Method::Play, reqs[0].cseq().unwrap(), &reqs[0].uri);
         assert_eq!(s.poll_timeout(), Some(at + RESUME_TIMEOUT));
         s.handle_timeout(at + RESUME_TIMEOUT - Duration::from_millis(1));
         assert!(drain(&mut s).1.is_empty());
@@ -1580,7 +1563,7 @@ m=audio 0 RTP/AVP 97\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:97 MPEG4-GENERIC/48000/2\r\
         assert_eq!(
             drain(&mut s).1,
             vec![Event::Failed(Failure::Resume(Box::new(Failure::Timeout {
-                method: "PLAY".into(),
+                request: play,
                 secs: 3
             })))]
         );
