@@ -32,6 +32,8 @@ pub enum AppError {
     Tls(#[from] crate::tls::TlsError),
     #[error(transparent)]
     Admin(#[from] crate::admin::AdminError),
+    #[error(transparent)]
+    WebRtc(#[from] crate::webrtc::WebRtcError),
     #[error("path {0:?}: back-end TLS: {1}")]
     PathTls(String, String),
 }
@@ -101,12 +103,6 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     );
     eprintln!();
     let host = advertised_ip(&config);
-    // One line per URL the stream is served on: plain RTSP, then RTSPS.
-    let play_lines = |name: &str| {
-        for url in crate::net::play_urls(host, port, tls_port, name) {
-            eprintln!("\tPlay this stream using the URL: {url}");
-        }
-    };
 
     // Multicast goes out of the IPv4 media sockets (one more pair when the
     // server listens on IPv6 only).
@@ -162,6 +158,30 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         None => None,
     };
 
+    // WebRTC (WHEP) before the streams too, so that its URLs are in the banner.
+    let webrtc = match config.webrtc.as_ref().and_then(|w| Some((w, w.listen?))) {
+        Some((w, listen)) => Some(crate::webrtc::start(w, listen, ctx.clone()).await?),
+        None => None,
+    };
+    let whep_base = webrtc.as_ref().map(|w| {
+        let ip = if w.addr.ip().is_unspecified() {
+            host
+        } else {
+            w.addr.ip()
+        };
+        format!("http://{}", std::net::SocketAddr::new(ip, w.addr.port()))
+    });
+    // One line per URL the stream is served on: plain RTSP, then RTSPS, then
+    // the WebRTC viewer page and its WHEP endpoint.
+    let play_lines = |name: &str| {
+        for url in crate::net::play_urls(host, port, tls_port, name) {
+            eprintln!("\tPlay this stream using the URL: {url}");
+        }
+        if let Some(base) = &whep_base {
+            eprintln!("\tWatch it in a browser: {base}/{name}/ (WHEP: {base}/{name}/whep)");
+        }
+    };
+
     supervisor.set_backend_tls(config.backend_tls.clone(), backend_tls.clone());
     for (url, name) in config.urls.iter().zip(config.stream_names()) {
         supervisor
@@ -214,6 +234,12 @@ pub async fn run(config: Config) -> Result<(), AppError> {
             ),
         }
     }
+    if let Some(w) = &webrtc {
+        eprintln!(
+            "(Browsers watch with WebRTC: WHEP and viewer pages on http://{}, media on UDP {}.)",
+            w.addr, w.udp
+        );
+    }
     if let Some(tls_port) = tls_port {
         eprintln!(
             "(RTSPS, RTSP over TLS, is accepted on port {tls_port}; RTSP-over-HTTP tunneling inside TLS too.)"
@@ -265,6 +291,9 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     ticker.abort();
     if let Some(a) = admin {
         a.stop();
+    }
+    if let Some(w) = webrtc {
+        w.stop();
     }
     if let Some(t) = demo_task {
         t.abort();

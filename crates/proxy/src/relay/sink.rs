@@ -363,6 +363,83 @@ pub enum Sink {
         rtp_channel: u8,
         rtcp_channel: u8,
     },
+    /// A WebRTC viewer's track: batches go to its session's bounded queue
+    /// (the session re-packetizes and encrypts them; its own RTCP is
+    /// str0m's, so relayed sender reports are not passed on).
+    WebRtc { queue: ViewerQueue, track: usize },
+}
+
+/// A batch of one track's relayed packets for a WebRTC viewer, shared with
+/// every other viewer that gets the same batch.
+#[derive(Debug, Clone)]
+pub struct ViewerBatch {
+    pub track: usize,
+    pub packets: Arc<[Bytes]>,
+    /// Whether the batch starts a keyframe (None: not a keyframe-capable track).
+    pub keyframe: Option<bool>,
+}
+
+/// The bounded queue between the relay and one WebRTC viewer's session task.
+/// Never waits: a full queue drops the batch (counted), and a video track that
+/// lost a batch skips up to its next keyframe, as interleaved connections do.
+#[derive(Debug, Clone)]
+pub struct ViewerQueue {
+    tx: mpsc::Sender<ViewerBatch>,
+    dropped: Arc<AtomicU64>,
+    /// Tracks (bit n: track n < 64) skipping media up to the next keyframe.
+    awaiting_keyframe: Arc<AtomicU64>,
+}
+
+impl ViewerQueue {
+    /// A queue of at most `batches` batches, and its receiving end.
+    pub fn new(batches: usize) -> (ViewerQueue, mpsc::Receiver<ViewerBatch>) {
+        let (tx, rx) = mpsc::channel(batches.max(1));
+        (
+            ViewerQueue {
+                tx,
+                dropped: Arc::new(AtomicU64::new(0)),
+                awaiting_keyframe: Arc::new(AtomicU64::new(0)),
+            },
+            rx,
+        )
+    }
+
+    /// Queues a batch, or drops it (counted) when the queue is full.
+    pub fn send(&self, batch: ViewerBatch) -> bool {
+        let bit = match batch.keyframe {
+            Some(_) if batch.track < 64 => 1u64 << batch.track,
+            _ => 0,
+        };
+        let waiting = self.awaiting_keyframe.load(Ordering::Relaxed) & bit != 0;
+        let count = batch.packets.len() as u64;
+        if waiting && batch.keyframe != Some(true) {
+            self.dropped.fetch_add(count, Ordering::Relaxed);
+            return false;
+        }
+        match self.tx.try_send(batch) {
+            Ok(()) => {
+                if waiting {
+                    self.awaiting_keyframe.fetch_and(!bit, Ordering::Relaxed);
+                }
+                true
+            }
+            Err(_) => {
+                self.dropped.fetch_add(count, Ordering::Relaxed);
+                self.awaiting_keyframe.fetch_or(bit, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    /// Packets dropped because the viewer's session could not keep up.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// The drop counter, shared (for [`super::stream::ClientInfo`]).
+    pub fn drop_counter(&self) -> Arc<AtomicU64> {
+        self.dropped.clone()
+    }
 }
 
 impl Sink {
@@ -389,6 +466,13 @@ impl Sink {
                 let (batch, bytes) = interleaved_batch(packets);
                 out.send_media_batch(*rtp_channel, &batch, bytes, None);
             }
+            Sink::WebRtc { queue, track } => {
+                queue.send(ViewerBatch {
+                    track: *track,
+                    packets: packets.into(),
+                    keyframe: None,
+                });
+            }
         }
     }
 
@@ -410,6 +494,7 @@ impl Sink {
             } => {
                 out.send_media(*rtcp_channel, pkt);
             }
+            Sink::WebRtc { .. } => {}
         }
     }
 }
@@ -508,13 +593,24 @@ impl SinkSet {
             udp_batch::send(&*g.socket, &g.gso, &g.dests, packets);
         }
         let mut shared: Option<(Arc<[Bytes]>, usize)> = None;
+        let mut viewers: Option<Arc<[Bytes]>> = None;
         for (_, sink) in &self.all {
-            if let Sink::Interleaved {
-                out, rtp_channel, ..
-            } = sink
-            {
-                let (batch, bytes) = shared.get_or_insert_with(|| interleaved_batch(packets));
-                out.send_media_batch(*rtp_channel, batch, *bytes, keyframe);
+            match sink {
+                Sink::Interleaved {
+                    out, rtp_channel, ..
+                } => {
+                    let (batch, bytes) = shared.get_or_insert_with(|| interleaved_batch(packets));
+                    out.send_media_batch(*rtp_channel, batch, *bytes, keyframe);
+                }
+                Sink::WebRtc { queue, track } => {
+                    let packets = viewers.get_or_insert_with(|| packets.into());
+                    queue.send(ViewerBatch {
+                        track: *track,
+                        packets: packets.clone(),
+                        keyframe,
+                    });
+                }
+                Sink::Udp { .. } => {}
             }
         }
     }
