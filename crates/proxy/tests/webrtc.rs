@@ -1,0 +1,309 @@
+//! End-to-end tests of WebRTC playback (`--webrtc-listen`): headless Chromium
+//! opens the viewer page of a path, plays it with WHEP, and posts what its
+//! `getStats()` says every second to a small HTTP receiver of the test (the
+//! page's `#report=` option): frames decoded, audio packets, the time to the
+//! first picture, the pixel variance of the picture (not a flat colour) and a
+//! PNG of it (kept under `target/e2e-logs/`).
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::Value;
+use support::*;
+
+/// Chromium is heavy on a loaded 2-core machine: one browser test at a time.
+static BROWSER: Mutex<()> = Mutex::new(());
+
+fn one_browser_at_a_time() -> MutexGuard<'static, ()> {
+    BROWSER.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn chromium() -> Option<&'static str> {
+    ["chromium", "chromium-browser"].into_iter().find(|c| {
+        Command::new(c)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+fn logs_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("e2e-logs");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The proxy with WebRTC on free ports; returns it and the WebRTC HTTP address.
+fn proxy_with_webrtc(extra: &[&str]) -> (Proxy, SocketAddr) {
+    let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let udp = format!("127.0.0.1:{}", free_udp_port());
+    let http_arg = http.to_string();
+    let mut args = vec!["--webrtc-listen", &http_arg, "--webrtc-udp", &udp];
+    args.extend_from_slice(extra);
+    let proxy = Proxy::start(&args);
+    proxy
+        .proc
+        .wait_for_line("Browsers watch with WebRTC", Duration::from_secs(20))
+        .expect("WebRTC banner");
+    (proxy, http)
+}
+
+fn free_udp_port() -> u16 {
+    loop {
+        let p = free_port();
+        if std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok() {
+            return p;
+        }
+    }
+}
+
+/// What the pages posted, in order.
+#[derive(Clone, Default)]
+struct Reports {
+    all: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Reports {
+    /// A receiver on a free port; returns it and its URL.
+    fn start() -> (Reports, String) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let reports = Reports::default();
+        let all = reports.all.clone();
+        thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                if let Some(v) = read_post(conn) {
+                    all.lock().unwrap().push(v);
+                }
+            }
+        });
+        (reports, url)
+    }
+
+    fn last(&self) -> Option<Value> {
+        self.all.lock().unwrap().last().cloned()
+    }
+
+    /// Waits until the last report satisfies `pred`; panics with the last
+    /// report after `timeout`.
+    fn wait(&self, what: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(v) = self.last().filter(|v| pred(v)) {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not within {timeout:?}; last report: {}",
+                self.last()
+                    .map(|v| strip_shot(&v).to_string())
+                    .unwrap_or_default()
+            );
+            thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Saves the last PNG a page sent as `name`.
+    fn save_shot(&self, name: &str) -> PathBuf {
+        let all = self.all.lock().unwrap();
+        let shot = all
+            .iter()
+            .rev()
+            .find_map(|v| v["shot"].as_str().map(str::to_owned))
+            .expect("a report with a screenshot");
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(shot.trim_start_matches("data:image/png;base64,"))
+            .expect("base64 PNG");
+        let path = logs_dir().join(name);
+        std::fs::write(&path, png).unwrap();
+        path
+    }
+}
+
+fn strip_shot(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("shot");
+    }
+    v
+}
+
+fn read_post(conn: TcpStream) -> Option<Value> {
+    conn.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut reader = BufReader::new(conn.try_clone().ok()?);
+    let mut len = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                len = v.trim().parse().ok()?;
+            }
+        }
+    }
+    let mut body = vec![0; len.min(4 << 20)];
+    reader.read_exact(&mut body).ok()?;
+    let mut conn = conn;
+    let _ = conn
+        .write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    serde_json::from_slice(&body).ok()
+}
+
+/// Headless Chromium on `url`, killed when dropped.
+fn browser(chromium: &str, url: &str) -> (Proc, PathBuf) {
+    let profile = std::env::temp_dir().join(format!(
+        "rtsp-proxy-webrtc-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    let _ = std::fs::remove_dir_all(&profile);
+    let mut cmd = Command::new(chromium);
+    cmd.args([
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--allow-loopback-in-peer-connection",
+        "--disable-features=WebRtcHideLocalIpsWithMdns",
+        "--autoplay-policy=no-user-gesture-required",
+        "--use-fake-ui-for-media-stream",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()))
+    .arg(url);
+    (
+        Proc::spawn("chromium", &mut cmd).expect("chromium"),
+        profile,
+    )
+}
+
+struct Browser {
+    proc: Option<Proc>,
+    profile: PathBuf,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        self.proc.take();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+fn open(chromium: &str, page: &str) -> Browser {
+    let (proc, profile) = browser(chromium, page);
+    Browser {
+        proc: Some(proc),
+        profile,
+    }
+}
+
+fn frames(v: &Value) -> u64 {
+    v["framesDecoded"].as_u64().unwrap_or(0)
+}
+
+fn audio_packets(v: &Value) -> u64 {
+    v["audioPackets"].as_u64().unwrap_or(0)
+}
+
+/// The page plays `path`: frames decoded, a picture that is not a flat
+/// colour, audio when `audio`; returns the report, screenshot kept as `shot`.
+fn plays(chromium: &str, webrtc: SocketAddr, path: &str, audio: bool, shot: &str) -> Value {
+    let (reports, report_url) = Reports::start();
+    let _browser = open(
+        chromium,
+        &format!("http://{webrtc}/{path}/#report={report_url}"),
+    );
+    let v = reports.wait("50 frames decoded", Duration::from_secs(60), |v| {
+        frames(v) >= 50 && (!audio || audio_packets(v) > 0)
+    });
+    assert_eq!(v["state"], "playing", "{}", strip_shot(&v));
+    assert_eq!(v["posts"], 1);
+    let v = reports.wait("a picture", Duration::from_secs(20), |v| {
+        v["variance"].as_f64().unwrap_or(0.0) > 10.0 && v["shot"].is_string()
+    });
+    let png = reports.save_shot(shot);
+    eprintln!(
+        "[webrtc] {path}: {} frames, {} audio packets, first picture {} ms after page load, variance {:.0}, screenshot {}",
+        frames(&v),
+        audio_packets(&v),
+        v["firstFrameMs"],
+        v["variance"].as_f64().unwrap_or(0.0),
+        png.display()
+    );
+    v
+}
+
+#[test]
+fn the_demo_stream_plays_in_chromium() {
+    let Some(chromium) = chromium() else {
+        eprintln!("SKIPPED: chromium is not installed (apt-get install chromium)");
+        return;
+    };
+    let _one = one_browser_at_a_time();
+    let (proxy, webrtc) = proxy_with_webrtc(&["--demo"]);
+    let banner = proxy
+        .proc
+        .wait_for_line("Watch it in a browser", Duration::from_secs(5))
+        .expect("WHEP URL in the banner");
+    assert!(
+        banner.contains(&format!("http://{webrtc}/demo/whep")),
+        "{banner}"
+    );
+    plays(chromium, webrtc, "demo", false, "webrtc-demo.png");
+}
+
+/// H.264 with Opus, with PCMA, and H.264 High profile (Chromium's offer has
+/// no High profile: the answer takes one of its payload types and the
+/// decoder plays it).
+#[test]
+fn camera_codecs_play_in_chromium() {
+    let Some(chromium) = chromium() else {
+        eprintln!("SKIPPED: chromium is not installed (apt-get install chromium)");
+        return;
+    };
+    let _one = one_browser_at_a_time();
+    let opus = Backend::start(BackendOpts::codecs("h264,opus"));
+    let pcma = Backend::start(BackendOpts::codecs("h264,pcma"));
+    let high = Backend::start(BackendOpts::codecs("h264high"));
+    let (_proxy, webrtc) = proxy_with_webrtc(&[opus.url(), pcma.url(), high.url()]);
+    plays(
+        chromium,
+        webrtc,
+        "proxyStream-1",
+        true,
+        "webrtc-h264-opus.png",
+    );
+    plays(
+        chromium,
+        webrtc,
+        "proxyStream-2",
+        true,
+        "webrtc-h264-pcma.png",
+    );
+    plays(
+        chromium,
+        webrtc,
+        "proxyStream-3",
+        false,
+        "webrtc-h264-high.png",
+    );
+}
