@@ -307,3 +307,225 @@ fn camera_codecs_play_in_chromium() {
         "webrtc-h264-high.png",
     );
 }
+
+/// A camera killed (SIGKILL) and back 3 s later: the browser's session goes
+/// on (the same peer connection, no new WHEP POST) and decodes again.
+#[test]
+fn a_camera_restart_does_not_end_the_browsers_session() {
+    let Some(chromium) = chromium() else {
+        eprintln!("SKIPPED: chromium is not installed (apt-get install chromium)");
+        return;
+    };
+    let _one = one_browser_at_a_time();
+    let backend = Backend::start(BackendOpts::codecs("h264,opus"));
+    let (_proxy, webrtc) = proxy_with_webrtc(&[backend.url()]);
+    let (reports, report_url) = Reports::start();
+    let _browser = open(
+        chromium,
+        &format!("http://{webrtc}/proxyStream/#report={report_url}"),
+    );
+    let before = reports.wait("50 frames decoded", Duration::from_secs(60), |v| {
+        frames(v) >= 50 && audio_packets(v) > 0
+    });
+    backend.proc.signal(Signal::Kill).expect("SIGKILL");
+    thread::sleep(Duration::from_secs(3));
+    let backend = backend.restart();
+    let at_restart = frames(&reports.last().unwrap());
+    let after = reports.wait(
+        "50 more frames after the restart",
+        Duration::from_secs(60),
+        |v| frames(v) >= at_restart + 50,
+    );
+    assert_eq!(after["pcId"], before["pcId"], "the same peer connection");
+    assert_eq!(after["posts"], 1, "no new WHEP POST");
+    assert_eq!(after["state"], "playing");
+    assert!(audio_packets(&after) > audio_packets(&before));
+    drop(backend);
+}
+
+/// A paused back end (nobody watched for the linger) is resumed for a
+/// browser, which plays: WebRTC viewers are in the source's demand.
+#[test]
+fn a_browser_resumes_a_paused_back_end() {
+    let Some(chromium) = chromium() else {
+        eprintln!("SKIPPED: chromium is not installed (apt-get install chromium)");
+        return;
+    };
+    let _one = one_browser_at_a_time();
+    let backend = Backend::start(BackendOpts::codecs("h264"));
+    let (proxy, webrtc) = proxy_with_webrtc(&["--linger", "1", backend.url()]);
+    // An RTSP client plays and leaves: the back end is paused after the linger.
+    ffmpeg_record(&proxy.url("proxyStream"), "tcp", 2).expect("ffmpeg plays");
+    backend
+        .wait_for_requests("PAUSE", 1, Duration::from_secs(30))
+        .expect("the back end paused");
+    let (reports, report_url) = Reports::start();
+    let browser = open(
+        chromium,
+        &format!("http://{webrtc}/proxyStream/#report={report_url}"),
+    );
+    let v = reports.wait("50 frames decoded", Duration::from_secs(60), |v| {
+        frames(v) >= 50
+    });
+    assert_eq!(v["posts"], 1);
+    assert!(backend.requests("PLAY") >= 2, "resumed with PLAY");
+    // The browser leaves: paused again.
+    drop(browser);
+    backend
+        .wait_for_requests("PAUSE", 2, Duration::from_secs(60))
+        .expect("paused again once the browser left");
+    assert_eq!(backend.connections(), 1, "one connection to the camera");
+}
+
+/// H.265 + AAC: nothing a browser can play. The WHEP POST is refused with
+/// the reason, the page says why, the API names the tracks, and RTSP clients
+/// of the same path play on.
+#[test]
+fn h265_and_aac_are_left_out_and_named() {
+    let backend = Backend::start(BackendOpts::codecs("h265,aac"));
+    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let admin_arg = admin.to_string();
+    let (proxy, webrtc) = proxy_with_webrtc(&["--admin", &admin_arg, backend.url()]);
+    // An RTSP client plays all along.
+    let rtsp = Proc::spawn(
+        "ffmpeg",
+        &mut to_null(ffmpeg_copy(&proxy.url("proxyStream"), "udp", 20)),
+    )
+    .expect("ffmpeg");
+    let offer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\na=recvonly\r\na=rtpmap:96 H264/90000\r\n";
+    let (status, head, body) = http(
+        webrtc,
+        "POST",
+        "/proxyStream/whep",
+        "application/sdp",
+        offer,
+    );
+    assert_eq!(status, 422, "{head}\n{body}");
+    assert!(body.contains("H265") && body.contains("AAC"), "{body}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("x-left-out: video h265, audio mpeg4-generic (aac)"),
+        "{head}"
+    );
+    let (status, _, api) = http(admin, "GET", "/v1/paths/proxyStream", "", "");
+    assert_eq!(status, 200);
+    let api: Value = serde_json::from_str(&api).unwrap();
+    assert_eq!(
+        api["webrtc_left_out"],
+        serde_json::json!(["video H265", "audio MPEG4-GENERIC (AAC)"])
+    );
+    if let Some(chromium) = chromium() {
+        let _one = one_browser_at_a_time();
+        let (reports, report_url) = Reports::start();
+        let _browser = open(
+            chromium,
+            &format!("http://{webrtc}/proxyStream/#report={report_url}"),
+        );
+        let v = reports.wait("the page says why", Duration::from_secs(60), |v| {
+            v["state"] == "failed"
+        });
+        assert_eq!(v["leftOut"], "video H265, audio MPEG4-GENERIC (AAC)");
+        assert!(
+            v["error"]
+                .as_str()
+                .unwrap_or("")
+                .contains("nothing of this path plays"),
+            "{v}"
+        );
+    }
+    // The RTSP client was not disturbed.
+    let status = rtsp
+        .wait_timeout(Duration::from_secs(60))
+        .expect("ffmpeg ends");
+    assert!(status.success(), "ffmpeg: {status}");
+    assert_eq!(backend.connections(), 1);
+}
+
+/// ffmpeg over RTSP/UDP, GStreamer over RTSP/TCP and two browsers on one
+/// camera: the camera sees one connection, and the API counts two WebRTC
+/// viewers.
+#[test]
+fn mixed_viewers_share_one_camera_connection() {
+    let Some(chromium) = chromium() else {
+        eprintln!("SKIPPED: chromium is not installed (apt-get install chromium)");
+        return;
+    };
+    let _one = one_browser_at_a_time();
+    let backend = Backend::start(BackendOpts::codecs("h264,opus"));
+    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let admin_arg = admin.to_string();
+    let (proxy, webrtc) = proxy_with_webrtc(&["--admin", &admin_arg, backend.url()]);
+    let url = proxy.url("proxyStream");
+    let ffmpeg = Proc::spawn("ffmpeg", &mut to_null(ffmpeg_copy(&url, "udp", 30))).expect("ffmpeg");
+    let (first, first_url) = Reports::start();
+    let (second, second_url) = Reports::start();
+    let _a = open(
+        chromium,
+        &format!("http://{webrtc}/proxyStream/#report={first_url}"),
+    );
+    let _b = open(
+        chromium,
+        &format!("http://{webrtc}/proxyStream/#report={second_url}"),
+    );
+    gst_play_media(&url, "tcp", Some("video"), 50, Duration::from_secs(90))
+        .expect("GStreamer plays over TCP");
+    for r in [&first, &second] {
+        r.wait("50 frames decoded", Duration::from_secs(90), |v| {
+            frames(v) >= 50 && audio_packets(v) > 0
+        });
+    }
+    let (status, _, api) = http(admin, "GET", "/v1/paths/proxyStream", "", "");
+    assert_eq!(status, 200);
+    let api: Value = serde_json::from_str(&api).unwrap();
+    let webrtc_clients = api["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["transport"] == "webrtc")
+        .count();
+    assert_eq!(webrtc_clients, 2, "{api}");
+    let (_, _, metrics) = http(admin, "GET", "/metrics", "", "");
+    assert!(
+        metrics.contains("rtsp_proxy_path_clients{path=\"proxyStream\",transport=\"webrtc\"} 2"),
+        "{metrics}"
+    );
+    assert_eq!(backend.connections(), 1, "the camera sees one connection");
+    drop(ffmpeg);
+}
+
+/// An ffmpeg command of [`ffmpeg_copy`] writing nowhere.
+fn to_null(mut cmd: Command) -> Command {
+    cmd.args(["-f", "null", "-"]);
+    cmd
+}
+
+/// One HTTP/1.1 request; returns (status, head, body).
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &str,
+) -> (u16, String, String) {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if !content_type.is_empty() {
+        req.push_str(&format!("Content-Type: {content_type}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_owned(), body.to_owned())
+}

@@ -32,6 +32,9 @@ pub struct PathView {
     pub clients: Vec<ClientView>,
     /// One sample per 5 s, oldest first, at most 10 minutes.
     pub history: Vec<Sample>,
+    /// Tracks WebRTC viewers do not get, e.g. `audio MPEG4-GENERIC (AAC)`
+    /// (browsers take H.264 and Opus, PCMU, PCMA, G.722).
+    pub webrtc_left_out: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -85,7 +88,13 @@ impl PathView {
                     .collect()
             })
             .unwrap_or_default();
+        let webrtc_left_out = s
+            .presentation
+            .as_ref()
+            .map(|p| crate::webrtc::codecs::Plan::of(p).left_out)
+            .unwrap_or_default();
         PathView {
+            webrtc_left_out,
             state: s.state.as_str(),
             up: s.state.is_up(),
             source,
