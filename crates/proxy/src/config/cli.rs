@@ -1163,6 +1163,44 @@ mod tests {
     }
 
     #[test]
+    fn webrtc_options() {
+        assert!(run(&[URL]).webrtc.is_none());
+        let w = run(&[
+            "--webrtc-candidate",
+            "203.0.113.7",
+            "--webrtc-listen",
+            "0.0.0.0:8889",
+            "--webrtc-max-viewers",
+            "20",
+            URL,
+        ])
+        .webrtc
+        .expect("webrtc");
+        assert_eq!(w.listen, Some("0.0.0.0:8889".parse().unwrap()));
+        assert_eq!(w.udp, crate::webrtc::DEFAULT_UDP.parse().unwrap());
+        assert_eq!(w.candidates, vec!["203.0.113.7".parse::<IpAddr>().unwrap()]);
+        assert_eq!(w.max_viewers, 20);
+        assert!(fail_message(&["--webrtc-udp", "0.0.0.0:1", URL]).contains("need --webrtc-listen"));
+        assert!(fail_message(&["--webrtc-listen", "x", URL]).contains("Invalid address"));
+        assert!(fail_message(&[
+            "--webrtc-listen",
+            "0.0.0.0:1",
+            "--webrtc-candidate",
+            "0.0.0.0",
+            URL
+        ])
+        .contains("unicast"));
+        assert!(fail_message(&[
+            "--webrtc-listen",
+            "0.0.0.0:1",
+            "--webrtc-max-viewers",
+            "0",
+            URL
+        ])
+        .contains("1..100000"));
+    }
+
+    #[test]
     fn admin_options() {
         let config = run(&[URL]);
         assert!(config.admin.is_none());
