@@ -529,3 +529,215 @@ fn http(
         .unwrap_or(0);
     (status, head.to_owned(), body.to_owned())
 }
+
+/// A WHEP offer as a browser would make it (str0m as the client): a video
+/// and an audio transceiver that receive.
+fn client_offer() -> String {
+    use str0m::media::{Direction, MediaKind};
+    let mut rtc = str0m::Rtc::builder()
+        .set_crypto_provider(std::sync::Arc::new(str0m::crypto::from_feature_flags()))
+        .build(Instant::now());
+    let mut api = rtc.sdp_api();
+    api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+    api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+    let (offer, _pending) = api.apply().expect("an offer");
+    offer.to_sdp_string()
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// WebRTC clients of `path` the admin API lists.
+fn webrtc_clients(admin: SocketAddr, path: &str) -> usize {
+    let (_, _, body) = http(admin, "GET", &format!("/v1/paths/{path}"), "", "");
+    let v: Value = serde_json::from_str(&body).unwrap_or_default();
+    v["clients"].as_array().map_or(0, |c| {
+        c.iter().filter(|c| c["transport"] == "webrtc").count()
+    })
+}
+
+fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ok() {
+        assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// WHEP as the protocol says: CORS preflight, offers refused with the reason
+/// (wrong type, not SDP, too big, unknown path, over the limit), 201 with the
+/// answer and a Location, PATCH with trickled candidates, DELETE; a session
+/// whose ICE never completes is freed after the handshake timeout.
+#[test]
+fn whep_protocol_cases() {
+    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let admin_arg = admin.to_string();
+    let (_proxy, webrtc) = proxy_with_webrtc(&[
+        "--admin",
+        &admin_arg,
+        "--webrtc-max-viewers-per-path",
+        "2",
+        "--demo",
+    ]);
+    let (status, head, _) = http(webrtc, "OPTIONS", "/demo/whep", "", "");
+    assert_eq!(status, 204, "{head}");
+    assert_eq!(header(&head, "access-control-allow-origin"), Some("*"));
+    assert!(header(&head, "access-control-allow-methods").is_some_and(|m| m.contains("POST")));
+    assert!(
+        header(&head, "access-control-allow-headers").is_some_and(|m| m.contains("Authorization"))
+    );
+
+    let offer = client_offer();
+    let (status, _, _) = http(webrtc, "POST", "/demo/whep", "text/plain", &offer);
+    assert_eq!(status, 415);
+    let (status, _, body) = http(webrtc, "POST", "/demo/whep", "application/sdp", "hello");
+    assert_eq!(status, 400);
+    assert!(body.contains("not valid SDP"), "{body}");
+    let big = "a=x\r\n".repeat(10_000);
+    let (status, _, _) = http(webrtc, "POST", "/demo/whep", "application/sdp", &big);
+    assert_eq!(status, 413);
+    let (status, _, _) = http(webrtc, "POST", "/nonesuch/whep", "application/sdp", &offer);
+    assert_eq!(status, 404);
+
+    let (status, head, answer) = http(webrtc, "POST", "/demo/whep", "application/sdp", &offer);
+    assert_eq!(status, 201, "{head}\n{answer}");
+    assert_eq!(header(&head, "content-type"), Some("application/sdp"));
+    let location = header(&head, "location").expect("Location").to_owned();
+    assert!(location.starts_with("/demo/whep/"), "{location}");
+    assert!(
+        answer.starts_with("v=0") && answer.contains("a=ice-lite"),
+        "{answer}"
+    );
+    assert!(answer.contains("H264"), "{answer}");
+    let frag = "a=candidate:1 1 udp 2113937151 127.0.0.1 50000 typ host\r\n";
+    let (status, _, _) = http(
+        webrtc,
+        "PATCH",
+        &location,
+        "application/trickle-ice-sdpfrag",
+        frag,
+    );
+    assert_eq!(status, 204);
+    let (status, _, _) = http(
+        webrtc,
+        "PATCH",
+        "/demo/whep/nonesuch",
+        "application/trickle-ice-sdpfrag",
+        frag,
+    );
+    assert_eq!(status, 404);
+
+    let (status, head, _) = http(webrtc, "POST", "/demo/whep", "application/sdp", &offer);
+    assert_eq!(status, 201);
+    let (status, _, body) = http(webrtc, "POST", "/demo/whep", "application/sdp", &offer);
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("limit"), "{body}");
+    assert_eq!(webrtc_clients(admin, "demo"), 2);
+
+    let (status, _, _) = http(webrtc, "DELETE", &location, "", "");
+    assert_eq!(status, 200);
+    let (status, _, _) = http(webrtc, "DELETE", &location, "", "");
+    assert_eq!(status, 404);
+    wait_for("the deleted session gone", Duration::from_secs(10), || {
+        webrtc_clients(admin, "demo") == 1
+    });
+    // The other never does ICE: freed after the handshake timeout (15 s).
+    let started = Instant::now();
+    wait_for(
+        "the unconnected session freed",
+        Duration::from_secs(45),
+        || webrtc_clients(admin, "demo") == 0,
+    );
+    eprintln!(
+        "[webrtc] unconnected session freed after {:?}",
+        started.elapsed()
+    );
+    assert!(header(&head, "location").is_some());
+}
+
+/// The WHEP POST needs the RTSP clients' users (-C) when there are some.
+#[test]
+fn whep_needs_the_rtsp_users() {
+    let (_proxy, webrtc) = proxy_with_webrtc(&["-C", "viewer", "s3cret", "--demo"]);
+    let offer = client_offer();
+    let post = |auth: Option<&str>| {
+        let mut s = TcpStream::connect_timeout(&webrtc, Duration::from_secs(5)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let auth = auth
+            .map(|a| {
+                format!(
+                    "Authorization: Basic {}\r\n",
+                    base64::engine::general_purpose::STANDARD.encode(a)
+                )
+            })
+            .unwrap_or_default();
+        let req = format!(
+            "POST /demo/whep HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/sdp\r\n{auth}Content-Length: {}\r\n\r\n{offer}",
+            offer.len()
+        );
+        s.write_all(req.as_bytes()).unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    };
+    let out = post(None);
+    assert!(out.starts_with("HTTP/1.1 401"), "{out}");
+    assert!(
+        out.to_ascii_lowercase().contains("www-authenticate: basic"),
+        "{out}"
+    );
+    assert!(post(Some("viewer:wrong")).starts_with("HTTP/1.1 401"));
+    let out = post(Some("viewer:s3cret"));
+    assert!(out.starts_with("HTTP/1.1 201"), "{out}");
+}
+
+/// Many offers that never do ICE: refused past the limit, memory bounded,
+/// every session freed after the handshake timeout.
+#[test]
+fn offers_without_ice_keep_memory_bounded() {
+    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let admin_arg = admin.to_string();
+    let (proxy, webrtc) = proxy_with_webrtc(&[
+        "--admin",
+        &admin_arg,
+        "--webrtc-max-viewers",
+        "100",
+        "--webrtc-max-viewers-per-path",
+        "100",
+        "--demo",
+    ]);
+    let offer = client_offer();
+    let rss_before = rss_kib(proxy.proc.pid());
+    let mut created = 0;
+    let mut refused = 0;
+    for _ in 0..1000 {
+        match http(webrtc, "POST", "/demo/whep", "application/sdp", &offer).0 {
+            201 => created += 1,
+            503 => refused += 1,
+            other => panic!("status {other}"),
+        }
+    }
+    let rss_full = rss_kib(proxy.proc.pid());
+    eprintln!(
+        "[webrtc] 1000 offers: {created} sessions, {refused} refused; RSS {rss_before} KiB -> {rss_full} KiB"
+    );
+    // Sessions not connected are freed after 15 s: on a slow machine some
+    // of the first ones may be gone before the last offers.
+    assert!(
+        created >= 100 && refused > 0,
+        "{created} created, {refused} refused"
+    );
+    assert!(
+        rss_full < rss_before + 100 * 1024,
+        "RSS {rss_before} KiB -> {rss_full} KiB for 100 sessions"
+    );
+    wait_for("every session freed", Duration::from_secs(90), || {
+        webrtc_clients(admin, "demo") == 0
+    });
+    let (status, _, _) = http(webrtc, "POST", "/demo/whep", "application/sdp", &offer);
+    assert_eq!(status, 201, "new offers are taken again");
+}

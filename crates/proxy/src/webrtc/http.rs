@@ -16,7 +16,7 @@ use tracing::{debug, info, warn};
 
 use super::codecs::Plan;
 use super::driver::{self, Control, Demux, EndSignal, SessionIo};
-use super::session::{Viewer, ViewerCounters};
+use super::session::{Crypto, Viewer, ViewerCounters};
 use super::{WebRtcConfig, HANDSHAKE_TIMEOUT};
 use crate::relay::sink::ViewerQueue;
 use crate::relay::Sink;
@@ -58,7 +58,7 @@ pub struct Viewers {
     socket: Arc<UdpSocket>,
     demux: Arc<Demux>,
     ctx: Arc<ServerContext>,
-    crypto: Arc<str0m::config::CryptoProvider>,
+    crypto: Crypto,
     sessions: Mutex<HashMap<String, Entry>>,
     /// Counters of viewers gone, per path (so totals never go down).
     ended: Mutex<HashMap<String, ViewerCounters>>,
@@ -78,7 +78,7 @@ impl Viewers {
             socket,
             demux,
             ctx,
-            crypto: Arc::new(str0m::crypto::from_feature_flags()),
+            crypto: Crypto::new(),
             sessions: Mutex::new(HashMap::new()),
             ended: Mutex::new(HashMap::new()),
         }
@@ -409,14 +409,13 @@ async fn offer(
     }
     let locals = local_candidates(&viewers.config, viewers.udp_port, local);
     let now = Instant::now();
-    let (mut viewer, answer) =
-        match Viewer::answer(offer, &plan, &locals, viewers.crypto.clone(), now) {
-            Ok(v) => v,
-            Err(e) => {
-                info!(%peer, path = %name, "WHEP offer refused: {e}");
-                return text(StatusCode::BAD_REQUEST, e.to_string());
-            }
-        };
+    let (mut viewer, answer) = match Viewer::answer(offer, &plan, &locals, &viewers.crypto, now) {
+        Ok(v) => v,
+        Err(e) => {
+            info!(%peer, path = %name, "WHEP offer refused: {e}");
+            return text(StatusCode::BAD_REQUEST, e.to_string());
+        }
+    };
     if !left_out.is_empty() {
         info!(path = %name, "WebRTC viewers do not get: {left_out}");
     }

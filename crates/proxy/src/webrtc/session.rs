@@ -31,6 +31,31 @@ const RTP_HEADER: usize = 12;
 /// 4 Mbit/s stream; str0m keeps them at most 3 s).
 const RESEND_PACKETS: usize = 1024;
 
+/// The crypto backend (pure Rust) and one DTLS certificate for every
+/// session: made once, so an offer costs no key generation (the fingerprint
+/// is in each answer; browsers do not need one per session).
+pub struct Crypto {
+    provider: Arc<str0m::config::CryptoProvider>,
+    cert: Option<str0m::crypto::dtls::DtlsCert>,
+}
+
+impl Crypto {
+    pub fn new() -> Crypto {
+        let provider = str0m::crypto::from_feature_flags();
+        let cert = provider.dtls_provider.generate_certificate();
+        Crypto {
+            provider: Arc::new(provider),
+            cert,
+        }
+    }
+}
+
+impl Default for Crypto {
+    fn default() -> Self {
+        Crypto::new()
+    }
+}
+
 /// Why an offer was refused (400 with this text).
 #[derive(Debug, thiserror::Error)]
 pub enum OfferError {
@@ -116,12 +141,15 @@ impl Viewer {
         offer: &str,
         plan: &Plan,
         locals: &[SocketAddr],
-        crypto: Arc<str0m::config::CryptoProvider>,
+        crypto: &Crypto,
         now: Instant,
     ) -> Result<(Viewer, String), OfferError> {
         let sdp = SdpOffer::from_sdp_string(offer).map_err(|e| OfferError::Sdp(e.to_string()))?;
-        let mut config = Rtc::builder()
-            .set_crypto_provider(crypto)
+        let mut config = Rtc::builder().set_crypto_provider(crypto.provider.clone());
+        if let Some(cert) = &crypto.cert {
+            config = config.set_dtls_cert(cert.clone());
+        }
+        let mut config = config
             .set_ice_lite(true)
             .set_rtp_mode(true)
             .set_stats_interval(Some(Duration::from_secs(1)))
