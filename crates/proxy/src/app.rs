@@ -133,31 +133,6 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     ctx.client_auth = AccessControl::new(config.client_users.clone(), config.client_basic_in_clear);
     let supervisor = ctx.supervisor.clone();
     let ctx = Arc::new(ctx);
-    // Before the streams: the port answers (or the bind fails) before any
-    // source dials, and before the "Play this stream" lines.
-    let admin = match &config.admin {
-        Some(a) => {
-            let state = crate::admin::server::AdminState {
-                streams: streams.clone(),
-                supervisor: supervisor.clone(),
-                history: crate::admin::history::History::new(),
-                token: a.token.clone(),
-                control: Some(crate::admin::server::Control {
-                    ctx: ctx.clone(),
-                    config: Arc::new(config.clone()),
-                }),
-            };
-            let handle = crate::admin::server::start(a.listen, state).await?;
-            eprintln!(
-                "(Admin port: metrics on http://{0}/metrics, status on http://{0}/v1/paths, dashboard on http://{0}/{1}.)",
-                handle.addr,
-                if a.token.is_some() { "; a token is needed" } else { "" }
-            );
-            Some(handle)
-        }
-        None => None,
-    };
-
     // WebRTC (WHEP) before the streams too, so that its URLs are in the banner.
     let webrtc = match config.webrtc.as_ref().and_then(|w| Some((w, w.listen?))) {
         Some((w, listen)) => Some(crate::webrtc::start(w, listen, ctx.clone()).await?),
@@ -180,6 +155,32 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         if let Some(base) = &whep_base {
             eprintln!("\tWatch it in a browser: {base}/{name}/ (WHEP: {base}/{name}/whep)");
         }
+    };
+
+    // Before the streams: the port answers (or the bind fails) before any
+    // source dials, and before the "Play this stream" lines.
+    let admin = match &config.admin {
+        Some(a) => {
+            let state = crate::admin::server::AdminState {
+                streams: streams.clone(),
+                supervisor: supervisor.clone(),
+                history: crate::admin::history::History::new(),
+                token: a.token.clone(),
+                control: Some(crate::admin::server::Control {
+                    ctx: ctx.clone(),
+                    config: Arc::new(config.clone()),
+                }),
+                webrtc: webrtc.as_ref().map(|w| (w.viewers.clone(), w.addr.port())),
+            };
+            let handle = crate::admin::server::start(a.listen, state).await?;
+            eprintln!(
+                "(Admin port: metrics on http://{0}/metrics, status on http://{0}/v1/paths, dashboard on http://{0}/{1}.)",
+                handle.addr,
+                if a.token.is_some() { "; a token is needed" } else { "" }
+            );
+            Some(handle)
+        }
+        None => None,
     };
 
     supervisor.set_backend_tls(config.backend_tls.clone(), backend_tls.clone());

@@ -484,11 +484,26 @@ fn mixed_viewers_share_one_camera_connection() {
         .filter(|c| c["transport"] == "webrtc")
         .count();
     assert_eq!(webrtc_clients, 2, "{api}");
+    assert_eq!(api["webrtc"]["viewers"], 2, "{api}");
+    assert!(
+        api["webrtc"]["packets_sent"].as_u64().unwrap_or(0) > 0,
+        "{api}"
+    );
+    assert_eq!(api["watch_path"], "/proxyStream/");
+    assert_eq!(api["watch_port"], webrtc.port());
     let (_, _, metrics) = http(admin, "GET", "/metrics", "", "");
     assert!(
         metrics.contains("rtsp_proxy_path_clients{path=\"proxyStream\",transport=\"webrtc\"} 2"),
         "{metrics}"
     );
+    for family in ["bytes_sent", "packets_sent", "nacks", "plis", "firs"] {
+        assert!(
+            metrics.contains(&format!(
+                "rtsp_proxy_webrtc_{family}_total{{path=\"proxyStream\"}}"
+            )),
+            "{family} in {metrics}"
+        );
+    }
     assert_eq!(backend.connections(), 1, "the camera sees one connection");
     drop(ffmpeg);
 }

@@ -35,6 +35,23 @@ pub struct PathView {
     /// Tracks WebRTC viewers do not get, e.g. `audio MPEG4-GENERIC (AAC)`
     /// (browsers take H.264 and Opus, PCMU, PCMA, G.722).
     pub webrtc_left_out: Vec<String>,
+    /// With `--webrtc-listen`: the port and path of the viewer page (the
+    /// dashboard's "watch" link), and what WebRTC viewers of this path got.
+    pub watch_port: Option<u16>,
+    pub watch_path: Option<String>,
+    pub webrtc: Option<WebRtcView>,
+}
+
+/// WebRTC viewers of one path: bytes and packets sent, the browsers' NACKs
+/// and keyframe requests (answered here, never passed to the camera).
+#[derive(Debug, Serialize)]
+pub struct WebRtcView {
+    pub viewers: u64,
+    pub bytes_sent: u64,
+    pub packets_sent: u64,
+    pub nacks: u64,
+    pub plis: u64,
+    pub firs: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -95,6 +112,9 @@ impl PathView {
             .unwrap_or_default();
         PathView {
             webrtc_left_out,
+            watch_port: None,
+            watch_path: None,
+            webrtc: None,
             state: s.state.as_str(),
             up: s.state.is_up(),
             source,

@@ -44,6 +44,8 @@ pub struct AdminState {
     pub token: Option<String>,
     /// What `PUT`/`DELETE /v1/paths/{name}` act on; `None`: read-only (405).
     pub control: Option<Control>,
+    /// The WebRTC viewers (`--webrtc-listen`) and their HTTP port.
+    pub webrtc: Option<(Arc<crate::webrtc::http::Viewers>, u16)>,
 }
 
 /// The running server and the configuration paths are validated against.
@@ -187,8 +189,16 @@ async fn dashboard_page() -> Response {
 }
 
 async fn get_metrics(State(state): State<Arc<AdminState>>) -> Response {
-    let snaps = state.streams.all().iter().map(|s| s.snapshot()).collect();
-    let text = metrics::render(snaps, metrics::Process::read());
+    let streams = state.streams.all();
+    let webrtc = match &state.webrtc {
+        Some((viewers, _)) => streams
+            .iter()
+            .map(|s| (s.name().to_owned(), viewers.of_path(s.name())))
+            .collect(),
+        None => Vec::new(),
+    };
+    let snaps = streams.iter().map(|s| s.snapshot()).collect();
+    let text = metrics::render_with_webrtc(snaps, metrics::Process::read(), webrtc);
     (
         [(
             header::CONTENT_TYPE,
@@ -201,12 +211,26 @@ async fn get_metrics(State(state): State<Arc<AdminState>>) -> Response {
 
 fn view(state: &AdminState, stream: &Stream) -> PathView {
     let name = stream.name();
-    PathView::new(
+    let mut view = PathView::new(
         stream.snapshot(),
         state.supervisor.source_url(name),
         state.history.rate(name),
         state.history.samples(name),
-    )
+    );
+    if let Some((viewers, port)) = &state.webrtc {
+        let w = viewers.of_path(name);
+        view.watch_port = Some(*port);
+        view.watch_path = Some(format!("/{name}/"));
+        view.webrtc = Some(super::api::WebRtcView {
+            viewers: w.viewers,
+            bytes_sent: w.counters.bytes,
+            packets_sent: w.counters.packets,
+            nacks: w.counters.nacks,
+            plis: w.counters.plis,
+            firs: w.counters.firs,
+        });
+    }
+    view
 }
 
 async fn list_paths(State(state): State<Arc<AdminState>>) -> Response {
