@@ -33,12 +33,17 @@ pub struct PathView {
     /// One sample per 5 s, oldest first, at most 10 minutes.
     pub history: Vec<Sample>,
     /// Tracks WebRTC viewers do not get, e.g. `audio MPEG4-GENERIC (AAC)`
-    /// (browsers take H.264 and Opus, PCMU, PCMA, G.722).
+    /// (browsers take H.264 and Opus, PCMU, PCMA, G.722); absent when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub webrtc_left_out: Vec<String>,
     /// With `--webrtc-listen`: the port and path of the viewer page (the
-    /// dashboard's "watch" link), and what WebRTC viewers of this path got.
+    /// dashboard's "watch" link), and what WebRTC viewers of this path got;
+    /// absent without it.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub watch_port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub watch_path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub webrtc: Option<WebRtcView>,
 }
 
