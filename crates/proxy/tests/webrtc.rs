@@ -241,11 +241,17 @@ fn plays(chromium: &str, webrtc: SocketAddr, path: &str, audio: bool, shot: &str
         v["variance"].as_f64().unwrap_or(0.0) > 10.0 && v["shot"].is_string()
     });
     let png = reports.save_shot(shot);
+    let post_to_picture =
+        v["firstFrameMs"].as_i64().unwrap_or(0) - v["postMs"].as_i64().unwrap_or(0);
+    eprintln!("[webrtc] {path}: WHEP POST to first decoded picture: {post_to_picture} ms");
     eprintln!(
-        "[webrtc] {path}: {} frames, {} audio packets, first picture {} ms after page load, variance {:.0}, screenshot {}",
+        "[webrtc] {path}: {} frames, {} audio packets, first picture {} ms after page load (POST at {} ms, answer at {}, connected at {}), variance {:.0}, screenshot {}",
         frames(&v),
         audio_packets(&v),
         v["firstFrameMs"],
+        v["postMs"],
+        v["answerMs"],
+        v["connectedMs"],
         v["variance"].as_f64().unwrap_or(0.0),
         png.display()
     );
