@@ -14,6 +14,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use axum::Extension;
 use axum::{Json, Router};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -86,7 +87,7 @@ pub async fn start(addr: SocketAddr, state: AdminState) -> Result<AdminHandle, A
         state.streams.clone(),
     ));
     let app = router(state);
-    let server = tokio::spawn(accept_loop(listener, app));
+    let server = tokio::spawn(accept_loop(listener, app, ADMIN_LIMITS));
     info!(%local, "admin port listening");
     Ok(AdminHandle {
         addr: local,
@@ -114,8 +115,37 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .with_state(state)
 }
 
-async fn accept_loop(listener: TcpListener, app: Router) {
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+/// Where one HTTP connection comes from and arrives at, for handlers that
+/// need it (an `Extension` on every request).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnAddrs {
+    pub peer: SocketAddr,
+    pub local: Option<SocketAddr>,
+}
+
+/// The bounds of an HTTP listener.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    pub max_connections: usize,
+    pub header_timeout: Duration,
+    pub connection_timeout: Duration,
+    /// Names the listener in log lines.
+    pub label: &'static str,
+}
+
+/// The admin port's bounds.
+const ADMIN_LIMITS: HttpLimits = HttpLimits {
+    max_connections: MAX_CONNECTIONS,
+    header_timeout: HEADER_TIMEOUT,
+    connection_timeout: CONNECTION_TIMEOUT,
+    label: "admin port",
+};
+
+/// Serves `app` on `listener` for ever within `limits` (more connections
+/// wait in the kernel's backlog); each request carries its [`ConnAddrs`].
+pub async fn accept_loop(listener: TcpListener, app: Router, limits: HttpLimits) {
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let label = limits.label;
     loop {
         let Ok(permit) = permits.clone().acquire_owned().await else {
             return;
@@ -124,21 +154,25 @@ async fn accept_loop(listener: TcpListener, app: Router) {
             Ok(c) => c,
             Err(e) => {
                 // Out of descriptors and the like: wait rather than spin.
-                warn!("admin port accept: {e}");
+                warn!("{label} accept: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
-        let service = TowerToHyperService::new(app.clone());
+        let addrs = ConnAddrs {
+            peer,
+            local: tcp.local_addr().ok(),
+        };
+        let service = TowerToHyperService::new(app.clone().layer(Extension(addrs)));
         tokio::spawn(async move {
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
+                .header_read_timeout(limits.header_timeout)
                 .max_buf_size(64 * 1024)
                 .serve_connection(TokioIo::new(tcp), service);
-            match tokio::time::timeout(CONNECTION_TIMEOUT, conn).await {
-                Ok(Err(e)) => debug!(%peer, "admin connection: {e}"),
-                Err(_) => debug!(%peer, "admin connection timed out"),
+            match tokio::time::timeout(limits.connection_timeout, conn).await {
+                Ok(Err(e)) => debug!(%peer, "{label} connection: {e}"),
+                Err(_) => debug!(%peer, "{label} connection timed out"),
                 Ok(Ok(())) => {}
             }
             drop(permit);

@@ -8,11 +8,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Body;
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use axum::Extension;
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::{mpsc, Semaphore};
-use tracing::{debug, info, warn};
+use tokio::sync::mpsc;
+use tracing::info;
+
+use crate::admin::server::{accept_loop, ConnAddrs, HttpLimits};
 
 use super::codecs::Plan;
 use super::driver::{self, Control, Demux, EndSignal, SessionIo};
@@ -130,43 +133,22 @@ fn add(total: &mut ViewerCounters, c: &ViewerCounters) {
     total.firs += c.firs;
 }
 
-/// Serves HTTP connections for ever.
+/// Serves HTTP connections for ever (bounded as the admin port is).
 pub async fn serve(listener: TcpListener, viewers: Arc<Viewers>) {
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            return;
-        };
-        let (tcp, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                warn!("WebRTC port accept: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let local = tcp.local_addr().ok();
-        let viewers = viewers.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let viewers = viewers.clone();
-                async move {
-                    Ok::<_, std::convert::Infallible>(handle(&viewers, peer, local, req).await)
-                }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .max_buf_size(64 * 1024)
-                .serve_connection(TokioIo::new(tcp), service);
-            match tokio::time::timeout(CONNECTION_TIMEOUT, conn).await {
-                Ok(Err(e)) => debug!(%peer, "WebRTC HTTP connection: {e}"),
-                Err(_) => debug!(%peer, "WebRTC HTTP connection timed out"),
-                Ok(Ok(())) => {}
-            }
-            drop(permit);
-        });
-    }
+    let app = axum::Router::new()
+        .fallback(
+            |State(viewers): State<Arc<Viewers>>,
+             Extension(addrs): Extension<ConnAddrs>,
+             req: Request<Body>| async move { handle(&viewers, addrs, req).await },
+        )
+        .with_state(viewers);
+    let limits = HttpLimits {
+        max_connections: MAX_CONNECTIONS,
+        header_timeout: HEADER_TIMEOUT,
+        connection_timeout: CONNECTION_TIMEOUT,
+        label: "WebRTC port",
+    };
+    accept_loop(listener, app, limits).await;
 }
 
 /// What a request asks for, from its method and path.
@@ -196,19 +178,15 @@ fn route<'a>(method: &Method, path: &'a str) -> Route<'a> {
     }
 }
 
-async fn handle(
-    viewers: &Arc<Viewers>,
-    peer: SocketAddr,
-    local: Option<SocketAddr>,
-    req: Request<hyper::body::Incoming>,
-) -> Response<Body> {
+async fn handle(viewers: &Arc<Viewers>, addrs: ConnAddrs, req: Request<Body>) -> Response<Body> {
+    let ConnAddrs { peer, local } = addrs;
     let (parts, body) = req.into_parts();
     let path = percent_decode(parts.uri.path());
     let mut resp = match route(&parts.method, &path) {
         Route::Preflight => preflight(),
         Route::Page(name) if parts.method == Method::GET => page(viewers, name),
         Route::Offer(name) if parts.method == Method::POST => {
-            let body = match axum::body::to_bytes(Body::new(body), MAX_SDP).await {
+            let body = match axum::body::to_bytes(body, MAX_SDP).await {
                 Ok(b) => b,
                 Err(_) => {
                     return cors(text(
@@ -223,7 +201,7 @@ async fn handle(
             delete(viewers, name, token)
         }
         Route::Session(name, token) if parts.method == Method::PATCH => {
-            let body = axum::body::to_bytes(Body::new(body), MAX_SDP)
+            let body = axum::body::to_bytes(body, MAX_SDP)
                 .await
                 .unwrap_or_default();
             trickle(viewers, name, token, &body)
@@ -248,38 +226,52 @@ fn text(status: StatusCode, msg: impl Into<String>) -> Response<Body> {
     r
 }
 
-/// CORS: a page on another origin may play (WHEP is meant to be embedded).
-fn cors(mut r: Response<Body>) -> Response<Body> {
-    let h = r.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("Location, ETag, Link, X-Left-Out"),
-    );
+fn with_headers(
+    mut r: Response<Body>,
+    headers: &[(header::HeaderName, &'static str)],
+) -> Response<Body> {
+    for (name, value) in headers {
+        r.headers_mut()
+            .insert(name.clone(), HeaderValue::from_static(value));
+    }
     r
+}
+
+/// CORS: a page on another origin may play (WHEP is meant to be embedded).
+fn cors(r: Response<Body>) -> Response<Body> {
+    with_headers(
+        r,
+        &[
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+            (
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                "Location, ETag, Link, X-Left-Out",
+            ),
+        ],
+    )
 }
 
 fn preflight() -> Response<Body> {
     let mut r = Response::new(Body::empty());
     *r.status_mut() = StatusCode::NO_CONTENT;
-    let h = r.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("OPTIONS, GET, POST, PATCH, DELETE"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("Authorization, Content-Type, If-Match"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_MAX_AGE,
-        HeaderValue::from_static("86400"),
-    );
-    h.insert("Accept-Post", HeaderValue::from_static("application/sdp"));
-    r
+    with_headers(
+        r,
+        &[
+            (
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                "OPTIONS, GET, POST, PATCH, DELETE",
+            ),
+            (
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                "Authorization, Content-Type, If-Match",
+            ),
+            (header::ACCESS_CONTROL_MAX_AGE, "86400"),
+            (
+                header::HeaderName::from_static("accept-post"),
+                "application/sdp",
+            ),
+        ],
+    )
 }
 
 fn page(viewers: &Viewers, name: &str) -> Response<Body> {
