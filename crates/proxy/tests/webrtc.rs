@@ -59,6 +59,16 @@ fn proxy_with_webrtc(extra: &[&str]) -> (Proxy, SocketAddr) {
     (proxy, http)
 }
 
+/// [`proxy_with_webrtc`] with the admin port too; returns its address last.
+fn proxy_with_webrtc_and_admin(extra: &[&str]) -> (Proxy, SocketAddr, SocketAddr) {
+    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let admin_arg = admin.to_string();
+    let mut args = vec!["--admin", admin_arg.as_str()];
+    args.extend_from_slice(extra);
+    let (proxy, webrtc) = proxy_with_webrtc(&args);
+    (proxy, webrtc, admin)
+}
+
 fn free_udp_port() -> u16 {
     loop {
         let p = free_port();
@@ -389,9 +399,7 @@ fn a_browser_resumes_a_paused_back_end() {
 #[test]
 fn h265_and_aac_are_left_out_and_named() {
     let backend = Backend::start(BackendOpts::codecs("h265,aac"));
-    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let admin_arg = admin.to_string();
-    let (proxy, webrtc) = proxy_with_webrtc(&["--admin", &admin_arg, backend.url()]);
+    let (proxy, webrtc, admin) = proxy_with_webrtc_and_admin(&[backend.url()]);
     // An RTSP client plays all along.
     let rtsp = Proc::spawn(
         "ffmpeg",
@@ -458,9 +466,7 @@ fn mixed_viewers_share_one_camera_connection() {
     };
     let _one = one_browser_at_a_time();
     let backend = Backend::start(BackendOpts::codecs("h264,opus"));
-    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let admin_arg = admin.to_string();
-    let (proxy, webrtc) = proxy_with_webrtc(&["--admin", &admin_arg, backend.url()]);
+    let (proxy, webrtc, admin) = proxy_with_webrtc_and_admin(&[backend.url()]);
     let url = proxy.url("proxyStream");
     let ffmpeg = Proc::spawn("ffmpeg", &mut to_null(ffmpeg_copy(&url, "udp", 30))).expect("ffmpeg");
     let (first, first_url) = Reports::start();
@@ -595,15 +601,8 @@ fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
 /// whose ICE never completes is freed after the handshake timeout.
 #[test]
 fn whep_protocol_cases() {
-    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let admin_arg = admin.to_string();
-    let (_proxy, webrtc) = proxy_with_webrtc(&[
-        "--admin",
-        &admin_arg,
-        "--webrtc-max-viewers-per-path",
-        "2",
-        "--demo",
-    ]);
+    let (_proxy, webrtc, admin) =
+        proxy_with_webrtc_and_admin(&["--webrtc-max-viewers-per-path", "2", "--demo"]);
     let (status, head, _) = http(webrtc, "OPTIONS", "/demo/whep", "", "");
     assert_eq!(status, 204, "{head}");
     assert_eq!(header(&head, "access-control-allow-origin"), Some("*"));
@@ -720,11 +719,7 @@ fn whep_needs_the_rtsp_users() {
 /// every session freed after the handshake timeout.
 #[test]
 fn offers_without_ice_keep_memory_bounded() {
-    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let admin_arg = admin.to_string();
-    let (proxy, webrtc) = proxy_with_webrtc(&[
-        "--admin",
-        &admin_arg,
+    let (proxy, webrtc, admin) = proxy_with_webrtc_and_admin(&[
         "--webrtc-max-viewers",
         "100",
         "--webrtc-max-viewers-per-path",
