@@ -135,7 +135,16 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     let ctx = Arc::new(ctx);
     // WebRTC (WHEP) before the streams too, so that its URLs are in the banner.
     let webrtc = match config.webrtc.as_ref().and_then(|w| Some((w, w.listen?))) {
-        Some((w, listen)) => Some(crate::webrtc::start(w, listen, ctx.clone()).await?),
+        Some((w, listen)) => {
+            let tls = match (w.https, &config.tls) {
+                (false, _) => None,
+                (true, Some(t)) => Some(crate::tls::server_config(&t.cert, &t.key)?),
+                (true, None) => {
+                    return Err(crate::webrtc::WebRtcError::HttpsWithoutCertificate.into())
+                }
+            };
+            Some(crate::webrtc::start(w, listen, ctx.clone(), tls).await?)
+        }
         None => None,
     };
     let whep_base = webrtc.as_ref().map(|w| {
@@ -144,7 +153,11 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         } else {
             w.addr.ip()
         };
-        format!("http://{}", std::net::SocketAddr::new(ip, w.addr.port()))
+        let scheme = if w.https { "https" } else { "http" };
+        format!(
+            "{scheme}://{}",
+            std::net::SocketAddr::new(ip, w.addr.port())
+        )
     });
     // One line per URL the stream is served on: plain RTSP, then RTSPS, then
     // the WebRTC viewer page and its WHEP endpoint.
@@ -237,8 +250,10 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     }
     if let Some(w) = &webrtc {
         eprintln!(
-            "(Browsers watch with WebRTC: WHEP and viewer pages on http://{}, media on UDP {}.)",
-            w.addr, w.udp
+            "(Browsers watch with WebRTC: WHEP and viewer pages on {}://{}, media on UDP {}.)",
+            if w.https { "https" } else { "http" },
+            w.addr,
+            w.udp
         );
     }
     if let Some(tls_port) = tls_port {

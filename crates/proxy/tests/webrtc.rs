@@ -177,7 +177,7 @@ fn read_post(conn: TcpStream) -> Option<Value> {
 }
 
 /// Headless Chromium on `url`, killed when dropped.
-fn browser(chromium: &str, url: &str) -> (Proc, PathBuf) {
+fn browser(chromium: &str, url: &str, extra: &[&str]) -> (Proc, PathBuf) {
     let profile = std::env::temp_dir().join(format!(
         "rtsp-proxy-webrtc-{}-{}",
         std::process::id(),
@@ -199,6 +199,7 @@ fn browser(chromium: &str, url: &str) -> (Proc, PathBuf) {
         "--use-fake-ui-for-media-stream",
     ])
     .arg(format!("--user-data-dir={}", profile.display()))
+    .args(extra)
     .arg(url);
     (
         Proc::spawn("chromium", &mut cmd).expect("chromium"),
@@ -219,7 +220,11 @@ impl Drop for Browser {
 }
 
 fn open(chromium: &str, page: &str) -> Browser {
-    let (proc, profile) = browser(chromium, page);
+    open_with(chromium, page, &[])
+}
+
+fn open_with(chromium: &str, page: &str, extra: &[&str]) -> Browser {
+    let (proc, profile) = browser(chromium, page, extra);
     Browser {
         proc: Some(proc),
         profile,
@@ -756,4 +761,49 @@ fn offers_without_ice_keep_memory_bounded() {
     });
     let (status, _, _) = http(webrtc, "POST", "/demo/whep", "application/sdp", &offer);
     assert_eq!(status, 201, "new offers are taken again");
+}
+
+/// `--webrtc-https`: the page and WHEP over HTTPS with the RTSPS certificate;
+/// the browser plays.
+#[test]
+fn https_with_the_rtsps_certificate() {
+    let Some(chromium) = chromium() else {
+        eprintln!("SKIPPED: chromium is not installed (apt-get install chromium)");
+        return;
+    };
+    let _one = one_browser_at_a_time();
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("webrtc-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("certificate");
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let tls_port = free_port().to_string();
+    let (_proxy, webrtc) = proxy_with_webrtc(&[
+        "--webrtc-https",
+        "--tls-cert",
+        cert_path.to_str().unwrap(),
+        "--tls-key",
+        key_path.to_str().unwrap(),
+        "--tls-port",
+        &tls_port,
+        "--demo",
+    ]);
+    let (reports, report_url) = Reports::start();
+    let _browser = open_with(
+        chromium,
+        &format!("https://{webrtc}/demo/#report={report_url}"),
+        &["--ignore-certificate-errors"],
+    );
+    reports.wait(
+        "50 frames decoded over HTTPS",
+        Duration::from_secs(60),
+        |v| frames(v) >= 50,
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -87,7 +87,7 @@ pub async fn start(addr: SocketAddr, state: AdminState) -> Result<AdminHandle, A
         state.streams.clone(),
     ));
     let app = router(state);
-    let server = tokio::spawn(accept_loop(listener, app, ADMIN_LIMITS));
+    let server = tokio::spawn(accept_loop(listener, app, ADMIN_LIMITS, None));
     info!(%local, "admin port listening");
     Ok(AdminHandle {
         addr: local,
@@ -142,8 +142,14 @@ const ADMIN_LIMITS: HttpLimits = HttpLimits {
 };
 
 /// Serves `app` on `listener` for ever within `limits` (more connections
-/// wait in the kernel's backlog); each request carries its [`ConnAddrs`].
-pub async fn accept_loop(listener: TcpListener, app: Router, limits: HttpLimits) {
+/// wait in the kernel's backlog), over TLS when `tls` is given (the handshake
+/// within the header timeout); each request carries its [`ConnAddrs`].
+pub async fn accept_loop(
+    listener: TcpListener,
+    app: Router,
+    limits: HttpLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let label = limits.label;
     loop {
@@ -163,20 +169,39 @@ pub async fn accept_loop(listener: TcpListener, app: Router, limits: HttpLimits)
             peer,
             local: tcp.local_addr().ok(),
         };
-        let service = TowerToHyperService::new(app.clone().layer(Extension(addrs)));
+        let app = app.clone().layer(Extension(addrs));
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_timeout)
-                .max_buf_size(64 * 1024)
-                .serve_connection(TokioIo::new(tcp), service);
-            match tokio::time::timeout(limits.connection_timeout, conn).await {
-                Ok(Err(e)) => debug!(%peer, "{label} connection: {e}"),
-                Err(_) => debug!(%peer, "{label} connection timed out"),
-                Ok(Ok(())) => {}
+            let served = match tls {
+                None => serve_connection(tcp, app, limits).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(limits.header_timeout, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => serve_connection(stream, app, limits).await,
+                        Ok(Err(e)) => Err(format!("TLS handshake: {e}")),
+                        Err(_) => Err("TLS handshake timed out".to_owned()),
+                    }
+                }
+            };
+            if let Err(e) = served {
+                debug!(%peer, "{label} connection: {e}");
             }
             drop(permit);
         });
+    }
+}
+
+async fn serve_connection<IO>(io: IO, app: Router, limits: HttpLimits) -> Result<(), String>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(64 * 1024)
+        .serve_connection(TokioIo::new(io), TowerToHyperService::new(app));
+    match tokio::time::timeout(limits.connection_timeout, conn).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err("timed out".to_owned()),
     }
 }
 

@@ -294,6 +294,10 @@ pub fn option_groups() -> Vec<OptionGroup> {
                     "announce this address as a host candidate too (the address a NAT or a Kubernetes service gives; repeatable)".into(),
                 ),
                 (
+                    "--webrtc-https",
+                    "serve the WebRTC port over HTTPS with the RTSPS certificate (--tls-cert, --tls-key)".into(),
+                ),
+                (
                     "--webrtc-max-viewers <n>",
                     format!("WebRTC viewers in all (default {})", crate::webrtc::DEFAULT_MAX_VIEWERS),
                 ),
@@ -690,6 +694,7 @@ impl<'a> Parser<'a> {
             "webrtc-listen"
             | "webrtc-udp"
             | "webrtc-candidate"
+            | "webrtc-https"
             | "webrtc-max-viewers"
             | "webrtc-max-viewers-per-path" => self.webrtc_option(arg, name)?,
             _ => {
@@ -904,6 +909,7 @@ impl<'a> Parser<'a> {
                     w.candidates.push(ip);
                 }
             }
+            "webrtc-https" => self.webrtc_config().https = true,
             "webrtc-max-viewers" => {
                 let text = self.checked_value(arg, "a number of viewers")?;
                 let n = count(self, text)?;
@@ -934,7 +940,7 @@ impl<'a> Parser<'a> {
             .is_some_and(|w| w.listen.is_none())
         {
             return Err(self.error(
-                "--webrtc-udp, --webrtc-candidate and --webrtc-max-viewers* need --webrtc-listen <addr:port> (or [webrtc] listen in the config file)".to_owned(),
+                "--webrtc-udp, --webrtc-candidate, --webrtc-https and --webrtc-max-viewers* need --webrtc-listen <addr:port> (or [webrtc] listen in the config file)".to_owned(),
             ));
         }
         Ok(())
@@ -1180,6 +1186,9 @@ mod tests {
         assert_eq!(w.udp, crate::webrtc::DEFAULT_UDP.parse().unwrap());
         assert_eq!(w.candidates, vec!["203.0.113.7".parse::<IpAddr>().unwrap()]);
         assert_eq!(w.max_viewers, 20);
+        assert!(!w.https);
+        let w = run(&["--webrtc-listen", "0.0.0.0:8889", "--webrtc-https", URL]).webrtc;
+        assert!(w.expect("webrtc").https);
         assert!(fail_message(&["--webrtc-udp", "0.0.0.0:1", URL]).contains("need --webrtc-listen"));
         assert!(fail_message(&["--webrtc-listen", "x", URL]).contains("Invalid address"));
         assert!(fail_message(&[

@@ -4,7 +4,7 @@
 //! ```toml
 //! [server]      # what the command line sets for the server (a command-line option wins)
 //! [admin]       # the admin HTTP API: listen, token / token_file / token_env
-//! [webrtc]      # browsers (WHEP): listen, udp, candidates, max_viewers, max_viewers_per_path
+//! [webrtc]      # browsers (WHEP): listen, udp, candidates, https, max_viewers, max_viewers_per_path
 //! [defaults]    # every path's source settings (a command-line option wins)
 //! [paths.NAME]  # one stream: source = "rtsp://...", and any [defaults] key (wins)
 //! ```
@@ -132,6 +132,7 @@ struct RawWebRtc {
     candidates: Option<Vec<Spanned<String>>>,
     max_viewers: Option<Spanned<i64>>,
     max_viewers_per_path: Option<Spanned<i64>>,
+    https: Option<bool>,
 }
 
 /// `[defaults]` and `[paths.NAME]` (only a path has `source`).
@@ -815,6 +816,7 @@ fn webrtc(ctx: &Ctx, w: RawWebRtc) -> Result<crate::webrtc::WebRtcConfig, Config
     if let Some(n) = &w.max_viewers_per_path {
         config.max_viewers_per_path = count(n, "webrtc.max_viewers_per_path")?;
     }
+    config.https = w.https.unwrap_or(false);
     Ok(config)
 }
 

@@ -134,7 +134,11 @@ fn add(total: &mut ViewerCounters, c: &ViewerCounters) {
 }
 
 /// Serves HTTP connections for ever (bounded as the admin port is).
-pub async fn serve(listener: TcpListener, viewers: Arc<Viewers>) {
+pub async fn serve(
+    listener: TcpListener,
+    viewers: Arc<Viewers>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     let app = axum::Router::new()
         .fallback(
             |State(viewers): State<Arc<Viewers>>,
@@ -148,7 +152,7 @@ pub async fn serve(listener: TcpListener, viewers: Arc<Viewers>) {
         connection_timeout: CONNECTION_TIMEOUT,
         label: "WebRTC port",
     };
-    accept_loop(listener, app, limits).await;
+    accept_loop(listener, app, limits, tls).await;
 }
 
 /// What a request asks for, from its method and path.

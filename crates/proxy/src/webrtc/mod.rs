@@ -53,6 +53,8 @@ pub struct WebRtcConfig {
     pub candidates: Vec<IpAddr>,
     pub max_viewers: usize,
     pub max_viewers_per_path: usize,
+    /// HTTPS with the RTSPS certificate (`--tls-cert`/`--tls-key`).
+    pub https: bool,
 }
 
 impl WebRtcConfig {
@@ -66,6 +68,7 @@ impl WebRtcConfig {
             candidates: Vec::new(),
             max_viewers: DEFAULT_MAX_VIEWERS,
             max_viewers_per_path: DEFAULT_MAX_VIEWERS_PER_PATH,
+            https: false,
         }
     }
 }
@@ -78,6 +81,10 @@ pub enum WebRtcError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(
+        "--webrtc-https (https in [webrtc]) needs the RTSPS certificate: --tls-cert and --tls-key"
+    )]
+    HttpsWithoutCertificate,
     #[error("cannot bind the WebRTC UDP port {addr}: {source}")]
     Udp {
         addr: SocketAddr,
@@ -89,6 +96,8 @@ pub enum WebRtcError {
 pub struct WebRtcHandle {
     /// The HTTP address (the port resolved).
     pub addr: SocketAddr,
+    /// Served over TLS.
+    pub https: bool,
     /// The UDP address (the port resolved).
     pub udp: SocketAddr,
     pub viewers: Arc<http::Viewers>,
@@ -104,11 +113,12 @@ impl WebRtcHandle {
     }
 }
 
-/// Binds the HTTP and UDP ports and starts serving.
+/// Binds the HTTP and UDP ports and starts serving (HTTPS with `tls`).
 pub async fn start(
     config: &WebRtcConfig,
     listen: SocketAddr,
     ctx: Arc<ServerContext>,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) -> Result<WebRtcHandle, WebRtcError> {
     let listener = TcpListener::bind(listen)
         .await
@@ -134,9 +144,16 @@ pub async fn start(
         ctx,
     ));
     let receiver = tokio::spawn(driver::receive_loop(socket, demux));
-    let server = tokio::spawn(http::serve(listener, viewers.clone()));
-    tracing::info!(%addr, %udp, "WebRTC (WHEP) listening");
+    let https = tls.is_some();
+    let tls = tls.map(|t| {
+        let mut t = (*t).clone();
+        t.alpn_protocols = vec![b"http/1.1".to_vec()];
+        tokio_rustls::TlsAcceptor::from(Arc::new(t))
+    });
+    let server = tokio::spawn(http::serve(listener, viewers.clone(), tls));
+    tracing::info!(%addr, %udp, https, "WebRTC (WHEP) listening");
     Ok(WebRtcHandle {
+        https,
         addr,
         udp,
         viewers,

@@ -345,7 +345,7 @@ fn one_path_from_its_table() {
 /// bad values name their key.
 #[test]
 fn webrtc_section() {
-    let text = "[webrtc]\nlisten = \"0.0.0.0:8889\"\nudp = \"0.0.0.0:8189\"\ncandidates = [\"203.0.113.7\"]\nmax_viewers_per_path = 7\n";
+    let text = "[webrtc]\nlisten = \"0.0.0.0:8889\"\nudp = \"0.0.0.0:8189\"\ncandidates = [\"203.0.113.7\"]\nmax_viewers_per_path = 7\nhttps = true\n";
     let c = load_with(text, &["--demo"], &no_env).expect("loads");
     let w = c.webrtc.expect("webrtc");
     assert_eq!(w.listen, Some("0.0.0.0:8889".parse().unwrap()));
