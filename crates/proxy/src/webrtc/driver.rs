@@ -165,12 +165,10 @@ pub async fn run_session(mut viewer: Viewer, mut io: SessionIo) -> &'static str 
         let deadline = tokio::time::Instant::from_std(wait);
         tokio::select! {
             d = io.datagrams.recv() => match d {
+                // One at a time: str0m wants its output polled after each
+                // input (an event of the next input would replace this one's).
                 Some(d) => {
                     viewer.receive(d.source, &d.data, d.at);
-                    // Whatever else arrived meanwhile, in one go.
-                    while let Ok(d) = io.datagrams.try_recv() {
-                        viewer.receive(d.source, &d.data, d.at);
-                    }
                 }
                 None => break "the UDP port closed",
             },

@@ -402,6 +402,137 @@ impl Viewer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::webrtc::codecs::BrowserCodec;
+    use bytes::Bytes;
+    use str0m::change::SdpAnswer;
+
+    fn rtp(seq: u16, timestamp: u32, marker: bool, payload: &[u8]) -> Bytes {
+        let mut p = vec![0x80, 96 | (u8::from(marker) << 7)];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&timestamp.to_be_bytes());
+        p.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+        p.extend_from_slice(payload);
+        Bytes::from(p)
+    }
+
+    /// The client's output: datagrams to the viewer, RTP packets received.
+    fn pump_client(
+        client: &mut Rtc,
+        viewer: &mut Viewer,
+        client_addr: SocketAddr,
+        t: Instant,
+        received: &mut Vec<str0m::rtp::RtpPacket>,
+    ) {
+        loop {
+            match client.poll_output().unwrap() {
+                Output::Transmit(tx) => {
+                    viewer.receive(client_addr, &tx.contents, t);
+                }
+                Output::Timeout(_) => break,
+                Output::Event(Event::RtpPacket(p)) => received.push(p),
+                Output::Event(_) => {}
+            }
+        }
+    }
+
+    /// A str0m client (a browser's part) and a viewer, connected in memory:
+    /// the relayed H.264 arrives cut to the WebRTC packet size, with the
+    /// relay's timestamps and the marker on each frame's last piece.
+    #[test]
+    fn a_webrtc_client_gets_h264_cut_to_size_with_the_relays_timestamps() {
+        let mut t = Instant::now();
+        let mut client = Rtc::builder()
+            .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
+            .set_rtp_mode(true)
+            .build(t);
+        let client_addr: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let server_addr: SocketAddr = "127.0.0.1:6000".parse().unwrap();
+        client.add_local_candidate(Candidate::host(client_addr, "udp").unwrap());
+        let mut api = client.sdp_api();
+        api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        let (offer, pending) = api.apply().expect("offer");
+        let plan = Plan {
+            video: Some(Playable {
+                track: 0,
+                codec: BrowserCodec::H264,
+            }),
+            audio: None,
+            left_out: Vec::new(),
+        };
+        let (mut viewer, answer) = Viewer::answer(
+            &offer.to_sdp_string(),
+            &plan,
+            &[server_addr],
+            &Crypto::new(),
+            t,
+        )
+        .expect("answered");
+        assert!(answer.contains("a=ice-lite"), "{answer}");
+        client
+            .sdp_api()
+            .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
+            .expect("answer accepted");
+
+        let idr: Vec<u8> = std::iter::once(0x65)
+            .chain((0..3000).map(|i| i as u8))
+            .collect();
+        let batch = ViewerBatch {
+            track: 0,
+            packets: vec![
+                rtp(1, 90_000, true, &idr),
+                rtp(2, 93_600, true, &[0x41, 1, 2]),
+            ]
+            .into(),
+            keyframe: Some(true),
+        };
+        let mut sent = false;
+        let mut connected_for = 0;
+        let mut received = Vec::new();
+        for _ in 0..3000 {
+            loop {
+                match viewer.poll() {
+                    Step::Send { to, data } => {
+                        assert_eq!(to, client_addr);
+                        let input = Receive::new(Protocol::Udp, server_addr, client_addr, &data)
+                            .expect("a datagram");
+                        client.handle_input(Input::Receive(t, input)).unwrap();
+                        // str0m's output is polled after every input.
+                        pump_client(&mut client, &mut viewer, client_addr, t, &mut received);
+                    }
+                    Step::Wait(_) => break,
+                    Step::Ended(why) => panic!("ended: {why}"),
+                }
+            }
+            pump_client(&mut client, &mut viewer, client_addr, t, &mut received);
+            if viewer.is_connected() {
+                connected_for += 1;
+            }
+            if connected_for > 20 && !sent {
+                viewer.write(&batch, t);
+                sent = true;
+            }
+            if received.len() >= 4 {
+                break;
+            }
+            t += Duration::from_millis(5);
+            viewer.tick(t);
+            client.handle_input(Input::Timeout(t)).unwrap();
+        }
+        assert_eq!(received.len(), 4, "pieces received");
+        assert!(received
+            .iter()
+            .all(|p| p.payload.len() <= MAX_RTP_PACKET - RTP_HEADER));
+        let stamps: Vec<u32> = received.iter().map(|p| p.header.timestamp).collect();
+        assert_eq!(stamps, vec![90_000, 90_000, 90_000, 93_600]);
+        let markers: Vec<bool> = received.iter().map(|p| p.header.marker).collect();
+        assert_eq!(markers, vec![false, false, true, true]);
+        let mut nal = vec![(received[0].payload[0] & 0xe0) | (received[0].payload[1] & 0x1f)];
+        for p in &received[..3] {
+            nal.extend_from_slice(&p.payload[2..]);
+        }
+        assert_eq!(nal, idr);
+        assert_eq!(viewer.counters().packets, 4);
+    }
 
     #[test]
     fn the_offers_mids_by_kind() {
