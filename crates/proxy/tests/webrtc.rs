@@ -26,6 +26,16 @@ fn one_browser_at_a_time() -> MutexGuard<'static, ()> {
     BROWSER.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Chromium and the one-browser lock; None (the test skipped, said on
+/// stderr) without Chromium.
+fn with_chromium() -> Option<(&'static str, MutexGuard<'static, ()>)> {
+    let Some(chromium) = chromium() else {
+        eprintln!("SKIPPED: chromium is not installed (apt-get install chromium)");
+        return None;
+    };
+    Some((chromium, one_browser_at_a_time()))
+}
+
 fn chromium() -> Option<&'static str> {
     ["chromium", "chromium-browser"].into_iter().find(|c| {
         Command::new(c)
@@ -275,11 +285,9 @@ fn plays(chromium: &str, webrtc: SocketAddr, path: &str, audio: bool, shot: &str
 
 #[test]
 fn the_demo_stream_plays_in_chromium() {
-    let Some(chromium) = chromium() else {
-        eprintln!("SKIPPED: chromium is not installed (apt-get install chromium)");
+    let Some((chromium, _one)) = with_chromium() else {
         return;
     };
-    let _one = one_browser_at_a_time();
     let (proxy, webrtc) = proxy_with_webrtc(&["--demo"]);
     let banner = proxy
         .proc
@@ -297,47 +305,29 @@ fn the_demo_stream_plays_in_chromium() {
 /// decoder plays it).
 #[test]
 fn camera_codecs_play_in_chromium() {
-    let Some(chromium) = chromium() else {
-        eprintln!("SKIPPED: chromium is not installed (apt-get install chromium)");
+    let Some((chromium, _one)) = with_chromium() else {
         return;
     };
-    let _one = one_browser_at_a_time();
     let opus = Backend::start(BackendOpts::codecs("h264,opus"));
     let pcma = Backend::start(BackendOpts::codecs("h264,pcma"));
     let high = Backend::start(BackendOpts::codecs("h264high"));
     let (_proxy, webrtc) = proxy_with_webrtc(&[opus.url(), pcma.url(), high.url()]);
-    plays(
-        chromium,
-        webrtc,
-        "proxyStream-1",
-        true,
-        "webrtc-h264-opus.png",
-    );
-    plays(
-        chromium,
-        webrtc,
-        "proxyStream-2",
-        true,
-        "webrtc-h264-pcma.png",
-    );
-    plays(
-        chromium,
-        webrtc,
-        "proxyStream-3",
-        false,
-        "webrtc-h264-high.png",
-    );
+    for (path, audio, shot) in [
+        ("proxyStream-1", true, "webrtc-h264-opus.png"),
+        ("proxyStream-2", true, "webrtc-h264-pcma.png"),
+        ("proxyStream-3", false, "webrtc-h264-high.png"),
+    ] {
+        plays(chromium, webrtc, path, audio, shot);
+    }
 }
 
 /// A camera killed (SIGKILL) and back 3 s later: the browser's session goes
 /// on (the same peer connection, no new WHEP POST) and decodes again.
 #[test]
 fn a_camera_restart_does_not_end_the_browsers_session() {
-    let Some(chromium) = chromium() else {
-        eprintln!("SKIPPED: chromium is not installed (apt-get install chromium)");
+    let Some((chromium, _one)) = with_chromium() else {
         return;
     };
-    let _one = one_browser_at_a_time();
     let backend = Backend::start(BackendOpts::codecs("h264,opus"));
     let (_proxy, webrtc) = proxy_with_webrtc(&[backend.url()]);
     let (reports, report_url) = Reports::start();
@@ -368,11 +358,9 @@ fn a_camera_restart_does_not_end_the_browsers_session() {
 /// browser, which plays: WebRTC viewers are in the source's demand.
 #[test]
 fn a_browser_resumes_a_paused_back_end() {
-    let Some(chromium) = chromium() else {
-        eprintln!("SKIPPED: chromium is not installed (apt-get install chromium)");
+    let Some((chromium, _one)) = with_chromium() else {
         return;
     };
-    let _one = one_browser_at_a_time();
     let backend = Backend::start(BackendOpts::codecs("h264"));
     let (proxy, webrtc) = proxy_with_webrtc(&["--linger", "1", backend.url()]);
     // An RTSP client plays and leaves: the back end is paused after the linger.
@@ -465,11 +453,9 @@ fn h265_and_aac_are_left_out_and_named() {
 /// viewers.
 #[test]
 fn mixed_viewers_share_one_camera_connection() {
-    let Some(chromium) = chromium() else {
-        eprintln!("SKIPPED: chromium is not installed (apt-get install chromium)");
+    let Some((chromium, _one)) = with_chromium() else {
         return;
     };
-    let _one = one_browser_at_a_time();
     let backend = Backend::start(BackendOpts::codecs("h264,opus"));
     let (proxy, webrtc, admin) = proxy_with_webrtc_and_admin(&[backend.url()]);
     let url = proxy.url("proxyStream");
@@ -767,11 +753,9 @@ fn offers_without_ice_keep_memory_bounded() {
 /// the browser plays.
 #[test]
 fn https_with_the_rtsps_certificate() {
-    let Some(chromium) = chromium() else {
-        eprintln!("SKIPPED: chromium is not installed (apt-get install chromium)");
+    let Some((chromium, _one)) = with_chromium() else {
         return;
     };
-    let _one = one_browser_at_a_time();
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("webrtc-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
