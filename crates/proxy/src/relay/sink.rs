@@ -679,6 +679,45 @@ mod tests {
         assert!(out.fell_behind());
     }
 
+    /// A WebRTC viewer's queue never waits: a full one drops the batch
+    /// (counted), and its video track then skips to the next keyframe; the
+    /// set hands every viewer the same shared batch.
+    #[test]
+    fn a_full_viewer_queue_drops_and_resumes_at_a_keyframe() {
+        let (queue, mut rx) = ViewerQueue::new(1);
+        let set = SinkSet::default().with(
+            1,
+            Sink::WebRtc {
+                queue: queue.clone(),
+                track: 0,
+            },
+        );
+        let (other, mut other_rx) = ViewerQueue::new(4);
+        let set = set.with(
+            2,
+            Sink::WebRtc {
+                queue: other,
+                track: 0,
+            },
+        );
+        let pkts: Vec<Bytes> = (0..3).map(|_| Bytes::from_static(b"\x80\x60rtp")).collect();
+        set.send_rtp_batch(&pkts, Some(true));
+        set.send_rtp_batch(&pkts, Some(false));
+        assert_eq!(queue.dropped(), 3, "the second batch did not fit");
+        let first = rx.try_recv().expect("the first batch");
+        let shared = other_rx.try_recv().expect("the other viewer's");
+        assert!(
+            Arc::ptr_eq(&first.packets, &shared.packets),
+            "one batch for both"
+        );
+        // Room again, but not a keyframe: skipped; the next keyframe goes.
+        set.send_rtp_batch(&pkts, Some(false));
+        assert_eq!(queue.dropped(), 6);
+        assert!(rx.try_recv().is_err());
+        set.send_rtp_batch(&pkts, Some(true));
+        assert_eq!(rx.try_recv().expect("the keyframe").keyframe, Some(true));
+    }
+
     /// What the kernel refuses to send is counted for the client, not ignored.
     #[tokio::test]
     async fn udp_sends_the_kernel_refuses_are_counted() {
