@@ -48,7 +48,7 @@ check_tools() {
   command -v mpv >/dev/null 2>&1 || need mpv "mpv not found"
   command -v gst-inspect-1.0 >/dev/null 2>&1 || need gstreamer1.0-tools "gst-inspect-1.0 not found"
   # The admin dashboard's browser check (crates/proxy/tests/admin.rs).
-  command -v chromium >/dev/null 2>&1 || need chromium "chromium not found (headless browser for the dashboard test)"
+  command -v chromium >/dev/null 2>&1 || need chromium "chromium not found (headless browser for the dashboard and WebRTC tests)"
   # tests/operations.rs: the systemd unit and the man page (skipped without them).
   command -v systemd-analyze >/dev/null 2>&1 || need systemd "systemd-analyze not found"
   command -v man >/dev/null 2>&1 || need man-db "man not found"
@@ -100,6 +100,8 @@ from gi.repository import Gst, GstRtsp, GstRtspServer
     rtpjpegpay:gstreamer1.0-plugins-good \
     rtpopuspay:gstreamer1.0-plugins-good \
     rtpmp4gpay:gstreamer1.0-plugins-good \
+    alawenc:gstreamer1.0-plugins-good \
+    rtppcmapay:gstreamer1.0-plugins-good \
     jpegenc:gstreamer1.0-plugins-good \
     x264enc:gstreamer1.0-plugins-ugly \
     x265enc:gstreamer1.0-plugins-bad \

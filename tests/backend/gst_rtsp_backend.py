@@ -58,8 +58,10 @@ gi.require_version("GstRtsp", "1.0")
 gi.require_version("GstRtspServer", "1.0")
 from gi.repository import Gio, GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 
-VIDEO_CODECS = ("h264", "h265", "mjpeg")
-AUDIO_CODECS = ("aac", "opus")
+# h264high: H.264 High profile (x264 veryfast: ultrafast gives Constrained
+# Baseline whatever the caps); pcma: G.711 A-law at 8 kHz mono.
+VIDEO_CODECS = ("h264", "h264high", "h265", "mjpeg")
+AUDIO_CODECS = ("aac", "opus", "pcma")
 ALL_CODECS = VIDEO_CODECS + AUDIO_CODECS
 
 # Methods whose pre-*-request signal is reported as "REQUEST <METHOD>".
@@ -161,6 +163,15 @@ def branch(codec, index, args):
     if codec == "h264":
         require_elements(["x264enc", "rtph264pay"])
         return f"{video_encoder(codec, args)} ! rtph264pay {pay} config-interval=0"
+    if codec == "h264high":
+        require_elements(["x264enc", "rtph264pay"])
+        return (
+            f"{video_source(args)} ! "
+            f"x264enc speed-preset=veryfast tune=zerolatency threads=1 key-int-max={key_int_max} "
+            f"bitrate={args.bitrate} byte-stream=true ! "
+            "video/x-h264,profile=high ! "
+            f"rtph264pay {pay} config-interval=0"
+        )
     if codec == "h265":
         require_elements(["x265enc", "rtph265pay"])
         return f"{video_encoder(codec, args)} ! rtph265pay {pay} config-interval=0"
@@ -174,6 +185,14 @@ def branch(codec, index, args):
     if codec == "opus":
         require_elements(["opusenc", "rtpopuspay"])
         return f"{audio_source()} ! opusenc bitrate=64000 ! rtpopuspay {pay}"
+    if codec == "pcma":
+        require_elements(["alawenc", "rtppcmapay"])
+        return (
+            "audiotestsrc is-live=true wave=sine freq=440 volume=0.2 samplesperbuffer=160 ! "
+            "audioconvert ! audioresample ! audio/x-raw,rate=8000,channels=1 ! "
+            "queue leaky=downstream max-size-buffers=4 max-size-bytes=0 max-size-time=0 ! "
+            f"alawenc ! rtppcmapay {pay}"
+        )
     fail(f"unknown codec {codec!r}", 2)
     return None  # unreachable
 
@@ -286,7 +305,7 @@ def parse_args(argv):
     p.add_argument("--port", type=int, default=8554, help="RTSP port; 0 picks a free one")
     p.add_argument("--path", type=parse_path, default="/stream", help="mount path (default /stream)")
     p.add_argument("--codecs", type=parse_codecs, default=["h264", "aac"],
-                   help="comma list of h264,h265,mjpeg,aac,opus; video first (default h264,aac)")
+                   help="comma list of h264,h264high,h265,mjpeg,aac,opus,pcma; video first (default h264,aac)")
     p.add_argument("--user", help="require authentication with this user name")
     p.add_argument("--password", help="password of --user")
     p.add_argument("--auth", choices=("digest", "basic"), default="digest",

@@ -17,6 +17,7 @@ use crate::server::register::Registrar;
 use crate::server::{self, listener, media_udp, ServerContext};
 use crate::supervisor::{Origin, Supervisor};
 use crate::tasks::Tasks;
+use crate::webrtc::WebRtcHandle;
 
 /// Why the proxy could not run.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +36,8 @@ pub enum AppError {
     Tls(#[from] crate::tls::TlsError),
     #[error(transparent)]
     Admin(#[from] crate::admin::AdminError),
+    #[error(transparent)]
+    WebRtc(#[from] crate::webrtc::WebRtcError),
     #[error("path {0:?}: back-end TLS: {1}")]
     PathTls(String, String),
 }
@@ -58,9 +61,11 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     let ctx = server_context(&config, &bound, &tasks)?;
     // Before the streams: the port answers (or the bind fails) before any
     // source dials, and before the "Play this stream" lines; not ready yet.
-    let admin = start_admin(&config, &ctx, &tasks, &health).await?;
-    publish_streams(&config, &ctx, &bound)?;
-    print_ports(&config, &ctx, &bound);
+    // WebRTC (WHEP) before the streams too, so that its URLs are in the banner.
+    let webrtc = start_webrtc(&config, &ctx).await?;
+    let admin = start_admin(&config, &ctx, &tasks, &health, webrtc.as_ref()).await?;
+    publish_streams(&config, &ctx, &bound, webrtc.as_ref())?;
+    print_ports(&config, &ctx, &bound, webrtc.as_ref());
 
     let accepting = tasks.child();
     let open = server::serve(&ctx, std::mem::take(&mut bound.listeners), &accepting);
@@ -74,7 +79,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     reloader.cancel();
     drain(&ctx, &open, config.drain_timeout, first, &mut signals).await;
     tokio::select! {
-        () = shut_down(&ctx, admin) => {}
+        () = shut_down(&ctx, admin, webrtc) => {}
         s = signals.next() => warn!("{s} while shutting down: exiting at once"),
     }
     Ok(())
@@ -206,6 +211,25 @@ fn server_context(
     Ok(Arc::new(ctx))
 }
 
+/// Starts the WebRTC (WHEP) listener and its UDP media socket
+/// (`--webrtc-listen`), if asked for.
+async fn start_webrtc(
+    config: &Config,
+    ctx: &Arc<ServerContext>,
+) -> Result<Option<WebRtcHandle>, AppError> {
+    let Some((w, listen)) = config.webrtc.as_ref().and_then(|w| Some((w, w.listen?))) else {
+        return Ok(None);
+    };
+    let tls = match (w.https, &config.tls) {
+        (false, _) => None,
+        (true, Some(t)) => Some(crate::tls::server_config(&t.cert, &t.key)?),
+        (true, None) => return Err(crate::webrtc::WebRtcError::HttpsWithoutCertificate.into()),
+    };
+    Ok(Some(
+        crate::webrtc::start(w, listen, ctx.clone(), tls).await?,
+    ))
+}
+
 /// Starts the admin port (`--admin`), if asked for, and says where it is; its
 /// `/readyz` reports `health`.
 async fn start_admin(
@@ -213,6 +237,7 @@ async fn start_admin(
     ctx: &Arc<ServerContext>,
     tasks: &Tasks,
     health: &Arc<Health>,
+    webrtc: Option<&WebRtcHandle>,
 ) -> Result<Option<AdminHandle>, AppError> {
     let Some(a) = &config.admin else {
         return Ok(None);
@@ -227,6 +252,7 @@ async fn start_admin(
             config: Arc::new(config.clone()),
         }),
         health: health.clone(),
+        webrtc: webrtc.map(|w| (w.viewers.clone(), w.addr.port())),
     };
     let handle = crate::admin::server::start(a.listen, state, tasks).await?;
     eprintln!(
@@ -239,17 +265,38 @@ async fn start_admin(
 
 /// Prints the banner and publishes every stream (command-line URLs, the config
 /// file's paths, the demo), each with its "Play this stream" lines.
-fn publish_streams(config: &Config, ctx: &ServerContext, bound: &Bound) -> Result<(), AppError> {
+fn publish_streams(
+    config: &Config,
+    ctx: &ServerContext,
+    bound: &Bound,
+    webrtc: Option<&WebRtcHandle>,
+) -> Result<(), AppError> {
     eprintln!(
         "rtsp-proxy {} (a live555ProxyServer-compatible RTSP proxy)",
         env!("CARGO_PKG_VERSION")
     );
     eprintln!();
     let host = advertised_ip(config);
-    // One line per URL the stream is served on: plain RTSP, then RTSPS.
+    let whep_base = webrtc.map(|w| {
+        let ip = if w.addr.ip().is_unspecified() {
+            host
+        } else {
+            w.addr.ip()
+        };
+        let scheme = if w.https { "https" } else { "http" };
+        format!(
+            "{scheme}://{}",
+            std::net::SocketAddr::new(ip, w.addr.port())
+        )
+    });
+    // One line per URL the stream is served on: plain RTSP, then RTSPS, then
+    // the WebRTC viewer page and its WHEP endpoint.
     let play_lines = |name: &str| {
         for url in crate::net::play_urls(host, bound.port, bound.tls_port, name) {
             eprintln!("\tPlay this stream using the URL: {url}");
+        }
+        if let Some(base) = &whep_base {
+            eprintln!("\tWatch it in a browser: {base}/{name}/ (WHEP: {base}/{name}/whep)");
         }
     };
     let supervisor = &ctx.supervisor;
@@ -296,7 +343,7 @@ fn publish_streams(config: &Config, ctx: &ServerContext, bound: &Bound) -> Resul
 
 /// The banner's closing lines: REGISTER, tunnelling, RTSPS, multicast and client
 /// login.
-fn print_ports(config: &Config, ctx: &ServerContext, bound: &Bound) {
+fn print_ports(config: &Config, ctx: &ServerContext, bound: &Bound, webrtc: Option<&WebRtcHandle>) {
     if let (true, Some(p)) = (config.register, bound.port.or(bound.tls_port)) {
         eprintln!("(We handle incoming \"REGISTER\" requests on port {p})");
     }
@@ -318,6 +365,14 @@ fn print_ports(config: &Config, ctx: &ServerContext, bound: &Bound) {
                 "(RTSP-over-HTTP tunneling is not available on a port of its own; the RTSP port {port} accepts it.)"
             ),
         }
+    }
+    if let Some(w) = webrtc {
+        eprintln!(
+            "(Browsers watch with WebRTC: WHEP and viewer pages on {}://{}, media on UDP {}.)",
+            if w.https { "https" } else { "http" },
+            w.addr,
+            w.udp
+        );
     }
     if let Some(tls_port) = bound.tls_port {
         eprintln!(
@@ -412,7 +467,7 @@ async fn drain(
 /// After the drain: closes every client, tears the back ends down (TEARDOWN,
 /// within [`SHUTDOWN_GRACE`]), stops the admin port (it answered during the
 /// drain), then cancels every task left and waits for them.
-async fn shut_down(ctx: &ServerContext, admin: Option<AdminHandle>) {
+async fn shut_down(ctx: &ServerContext, admin: Option<AdminHandle>, webrtc: Option<WebRtcHandle>) {
     ctx.close_all();
     for s in ctx.streams.all() {
         s.close_all();
@@ -420,6 +475,9 @@ async fn shut_down(ctx: &ServerContext, admin: Option<AdminHandle>) {
     ctx.supervisor.shutdown(SHUTDOWN_GRACE).await;
     if let Some(a) = admin {
         a.stop();
+    }
+    if let Some(w) = webrtc {
+        w.stop();
     }
     let left = ctx.tasks.wait(SHUTDOWN_GRACE).await;
     if left > 0 {

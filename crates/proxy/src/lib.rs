@@ -36,3 +36,4 @@ pub mod tls;
 /// `rtsp-proxy/<version>`: the `Server` header of our responses and the
 /// `User-Agent` of our requests.
 pub const SOFTWARE: &str = concat!("rtsp-proxy/", env!("CARGO_PKG_VERSION"));
+pub mod webrtc;

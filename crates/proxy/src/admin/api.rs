@@ -32,6 +32,31 @@ pub struct PathView {
     pub clients: Vec<ClientView>,
     /// One sample per 5 s, oldest first, at most 10 minutes.
     pub history: Vec<Sample>,
+    /// Tracks WebRTC viewers do not get, e.g. `audio MPEG4-GENERIC (AAC)`
+    /// (browsers take H.264 and Opus, PCMU, PCMA, G.722); absent when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub webrtc_left_out: Vec<String>,
+    /// With `--webrtc-listen`: the port and path of the viewer page (the
+    /// dashboard's "watch" link), and what WebRTC viewers of this path got;
+    /// absent without it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watch_port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watch_path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webrtc: Option<WebRtcView>,
+}
+
+/// WebRTC viewers of one path: bytes and packets sent, the browsers' NACKs
+/// and keyframe requests (answered here, never passed to the camera).
+#[derive(Debug, Serialize)]
+pub struct WebRtcView {
+    pub viewers: u64,
+    pub bytes_sent: u64,
+    pub packets_sent: u64,
+    pub nacks: u64,
+    pub plis: u64,
+    pub firs: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -85,7 +110,16 @@ impl PathView {
                     .collect()
             })
             .unwrap_or_default();
+        let webrtc_left_out = s
+            .presentation
+            .as_ref()
+            .map(|p| crate::webrtc::codecs::Plan::of(p).left_out)
+            .unwrap_or_default();
         PathView {
+            webrtc_left_out,
+            watch_port: None,
+            watch_path: None,
+            webrtc: None,
             state: s.state.as_str(),
             up: s.state.is_up(),
             source,

@@ -12,6 +12,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use crate::relay::{ClientTransport, StreamSnapshot};
+use crate::webrtc::http::PathViewers;
 
 /// The content type of [`render`]'s text.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -60,13 +61,29 @@ impl Process {
 struct Scrape {
     paths: Vec<StreamSnapshot>,
     process: Option<Process>,
+    /// WebRTC viewers' figures per path (none without `--webrtc-listen`).
+    webrtc: Vec<(String, PathViewers)>,
 }
 
 /// The text of one scrape.
-pub fn render(mut paths: Vec<StreamSnapshot>, process: Option<Process>) -> String {
+pub fn render(paths: Vec<StreamSnapshot>, process: Option<Process>) -> String {
+    render_with_webrtc(paths, process, Vec::new())
+}
+
+/// The text of one scrape, with the WebRTC viewers' figures per path.
+pub fn render_with_webrtc(
+    mut paths: Vec<StreamSnapshot>,
+    process: Option<Process>,
+    mut webrtc: Vec<(String, PathViewers)>,
+) -> String {
     paths.sort_by(|a, b| a.name.cmp(&b.name));
+    webrtc.sort_by(|a, b| a.0.cmp(&b.0));
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(Scrape { paths, process }));
+    registry.register_collector(Box::new(Scrape {
+        paths,
+        process,
+        webrtc,
+    }));
     let mut text = String::new();
     // Writing into a String cannot fail.
     let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
@@ -75,8 +92,57 @@ pub fn render(mut paths: Vec<StreamSnapshot>, process: Option<Process>) -> Strin
 
 type PathValue = fn(&StreamSnapshot) -> u64;
 
+type WebRtcValue = fn(&PathViewers) -> u64;
+
+impl Scrape {
+    /// The WebRTC viewers' counters per path (their drops are in
+    /// `rtsp_proxy_path_client_packets_dropped`, their count in
+    /// `rtsp_proxy_path_clients{transport="webrtc"}`).
+    fn encode_webrtc(&self, encoder: &mut DescriptorEncoder) -> Result<(), fmt::Error> {
+        if self.webrtc.is_empty() {
+            return Ok(());
+        }
+        let counters: [(&str, &str, WebRtcValue); 5] = [
+            (
+                "rtsp_proxy_webrtc_bytes_sent",
+                "RTP bytes sent to WebRTC viewers (before SRTP; retransmissions not counted)",
+                |w| w.counters.bytes,
+            ),
+            (
+                "rtsp_proxy_webrtc_packets_sent",
+                "RTP packets sent to WebRTC viewers (after H.264 re-fragmentation)",
+                |w| w.counters.packets,
+            ),
+            (
+                "rtsp_proxy_webrtc_nacks",
+                "NACKs from WebRTC viewers (answered from the per-track send history)",
+                |w| w.counters.nacks,
+            ),
+            (
+                "rtsp_proxy_webrtc_plis",
+                "Picture loss indications from WebRTC viewers (never passed to the camera)",
+                |w| w.counters.plis,
+            ),
+            (
+                "rtsp_proxy_webrtc_firs",
+                "Full intra requests from WebRTC viewers (never passed to the camera)",
+                |w| w.counters.firs,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (path, w) in &self.webrtc {
+                let labels = [("path", path.as_str())];
+                ConstCounter::new(value(w)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Collector for Scrape {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        self.encode_webrtc(&mut encoder)?;
         let gauges: [(&str, &str, PathValue); 1] = [(
             "rtsp_proxy_path_up",
             "1 while the back end's session is established (described), else 0",

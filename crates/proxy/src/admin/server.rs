@@ -14,6 +14,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use axum::Extension;
 use axum::{Json, Router};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -47,6 +48,8 @@ pub struct AdminState {
     pub control: Option<Control>,
     /// The phase `/readyz` reports.
     pub health: Arc<Health>,
+    /// The WebRTC viewers (`--webrtc-listen`) and their HTTP port.
+    pub webrtc: Option<(Arc<crate::webrtc::http::Viewers>, u16)>,
 }
 
 /// The running server and the configuration paths are validated against.
@@ -92,7 +95,13 @@ pub async fn start(
         state.streams.clone(),
     ));
     let app = router(state);
-    tasks.spawn(accept_loop(listener, app, tasks.clone()));
+    tasks.spawn(accept_loop(
+        listener,
+        app,
+        ADMIN_LIMITS,
+        None,
+        tasks.clone(),
+    ));
     info!(%local, "admin port listening");
     Ok(AdminHandle { addr: local, tasks })
 }
@@ -120,8 +129,45 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .with_state(state)
 }
 
-async fn accept_loop(listener: TcpListener, app: Router, tasks: Tasks) {
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+/// Where one HTTP connection comes from and arrives at, for handlers that
+/// need it (an `Extension` on every request).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnAddrs {
+    pub peer: SocketAddr,
+    pub local: Option<SocketAddr>,
+}
+
+/// The bounds of an HTTP listener.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    pub max_connections: usize,
+    pub header_timeout: Duration,
+    pub connection_timeout: Duration,
+    /// Names the listener in log lines.
+    pub label: &'static str,
+}
+
+/// The admin port's bounds.
+const ADMIN_LIMITS: HttpLimits = HttpLimits {
+    max_connections: MAX_CONNECTIONS,
+    header_timeout: HEADER_TIMEOUT,
+    connection_timeout: CONNECTION_TIMEOUT,
+    label: "admin port",
+};
+
+/// Serves `app` on `listener` for ever within `limits` (more connections
+/// wait in the kernel's backlog), over TLS when `tls` is given (the handshake
+/// within the header timeout); each request carries its [`ConnAddrs`]. The
+/// loop and its connections are tasks of `tasks`.
+pub async fn accept_loop(
+    listener: TcpListener,
+    app: Router,
+    limits: HttpLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    tasks: Tasks,
+) {
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let label = limits.label;
     loop {
         let Ok(permit) = permits.clone().acquire_owned().await else {
             return;
@@ -130,25 +176,48 @@ async fn accept_loop(listener: TcpListener, app: Router, tasks: Tasks) {
             Ok(c) => c,
             Err(e) => {
                 // Out of descriptors and the like: wait rather than spin.
-                warn!("admin port accept: {e}");
+                warn!("{label} accept: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
-        let service = TowerToHyperService::new(app.clone());
+        let addrs = ConnAddrs {
+            peer,
+            local: tcp.local_addr().ok(),
+        };
+        let app = app.clone().layer(Extension(addrs));
+        let tls = tls.clone();
         tasks.spawn(async move {
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .max_buf_size(64 * 1024)
-                .serve_connection(TokioIo::new(tcp), service);
-            match tokio::time::timeout(CONNECTION_TIMEOUT, conn).await {
-                Ok(Err(e)) => debug!(%peer, "admin connection: {e}"),
-                Err(_) => debug!(%peer, "admin connection timed out"),
-                Ok(Ok(())) => {}
+            let served = match tls {
+                None => serve_connection(tcp, app, limits).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(limits.header_timeout, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => serve_connection(stream, app, limits).await,
+                        Ok(Err(e)) => Err(format!("TLS handshake: {e}")),
+                        Err(_) => Err("TLS handshake timed out".to_owned()),
+                    }
+                }
+            };
+            if let Err(e) = served {
+                debug!(%peer, "{label} connection: {e}");
             }
             drop(permit);
         });
+    }
+}
+
+async fn serve_connection<IO>(io: IO, app: Router, limits: HttpLimits) -> Result<(), String>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(64 * 1024)
+        .serve_connection(TokioIo::new(io), TowerToHyperService::new(app));
+    match tokio::time::timeout(limits.connection_timeout, conn).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err("timed out".to_owned()),
     }
 }
 
@@ -224,8 +293,16 @@ async fn dashboard_page() -> Response {
 }
 
 async fn get_metrics(State(state): State<Arc<AdminState>>) -> Response {
-    let snaps = state.streams.all().iter().map(|s| s.snapshot()).collect();
-    let text = metrics::render(snaps, metrics::Process::read());
+    let streams = state.streams.all();
+    let webrtc = match &state.webrtc {
+        Some((viewers, _)) => streams
+            .iter()
+            .map(|s| (s.name().to_owned(), viewers.of_path(s.name())))
+            .collect(),
+        None => Vec::new(),
+    };
+    let snaps = streams.iter().map(|s| s.snapshot()).collect();
+    let text = metrics::render_with_webrtc(snaps, metrics::Process::read(), webrtc);
     (
         [(
             header::CONTENT_TYPE,
@@ -238,12 +315,26 @@ async fn get_metrics(State(state): State<Arc<AdminState>>) -> Response {
 
 fn view(state: &AdminState, stream: &Stream) -> PathView {
     let name = stream.name();
-    PathView::new(
+    let mut view = PathView::new(
         stream.snapshot(),
         state.supervisor.source_url(name),
         state.history.rate(name),
         state.history.samples(name),
-    )
+    );
+    if let Some((viewers, port)) = &state.webrtc {
+        let w = viewers.of_path(name);
+        view.watch_port = Some(*port);
+        view.watch_path = Some(format!("/{name}/"));
+        view.webrtc = Some(super::api::WebRtcView {
+            viewers: w.viewers,
+            bytes_sent: w.counters.bytes,
+            packets_sent: w.counters.packets,
+            nacks: w.counters.nacks,
+            plis: w.counters.plis,
+            firs: w.counters.firs,
+        });
+    }
+    view
 }
 
 async fn list_paths(State(state): State<Arc<AdminState>>) -> Response {

@@ -283,6 +283,35 @@ pub fn option_groups() -> Vec<OptionGroup> {
             ],
         ),
         (
+            "WebRTC (browsers watch with WHEP)",
+            vec![
+                (
+                    "--webrtc-listen <addr:port>",
+                    "serve WHEP (POST /<path>/whep) and a viewer page (/<path>/) to browsers on this HTTP address (default off)".into(),
+                ),
+                (
+                    "--webrtc-udp <addr:port>",
+                    format!("the one UDP port of every WebRTC session's media (default {})", crate::webrtc::DEFAULT_UDP),
+                ),
+                (
+                    "--webrtc-candidate <ip>",
+                    "announce this address as a host candidate too (the address a NAT or a Kubernetes service gives; repeatable)".into(),
+                ),
+                (
+                    "--webrtc-https",
+                    "serve the WebRTC port over HTTPS with the RTSPS certificate (--tls-cert, --tls-key)".into(),
+                ),
+                (
+                    "--webrtc-max-viewers <n>",
+                    format!("WebRTC viewers in all (default {})", crate::webrtc::DEFAULT_MAX_VIEWERS),
+                ),
+                (
+                    "--webrtc-max-viewers-per-path <n>",
+                    format!("WebRTC viewers of one path (default {})", crate::webrtc::DEFAULT_MAX_VIEWERS_PER_PATH),
+                ),
+            ],
+        ),
+        (
             "Logging and administration",
             vec![
                 (
@@ -693,6 +722,12 @@ impl<'a> Parser<'a> {
             | "backend-tls-ca"
             | "backend-tls-fingerprint"
             | "backend-tls-insecure" => self.tls_option(arg, name)?,
+            "webrtc-listen"
+            | "webrtc-udp"
+            | "webrtc-candidate"
+            | "webrtc-https"
+            | "webrtc-max-viewers"
+            | "webrtc-max-viewers-per-path" => self.webrtc_option(arg, name)?,
             _ => {
                 let hint = match name.split_once('=') {
                     Some((option, value)) => {
@@ -709,6 +744,7 @@ impl<'a> Parser<'a> {
     /// After the options: the URLs, then the checks on option combinations.
     fn finish(mut self) -> Result<CliOutcome, UsageError> {
         self.finish_admin()?;
+        self.finish_webrtc()?;
         let urls = self.args.get(self.pos..).unwrap_or_default();
         if urls.is_empty()
             && !self.register
@@ -859,6 +895,91 @@ impl<'a> Parser<'a> {
     }
 
     /// One `--tls-*` or `--backend-tls-*` option.
+    /// The `--webrtc-*` options. `--webrtc-listen` turns WebRTC on; the others
+    /// need it (or `[webrtc]` in the config file), checked when the config is
+    /// built (`finish_webrtc`).
+    fn webrtc_option(&mut self, arg: &str, name: &str) -> Result<(), UsageError> {
+        let addr = |this: &Self, text: &str| {
+            text.parse::<std::net::SocketAddr>().map_err(|_| {
+                this.error(format!(
+                    "Invalid address \"{text}\" for {arg} (must be an IP address and a port, such as 0.0.0.0:8889)"
+                ))
+            })
+        };
+        let count = |this: &Self, text: &str| {
+            value::digits(text)
+                .and_then(|d| d.parse::<usize>().ok())
+                .filter(|n| (1..=100_000).contains(n))
+                .ok_or_else(|| {
+                    this.error(format!(
+                        "Invalid number \"{text}\" for {arg} (must be 1..100000)"
+                    ))
+                })
+        };
+        match name {
+            "webrtc-listen" => {
+                let text = self.checked_value(arg, "an address and port (0.0.0.0:8889)")?;
+                let listen = addr(self, text)?;
+                self.webrtc_config().listen = Some(listen);
+            }
+            "webrtc-udp" => {
+                let text = self.checked_value(arg, "an address and port (0.0.0.0:8189)")?;
+                let udp = addr(self, text)?;
+                self.webrtc_config().udp = udp;
+            }
+            "webrtc-candidate" => {
+                let text = self.checked_value(arg, "an IP address")?;
+                let ip = text
+                    .parse::<IpAddr>()
+                    .ok()
+                    .filter(|ip| !ip.is_unspecified() && !ip.is_multicast())
+                    .ok_or_else(|| {
+                        self.error(format!(
+                            "Invalid address \"{text}\" for {arg} (must be a unicast IP address)"
+                        ))
+                    })?;
+                let w = self.webrtc_config();
+                if !w.candidates.contains(&ip) {
+                    w.candidates.push(ip);
+                }
+            }
+            "webrtc-https" => self.webrtc_config().https = true,
+            "webrtc-max-viewers" => {
+                let text = self.checked_value(arg, "a number of viewers")?;
+                let n = count(self, text)?;
+                self.webrtc_config().max_viewers = n;
+            }
+            _ => {
+                let text = self.checked_value(arg, "a number of viewers")?;
+                let n = count(self, text)?;
+                self.webrtc_config().max_viewers_per_path = n;
+            }
+        }
+        Ok(())
+    }
+
+    fn webrtc_config(&mut self) -> &mut crate::webrtc::WebRtcConfig {
+        self.config
+            .webrtc
+            .get_or_insert_with(crate::webrtc::WebRtcConfig::off)
+    }
+
+    /// WebRTC options without a listen address (`--webrtc-listen` or the file's
+    /// `[webrtc] listen`) would do nothing: refused.
+    fn finish_webrtc(&mut self) -> Result<(), UsageError> {
+        if self
+            .config
+            .webrtc
+            .as_ref()
+            .is_some_and(|w| w.listen.is_none())
+        {
+            return Err(self.error(
+                "--webrtc-udp, --webrtc-candidate, --webrtc-https and --webrtc-max-viewers* need --webrtc-listen <addr:port> (or [webrtc] listen in the config file)".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
     fn tls_option(&mut self, arg: &str, name: &str) -> Result<(), UsageError> {
         match name {
             "tls-cert" => {
@@ -1112,6 +1233,47 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn webrtc_options() {
+        assert!(run(&[URL]).webrtc.is_none());
+        let w = run(&[
+            "--webrtc-candidate",
+            "203.0.113.7",
+            "--webrtc-listen",
+            "0.0.0.0:8889",
+            "--webrtc-max-viewers",
+            "20",
+            URL,
+        ])
+        .webrtc
+        .expect("webrtc");
+        assert_eq!(w.listen, Some("0.0.0.0:8889".parse().unwrap()));
+        assert_eq!(w.udp, crate::webrtc::DEFAULT_UDP.parse().unwrap());
+        assert_eq!(w.candidates, vec!["203.0.113.7".parse::<IpAddr>().unwrap()]);
+        assert_eq!(w.max_viewers, 20);
+        assert!(!w.https);
+        let w = run(&["--webrtc-listen", "0.0.0.0:8889", "--webrtc-https", URL]).webrtc;
+        assert!(w.expect("webrtc").https);
+        assert!(fail_message(&["--webrtc-udp", "0.0.0.0:1", URL]).contains("need --webrtc-listen"));
+        assert!(fail_message(&["--webrtc-listen", "x", URL]).contains("Invalid address"));
+        assert!(fail_message(&[
+            "--webrtc-listen",
+            "0.0.0.0:1",
+            "--webrtc-candidate",
+            "0.0.0.0",
+            URL
+        ])
+        .contains("unicast"));
+        assert!(fail_message(&[
+            "--webrtc-listen",
+            "0.0.0.0:1",
+            "--webrtc-max-viewers",
+            "0",
+            URL
+        ])
+        .contains("1..100000"));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! ```toml
 //! [server]      # what the command line sets for the server (a command-line option wins)
 //! [admin]       # the admin HTTP API: listen, token / token_file / token_env
+//! [webrtc]      # browsers (WHEP): listen, udp, candidates, https, max_viewers, max_viewers_per_path
 //! [defaults]    # every path's source settings (a command-line option wins)
 //! [paths.NAME]  # one stream: source = "rtsp://...", and any [defaults] key (wins)
 //! ```
@@ -80,6 +81,7 @@ fn render_at(e: &ConfigError) -> String {
 struct RawFile {
     server: Option<RawServer>,
     admin: Option<RawAdmin>,
+    webrtc: Option<RawWebRtc>,
     defaults: Option<RawSource>,
     paths: Option<BTreeMap<String, Spanned<RawSource>>>,
 }
@@ -122,6 +124,17 @@ struct RawAdmin {
     token: Option<Spanned<String>>,
     token_env: Option<Spanned<String>>,
     token_file: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawWebRtc {
+    listen: Option<Spanned<String>>,
+    udp: Option<Spanned<String>>,
+    candidates: Option<Vec<Spanned<String>>>,
+    max_viewers: Option<Spanned<i64>>,
+    max_viewers_per_path: Option<Spanned<i64>>,
+    https: Option<bool>,
 }
 
 /// `[defaults]` and `[paths.NAME]` (only a path has `source`).
@@ -213,6 +226,8 @@ pub struct FileModel {
     admin: Option<(SocketAddr, Option<SecretAt>)>,
     /// Resolved admin settings.
     pub admin_config: Option<AdminConfig>,
+    /// `[webrtc]`, validated.
+    pub webrtc: Option<crate::webrtc::WebRtcConfig>,
     pub defaults: SourcePart,
     /// Each path's source URL and settings.
     pub paths: BTreeMap<String, (String, SourcePart)>,
@@ -315,6 +330,9 @@ pub fn parse(text: &str) -> Result<FileModel, ConfigError> {
     }
     if let Some(a) = raw.admin {
         model.admin = Some(admin(&ctx, a)?);
+    }
+    if let Some(w) = raw.webrtc {
+        model.webrtc = Some(webrtc(&ctx, w)?);
     }
     if let Some(d) = raw.defaults {
         if let Some(s) = &d.source {
@@ -779,6 +797,61 @@ fn admin(ctx: &Ctx, a: RawAdmin) -> Result<(SocketAddr, Option<SecretAt>), Confi
     Ok((addr, token))
 }
 
+/// `[webrtc]`: `listen` is needed (WebRTC is off without it).
+fn webrtc(ctx: &Ctx, w: RawWebRtc) -> Result<crate::webrtc::WebRtcConfig, ConfigError> {
+    let mut config = crate::webrtc::WebRtcConfig::off();
+    let addr = |v: &Spanned<String>, key: &str| match v.get_ref().trim().parse::<SocketAddr>() {
+        Ok(a) => Ok(a),
+        Err(_) => ctx.err(
+            v.span(),
+            key,
+            format!(
+                "{:?} is not an address:port (such as \"0.0.0.0:8889\")",
+                v.get_ref()
+            ),
+        ),
+    };
+    let Some(listen) = &w.listen else {
+        return Err(ConfigError {
+            line: None,
+            key: "webrtc.listen".into(),
+            message: "missing: WebRTC is off unless listen is set (e.g. \"0.0.0.0:8889\")".into(),
+        });
+    };
+    config.listen = Some(addr(listen, "webrtc.listen")?);
+    if let Some(udp) = &w.udp {
+        config.udp = addr(udp, "webrtc.udp")?;
+    }
+    for c in w.candidates.iter().flatten() {
+        match value::ip_address(c.get_ref().trim()) {
+            Some(ip) if !ip.is_unspecified() && !ip.is_multicast() => {
+                if !config.candidates.contains(&ip) {
+                    config.candidates.push(ip);
+                }
+            }
+            _ => {
+                return ctx.err(
+                    c.span(),
+                    "webrtc.candidates",
+                    format!("{:?} is not a unicast IP address", c.get_ref()),
+                )
+            }
+        }
+    }
+    let count = |v: &Spanned<i64>, key: &str| match usize::try_from(*v.get_ref()) {
+        Ok(n) if (1..=100_000).contains(&n) => Ok(n),
+        _ => ctx.err(v.span(), key, "must be 1..100000"),
+    };
+    if let Some(n) = &w.max_viewers {
+        config.max_viewers = count(n, "webrtc.max_viewers")?;
+    }
+    if let Some(n) = &w.max_viewers_per_path {
+        config.max_viewers_per_path = count(n, "webrtc.max_viewers_per_path")?;
+    }
+    config.https = w.https.unwrap_or(false);
+    Ok(config)
+}
+
 impl SecretAt {
     fn read(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
         let fail = |message: String| ConfigError {
@@ -919,6 +992,7 @@ impl FileModel {
             config.drain_timeout = d;
         }
         config.admin = self.admin_config.clone();
+        config.webrtc = self.webrtc.clone();
         let d = &self.defaults;
         match d.transport {
             Some(PathTransport::Auto) => config.backend_transport = BackendTransport::Udp,

@@ -184,6 +184,8 @@ pub struct Config {
     /// Multicast to clients that ask for it; `None` (the default) answers their
     /// multicast SETUP with 461.
     pub multicast: Option<MulticastConfig>,
+    /// WebRTC (WHEP) viewers (`--webrtc-listen`); `None` (the default): off.
+    pub webrtc: Option<crate::webrtc::WebRtcConfig>,
 }
 
 /// The admin HTTP API (`[admin]` of the config file).
@@ -385,6 +387,7 @@ impl Default for Config {
             config_file: None,
             paths: std::collections::BTreeMap::new(),
             admin: None,
+            webrtc: None,
         }
     }
 }

@@ -363,6 +363,83 @@ pub enum Sink {
         rtp_channel: u8,
         rtcp_channel: u8,
     },
+    /// A WebRTC viewer's track: batches go to its session's bounded queue
+    /// (the session re-packetizes and encrypts them; its own RTCP is
+    /// str0m's, so relayed sender reports are not passed on).
+    WebRtc { queue: ViewerQueue, track: usize },
+}
+
+/// A batch of one track's relayed packets for a WebRTC viewer, shared with
+/// every other viewer that gets the same batch.
+#[derive(Debug, Clone)]
+pub struct ViewerBatch {
+    pub track: usize,
+    pub packets: Arc<[Bytes]>,
+    /// Whether the batch starts a keyframe (None: not a keyframe-capable track).
+    pub keyframe: Option<bool>,
+}
+
+/// The bounded queue between the relay and one WebRTC viewer's session task.
+/// Never waits: a full queue drops the batch (counted), and a video track that
+/// lost a batch skips up to its next keyframe, as interleaved connections do.
+#[derive(Debug, Clone)]
+pub struct ViewerQueue {
+    tx: mpsc::Sender<ViewerBatch>,
+    dropped: Arc<AtomicU64>,
+    /// Tracks (bit n: track n < 64) skipping media up to the next keyframe.
+    awaiting_keyframe: Arc<AtomicU64>,
+}
+
+impl ViewerQueue {
+    /// A queue of at most `batches` batches, and its receiving end.
+    pub fn new(batches: usize) -> (ViewerQueue, mpsc::Receiver<ViewerBatch>) {
+        let (tx, rx) = mpsc::channel(batches.max(1));
+        (
+            ViewerQueue {
+                tx,
+                dropped: Arc::new(AtomicU64::new(0)),
+                awaiting_keyframe: Arc::new(AtomicU64::new(0)),
+            },
+            rx,
+        )
+    }
+
+    /// Queues a batch, or drops it (counted) when the queue is full.
+    pub fn send(&self, batch: ViewerBatch) -> bool {
+        let bit = match batch.keyframe {
+            Some(_) if batch.track < 64 => 1u64 << batch.track,
+            _ => 0,
+        };
+        let waiting = self.awaiting_keyframe.load(Ordering::Relaxed) & bit != 0;
+        let count = batch.packets.len() as u64;
+        if waiting && batch.keyframe != Some(true) {
+            self.dropped.fetch_add(count, Ordering::Relaxed);
+            return false;
+        }
+        match self.tx.try_send(batch) {
+            Ok(()) => {
+                if waiting {
+                    self.awaiting_keyframe.fetch_and(!bit, Ordering::Relaxed);
+                }
+                true
+            }
+            Err(_) => {
+                self.dropped.fetch_add(count, Ordering::Relaxed);
+                self.awaiting_keyframe.fetch_or(bit, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    /// Packets dropped because the viewer's session could not keep up.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// The drop counter, shared (for [`super::stream::ClientInfo`]).
+    pub fn drop_counter(&self) -> Arc<AtomicU64> {
+        self.dropped.clone()
+    }
 }
 
 impl Sink {
@@ -389,6 +466,13 @@ impl Sink {
                 let (batch, bytes) = interleaved_batch(packets);
                 out.send_media_batch(*rtp_channel, &batch, bytes, None);
             }
+            Sink::WebRtc { queue, track } => {
+                queue.send(ViewerBatch {
+                    track: *track,
+                    packets: packets.into(),
+                    keyframe: None,
+                });
+            }
         }
     }
 
@@ -410,6 +494,7 @@ impl Sink {
             } => {
                 out.send_media(*rtcp_channel, pkt);
             }
+            Sink::WebRtc { .. } => {}
         }
     }
 }
@@ -508,13 +593,24 @@ impl SinkSet {
             udp_batch::send(&*g.socket, &g.gso, &g.dests, packets);
         }
         let mut shared: Option<(Arc<[Bytes]>, usize)> = None;
+        let mut viewers: Option<Arc<[Bytes]>> = None;
         for (_, sink) in &self.all {
-            if let Sink::Interleaved {
-                out, rtp_channel, ..
-            } = sink
-            {
-                let (batch, bytes) = shared.get_or_insert_with(|| interleaved_batch(packets));
-                out.send_media_batch(*rtp_channel, batch, *bytes, keyframe);
+            match sink {
+                Sink::Interleaved {
+                    out, rtp_channel, ..
+                } => {
+                    let (batch, bytes) = shared.get_or_insert_with(|| interleaved_batch(packets));
+                    out.send_media_batch(*rtp_channel, batch, *bytes, keyframe);
+                }
+                Sink::WebRtc { queue, track } => {
+                    let packets = viewers.get_or_insert_with(|| packets.into());
+                    queue.send(ViewerBatch {
+                        track: *track,
+                        packets: packets.clone(),
+                        keyframe,
+                    });
+                }
+                Sink::Udp { .. } => {}
             }
         }
     }
@@ -581,6 +677,45 @@ mod tests {
         assert!(!out.fell_behind());
         out.overflowed(std::time::Instant::now() + FALL_BEHIND_LIMIT);
         assert!(out.fell_behind());
+    }
+
+    /// A WebRTC viewer's queue never waits: a full one drops the batch
+    /// (counted), and its video track then skips to the next keyframe; the
+    /// set hands every viewer the same shared batch.
+    #[test]
+    fn a_full_viewer_queue_drops_and_resumes_at_a_keyframe() {
+        let (queue, mut rx) = ViewerQueue::new(1);
+        let set = SinkSet::default().with(
+            1,
+            Sink::WebRtc {
+                queue: queue.clone(),
+                track: 0,
+            },
+        );
+        let (other, mut other_rx) = ViewerQueue::new(4);
+        let set = set.with(
+            2,
+            Sink::WebRtc {
+                queue: other,
+                track: 0,
+            },
+        );
+        let pkts: Vec<Bytes> = (0..3).map(|_| Bytes::from_static(b"\x80\x60rtp")).collect();
+        set.send_rtp_batch(&pkts, Some(true));
+        set.send_rtp_batch(&pkts, Some(false));
+        assert_eq!(queue.dropped(), 3, "the second batch did not fit");
+        let first = rx.try_recv().expect("the first batch");
+        let shared = other_rx.try_recv().expect("the other viewer's");
+        assert!(
+            Arc::ptr_eq(&first.packets, &shared.packets),
+            "one batch for both"
+        );
+        // Room again, but not a keyframe: skipped; the next keyframe goes.
+        set.send_rtp_batch(&pkts, Some(false));
+        assert_eq!(queue.dropped(), 6);
+        assert!(rx.try_recv().is_err());
+        set.send_rtp_batch(&pkts, Some(true));
+        assert_eq!(rx.try_recv().expect("the keyframe").keyframe, Some(true));
     }
 
     /// What the kernel refuses to send is counted for the client, not ignored.

@@ -133,15 +133,18 @@ pub enum ClientTransport {
     Tls,
     /// A member of the stream's multicast group.
     Multicast,
+    /// A browser (WHEP): DTLS-SRTP over the WebRTC UDP port.
+    WebRtc,
 }
 
 impl ClientTransport {
-    pub const ALL: [ClientTransport; 5] = [
+    pub const ALL: [ClientTransport; 6] = [
         ClientTransport::Udp,
         ClientTransport::Tcp,
         ClientTransport::Http,
         ClientTransport::Tls,
         ClientTransport::Multicast,
+        ClientTransport::WebRtc,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -151,6 +154,7 @@ impl ClientTransport {
             ClientTransport::Http => "http",
             ClientTransport::Tls => "tls",
             ClientTransport::Multicast => "multicast",
+            ClientTransport::WebRtc => "webrtc",
         }
     }
 }

@@ -121,13 +121,7 @@ impl AccessControl {
             if !basic_ok {
                 return Err(Refusal::BasicNotAllowed);
             }
-            let given = parse_basic_authorization(value).ok_or(Refusal::Malformed)?;
-            let user = self.user(&given.username)?;
-            return if constant_time_eq(user.password.as_bytes(), given.password.as_bytes()) {
-                Ok(user.username.clone())
-            } else {
-                Err(Refusal::WrongPassword(given.username))
-            };
+            return self.basic_user(value);
         }
         let auth = parse_digest_authorization(value).ok_or(Refusal::Malformed)?;
         if auth.realm != REALM {
@@ -146,6 +140,23 @@ impl AccessControl {
             return Err(Refusal::StaleNonce);
         }
         Ok(user.username.clone())
+    }
+
+    /// An HTTP request's `Authorization` value for the same users (WebRTC's
+    /// WHEP requests): Basic only, as an HTTP page can send it (the WHEP port
+    /// has no nonce exchange). Returns the user's name.
+    pub fn check_basic(&self, authorization: Option<&str>) -> Result<String, Refusal> {
+        self.basic_user(authorization.ok_or(Refusal::Missing)?)
+    }
+
+    fn basic_user(&self, value: &str) -> Result<String, Refusal> {
+        let given = parse_basic_authorization(value).ok_or(Refusal::Malformed)?;
+        let user = self.user(&given.username)?;
+        if constant_time_eq(user.password.as_bytes(), given.password.as_bytes()) {
+            Ok(user.username.clone())
+        } else {
+            Err(Refusal::WrongPassword(given.username))
+        }
     }
 
     fn user(&self, name: &str) -> Result<&Credentials, Refusal> {

@@ -439,3 +439,38 @@ fn drain_timeout_in_server() {
     let e = err("[server]\ndrain_timeout = -1\n").to_string();
     assert!(e.starts_with("line 2: server.drain_timeout: "), "{e}");
 }
+
+/// `[webrtc]`: listen turns it on, the command line's options go on top, and
+/// bad values name their key.
+#[test]
+fn webrtc_section() {
+    let text = "[webrtc]\nlisten = \"0.0.0.0:8889\"\nudp = \"0.0.0.0:8189\"\ncandidates = [\"203.0.113.7\"]\nmax_viewers_per_path = 7\nhttps = true\n";
+    let c = load_with(text, &["--demo"], &no_env).expect("loads");
+    let w = c.webrtc.expect("webrtc");
+    assert_eq!(w.listen, Some("0.0.0.0:8889".parse().unwrap()));
+    assert_eq!(w.candidates, vec!["203.0.113.7".parse::<IpAddr>().unwrap()]);
+    assert_eq!(
+        (w.max_viewers_per_path, w.max_viewers),
+        (7, crate::webrtc::DEFAULT_MAX_VIEWERS)
+    );
+    let c = load_with(text, &["--webrtc-udp", "127.0.0.1:9000", "--demo"], &no_env).unwrap();
+    assert_eq!(c.webrtc.unwrap().udp, "127.0.0.1:9000".parse().unwrap());
+    for (text, message) in [
+        ("[webrtc]\nudp = \"0.0.0.0:1\"\n", "webrtc.listen: missing"),
+        (
+            "[webrtc]\nlisten = \"x\"\n",
+            "line 2: webrtc.listen: \"x\" is not an address:port",
+        ),
+        (
+            "[webrtc]\nlisten = \"0.0.0.0:1\"\ncandidates = [\"0.0.0.0\"]\n",
+            "line 3: webrtc.candidates",
+        ),
+        (
+            "[webrtc]\nlisten = \"0.0.0.0:1\"\nmax_viewers = 0\n",
+            "line 3: webrtc.max_viewers: must be 1..100000",
+        ),
+    ] {
+        let e = err(text).to_string();
+        assert!(e.contains(message), "{e} should contain {message}");
+    }
+}
