@@ -18,6 +18,7 @@ pub mod admin;
 pub mod app;
 pub mod config;
 pub mod demo;
+pub mod http_listener;
 pub mod log_text;
 pub mod net;
 pub mod os;
@@ -32,8 +33,8 @@ pub mod source;
 pub mod supervisor;
 pub mod tasks;
 pub mod tls;
+pub mod webrtc;
 
 /// `rtsp-proxy/<version>`: the `Server` header of our responses and the
 /// `User-Agent` of our requests.
 pub const SOFTWARE: &str = concat!("rtsp-proxy/", env!("CARGO_PKG_VERSION"));
-pub mod webrtc;

@@ -644,7 +644,10 @@ impl<'a> Parser<'a> {
             }
             "trusted-proxy" => {
                 let text = self.checked_value(arg, "an IP address or a CIDR network")?;
-                if !self.trusted_proxies.add(text) {
+                if super::value::ip_network(text)
+                    .map(|(a, p)| self.trusted_proxies.insert(a, p))
+                    .is_none()
+                {
                     return Err(self.error(format!(
                         "Invalid address \"{text}\" for {arg} (must be an IP address or a CIDR network such as 10.0.0.0/8)"
                     )));

@@ -497,7 +497,10 @@ fn server(ctx: &Ctx, s: RawServer) -> Result<ServerPart, ConfigError> {
     if let Some(list) = &s.trusted_proxies {
         let mut proxies = super::TrustedProxies::default();
         for e in list {
-            if !proxies.add(e.get_ref()) {
+            if super::value::ip_network(e.get_ref())
+                .map(|(a, p)| proxies.insert(a, p))
+                .is_none()
+            {
                 return ctx.err(
                     e.span(),
                     "server.trusted_proxies",

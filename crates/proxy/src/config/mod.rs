@@ -20,6 +20,7 @@ pub use crate::server::listener::{HttpPort, DEFAULT_HTTP_PORTS};
 pub use crate::server::multicast::{
     MulticastConfig, DEFAULT_MULTICAST_PORT, DEFAULT_MULTICAST_TTL,
 };
+pub use crate::server::proxy_header::TrustedProxies;
 pub use crate::source::BackendTransport;
 pub use crate::supervisor::DEFAULT_MAX_REGISTERED;
 
@@ -272,7 +273,7 @@ impl RegisterAllow {
         match self {
             RegisterAllow::Peer => ip == Some(peer.to_canonical()),
             RegisterAllow::Network { address, prefix } => {
-                ip.is_some_and(|ip| in_network(ip, *address, *prefix))
+                ip.is_some_and(|ip| crate::net::in_network(ip, *address, *prefix))
             }
             RegisterAllow::Host(name) => {
                 ip.is_none() && host.trim_end_matches('.').eq_ignore_ascii_case(name)
@@ -288,53 +289,6 @@ impl std::fmt::Display for RegisterAllow {
             RegisterAllow::Network { address, prefix } => write!(f, "{address}/{prefix}"),
             RegisterAllow::Host(name) => f.write_str(name),
         }
-    }
-}
-
-/// Whether `ip` is in `network/prefix` (both of one family; else false).
-fn in_network(ip: IpAddr, network: IpAddr, prefix: u8) -> bool {
-    match (ip, network) {
-        (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
-            u32::from(a) & mask == u32::from(n) & mask
-        }
-        (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
-            u128::from(a) & mask == u128::from(n) & mask
-        }
-        _ => false,
-    }
-}
-
-/// The peers whose connections start with a PROXY protocol header
-/// (`--trusted-proxy`, `[server] trusted_proxies`): networks, as `address/prefix`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TrustedProxies(Vec<(IpAddr, u8)>);
-
-impl TrustedProxies {
-    /// Adds `text` (an address or a CIDR network); false if it is neither.
-    pub fn add(&mut self, text: &str) -> bool {
-        let Some(network) = value::ip_network(text) else {
-            return false;
-        };
-        if !self.0.contains(&network) {
-            self.0.push(network);
-        }
-        true
-    }
-
-    /// Whether a connection from `ip` is from a trusted proxy.
-    #[must_use]
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = ip.to_canonical();
-        self.0
-            .iter()
-            .any(|&(net, prefix)| in_network(ip, net, prefix))
-    }
-
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 }
 

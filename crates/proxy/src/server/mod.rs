@@ -55,7 +55,7 @@ pub struct ServerContext {
     pub max_connections_per_address: usize,
     /// Peers whose connections start with a PROXY protocol header
     /// (`--trusted-proxy`); see [`proxy_header`].
-    pub trusted_proxies: crate::config::TrustedProxies,
+    pub trusted_proxies: proxy_header::TrustedProxies,
     /// Connections closed for their PROXY header (or its absence) are warned
     /// about at most every 10 s, each kind of reason on its own.
     pub proxy_header_warnings:

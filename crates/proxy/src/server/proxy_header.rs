@@ -12,7 +12,7 @@
 //! it would otherwise let anyone claim any address. The bytes of the others stay
 //! in the socket (they are only peeked at).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use rtsp::proxy_protocol::{self, Parsed, ProxyHeader, ProxyHeaderError, Signature};
@@ -225,5 +225,33 @@ mod tests {
     async fn a_silent_trusted_proxy_times_out() {
         let (_a, mut b) = tokio::io::duplex(1024);
         assert!(matches!(read_header(&mut b).await, Err(Rejected::Timeout)));
+    }
+}
+
+/// The peers whose connections start with a PROXY protocol header
+/// (`--trusted-proxy`, `[server] trusted_proxies`): networks, as `address/prefix`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<(IpAddr, u8)>);
+
+impl TrustedProxies {
+    /// Adds the network `address/prefix` (the configuration parses it).
+    pub fn insert(&mut self, address: IpAddr, prefix: u8) {
+        if !self.0.contains(&(address, prefix)) {
+            self.0.push((address, prefix));
+        }
+    }
+
+    /// Whether a connection from `ip` is from a trusted proxy.
+    #[must_use]
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.0
+            .iter()
+            .any(|&(net, prefix)| crate::net::in_network(ip, net, prefix))
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }

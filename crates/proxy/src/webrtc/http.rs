@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 use tracing::info;
 
-use crate::admin::server::{accept_loop, ConnAddrs, HttpLimits};
+use crate::http_listener::{accept_loop, ConnAddrs, HttpLimits};
 
 use super::codecs::Plan;
 use super::driver::{self, Control, Demux, EndSignal, SessionIo};
