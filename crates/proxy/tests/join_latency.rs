@@ -19,7 +19,7 @@
 //!     second of live frames while it probes the stream, a proxied one gets
 //!     the probing's frames at once from the cache, pressed against the live
 //!     edge (measured: mpv 0.2-0.9 s against 1.05 s, GStreamer 0.04-0.06 s
-//!     against 0.2-0.27 s, ffplay 0.03-0.1 s against 1.06-1.2 s; a join early
+//!     against 0.2-0.27 s, ffplay 0.03-0.22 s against 0.8-1.2 s; a join early
 //!     in the GOP gives the probing fewer frames at once, and it waits for
 //!     live ones).
 //!     The lag of each player:
@@ -36,7 +36,7 @@
 //!       Unlike the clock alone (elapsed time minus the clock), this sees a
 //!       player anchored on an old frame: through the proxy of before the
 //!       retiming, joins 1.4 s apart gave 1.7, 2.3 and 3.5 s (ffplay draining
-//!       about 10 ms per second), against 0.03-0.1 s now.
+//!       about 10 ms per second), against 0.03-0.22 s now.
 //! (b) retina on the demo stream (one track: it starts its timeline at the
 //!     sender report sent at PLAY), on H.264 + AAC and on H.265 back ends, over
 //!     TCP and UDP, joining at arbitrary points of the GOP: a clean session,
