@@ -46,6 +46,7 @@ check_tools() {
   command -v gst-launch-1.0 >/dev/null 2>&1 || need gstreamer1.0-tools "gst-launch-1.0 not found"
   # tests/join_latency.rs: a player's lag after joining through the keyframe cache.
   command -v mpv >/dev/null 2>&1 || need mpv "mpv not found"
+  command -v ffplay >/dev/null 2>&1 || need ffmpeg "ffplay not found"
   command -v gst-inspect-1.0 >/dev/null 2>&1 || need gstreamer1.0-tools "gst-inspect-1.0 not found"
   # The admin dashboard's browser check (crates/proxy/tests/admin.rs).
   command -v chromium >/dev/null 2>&1 || need chromium "chromium not found (headless browser for the dashboard and WebRTC tests)"

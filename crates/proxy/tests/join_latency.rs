@@ -5,7 +5,7 @@
 //! packet; so a player gets a picture at once *and* plays as close to live as
 //! one connected straight to the camera.
 //!
-//! (a) Players: mpv and GStreamer's `rtspsrc` join a back end with a
+//! (a) Players: mpv, GStreamer's `rtspsrc` and ffplay join a back end with a
 //!     4 s GOP through the proxy at several points of the GOP (joins
 //!     [`JOIN_SPACING`] apart), each next to the same player connected straight
 //!     to a back end of its own at the same moment (the test back end's media
@@ -19,19 +19,24 @@
 //!     second of live frames while it probes the stream, a proxied one gets
 //!     the probing's frames at once from the cache, pressed against the live
 //!     edge (measured: mpv 0.2-0.9 s against 1.05 s, GStreamer 0.04-0.06 s
-//!     against 0.2-0.27 s; a join early in the GOP gives the probing fewer
-//!     frames at once, and it waits for live ones).
+//!     against 0.2-0.27 s, ffplay 0.03-0.22 s against 0.8-1.2 s; a join early
+//!     in the GOP gives the probing fewer frames at once, and it waits for
+//!     live ones).
 //!     The lag of each player:
 //!     - mpv: `demuxer-cache-time − time-pos` (read over its JSON IPC): the
 //!       newest frame it has minus the one it shows;
 //!     - GStreamer: the newest frame out of `rtspsrc` minus the video sink's
-//!       position (`tests/clients/gst_lag.py`).
-//!
-//!     ffplay is not run: it shows no newest timestamp to compare its clock
-//!     with (its `-stats` line has the clock and the queues' sizes in KiB),
-//!     and the clock alone cannot tell a player anchored on an old frame from
-//!     one anchored on a live one. mpv reads through the same libavformat
-//!     RTSP demuxer.
+//!       position (`tests/clients/gst_lag.py`);
+//!     - ffplay (SDL's dummy drivers, over TCP): it shows no newest
+//!       timestamp, only its clock (the `-stats` line), so
+//!       `tests/clients/ffplay_lag.py` puts a tap between it and the server
+//!       that reads the RTP timestamps of the video packets interleaved in
+//!       the server's bytes: the newest one, counted from the first as
+//!       libavformat counts the stream's timestamps, minus ffplay's clock.
+//!       Unlike the clock alone (elapsed time minus the clock), this sees a
+//!       player anchored on an old frame: through the proxy of before the
+//!       retiming, joins 1.4 s apart gave 1.7, 2.3 and 3.5 s (ffplay draining
+//!       about 10 ms per second), against 0.03-0.22 s now.
 //! (b) retina on the demo stream (one track: it starts its timeline at the
 //!     sender report sent at PLAY), on H.264 + AAC and on H.265 back ends, over
 //!     TCP and UDP, joining at arbitrary points of the GOP: a clean session,
@@ -172,6 +177,7 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
 enum Player {
     Mpv,
     Gst,
+    Ffplay,
 }
 
 /// A playing player whose lag can be read.
@@ -188,6 +194,7 @@ impl Player {
         match self {
             Player::Mpv => "mpv",
             Player::Gst => "gstreamer",
+            Player::Ffplay => "ffplay",
         }
     }
 
@@ -225,6 +232,17 @@ impl Player {
                 .arg((SAMPLE_TO + Duration::from_secs(5)).as_secs().to_string());
                 cmd
             }
+            Player::Ffplay => {
+                assert_eq!(transport, "tcp", "ffplay_lag.py taps RTSP over TCP only");
+                let mut cmd = Command::new("/usr/bin/python3");
+                cmd.arg(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/../../tests/clients/ffplay_lag.py"
+                ))
+                .arg(url)
+                .arg((SAMPLE_TO + Duration::from_secs(5)).as_secs().to_string());
+                cmd
+            }
         };
         let proc = Proc::spawn(&format!("{}-{label}", self.name()), &mut cmd)
             .unwrap_or_else(|e| panic!("{e}"));
@@ -246,7 +264,7 @@ impl Playing {
                 let shown = self.mpv_property("time-pos")?;
                 Some(cache - shown)
             }
-            Player::Gst => {
+            Player::Gst | Player::Ffplay => {
                 // "lag <elapsed> <lag>"
                 self.proc
                     .lines()
@@ -409,6 +427,7 @@ fn players_joining_through_the_cache_play_as_close_to_live_as_direct_ones() {
     let rig = Rig::start("h264,aac", JOINS);
     check_player(&rig, Player::Mpv, "tcp");
     check_player(&rig, Player::Gst, "tcp");
+    check_player(&rig, Player::Ffplay, "tcp");
 }
 
 // --- (b) retina: first keyframe at once, first packet where the SR says -------
