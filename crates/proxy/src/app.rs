@@ -108,8 +108,8 @@ fn bind(config: &Config) -> Result<Bound, AppError> {
         )?)),
         None => None,
     };
-    let backend_tls = crate::tls::client_config(&config.backend_tls)?;
-    if config.backend_tls.insecure {
+    let backend_tls = crate::tls::client_config(&config.defaults.backend_tls)?;
+    if config.defaults.backend_tls.insecure {
         warn!("--backend-tls-insecure: the certificates of rtsps:// back ends are not verified; anyone on the path can read and change their streams");
     }
     let tls_only = config.tls.as_ref().is_some_and(|t| t.only);
@@ -206,8 +206,10 @@ fn server_context(
         ctx.register_auth = AccessControl::new(config.register_users.clone(), false);
     }
     ctx.client_auth = AccessControl::new(config.client_users.clone(), config.client_basic_in_clear);
-    ctx.supervisor
-        .set_backend_tls(config.backend_tls.clone(), bound.backend_tls.clone());
+    ctx.supervisor.set_backend_tls(
+        config.defaults.backend_tls.clone(),
+        bound.backend_tls.clone(),
+    );
     Ok(Arc::new(ctx))
 }
 
@@ -324,12 +326,19 @@ fn publish_streams(
         eprintln!(
             "RTSP stream \"{name}\" (config file), proxying the stream \"{}\"{}",
             spec.redacted_source(),
-            if spec.on_demand { " on demand" } else { "" }
+            if spec.options.on_demand {
+                " on demand"
+            } else {
+                ""
+            }
         );
         play_lines(name);
     }
     if config.demo {
-        let stream = Stream::with_cache(crate::demo::STREAM_NAME, config.keyframe_cache_bytes);
+        let stream = Stream::with_cache(
+            crate::demo::STREAM_NAME,
+            config.defaults.keyframe_cache_bytes,
+        );
         stream.set_tasks(&ctx.tasks);
         if !ctx.streams.insert(stream.clone()) {
             return Err(AppError::DuplicateStream(crate::demo::STREAM_NAME.into()));

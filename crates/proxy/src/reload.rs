@@ -173,7 +173,7 @@ mod tests {
         let mut new = old.clone();
         assert!(needs_restart(&old, &new).is_empty());
         new.rtsp_port = 9000;
-        new.linger = Duration::from_secs(9);
+        new.defaults.linger = Duration::from_secs(9);
         new.bind_addresses.clear();
         assert_eq!(needs_restart(&old, &new), ["rtsp_port", "bind"]);
     }
