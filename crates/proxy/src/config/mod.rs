@@ -3,6 +3,7 @@
 //! ([`subcommand`]: `register`, `deregister`).
 
 pub mod cli;
+mod current;
 pub mod file;
 pub mod manual;
 pub mod subcommand;
@@ -13,6 +14,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use cli::{parse_args, usage, CliOutcome, UsageError};
+pub use current::CurrentConfig;
 pub use manual::{help, man_page};
 // Settings owned by the layers below, which must not import config: config
 // reads them (and `--help` their defaults) from there.
