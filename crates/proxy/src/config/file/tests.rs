@@ -483,3 +483,40 @@ fn webrtc_section() {
         assert!(e.contains(message), "{e} should contain {message}");
     }
 }
+
+#[test]
+fn a_table_overlays_only_the_keys_it_gives() {
+    let base = SourceOptions::default();
+    let mut o = base.clone();
+    SourcePart::default().overlay(&mut o);
+    assert_eq!(o, base, "an empty table changes nothing");
+
+    // [defaults], then a path's own table on top of the result.
+    let defaults = SourcePart {
+        linger: Some(Duration::from_secs(5)),
+        max_gap: Some(None),
+        on_demand: Some(true),
+        ..SourcePart::default()
+    };
+    let path = SourcePart {
+        transport: Some(PathTransport::Tcp),
+        linger: Some(Duration::ZERO),
+        reconnect_min: Some(Duration::from_secs(60)),
+        ..SourcePart::default()
+    };
+    let mut o = base.clone();
+    defaults.overlay(&mut o);
+    assert_eq!(o.linger, Duration::from_secs(5));
+    assert_eq!(o.max_gap, None, "max_gap = 0 turns it off");
+    assert!(o.on_demand);
+    path.overlay(&mut o);
+    assert_eq!(o.transport, PathTransport::Tcp);
+    assert_eq!(o.linger, Duration::ZERO, "the path wins");
+    assert!(o.on_demand, "kept from [defaults]");
+    assert_eq!(o.response_timeout, base.response_timeout, "never given");
+    assert_eq!(
+        (o.reconnect_min, o.reconnect_max),
+        (Duration::from_secs(60), Duration::from_secs(60)),
+        "reconnect_max rises to reconnect_min"
+    );
+}
