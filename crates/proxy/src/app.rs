@@ -9,7 +9,7 @@ use tracing::{info, warn};
 
 use crate::admin::health::{Health, Phase};
 use crate::admin::server::AdminHandle;
-use crate::config::Config;
+use crate::config::{Config, CurrentConfig};
 use crate::paths::PathSpec;
 use crate::relay::{Stream, StreamRegistry};
 use crate::server::auth::AccessControl;
@@ -58,18 +58,20 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     let tasks = Tasks::new();
     let health = Arc::new(Health::new());
     let mut bound = bind(&config)?;
-    let ctx = server_context(&config, &bound, &tasks)?;
+    // What REGISTER, the admin API and the reloader share: reloads update it.
+    let current = Arc::new(CurrentConfig::new(config.clone()));
+    let ctx = server_context(&config, &current, &bound, &tasks)?;
     // Before the streams: the port answers (or the bind fails) before any
     // source dials, and before the "Play this stream" lines; not ready yet.
     // WebRTC (WHEP) before the streams too, so that its URLs are in the banner.
     let webrtc = start_webrtc(&config, &ctx).await?;
-    let admin = start_admin(&config, &ctx, &tasks, &health, webrtc.as_ref()).await?;
+    let admin = start_admin(&config, &current, &ctx, &tasks, &health, webrtc.as_ref()).await?;
     publish_streams(&config, &ctx, &bound, webrtc.as_ref())?;
     print_ports(&config, &ctx, &bound, webrtc.as_ref());
 
     let accepting = tasks.child();
     let open = server::serve(&ctx, std::mem::take(&mut bound.listeners), &accepting);
-    let reloader = start_housekeeping(&config, &ctx);
+    let reloader = start_housekeeping(&config, current, &ctx);
     health.set(Phase::Serving);
 
     let first = signals.next().await;
@@ -108,8 +110,8 @@ fn bind(config: &Config) -> Result<Bound, AppError> {
         )?)),
         None => None,
     };
-    let backend_tls = crate::tls::client_config(&config.backend_tls)?;
-    if config.backend_tls.insecure {
+    let backend_tls = crate::tls::client_config(&config.defaults.backend_tls)?;
+    if config.defaults.backend_tls.insecure {
         warn!("--backend-tls-insecure: the certificates of rtsps:// back ends are not verified; anyone on the path can read and change their streams");
     }
     let tls_only = config.tls.as_ref().is_some_and(|t| t.only);
@@ -161,6 +163,7 @@ fn bind(config: &Config) -> Result<Bound, AppError> {
 /// REGISTER and client authentication; every task owned by `tasks`.
 fn server_context(
     config: &Config,
+    current: &Arc<CurrentConfig>,
     bound: &Bound,
     tasks: &Tasks,
 ) -> Result<Arc<ServerContext>, AppError> {
@@ -196,7 +199,7 @@ fn server_context(
         Arc::new(Supervisor::new(streams, config.max_registered).with_tasks(tasks.clone()));
     if config.register {
         let mut registrar = Registrar::new(
-            Arc::new(config.clone()),
+            current.clone(),
             advertised_ip(config),
             bound.port,
             bound.tls_port,
@@ -206,8 +209,10 @@ fn server_context(
         ctx.register_auth = AccessControl::new(config.register_users.clone(), false);
     }
     ctx.client_auth = AccessControl::new(config.client_users.clone(), config.client_basic_in_clear);
-    ctx.supervisor
-        .set_backend_tls(config.backend_tls.clone(), bound.backend_tls.clone());
+    ctx.supervisor.set_backend_tls(
+        config.defaults.backend_tls.clone(),
+        bound.backend_tls.clone(),
+    );
     Ok(Arc::new(ctx))
 }
 
@@ -234,6 +239,7 @@ async fn start_webrtc(
 /// `/readyz` reports `health`.
 async fn start_admin(
     config: &Config,
+    current: &Arc<CurrentConfig>,
     ctx: &Arc<ServerContext>,
     tasks: &Tasks,
     health: &Arc<Health>,
@@ -249,7 +255,7 @@ async fn start_admin(
         token: a.token.clone(),
         control: Some(crate::admin::server::Control {
             ctx: ctx.clone(),
-            config: Arc::new(config.clone()),
+            config: current.clone(),
         }),
         health: health.clone(),
         webrtc: webrtc.map(|w| (w.viewers.clone(), w.addr.port())),
@@ -324,12 +330,19 @@ fn publish_streams(
         eprintln!(
             "RTSP stream \"{name}\" (config file), proxying the stream \"{}\"{}",
             spec.redacted_source(),
-            if spec.on_demand { " on demand" } else { "" }
+            if spec.options.on_demand {
+                " on demand"
+            } else {
+                ""
+            }
         );
         play_lines(name);
     }
     if config.demo {
-        let stream = Stream::with_cache(crate::demo::STREAM_NAME, config.keyframe_cache_bytes);
+        let stream = Stream::with_cache(
+            crate::demo::STREAM_NAME,
+            config.defaults.keyframe_cache_bytes,
+        );
         stream.set_tasks(&ctx.tasks);
         if !ctx.streams.insert(stream.clone()) {
             return Err(AppError::DuplicateStream(crate::demo::STREAM_NAME.into()));
@@ -402,7 +415,11 @@ fn print_ports(config: &Config, ctx: &ServerContext, bound: &Bound, webrtc: Opti
 /// ticker (stream statistics, streams whose source gave up; it goes on while
 /// draining) and the config file's reloader. Returns the reloader's owner,
 /// stopped when the drain starts (no reload adds a path then).
-fn start_housekeeping(config: &Config, ctx: &Arc<ServerContext>) -> Tasks {
+fn start_housekeeping(
+    config: &Config,
+    current: Arc<CurrentConfig>,
+    ctx: &Arc<ServerContext>,
+) -> Tasks {
     let ticker_ctx = ctx.clone();
     ctx.tasks.spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -417,7 +434,7 @@ fn start_housekeeping(config: &Config, ctx: &Arc<ServerContext>) -> Tasks {
     });
     let reloader = ctx.tasks.child();
     if let Some(file) = config.config_file.clone() {
-        reloader.spawn(crate::reload::watch(ctx.clone(), file, config.clone()));
+        reloader.spawn(crate::reload::watch(ctx.clone(), file, current));
     }
     reloader
 }

@@ -31,17 +31,32 @@ pub enum PathTransport {
     Multicast,
 }
 
-/// Everything a path's source needs.
+/// Default dead-stream detection interval (`-D`, `max_gap`), in seconds.
+pub const DEFAULT_MAX_GAP_SECS: u32 = 10;
+/// Default time the back end keeps playing after the last client left (`--linger`).
+pub const DEFAULT_LINGER: Duration = Duration::from_secs(1);
+/// Default back-end RTSP response timeout (`--response-timeout`).
+pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default wait for the first UDP packet after PLAY before falling back to TCP
+/// (`--udp-timeout`).
+pub const DEFAULT_UDP_FALLBACK_TIMEOUT: Duration = Duration::from_secs(4);
+/// Default first back-end reconnect delay (`--reconnect-min`).
+pub const DEFAULT_RECONNECT_MIN: Duration = Duration::from_secs(1);
+/// Default longest back-end reconnect delay (`--reconnect-max`).
+pub const DEFAULT_RECONNECT_MAX: Duration = Duration::from_secs(30);
+
+/// A path's back-end settings, held once: the command line and `[defaults]`
+/// write the defaults (`Config::defaults`), a path's own table overlays them
+/// once (`config::file::SourcePart::overlay`), and the source's settings are
+/// derived from the result ([`PathSpec::settings`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PathSpec {
-    /// Back-end URL (`rtsp://` or `rtsps://`; may hold credentials, never logged as is).
-    pub source: String,
+pub struct SourceOptions {
     pub transport: PathTransport,
-    /// Used when the URL has none.
+    /// Used when the URL has none (`-u`, `user`/`password`).
     pub credentials: Option<Credentials>,
     pub response_timeout: Duration,
     pub udp_timeout: Duration,
-    /// Dead-stream detection; `None`: off.
+    /// Dead-stream detection (`-D`, `max_gap`); `None`: off.
     pub max_gap: Option<Duration>,
     pub linger: Duration,
     pub reconnect_min: Duration,
@@ -52,12 +67,51 @@ pub struct PathSpec {
     pub on_demand: bool,
     /// How an `rtsps://` back end is verified.
     pub backend_tls: crate::tls::BackendTrust,
+}
+
+impl Default for SourceOptions {
+    /// live555ProxyServer's defaults.
+    fn default() -> Self {
+        SourceOptions {
+            transport: PathTransport::Auto,
+            credentials: None,
+            response_timeout: DEFAULT_RESPONSE_TIMEOUT,
+            udp_timeout: DEFAULT_UDP_FALLBACK_TIMEOUT,
+            max_gap: Some(Duration::from_secs(u64::from(DEFAULT_MAX_GAP_SECS))),
+            linger: DEFAULT_LINGER,
+            reconnect_min: DEFAULT_RECONNECT_MIN,
+            reconnect_max: DEFAULT_RECONNECT_MAX,
+            keyframe_cache_bytes: crate::relay::gop_cache::DEFAULT_CACHE_BYTES,
+            on_demand: false,
+            backend_tls: crate::tls::BackendTrust::default(),
+        }
+    }
+}
+
+/// Everything a path's source needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathSpec {
+    /// Back-end URL (`rtsp://` or `rtsps://`; may hold credentials, never logged as is).
+    pub source: String,
+    /// The back-end settings (the defaults with the path's own keys on top).
+    pub options: SourceOptions,
     /// The proxy is not ready (`/readyz`) while this path's back end is not up
     /// (`required = true` of a `[paths.NAME]` table).
     pub required: bool,
 }
 
 impl PathSpec {
+    /// The spec of back end `source` with `options` (a command-line URL: the
+    /// defaults as they are).
+    #[must_use]
+    pub fn new(source: &str, options: SourceOptions) -> PathSpec {
+        PathSpec {
+            source: source.to_owned(),
+            options,
+            required: false,
+        }
+    }
+
     /// Whether `other` differs from this spec in `required` at most: the
     /// source need not be touched.
     #[must_use]
@@ -77,8 +131,9 @@ impl PathSpec {
     /// The source settings, `rtsps://` back ends verified by `tls`.
     #[must_use]
     pub fn settings(&self, tls: Option<Arc<rustls::ClientConfig>>) -> SourceSettings {
+        let o = &self.options;
         let user_agent = crate::SOFTWARE.to_owned();
-        let (transport, http_tunnel) = match self.transport {
+        let (transport, http_tunnel) = match o.transport {
             PathTransport::Auto | PathTransport::Udp => (BackendTransport::Udp, None),
             PathTransport::Tcp => (BackendTransport::Tcp, None),
             PathTransport::Multicast => (BackendTransport::Multicast, None),
@@ -87,23 +142,23 @@ impl PathSpec {
                 BackendTransport::Tcp,
                 Some(crate::source::http_tunnel::TunnelSettings {
                     port,
-                    credentials: self.credentials.clone(),
+                    credentials: o.credentials.clone(),
                     user_agent,
                 }),
             ),
         };
         SourceSettings {
             url: self.source.clone(),
-            credentials: self.credentials.clone(),
+            credentials: o.credentials.clone(),
             transport,
-            tcp_fallback: self.transport != PathTransport::Udp,
-            on_demand: self.on_demand,
-            response_timeout: self.response_timeout,
-            udp_timeout: self.udp_timeout,
-            max_gap: self.max_gap,
-            linger: self.linger,
-            reconnect_min: self.reconnect_min,
-            reconnect_max: self.reconnect_max,
+            tcp_fallback: o.transport != PathTransport::Udp,
+            on_demand: o.on_demand,
+            response_timeout: o.response_timeout,
+            udp_timeout: o.udp_timeout,
+            max_gap: o.max_gap,
+            linger: o.linger,
+            reconnect_min: o.reconnect_min,
+            reconnect_max: o.reconnect_max,
             connector: crate::source::Connector {
                 http_tunnel,
                 tls,

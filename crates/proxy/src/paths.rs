@@ -8,7 +8,9 @@
 
 use tracing::info;
 
-pub use crate::path_spec::{diff, name_error, Diff, PathSpec, PathTransport, MAX_NAME_LEN};
+pub use crate::path_spec::{
+    diff, name_error, Diff, PathSpec, PathTransport, SourceOptions, MAX_NAME_LEN,
+};
 use crate::server::ServerContext;
 pub use crate::supervisor::PathInfo;
 use crate::supervisor::{AddError, Origin};
@@ -157,15 +159,17 @@ mod tests {
     #[test]
     fn command_line_options_become_the_spec_and_the_settings() {
         let config = Config {
-            http_tunnel_port: Some(8000),
-            backend_transport: BackendTransport::Tcp,
-            linger: Duration::from_secs(7),
-            inter_packet_gap: None,
-            backend_credentials: Some(Credentials::new("u", "p")),
+            defaults: SourceOptions {
+                transport: PathTransport::Http { port: 8000 },
+                linger: Duration::from_secs(7),
+                max_gap: None,
+                credentials: Some(Credentials::new("u", "p")),
+                ..SourceOptions::default()
+            },
             ..Config::default()
         };
         let s = PathSpec::from_config(&config, "rtsp://h/x");
-        assert_eq!(s.transport, PathTransport::Http { port: 8000 });
+        assert_eq!(s.options.transport, PathTransport::Http { port: 8000 });
         let settings = s.settings(None);
         assert_eq!(settings.transport, BackendTransport::Tcp);
         assert_eq!(
@@ -178,13 +182,13 @@ mod tests {
         assert!(!settings.on_demand);
 
         let mut udp = spec("rtsp://h/x");
-        assert_eq!(udp.transport, PathTransport::Auto);
+        assert_eq!(udp.options.transport, PathTransport::Auto);
         assert!(udp.settings(None).tcp_fallback);
-        udp.transport = PathTransport::Udp;
+        udp.options.transport = PathTransport::Udp;
         let s = udp.settings(None);
         assert_eq!(s.transport, BackendTransport::Udp);
         assert!(!s.tcp_fallback, "udp means UDP only");
-        udp.on_demand = true;
+        udp.options.on_demand = true;
         assert!(udp.settings(None).on_demand);
     }
 
@@ -192,7 +196,7 @@ mod tests {
     fn redacted_source_hides_the_password() {
         let s = spec("rtsp://admin:secret@cam/x");
         assert!(!s.redacted_source().contains("secret"));
-        assert!(!format!("{:?}", s.credentials).contains("secret"));
+        assert!(!format!("{:?}", s.options.credentials).contains("secret"));
     }
 
     #[test]
@@ -203,7 +207,7 @@ mod tests {
         old.insert("d".to_owned(), spec("rtsp://h/d"));
         let mut new = old.clone();
         new.remove("d");
-        new.get_mut("b").unwrap().linger = Duration::from_secs(9);
+        new.get_mut("b").unwrap().options.linger = Duration::from_secs(9);
         new.insert("c".to_owned(), spec("rtsp://h/c"));
         let d = diff(&old, &new);
         assert_eq!(d.added, ["c"]);
@@ -238,7 +242,7 @@ mod tests {
             "untouched"
         );
         let mut a2 = a.clone();
-        a2.linger = Duration::from_secs(3);
+        a2.options.linger = Duration::from_secs(3);
         assert_eq!(
             apply(&ctx, "a", a2.clone(), Origin::Config),
             Ok(Applied::Replaced)

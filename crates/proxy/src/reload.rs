@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tracing::{debug, error, info, warn};
 
-use crate::config::Config;
+use crate::config::{Config, CurrentConfig};
 use crate::paths;
 use crate::server::ServerContext;
 use crate::supervisor::Origin;
@@ -27,9 +27,11 @@ pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 pub enum Outcome {
     /// The file is not valid: nothing changed.
     Refused(crate::config::file::LoadError),
-    /// Applied: the paths' diff and the settings that need a restart.
+    /// Applied: the paths' diff, the command-line streams restarted because
+    /// their defaults changed, and the settings that need a restart.
     Applied {
         diff: paths::Diff,
+        restarted: Vec<String>,
         restart: Vec<&'static str>,
         failed: Vec<String>,
     },
@@ -67,18 +69,22 @@ pub fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     v
 }
 
-/// Reads `file` again (with the command line of `current` on top) and applies
-/// what changed; on success `current` becomes the new configuration (but for the
-/// settings that need a restart, which keep their running values).
-pub fn reload(ctx: &ServerContext, file: &Path, current: &mut Config) -> Outcome {
-    let new = match crate::config::file::load(file, "rtsp-proxy", &current.command_line) {
+/// Reads `file` again (with the command line in force on top) and applies
+/// what changed: the file's paths by their diff, and the command-line streams
+/// whose settings changed with `[defaults]` are restarted. On success the
+/// configuration in force (`current`, which REGISTER and the admin API read)
+/// takes the new path defaults and paths; the settings that need a restart
+/// keep their running values.
+pub fn reload(ctx: &ServerContext, file: &Path, current: &CurrentConfig) -> Outcome {
+    let old = current.get();
+    let new = match crate::config::file::load(file, "rtsp-proxy", &old.command_line) {
         Ok(c) => c,
         Err(e) => {
             error!("config reload refused, the running configuration stays: {e}");
             return Outcome::Refused(e);
         }
     };
-    let restart = needs_restart(current, &new);
+    let restart = needs_restart(&old, &new);
     if !restart.is_empty() {
         warn!(
             "config reload: {} changed in {}; that takes effect after a restart (the running values stay)",
@@ -87,7 +93,7 @@ pub fn reload(ctx: &ServerContext, file: &Path, current: &mut Config) -> Outcome
         );
     }
     let mut new = new;
-    let diff = paths::diff(&current.paths, &new.paths);
+    let diff = paths::diff(&old.paths, &new.paths);
     let mut failed = Vec::new();
     for name in &diff.removed {
         if let Err(e) = paths::remove(ctx, name, Origin::Config) {
@@ -103,13 +109,52 @@ pub fn reload(ctx: &ServerContext, file: &Path, current: &mut Config) -> Outcome
             new.paths.remove(name);
         }
     }
+    let restarted = restart_command_line_streams(ctx, &new, &mut failed);
     info!("config reloaded from {}: {diff}", file.display());
-    current.paths = new.paths;
+    let mut paths_restarted = diff.changed.clone();
+    paths_restarted.extend(restarted.iter().cloned());
+    if !paths_restarted.is_empty() {
+        info!(
+            "config reload: restarted (their settings changed): {}",
+            paths_restarted.join(", ")
+        );
+    }
+    let mut running = (*old).clone();
+    running.defaults = new.defaults;
+    running.paths = new.paths;
+    current.set(running);
     Outcome::Applied {
         diff,
+        restarted,
         restart,
         failed,
     }
+}
+
+/// Restarts every command-line stream whose spec under `new` (its defaults:
+/// `[defaults]` with the command line on top) differs from the running one;
+/// returns their names. Those that cannot be restarted go to `failed`.
+fn restart_command_line_streams(
+    ctx: &ServerContext,
+    new: &Config,
+    failed: &mut Vec<String>,
+) -> Vec<String> {
+    let mut restarted = Vec::new();
+    for (url, name) in new.urls.iter().zip(new.stream_names()) {
+        let spec = paths::PathSpec::from_config(new, url);
+        match ctx.supervisor.entry_spec(&name) {
+            Some((Origin::CommandLine, Some(running))) if running != spec => {}
+            _ => continue,
+        }
+        match paths::apply(ctx, &name, spec, Origin::CommandLine) {
+            Ok(_) => restarted.push(name),
+            Err(e) => {
+                warn!(stream = %name, "config reload: command-line stream not restarted: {e}");
+                failed.push(name);
+            }
+        }
+    }
+    restarted
 }
 
 /// A cheap fingerprint of the file's content (`None`: cannot be read now).
@@ -120,9 +165,9 @@ fn fingerprint(file: &Path) -> Option<u64> {
     Some(h.finish())
 }
 
-/// Watches `file` (SIGHUP, content changes) for the life of the proxy, starting
-/// from the configuration the proxy runs with.
-pub async fn watch(ctx: Arc<ServerContext>, file: PathBuf, mut current: Config) {
+/// Watches `file` (SIGHUP, content changes) for the life of the proxy, and
+/// keeps `current` up to date.
+pub async fn watch(ctx: Arc<ServerContext>, file: PathBuf, current: Arc<CurrentConfig>) {
     let mut seen = fingerprint(&file);
     #[cfg(unix)]
     let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
@@ -148,14 +193,14 @@ pub async fn watch(ctx: Arc<ServerContext>, file: PathBuf, mut current: Config) 
             _ = hup_recv => {
                 info!("SIGHUP: reloading {}", file.display());
                 seen = fingerprint(&file);
-                reload(&ctx, &file, &mut current);
+                reload(&ctx, &file, &current);
             }
             _ = tick.tick() => {
                 let now = fingerprint(&file);
                 if now.is_some() && now != seen {
                     debug!("{} changed", file.display());
                     seen = now;
-                    reload(&ctx, &file, &mut current);
+                    reload(&ctx, &file, &current);
                 }
             }
         }
@@ -173,7 +218,7 @@ mod tests {
         let mut new = old.clone();
         assert!(needs_restart(&old, &new).is_empty());
         new.rtsp_port = 9000;
-        new.linger = Duration::from_secs(9);
+        new.defaults.linger = Duration::from_secs(9);
         new.bind_addresses.clear();
         assert_eq!(needs_restart(&old, &new), ["rtsp_port", "bind"]);
     }
@@ -187,12 +232,13 @@ mod tests {
         let path = |n: &str| format!("[paths.{n}]\nsource = \"rtsp://127.0.0.1:9/{n}\"\n");
         write(&format!("{}{}{}", path("a"), path("b"), path("d")));
         let args = vec!["--config".to_owned(), file.display().to_string()];
-        let mut current = crate::config::file::load(&file, "rtsp-proxy", &args).unwrap();
+        let current =
+            CurrentConfig::new(crate::config::file::load(&file, "rtsp-proxy", &args).unwrap());
 
         let registry = Arc::new(crate::relay::StreamRegistry::new());
         let mut ctx = ServerContext::new(registry.clone(), None, None, Duration::from_secs(60));
         ctx.supervisor = Arc::new(crate::supervisor::Supervisor::new(registry.clone(), 4));
-        for (n, s) in &current.paths {
+        for (n, s) in &current.get().paths {
             ctx.supervisor
                 .add_spec(n, s.clone(), Origin::Config)
                 .unwrap();
@@ -206,11 +252,12 @@ mod tests {
             path("b"),
             path("c")
         ));
-        match reload(&ctx, &file, &mut current) {
+        match reload(&ctx, &file, &current) {
             Outcome::Applied {
                 diff,
                 restart,
                 failed,
+                ..
             } => {
                 assert_eq!(diff.added, ["c"]);
                 assert_eq!(diff.changed, ["b"]);
@@ -226,7 +273,7 @@ mod tests {
         assert!(registry.get("d").is_none());
 
         write("[paths.a]\nsource = \"rtsp://127.0.0.1:9/a\"\nlinger = -3\n");
-        match reload(&ctx, &file, &mut current) {
+        match reload(&ctx, &file, &current) {
             Outcome::Refused(LoadError::File(e)) => {
                 assert_eq!(e.file, file);
                 assert_eq!(
@@ -246,7 +293,7 @@ mod tests {
         assert!(registry.get("c").is_some(), "old config kept");
 
         write("[server]\nrtsp_port = 9999\n");
-        match reload(&ctx, &file, &mut current) {
+        match reload(&ctx, &file, &current) {
             Outcome::Applied { diff, restart, .. } => {
                 assert_eq!(restart, ["rtsp_port"]);
                 assert_eq!(diff.removed, ["a", "b", "c"]);
@@ -254,6 +301,86 @@ mod tests {
             o => panic!("{o:?}"),
         }
         assert!(registry.all().is_empty());
+        ctx.supervisor.shutdown(Duration::from_millis(200)).await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_defaults_edit_restarts_the_command_line_streams_it_changes() {
+        let dir =
+            std::env::temp_dir().join(format!("rtsp-proxy-reload-defaults-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("p.toml");
+        let write = |text: &str| std::fs::write(&file, text).unwrap();
+        write("[defaults]\nlinger = 2\n");
+        // Two command-line URLs; --response-timeout on the command line wins
+        // over the file.
+        let args: Vec<String> = [
+            "--config",
+            &file.display().to_string(),
+            "--response-timeout",
+            "7",
+            "rtsp://127.0.0.1:9/a",
+            "rtsp://127.0.0.1:9/b",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        let current =
+            CurrentConfig::new(crate::config::file::load(&file, "rtsp-proxy", &args).unwrap());
+        let registry = Arc::new(crate::relay::StreamRegistry::new());
+        let mut ctx = ServerContext::new(registry.clone(), None, None, Duration::from_secs(60));
+        ctx.supervisor = Arc::new(crate::supervisor::Supervisor::new(registry.clone(), 4));
+        let start = current.get();
+        for (url, name) in start.urls.iter().zip(start.stream_names()) {
+            ctx.supervisor
+                .add_spec(
+                    &name,
+                    paths::PathSpec::from_config(&start, url),
+                    Origin::CommandLine,
+                )
+                .unwrap();
+        }
+        let first = registry.get("proxyStream-1").unwrap();
+
+        // A key the command line sets: nothing to restart.
+        write("[defaults]\nlinger = 2\nresponse_timeout = 3\n");
+        match reload(&ctx, &file, &current) {
+            Outcome::Applied { restarted, .. } => assert!(restarted.is_empty(), "{restarted:?}"),
+            o => panic!("{o:?}"),
+        }
+        assert!(Arc::ptr_eq(&first, &registry.get("proxyStream-1").unwrap()));
+        assert_eq!(
+            current.get().defaults.response_timeout,
+            Duration::from_secs(7)
+        );
+
+        // A key it does not: both streams restart with it, and it is in force.
+        write("[defaults]\nlinger = 5\nkeyframe_cache = 1\n");
+        match reload(&ctx, &file, &current) {
+            Outcome::Applied {
+                restarted, failed, ..
+            } => {
+                assert_eq!(restarted, ["proxyStream-1", "proxyStream-2"]);
+                assert!(failed.is_empty());
+            }
+            o => panic!("{o:?}"),
+        }
+        assert!(!Arc::ptr_eq(
+            &first,
+            &registry.get("proxyStream-1").unwrap()
+        ));
+        let now = current.get();
+        assert_eq!(now.defaults.linger, Duration::from_secs(5));
+        assert_eq!(now.defaults.keyframe_cache_bytes, 1 << 20);
+        let running = ctx
+            .supervisor
+            .entry_spec("proxyStream-2")
+            .unwrap()
+            .1
+            .unwrap();
+        assert_eq!(running.options.linger, Duration::from_secs(5));
+        assert_eq!(running.options.response_timeout, Duration::from_secs(7));
         ctx.supervisor.shutdown(Duration::from_millis(200)).await;
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -149,11 +149,11 @@ impl Supervisor {
         spec: PathSpec,
         origin: Origin,
     ) -> Result<Arc<Stream>, AddError> {
-        let tls = self.tls_for(&spec.backend_tls)?;
+        let tls = self.tls_for(&spec.options.backend_tls)?;
         let settings = spec.settings(tls);
         self.add_inner(
             name,
-            spec.keyframe_cache_bytes,
+            spec.options.keyframe_cache_bytes,
             settings,
             origin,
             Some(spec),

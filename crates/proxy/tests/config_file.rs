@@ -229,3 +229,112 @@ fn a_bad_file_at_start_up_exits_1_naming_file_line_and_key() {
         "{err}"
     );
 }
+
+/// The state `/v1/paths/{name}` shows for `name` (`None`: no such path yet).
+fn admin_state(admin: std::net::SocketAddr, name: &str) -> Option<String> {
+    let (status, body) = http_get(admin, &format!("/v1/paths/{name}"), Duration::from_secs(10))
+        .unwrap_or_else(|e| panic!("{e}"));
+    if status != 200 {
+        return None;
+    }
+    let start = body.find("\"state\":\"")? + "\"state\":\"".len();
+    let len = body[start..].find('"')?;
+    Some(body[start..start + len].to_owned())
+}
+
+/// Polls until path `name` shows `state` (an on-demand path with no client
+/// shows `idle`; one that dials a closed port never does).
+fn wait_state(admin: std::net::SocketAddr, name: &str, state: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    let mut last = None;
+    while Instant::now() < deadline {
+        last = admin_state(admin, name);
+        if last.as_deref() == Some(state) {
+            return;
+        }
+        thread::sleep(Duration::from_millis(200));
+    }
+    panic!("{name}: state {last:?}, not {state:?} within {within:?}");
+}
+
+/// One HTTP/1.1 `PUT` with a JSON body; the status.
+fn http_put(admin: std::net::SocketAddr, path: &str, body: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&admin, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "PUT {path} HTTP/1.1\r\nHost: {admin}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    text.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {text:?}"))
+}
+
+/// An edit of `[defaults]` is in force everywhere after the reload: the
+/// command-line stream it affects is restarted (and the log names it), a path
+/// added by the admin API's PUT and a REGISTERed stream take the new default.
+/// `on_demand = true` is the default edited: a path that has it and no client
+/// shows `idle`, one without it dials its (closed) back-end port and never does.
+#[test]
+fn a_defaults_edit_reaches_command_line_streams_register_and_the_admin_api() {
+    let admin: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let admin_arg = admin.to_string();
+    let file = ConfigFile::new("defaults-edit");
+    file.write("[defaults]\nlinger = 1\n");
+    let proxy = Proxy::start(&[
+        "-v",
+        "-R",
+        "--admin",
+        &admin_arg,
+        "--config",
+        file.path(),
+        "rtsp://127.0.0.1:9/cli",
+    ]);
+    proxy
+        .proc
+        .wait_for_line("Admin port", Duration::from_secs(10))
+        .expect("admin banner");
+    wait_state(admin, "proxyStream", "down", Duration::from_secs(20));
+
+    file.write("[defaults]\nlinger = 1\non_demand = true\n");
+    let line = proxy
+        .proc
+        .wait_for_line(
+            "restarted (their settings changed)",
+            Duration::from_secs(10),
+        )
+        .expect("the reload names what it restarts");
+    assert!(line.contains("proxyStream"), "{line}");
+    wait_state(admin, "proxyStream", "idle", Duration::from_secs(20));
+
+    assert_eq!(
+        http_put(
+            admin,
+            "/v1/paths/put1",
+            r#"{"source": "rtsp://127.0.0.1:9/put"}"#
+        ),
+        201
+    );
+    wait_state(admin, "put1", "idle", Duration::from_secs(20));
+
+    let answer = rtsp_exchange(
+        proxy.addr(),
+        b"REGISTER rtsp://127.0.0.1:9/reg RTSP/1.0\r\nCSeq: 1\r\nTransport: preferred_delivery_protocol=interleaved;proxy_url_suffix=reg\r\n\r\n",
+        PROBE,
+    )
+    .unwrap_or_else(|e| e);
+    assert!(answer.starts_with("RTSP/1.0 200"), "{answer}");
+    wait_state(admin, "reg", "idle", Duration::from_secs(20));
+    // And they stay so: nobody asked, so nothing dials.
+    thread::sleep(Duration::from_secs(2));
+    for name in ["proxyStream", "put1", "reg"] {
+        assert_eq!(admin_state(admin, name).as_deref(), Some("idle"), "{name}");
+    }
+}

@@ -22,7 +22,7 @@ use super::api::{ErrorBody, PathList, PathView};
 use super::health::{Health, Readiness};
 use super::history::{self, History};
 use super::{check_listen, dashboard, metrics, token, AdminError};
-use crate::config::Config;
+use crate::config::CurrentConfig;
 use crate::http_listener::{accept_loop, HttpLimits};
 use crate::paths::{Applied, PathError};
 use crate::relay::{Stream, StreamRegistry};
@@ -52,8 +52,8 @@ pub struct AdminState {
 /// The running server and the configuration paths are validated against.
 pub struct Control {
     pub ctx: Arc<ServerContext>,
-    /// The start-up configuration: a path's defaults (as in the file).
-    pub config: Arc<Config>,
+    /// The configuration in force (updated by reloads): a path's defaults.
+    pub config: Arc<CurrentConfig>,
 }
 
 /// The running admin port; [`AdminHandle::stop`] ends it (and so does
@@ -297,7 +297,7 @@ async fn put_path(
         Ok(t) => t,
         Err(e) => return json_error(StatusCode::BAD_REQUEST, e),
     };
-    let spec = match crate::config::file::parse_path(&name, &table, &control.config) {
+    let spec = match crate::config::file::parse_path(&name, &table, &control.config.get()) {
         Ok(s) => s,
         Err(e) => return json_error(StatusCode::BAD_REQUEST, e.to_string()),
     };

@@ -63,8 +63,8 @@ use std::time::Duration;
 
 use super::value;
 use super::{
-    BackendTransport, Config, HttpPort, LogFormat, RegisterAllow, ServerTls, DEFAULT_DRAIN_TIMEOUT,
-    DEFAULT_INTER_PACKET_GAP_SECS, DEFAULT_LINGER, DEFAULT_MAX_REGISTERED, DEFAULT_RECONNECT_MAX,
+    Config, HttpPort, LogFormat, PathTransport, RegisterAllow, ServerTls, DEFAULT_DRAIN_TIMEOUT,
+    DEFAULT_LINGER, DEFAULT_MAX_GAP_SECS, DEFAULT_MAX_REGISTERED, DEFAULT_RECONNECT_MAX,
     DEFAULT_RECONNECT_MIN, DEFAULT_RESPONSE_TIMEOUT, DEFAULT_RTSP_PORT, DEFAULT_STREAM_PREFIX,
     DEFAULT_TLS_PORT, DEFAULT_UDP_FALLBACK_TIMEOUT, DEMO_STREAM_NAME, MAX_MAX_REGISTERED,
     MAX_STREAM_PREFIX_CHARS,
@@ -166,7 +166,7 @@ pub fn option_groups() -> Vec<OptionGroup> {
                 (
                     "-D, --max-gap <seconds>",
                     format!(
-                        "reset a playing back end that sent no packet for this long (default {DEFAULT_INTER_PACKET_GAP_SECS}, 0 = off)"
+                        "reset a playing back end that sent no packet for this long (default {DEFAULT_MAX_GAP_SECS}, 0 = off)"
                     ),
                 ),
                 (
@@ -414,8 +414,8 @@ struct Parser<'a> {
     config: Config,
     /// `-t` was given.
     tcp: bool,
-    /// `-T` was given.
-    http_tunnel: bool,
+    /// `-T <http-port>` was given.
+    http_tunnel: Option<u16>,
     /// `-R` was given.
     register: bool,
     /// `-U` was given at least once.
@@ -464,7 +464,7 @@ impl<'a> Parser<'a> {
             pos: 0,
             config: base,
             tcp: false,
-            http_tunnel: false,
+            http_tunnel: None,
             register,
             register_auth: false,
             bind: Vec::new(),
@@ -506,9 +506,7 @@ impl<'a> Parser<'a> {
             Some('V') => self.config.verbosity = 2,
             Some('t') => self.tcp = true,
             Some('T') => {
-                self.config.http_tunnel_port =
-                    Some(self.port_value(arg, "an", "HTTP port number")?);
-                self.http_tunnel = true;
+                self.http_tunnel = Some(self.port_value(arg, "an", "HTTP port number")?);
             }
             Some('p') => self.rtsp_port(arg)?,
             Some('u') => self.backend_credentials(arg)?,
@@ -520,7 +518,7 @@ impl<'a> Parser<'a> {
                     .push(rtsp::auth::Credentials::new(username, password));
             }
             Some('R') => self.register = true,
-            Some('D') => self.inter_packet_gap(arg)?,
+            Some('D') => self.max_gap(arg)?,
             Some('e') => self.stream_prefix(arg)?,
             Some('C') => self.client_user(arg)?,
             Some('h') => return Ok(Some(CliOutcome::Help)),
@@ -542,7 +540,7 @@ impl<'a> Parser<'a> {
             "port" => self.rtsp_port(arg)?,
             "user" => self.backend_credentials(arg)?,
             "prefix" => self.stream_prefix(arg)?,
-            "max-gap" => self.inter_packet_gap(arg)?,
+            "max-gap" => self.max_gap(arg)?,
             "demo" => self.config.demo = true,
             "client-user" => self.client_user(arg)?,
             "client-basic" => self.config.client_basic_in_clear = true,
@@ -576,14 +574,16 @@ impl<'a> Parser<'a> {
                     self.config.session_limits.per_connection = n;
                 }
             }
-            "linger" => self.config.linger = self.duration(arg, true)?,
+            "linger" => self.config.defaults.linger = self.duration(arg, true)?,
             "drain-timeout" => self.config.drain_timeout = self.duration(arg, true)?,
-            "response-timeout" => self.config.response_timeout = self.duration(arg, false)?,
-            "udp-timeout" => self.config.udp_fallback_timeout = self.duration(arg, false)?,
-            "reconnect-min" => self.config.reconnect_min = self.duration(arg, false)?,
+            "response-timeout" => {
+                self.config.defaults.response_timeout = self.duration(arg, false)?
+            }
+            "udp-timeout" => self.config.defaults.udp_timeout = self.duration(arg, false)?,
+            "reconnect-min" => self.config.defaults.reconnect_min = self.duration(arg, false)?,
             "keyframe-cache" => {
                 let text = self.checked_value(arg, "a size in MiB")?;
-                self.config.keyframe_cache_bytes = match text.parse::<usize>() {
+                self.config.defaults.keyframe_cache_bytes = match text.parse::<usize>() {
                     Ok(mib) if mib <= MAX_KEYFRAME_CACHE_MIB => mib << 20,
                     _ => {
                         return Err(self.error(format!(
@@ -593,7 +593,7 @@ impl<'a> Parser<'a> {
                 };
             }
             "reconnect-max" => {
-                self.config.reconnect_max = self.duration(arg, false)?;
+                self.config.defaults.reconnect_max = self.duration(arg, false)?;
                 self.reconnect_max_explicit = true;
             }
             "bind" => {
@@ -779,7 +779,7 @@ impl<'a> Parser<'a> {
                 );
             }
         }
-        if self.http_tunnel {
+        if self.http_tunnel.is_some() {
             if let Some(url) = urls.iter().find(|u| u.starts_with("rtsps://")) {
                 return Err(self.error(format!(
                     "\"{}\": rtsps:// back ends cannot be reached through an HTTP tunnel (-T): RTSP over TLS is not tunnelled",
@@ -793,32 +793,37 @@ impl<'a> Parser<'a> {
         if let (Some(option), false) = (&self.register_option, self.register) {
             return Err(self.error(format!("The {option} option can be used only with -R")));
         }
-        if self.tcp && self.http_tunnel {
+        if self.tcp && self.http_tunnel.is_some() {
             return Err(self.error(TCP_AND_HTTP_TUNNEL.to_owned()));
         }
         self.finish_tls()?;
 
-        if self.config.reconnect_max < self.config.reconnect_min {
+        if self.config.defaults.reconnect_max < self.config.defaults.reconnect_min {
             if self.reconnect_max_explicit {
                 return Err(self.error(format!(
                     "--reconnect-max ({} s) must not be less than --reconnect-min ({} s)",
-                    self.config.reconnect_max.as_secs_f64(),
-                    self.config.reconnect_min.as_secs_f64()
+                    self.config.defaults.reconnect_max.as_secs_f64(),
+                    self.config.defaults.reconnect_min.as_secs_f64()
                 )));
             }
-            self.config.reconnect_max = self.config.reconnect_min;
+            self.config.defaults.reconnect_max = self.config.defaults.reconnect_min;
         }
-        if (self.tcp || self.http_tunnel) && self.backend_multicast {
+        if (self.tcp || self.http_tunnel.is_some()) && self.backend_multicast {
             return Err(self.error(
                 "-t or -T (media over TCP) and --backend-multicast cannot be combined".to_owned(),
             ));
         }
-        // -T forces interleaved media, as in live555.
-        if self.tcp || self.http_tunnel {
-            self.config.backend_transport = BackendTransport::Tcp;
+        // -T forces interleaved media (inside the tunnel), as in live555; a
+        // tunnel of `[defaults]` stays one under -t or --backend-multicast.
+        let transport = &mut self.config.defaults.transport;
+        let tunnelled = matches!(transport, PathTransport::Http { .. });
+        if let Some(port) = self.http_tunnel {
+            *transport = PathTransport::Http { port };
+        } else if self.tcp && !tunnelled {
+            *transport = PathTransport::Tcp;
         }
-        if self.backend_multicast {
-            self.config.backend_transport = BackendTransport::Multicast;
+        if self.backend_multicast && !tunnelled {
+            *transport = PathTransport::Multicast;
         }
         match self.multicast_range {
             Some((network, prefix_len)) => {
@@ -1001,18 +1006,18 @@ impl<'a> Parser<'a> {
             "tls-only" => self.tls.only = true,
             "backend-tls-ca" => {
                 let path = self.checked_value(arg, "a PEM file of CA certificates")?;
-                self.config.backend_tls.ca_file = Some(path.into());
+                self.config.defaults.backend_tls.ca_file = Some(path.into());
             }
             "backend-tls-fingerprint" => {
                 let text = self.checked_value(arg, "a SHA-256 fingerprint")?;
                 let fp = crate::tls::Fingerprint::parse(text).map_err(|e| {
                     self.error(format!("Invalid fingerprint \"{text}\" for {arg}: {e}"))
                 })?;
-                if !self.config.backend_tls.fingerprints.contains(&fp) {
-                    self.config.backend_tls.fingerprints.push(fp);
+                if !self.config.defaults.backend_tls.fingerprints.contains(&fp) {
+                    self.config.defaults.backend_tls.fingerprints.push(fp);
                 }
             }
-            _ => self.config.backend_tls.insecure = true,
+            _ => self.config.defaults.backend_tls.insecure = true,
         }
         Ok(())
     }
@@ -1020,7 +1025,7 @@ impl<'a> Parser<'a> {
     /// The TLS options' combinations.
     fn finish_tls(&mut self) -> Result<(), UsageError> {
         let tls = std::mem::take(&mut self.tls);
-        let trust = &self.config.backend_tls;
+        let trust = &self.config.defaults.backend_tls;
         if trust.insecure && (trust.ca_file.is_some() || !trust.fingerprints.is_empty()) {
             return Err(self.error(
                 "--backend-tls-insecure accepts any certificate: it cannot be combined with --backend-tls-ca or --backend-tls-fingerprint".to_owned(),
@@ -1064,7 +1069,7 @@ impl<'a> Parser<'a> {
 
     fn backend_credentials(&mut self, arg: &str) -> Result<(), UsageError> {
         let (username, password) = self.two_values(arg)?;
-        self.config.backend_credentials = Some(rtsp::auth::Credentials {
+        self.config.defaults.credentials = Some(rtsp::auth::Credentials {
             username: username.to_owned(),
             password: password.to_owned(),
         });
@@ -1086,14 +1091,14 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
-    fn inter_packet_gap(&mut self, arg: &str) -> Result<(), UsageError> {
+    fn max_gap(&mut self, arg: &str) -> Result<(), UsageError> {
         let text = self.checked_value(arg, "a number of seconds (0 turns the check off)")?;
         let secs = value::whole_seconds(text).ok_or_else(|| {
             self.error(format!(
                 "Invalid number of seconds \"{text}\" for {arg} (must be a whole number, 0 = off)"
             ))
         })?;
-        self.config.inter_packet_gap = (secs > 0).then(|| Duration::from_secs(u64::from(secs)));
+        self.config.defaults.max_gap = (secs > 0).then(|| Duration::from_secs(u64::from(secs)));
         Ok(())
     }
 
@@ -1323,8 +1328,8 @@ mod tests {
         assert_eq!(config.rtsp_port, 554);
         assert!(!config.rtsp_port_explicit);
         assert_eq!(config.verbosity, 0);
-        assert_eq!(config.backend_transport, BackendTransport::Udp);
-        assert_eq!(config.inter_packet_gap, Some(Duration::from_secs(10)));
+        assert_eq!(config.defaults.transport, PathTransport::Auto);
+        assert_eq!(config.defaults.max_gap, Some(Duration::from_secs(10)));
         assert!(!config.demo);
     }
 
@@ -1346,15 +1351,15 @@ mod tests {
             "rtsp://cam/x",
         ]);
         assert_eq!(config.verbosity, 2);
-        assert_eq!(config.backend_transport, BackendTransport::Tcp);
+        assert_eq!(config.defaults.transport, PathTransport::Tcp);
         assert_eq!(config.rtsp_port, 9554);
         assert!(config.rtsp_port_explicit);
-        let credentials = config.backend_credentials.as_ref().expect("credentials");
+        let credentials = config.defaults.credentials.as_ref().expect("credentials");
         assert_eq!(
             (credentials.username.as_str(), credentials.password.as_str()),
             ("admin", "p@ss word")
         );
-        assert_eq!(config.inter_packet_gap, Some(Duration::from_secs(5)));
+        assert_eq!(config.defaults.max_gap, Some(Duration::from_secs(5)));
         assert_eq!(config.urls, [URL, "rtsp://cam/x"]);
         assert_eq!(config.stream_names(), ["cams/front-1", "cams/front-2"]);
     }
@@ -1363,9 +1368,9 @@ mod tests {
     fn only_the_second_character_counts() {
         assert_eq!(run(&["-verbose", URL]).verbosity, 1);
         assert_eq!(run(&["-Very", URL]).verbosity, 2);
-        assert_eq!(run(&["-tcp", URL]).backend_transport, BackendTransport::Tcp);
+        assert_eq!(run(&["-tcp", URL]).defaults.transport, PathTransport::Tcp);
         assert_eq!(run(&["-port", "8554", URL]).rtsp_port, 8554);
-        assert_eq!(run(&["-Dx", "0", URL]).inter_packet_gap, None);
+        assert_eq!(run(&["-Dx", "0", URL]).defaults.max_gap, None);
         assert_eq!(run(&["-east", "x", URL]).stream_prefix, "x");
     }
 
@@ -1377,11 +1382,11 @@ mod tests {
         assert_eq!(run(&["-e", "a", "-e", "b", URL]).stream_prefix, "b");
         let config = run(&["-u", "a", "1", "-u", "b", "2", URL]);
         assert_eq!(
-            config.backend_credentials.map(|c| c.username),
+            config.defaults.credentials.map(|c| c.username),
             Some("b".to_owned())
         );
         assert_eq!(
-            run(&["-D", "0", "-D", "7", URL]).inter_packet_gap,
+            run(&["-D", "0", "-D", "7", URL]).defaults.max_gap,
             Some(Duration::from_secs(7))
         );
     }
@@ -1427,10 +1432,10 @@ mod tests {
     }
 
     #[test]
-    fn inter_packet_gap_values() {
-        assert_eq!(run(&["-D", "0", URL]).inter_packet_gap, None);
+    fn max_gap_values() {
+        assert_eq!(run(&["-D", "0", URL]).defaults.max_gap, None);
         assert_eq!(
-            run(&["-D", "4294967295", URL]).inter_packet_gap,
+            run(&["-D", "4294967295", URL]).defaults.max_gap,
             Some(Duration::from_secs(u64::from(u32::MAX)))
         );
         for bad in ["4294967296", "1.5", "x", "+1"] {
@@ -1450,14 +1455,15 @@ mod tests {
     #[test]
     fn two_value_options_take_arguments_as_they_are() {
         let config = run(&["-u", "-weird", "-p", URL]);
-        let credentials = config.backend_credentials.expect("credentials");
+        let credentials = config.defaults.credentials.expect("credentials");
         assert_eq!(
             (credentials.username.as_str(), credentials.password.as_str()),
             ("-weird", "-p")
         );
         assert_eq!(config.rtsp_port, 554);
         let empty = run(&["-u", "", "", URL])
-            .backend_credentials
+            .defaults
+            .credentials
             .expect("credentials");
         assert_eq!((empty.username.as_str(), empty.password.as_str()), ("", ""));
         for option in ["-u", "-U", "-C", "--user"] {
@@ -1513,12 +1519,19 @@ mod tests {
 
     #[test]
     fn keyframe_cache_size() {
-        assert_eq!(run(&[URL]).keyframe_cache_bytes, 4 << 20);
+        assert_eq!(run(&[URL]).defaults.keyframe_cache_bytes, 4 << 20);
         assert_eq!(
-            run(&["--keyframe-cache", "16", URL]).keyframe_cache_bytes,
+            run(&["--keyframe-cache", "16", URL])
+                .defaults
+                .keyframe_cache_bytes,
             16 << 20
         );
-        assert_eq!(run(&["--keyframe-cache", "0", URL]).keyframe_cache_bytes, 0);
+        assert_eq!(
+            run(&["--keyframe-cache", "0", URL])
+                .defaults
+                .keyframe_cache_bytes,
+            0
+        );
         for bad in ["257", "-1", "1.5", "lots"] {
             let msg = fail_message(&["--keyframe-cache", bad, URL]);
             if bad.starts_with('-') {
@@ -1622,8 +1635,8 @@ mod tests {
     #[test]
     fn backend_multicast() {
         assert_eq!(
-            run(&["--backend-multicast", URL]).backend_transport,
-            BackendTransport::Multicast
+            run(&["--backend-multicast", URL]).defaults.transport,
+            PathTransport::Multicast
         );
         assert_eq!(
             fail_message(&["--backend-multicast", "-t", URL]),
@@ -1804,17 +1817,16 @@ mod tests {
     #[test]
     fn http_tunnel_to_the_back_end() {
         let config = run(&[URL]);
-        assert_eq!(config.http_tunnel_port, None);
+        assert_eq!(config.defaults.transport, PathTransport::Auto);
         let config = run(&["-T", "8080", URL]);
-        assert_eq!(config.http_tunnel_port, Some(8080));
         assert_eq!(
-            config.backend_transport,
-            BackendTransport::Tcp,
-            "-T forces interleaved media"
+            config.defaults.transport,
+            PathTransport::Http { port: 8080 },
+            "-T forces interleaved media, inside the tunnel"
         );
         assert_eq!(
-            run(&["-Tunnel", "80", "-T", "81", URL]).http_tunnel_port,
-            Some(81)
+            run(&["-Tunnel", "80", "-T", "81", URL]).defaults.transport,
+            PathTransport::Http { port: 81 }
         );
         assert_eq!(
             fail_message(&["-T", "80", "rtsps://user:secret@cam/a"]),
@@ -1939,21 +1951,27 @@ mod tests {
             URL,
         ]);
         assert_eq!(config.verbosity, 2);
-        assert_eq!(config.backend_transport, BackendTransport::Tcp);
+        assert_eq!(config.defaults.transport, PathTransport::Tcp);
         assert_eq!(config.rtsp_port, 8554);
         assert!(config.rtsp_port_explicit);
         assert_eq!(
-            config.backend_credentials.map(|c| (c.username, c.password)),
+            config
+                .defaults
+                .credentials
+                .map(|c| (c.username, c.password)),
             Some(("u".into(), "p".into()))
         );
         assert_eq!(config.stream_prefix, "cam");
-        assert_eq!(config.inter_packet_gap, None);
+        assert_eq!(config.defaults.max_gap, None);
         assert!(config.demo);
-        assert_eq!(config.linger, Duration::ZERO);
-        assert_eq!(config.response_timeout, Duration::from_millis(2500));
-        assert_eq!(config.udp_fallback_timeout, Duration::from_secs(1));
-        assert_eq!(config.reconnect_min, Duration::from_millis(500));
-        assert_eq!(config.reconnect_max, Duration::from_secs(60));
+        assert_eq!(config.defaults.linger, Duration::ZERO);
+        assert_eq!(
+            config.defaults.response_timeout,
+            Duration::from_millis(2500)
+        );
+        assert_eq!(config.defaults.udp_timeout, Duration::from_secs(1));
+        assert_eq!(config.defaults.reconnect_min, Duration::from_millis(500));
+        assert_eq!(config.defaults.reconnect_max, Duration::from_secs(60));
         assert_eq!(
             config.bind_addresses,
             [
@@ -2013,7 +2031,10 @@ mod tests {
     fn tls_options() {
         let config = run(&[URL]);
         assert_eq!(config.tls, None);
-        assert_eq!(config.backend_tls, crate::tls::BackendTrust::default());
+        assert_eq!(
+            config.defaults.backend_tls,
+            crate::tls::BackendTrust::default()
+        );
 
         let tls = run(&["--tls-cert", "c.pem", "--tls-key", "k.pem", URL])
             .tls
@@ -2113,7 +2134,7 @@ mod tests {
             &ones,
             "rtsps://cam/x",
         ]);
-        let trust = config.backend_tls;
+        let trust = config.defaults.backend_tls;
         assert_eq!(
             trust.ca_file.as_deref().and_then(|p| p.to_str()),
             Some("ca.pem")
@@ -2129,6 +2150,7 @@ mod tests {
         assert!(!trust.insecure);
         assert!(
             run(&["--backend-tls-insecure", "rtsps://cam/x"])
+                .defaults
                 .backend_tls
                 .insecure
         );
@@ -2169,11 +2191,11 @@ mod tests {
         );
         let config = run(&["--reconnect-min", "45", URL]);
         assert_eq!(
-            (config.reconnect_min, config.reconnect_max),
+            (config.defaults.reconnect_min, config.defaults.reconnect_max),
             (Duration::from_secs(45), Duration::from_secs(45))
         );
         let equal = run(&["--reconnect-min", "5", "--reconnect-max", "5", URL]);
-        assert_eq!(equal.reconnect_max, Duration::from_secs(5));
+        assert_eq!(equal.defaults.reconnect_max, Duration::from_secs(5));
     }
 
     #[test]

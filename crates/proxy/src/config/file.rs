@@ -22,8 +22,8 @@ use rtsp::auth::Credentials;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{value, AdminConfig, BackendTransport, Config, HttpPort, RegisterAllow, ServerTls};
-use crate::paths::{PathSpec, PathTransport};
+use super::{value, AdminConfig, Config, HttpPort, RegisterAllow, ServerTls};
+use crate::paths::{PathSpec, PathTransport, SourceOptions};
 
 /// Largest `keyframe_cache`, in MiB (as `--keyframe-cache`).
 const MAX_KEYFRAME_CACHE_MIB: i64 = 256;
@@ -217,6 +217,41 @@ pub struct SourcePart {
     pub backend_tls: Option<crate::tls::BackendTrust>,
     /// `/readyz` waits for this path's back end (`[paths.NAME]` only).
     pub required: Option<bool>,
+}
+
+impl SourcePart {
+    /// Writes the keys this table gives over `options` (the defaults below
+    /// it); a `reconnect_max` left below `reconnect_min` rises to it.
+    pub fn overlay(&self, options: &mut SourceOptions) {
+        let o = options;
+        if let Some(t) = self.transport {
+            o.transport = t;
+        }
+        if self.credentials.is_some() {
+            o.credentials = self.credentials.clone();
+        }
+        set(&mut o.response_timeout, self.response_timeout);
+        set(&mut o.udp_timeout, self.udp_timeout);
+        set(&mut o.max_gap, self.max_gap);
+        set(&mut o.linger, self.linger);
+        set(&mut o.reconnect_min, self.reconnect_min);
+        set(&mut o.reconnect_max, self.reconnect_max);
+        set(&mut o.keyframe_cache_bytes, self.keyframe_cache_bytes);
+        set(&mut o.on_demand, self.on_demand);
+        if let Some(t) = &self.backend_tls {
+            o.backend_tls = t.clone();
+        }
+        if o.reconnect_max < o.reconnect_min {
+            o.reconnect_max = o.reconnect_min;
+        }
+    }
+}
+
+/// `*slot = v` when a value was given.
+fn set<T>(slot: &mut T, v: Option<T>) {
+    if let Some(v) = v {
+        *slot = v;
+    }
 }
 
 /// The validated file.
@@ -996,50 +1031,7 @@ impl FileModel {
         }
         config.admin = self.admin_config.clone();
         config.webrtc = self.webrtc.clone();
-        let d = &self.defaults;
-        match d.transport {
-            Some(PathTransport::Auto) => config.backend_transport = BackendTransport::Udp,
-            Some(PathTransport::Udp) => {
-                config.backend_transport = BackendTransport::Udp;
-                config.tcp_fallback = false;
-            }
-            Some(PathTransport::Tcp) => config.backend_transport = BackendTransport::Tcp,
-            Some(PathTransport::Http { port }) => config.http_tunnel_port = Some(port),
-            Some(PathTransport::Multicast) => {
-                config.backend_transport = BackendTransport::Multicast
-            }
-            None => {}
-        }
-        if d.credentials.is_some() {
-            config.backend_credentials = d.credentials.clone();
-        }
-        if let Some(v) = d.response_timeout {
-            config.response_timeout = v;
-        }
-        if let Some(v) = d.udp_timeout {
-            config.udp_fallback_timeout = v;
-        }
-        if let Some(v) = d.max_gap {
-            config.inter_packet_gap = v;
-        }
-        if let Some(v) = d.linger {
-            config.linger = v;
-        }
-        if let Some(v) = d.reconnect_min {
-            config.reconnect_min = v;
-        }
-        if let Some(v) = d.reconnect_max {
-            config.reconnect_max = v;
-        }
-        if let Some(v) = d.keyframe_cache_bytes {
-            config.keyframe_cache_bytes = v;
-        }
-        if let Some(v) = d.on_demand {
-            config.on_demand = v;
-        }
-        if let Some(t) = &d.backend_tls {
-            config.backend_tls = t.clone();
-        }
+        self.defaults.overlay(&mut config.defaults);
     }
 
     /// Each path's spec: `config`'s source settings (the command line over
@@ -1049,43 +1041,8 @@ impl FileModel {
         self.paths
             .iter()
             .map(|(name, (url, p))| {
-                let mut s = PathSpec::from_config(config, url);
-                if let Some(t) = p.transport {
-                    s.transport = t;
-                }
-                if p.credentials.is_some() {
-                    s.credentials = p.credentials.clone();
-                }
-                if let Some(v) = p.response_timeout {
-                    s.response_timeout = v;
-                }
-                if let Some(v) = p.udp_timeout {
-                    s.udp_timeout = v;
-                }
-                if let Some(v) = p.max_gap {
-                    s.max_gap = v;
-                }
-                if let Some(v) = p.linger {
-                    s.linger = v;
-                }
-                if let Some(v) = p.reconnect_min {
-                    s.reconnect_min = v;
-                }
-                if let Some(v) = p.reconnect_max {
-                    s.reconnect_max = v;
-                }
-                if s.reconnect_max < s.reconnect_min {
-                    s.reconnect_max = s.reconnect_min;
-                }
-                if let Some(v) = p.keyframe_cache_bytes {
-                    s.keyframe_cache_bytes = v;
-                }
-                if let Some(v) = p.on_demand {
-                    s.on_demand = v;
-                }
-                if let Some(t) = &p.backend_tls {
-                    s.backend_tls = t.clone();
-                }
+                let mut s = PathSpec::new(url, config.defaults.clone());
+                p.overlay(&mut s.options);
                 if let Some(r) = p.required {
                     s.required = r;
                 }
@@ -1224,7 +1181,7 @@ pub fn parse_path(name: &str, table: &str, config: &Config) -> Result<PathSpec, 
 /// `required = true` on an on-demand path is refused: its back end is only
 /// reached once a client asks, which a proxy that is not ready never gets.
 fn required_error(name: &str, spec: &PathSpec) -> Option<ConfigError> {
-    (spec.required && spec.on_demand).then(|| ConfigError {
+    (spec.required && spec.options.on_demand).then(|| ConfigError {
         line: None,
         key: format!("paths.{name}.required"),
         message: "cannot go with on_demand = true (an on-demand back end is reached only once a client asks, and a proxy that is not ready gets none)".into(),

@@ -3,6 +3,7 @@
 //! ([`subcommand`]: `register`, `deregister`).
 
 pub mod cli;
+mod current;
 pub mod file;
 pub mod manual;
 pub mod subcommand;
@@ -13,9 +14,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use cli::{parse_args, usage, CliOutcome, UsageError};
+pub use current::CurrentConfig;
 pub use manual::{help, man_page};
 // Settings owned by the layers below, which must not import config: config
 // reads them (and `--help` their defaults) from there.
+pub use crate::path_spec::{
+    PathTransport, SourceOptions, DEFAULT_LINGER, DEFAULT_MAX_GAP_SECS, DEFAULT_RECONNECT_MAX,
+    DEFAULT_RECONNECT_MIN, DEFAULT_RESPONSE_TIMEOUT, DEFAULT_UDP_FALLBACK_TIMEOUT,
+};
 pub use crate::server::listener::{HttpPort, DEFAULT_HTTP_PORTS};
 pub use crate::server::multicast::{
     MulticastConfig, DEFAULT_MULTICAST_PORT, DEFAULT_MULTICAST_TTL,
@@ -30,23 +36,10 @@ pub const DEFAULT_RTSP_PORT: u16 = 554;
 pub const DEFAULT_STREAM_PREFIX: &str = "proxyStream";
 /// Longest stream-name prefix accepted by `-e`, in characters.
 pub const MAX_STREAM_PREFIX_CHARS: usize = 50;
-/// Default dead-stream detection interval (`-D`), in seconds.
-pub const DEFAULT_INTER_PACKET_GAP_SECS: u32 = 10;
-/// Default time the back end keeps playing after the last client left (`--linger`).
-pub const DEFAULT_LINGER: Duration = Duration::from_secs(1);
-/// Default back-end RTSP response timeout (`--response-timeout`).
-pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default wait for the first UDP packet after PLAY before falling back to TCP
-/// (`--udp-timeout`).
-pub const DEFAULT_UDP_FALLBACK_TIMEOUT: Duration = Duration::from_secs(4);
 /// How long playing clients go on after SIGTERM or SIGINT (`--drain-timeout`).
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Front-end RTSP session timeout (announced as `Session: <id>;timeout=65`).
 pub const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(65);
-/// Default first back-end reconnect delay (`--reconnect-min`).
-pub const DEFAULT_RECONNECT_MIN: Duration = Duration::from_secs(1);
-/// Default longest back-end reconnect delay (`--reconnect-max`).
-pub const DEFAULT_RECONNECT_MAX: Duration = Duration::from_secs(30);
 /// Default port of RTSP over TLS for clients (`--tls-port`).
 pub const DEFAULT_TLS_PORT: u16 = rtsp::url::RTSPS_DEFAULT_PORT;
 /// Name of the built-in test-pattern stream served with `--demo`.
@@ -85,11 +78,6 @@ pub struct Config {
     pub verbosity: u8,
     /// How log lines are written to stderr (`--log-format`).
     pub log_format: LogFormat,
-    /// How back-end media is received (`-t` selects TCP; `-T` implies it).
-    pub backend_transport: BackendTransport,
-    /// `-T <http-port>`: reach the back ends through RTSP-over-HTTP tunnels on
-    /// this port of their hosts.
-    pub http_tunnel_port: Option<u16>,
     /// The dedicated RTSP-over-HTTP port for clients (`--http-port`).
     pub http_port: HttpPort,
     /// Front-end RTSP port (`-p`, default 554).
@@ -97,26 +85,12 @@ pub struct Config {
     /// Whether the port was given with `-p`/`--port` (live555 falls back to 554 and then
     /// 8554 when a given port cannot be bound).
     pub rtsp_port_explicit: bool,
-    /// Credentials presented to every back end (`-u <user> <password>`), in addition to
-    /// any in a URL's user-info.
-    pub backend_credentials: Option<rtsp::auth::Credentials>,
-    /// Dead-stream detection (`-D <secs>`): reset a back end from which no RTP packet
-    /// has arrived for this long while playing. `None` when `-D 0` turns it off.
-    pub inter_packet_gap: Option<Duration>,
     /// Stream-name prefix (`-e`, 1..=50 characters, default `proxyStream`).
     pub stream_prefix: String,
     /// The back-end URLs, exactly as given (each starts with `rtsp://` or `rtsps://`).
     pub urls: Vec<String>,
     /// Also serve the built-in test pattern as stream [`DEMO_STREAM_NAME`] (`--demo`).
     pub demo: bool,
-    /// How long the back end keeps playing after the last client left before it is
-    /// paused (`--linger`; 0 pauses at once, like live555).
-    pub linger: Duration,
-    /// How long to wait for any back-end RTSP response (`--response-timeout`).
-    pub response_timeout: Duration,
-    /// If no UDP packet arrives this long after PLAY, the back end is set up again over
-    /// TCP (`--udp-timeout`).
-    pub udp_fallback_timeout: Duration,
     /// Front-end session timeout: a client that shows no sign of life for this long
     /// loses its session.
     pub session_timeout: Duration,
@@ -124,17 +98,9 @@ pub struct Config {
     /// closes them and exits (`--drain-timeout`, `[server] drain_timeout`; zero:
     /// at once).
     pub drain_timeout: Duration,
-    /// First delay before reconnecting to a back end (`--reconnect-min`); it doubles on
-    /// every failure up to `reconnect_max`.
-    pub reconnect_min: Duration,
-    /// Longest delay between back-end reconnect attempts (`--reconnect-max`).
-    pub reconnect_max: Duration,
     /// Addresses the RTSP server listens on (`--bind`, repeatable; default `0.0.0.0` and
     /// `::`, like live555).
     pub bind_addresses: Vec<IpAddr>,
-    /// Bound of each stream's keyframe cache in bytes (`--keyframe-cache`, in MiB;
-    /// 0 turns it off).
-    pub keyframe_cache_bytes: usize,
     /// Users clients must log in as (`-C`, repeatable); empty: no login.
     pub client_users: Vec<rtsp::auth::Credentials>,
     /// Basic authentication is accepted from clients on connections without TLS
@@ -142,9 +108,6 @@ pub struct Config {
     pub client_basic_in_clear: bool,
     /// RTSP over TLS for clients (`--tls-cert`, `--tls-key`, `--tls-port`, `--tls-only`).
     pub tls: Option<ServerTls>,
-    /// How `rtsps://` back ends are verified (`--backend-tls-ca`,
-    /// `--backend-tls-fingerprint`, `--backend-tls-insecure`).
-    pub backend_tls: crate::tls::BackendTrust,
     /// Accept REGISTER and DEREGISTER requests (`-R`).
     pub register: bool,
     /// Users that may REGISTER and DEREGISTER (`-U <user> <password>`, repeatable;
@@ -155,12 +118,10 @@ pub struct Config {
     /// Which back-end URLs may be registered (`--register-allow`, repeatable); the
     /// default is [`RegisterAllow::Peer`] only.
     pub register_allow: Vec<RegisterAllow>,
-    /// Sources connect only when a client asks (`on_demand` of the config file's
-    /// `[defaults]`; no command-line option).
-    pub on_demand: bool,
-    /// UDP media falls back to TCP when UDP does not work (false with
-    /// `transport = "udp"` in `[defaults]`).
-    pub tcp_fallback: bool,
+    /// Every path's back-end settings unless its own table says otherwise:
+    /// the built-in defaults, then `[defaults]`, then the command-line options
+    /// (`-t`, `-T`, `-u`, `-D`, `--linger`, `--response-timeout`, ...).
+    pub defaults: SourceOptions,
     /// The command line as given (without the program name), parsed again on top
     /// of the config file on reload.
     pub command_line: Vec<String>,
@@ -298,34 +259,21 @@ impl Default for Config {
         Config {
             verbosity: 0,
             log_format: LogFormat::Text,
-            backend_transport: BackendTransport::Udp,
-            http_tunnel_port: None,
             http_port: HttpPort::Fallback,
             rtsp_port: DEFAULT_RTSP_PORT,
             rtsp_port_explicit: false,
-            backend_credentials: None,
-            inter_packet_gap: Some(Duration::from_secs(u64::from(
-                DEFAULT_INTER_PACKET_GAP_SECS,
-            ))),
             stream_prefix: DEFAULT_STREAM_PREFIX.to_owned(),
             urls: Vec::new(),
             demo: false,
-            linger: DEFAULT_LINGER,
-            response_timeout: DEFAULT_RESPONSE_TIMEOUT,
-            udp_fallback_timeout: DEFAULT_UDP_FALLBACK_TIMEOUT,
             session_timeout: DEFAULT_SESSION_TIMEOUT,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
-            reconnect_min: DEFAULT_RECONNECT_MIN,
-            reconnect_max: DEFAULT_RECONNECT_MAX,
             bind_addresses: vec![
                 IpAddr::V4(Ipv4Addr::UNSPECIFIED),
                 IpAddr::V6(Ipv6Addr::UNSPECIFIED),
             ],
-            keyframe_cache_bytes: crate::relay::gop_cache::DEFAULT_CACHE_BYTES,
             client_users: Vec::new(),
             client_basic_in_clear: false,
             tls: None,
-            backend_tls: crate::tls::BackendTrust::default(),
             register: false,
             register_users: Vec::new(),
             max_registered: DEFAULT_MAX_REGISTERED,
@@ -335,8 +283,7 @@ impl Default for Config {
             sessions_from_any_address: false,
             max_connections_per_address: crate::server::slots::DEFAULT_CONNECTIONS_PER_ADDRESS,
             trusted_proxies: TrustedProxies::default(),
-            on_demand: false,
-            tcp_fallback: true,
+            defaults: SourceOptions::default(),
             command_line: Vec::new(),
             config_file: None,
             paths: std::collections::BTreeMap::new(),
@@ -364,36 +311,12 @@ fn stream_names(prefix: &str, count: usize) -> Vec<String> {
     }
 }
 
-/// A command-line back end's path: the configuration layer maps its options
-/// onto the path model (which does not know the configuration).
+/// A command-line back end's path: the configuration's defaults as they are.
 impl crate::paths::PathSpec {
     /// The spec of a command-line URL: every source option of `config`.
     #[must_use]
     pub fn from_config(config: &Config, url: &str) -> crate::path_spec::PathSpec {
-        let transport = match (config.http_tunnel_port, config.backend_transport) {
-            (Some(port), _) => crate::path_spec::PathTransport::Http { port },
-            (None, BackendTransport::Tcp) => crate::path_spec::PathTransport::Tcp,
-            (None, BackendTransport::Udp) if !config.tcp_fallback => {
-                crate::path_spec::PathTransport::Udp
-            }
-            (None, BackendTransport::Udp) => crate::path_spec::PathTransport::Auto,
-            (None, BackendTransport::Multicast) => crate::path_spec::PathTransport::Multicast,
-        };
-        crate::path_spec::PathSpec {
-            source: url.to_owned(),
-            transport,
-            credentials: config.backend_credentials.clone(),
-            response_timeout: config.response_timeout,
-            udp_timeout: config.udp_fallback_timeout,
-            max_gap: config.inter_packet_gap,
-            linger: config.linger,
-            reconnect_min: config.reconnect_min,
-            reconnect_max: config.reconnect_max,
-            keyframe_cache_bytes: config.keyframe_cache_bytes,
-            on_demand: config.on_demand,
-            backend_tls: config.backend_tls.clone(),
-            required: false,
-        }
+        crate::path_spec::PathSpec::new(url, config.defaults.clone())
     }
 }
 
@@ -413,7 +336,7 @@ impl crate::server::register::RegisterSettings for Config {
         connector: crate::source::Connector,
     ) -> crate::source::SourceSettings {
         let mut settings = crate::paths::PathSpec::from_config(self, url).settings(None);
-        if interleaved || self.backend_transport == BackendTransport::Tcp {
+        if interleaved || self.defaults.transport == PathTransport::Tcp {
             settings.transport = BackendTransport::Tcp;
         }
         settings.connector = connector;
@@ -421,7 +344,7 @@ impl crate::server::register::RegisterSettings for Config {
     }
 
     fn keyframe_cache_bytes(&self) -> usize {
-        self.keyframe_cache_bytes
+        self.defaults.keyframe_cache_bytes
     }
 }
 
@@ -510,21 +433,20 @@ mod tests {
     fn defaults() {
         let config = Config::default();
         assert_eq!(config.verbosity, 0);
-        assert_eq!(config.backend_transport, BackendTransport::Udp);
-        assert_eq!(config.http_tunnel_port, None);
+        assert_eq!(config.defaults.transport, PathTransport::Auto);
         assert_eq!(config.http_port, HttpPort::Fallback);
         assert_eq!(config.rtsp_port, 554);
         assert!(!config.rtsp_port_explicit);
-        assert!(config.backend_credentials.is_none());
-        assert_eq!(config.inter_packet_gap, Some(Duration::from_secs(10)));
+        assert!(config.defaults.credentials.is_none());
+        assert_eq!(config.defaults.max_gap, Some(Duration::from_secs(10)));
         assert_eq!(config.stream_prefix, "proxyStream");
         assert!(!config.demo);
-        assert_eq!(config.linger, Duration::from_secs(1));
-        assert_eq!(config.response_timeout, Duration::from_secs(10));
-        assert_eq!(config.udp_fallback_timeout, Duration::from_secs(4));
+        assert_eq!(config.defaults.linger, Duration::from_secs(1));
+        assert_eq!(config.defaults.response_timeout, Duration::from_secs(10));
+        assert_eq!(config.defaults.udp_timeout, Duration::from_secs(4));
         assert_eq!(config.session_timeout, Duration::from_secs(65));
-        assert_eq!(config.reconnect_min, Duration::from_secs(1));
-        assert_eq!(config.reconnect_max, Duration::from_secs(30));
+        assert_eq!(config.defaults.reconnect_min, Duration::from_secs(1));
+        assert_eq!(config.defaults.reconnect_max, Duration::from_secs(30));
         assert!(!config.register);
         assert!(config.register_users.is_empty());
         assert_eq!(config.max_registered, 64);

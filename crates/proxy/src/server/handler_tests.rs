@@ -1521,11 +1521,12 @@ mod register_requests {
     }
 
     fn register_config() -> Config {
-        Config {
+        let mut config = Config {
             register: true,
-            keyframe_cache_bytes: 0,
             ..Config::default()
-        }
+        };
+        config.defaults.keyframe_cache_bytes = 0;
+        config
     }
 
     fn request(method: &str, url: &str, transport: Option<&str>) -> String {

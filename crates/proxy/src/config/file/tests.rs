@@ -80,17 +80,24 @@ fn a_full_file() {
     assert!(!format!("{c:?}").contains("t0k"), "tokens never shown");
     let front = &c.paths["front-door"];
     assert_eq!(front.source, "rtsp://cam1.local/stream1");
-    assert_eq!(front.transport, PathTransport::Tcp);
-    assert_eq!(front.credentials, Some(Credentials::new("admin", "s3cret")));
-    assert!(front.on_demand);
-    assert_eq!(front.linger, Duration::from_millis(2500), "from [defaults]");
-    assert_eq!(front.response_timeout, Duration::from_secs(4));
-    assert_eq!(front.max_gap, None, "max_gap = 0 is off");
+    assert_eq!(front.options.transport, PathTransport::Tcp);
+    assert_eq!(
+        front.options.credentials,
+        Some(Credentials::new("admin", "s3cret"))
+    );
+    assert!(front.options.on_demand);
+    assert_eq!(
+        front.options.linger,
+        Duration::from_millis(2500),
+        "from [defaults]"
+    );
+    assert_eq!(front.options.response_timeout, Duration::from_secs(4));
+    assert_eq!(front.options.max_gap, None, "max_gap = 0 is off");
     let back = &c.paths["cams/back"];
-    assert_eq!(back.transport, PathTransport::Http { port: 8080 });
-    assert_eq!(back.linger, Duration::ZERO, "the path wins");
-    assert_eq!(back.keyframe_cache_bytes, 0);
-    assert!(!back.on_demand);
+    assert_eq!(back.options.transport, PathTransport::Http { port: 8080 });
+    assert_eq!(back.options.linger, Duration::ZERO, "the path wins");
+    assert_eq!(back.options.keyframe_cache_bytes, 0);
+    assert!(!back.options.on_demand);
 }
 
 #[test]
@@ -99,13 +106,13 @@ fn the_command_line_wins_over_the_file_and_adds_its_urls() {
     let c = load_with(FULL, &["-p", "9554", "--linger", "7", "rtsp://h/cli"], &env).unwrap();
     assert_eq!(c.rtsp_port, 9554, "command line over [server]");
     assert_eq!(
-        c.linger,
+        c.defaults.linger,
         Duration::from_secs(7),
         "command line over [defaults]"
     );
-    assert_eq!(c.paths["front-door"].linger, Duration::from_secs(7));
+    assert_eq!(c.paths["front-door"].options.linger, Duration::from_secs(7));
     assert_eq!(
-        c.paths["cams/back"].linger,
+        c.paths["cams/back"].options.linger,
         Duration::ZERO,
         "a path's own key wins"
     );
@@ -154,7 +161,7 @@ fn password_files() {
     );
     let c = load_with(&text, &[], &no_env).unwrap();
     assert_eq!(
-        c.paths["a"].credentials,
+        c.paths["a"].options.credentials,
         Some(Credentials::new("u", "from-file"))
     );
     let missing = dir.join("nope");
@@ -322,7 +329,7 @@ fn udp_only_and_admin_defaults() {
         &no_env,
     )
     .unwrap();
-    assert_eq!(c.paths["a"].transport, PathTransport::Udp);
+    assert_eq!(c.paths["a"].options.transport, PathTransport::Udp);
     assert_eq!(
         c.admin.unwrap().listen,
         "127.0.0.1:9998".parse().unwrap(),
@@ -339,18 +346,20 @@ fn an_empty_file_is_valid() {
 
 #[test]
 fn one_path_from_its_table() {
-    let config = Config {
-        linger: Duration::from_secs(4),
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.defaults.linger = Duration::from_secs(4);
     let spec = parse_path(
         "cam/1",
         "source = \"rtsp://h/x\"\ntransport = \"tcp\"\n",
         &config,
     )
     .unwrap();
-    assert_eq!(spec.transport, PathTransport::Tcp);
-    assert_eq!(spec.linger, Duration::from_secs(4), "the running defaults");
+    assert_eq!(spec.options.transport, PathTransport::Tcp);
+    assert_eq!(
+        spec.options.linger,
+        Duration::from_secs(4),
+        "the running defaults"
+    );
     let e = parse_path("cam", "source = \"rtsp://h/x\"\nlinger = -1\n", &config).unwrap_err();
     assert_eq!(
         e.to_string(),
@@ -395,7 +404,7 @@ fn required_is_a_path_key_and_not_for_on_demand_paths() {
         config.paths["a"].same_source(&other),
         "only readiness differs"
     );
-    other.linger += Duration::from_secs(1);
+    other.options.linger += Duration::from_secs(1);
     assert!(!config.paths["a"].same_source(&other));
 
     let e = err("[defaults]\nrequired = true\n").to_string();
@@ -473,4 +482,41 @@ fn webrtc_section() {
         let e = err(text).to_string();
         assert!(e.contains(message), "{e} should contain {message}");
     }
+}
+
+#[test]
+fn a_table_overlays_only_the_keys_it_gives() {
+    let base = SourceOptions::default();
+    let mut o = base.clone();
+    SourcePart::default().overlay(&mut o);
+    assert_eq!(o, base, "an empty table changes nothing");
+
+    // [defaults], then a path's own table on top of the result.
+    let defaults = SourcePart {
+        linger: Some(Duration::from_secs(5)),
+        max_gap: Some(None),
+        on_demand: Some(true),
+        ..SourcePart::default()
+    };
+    let path = SourcePart {
+        transport: Some(PathTransport::Tcp),
+        linger: Some(Duration::ZERO),
+        reconnect_min: Some(Duration::from_secs(60)),
+        ..SourcePart::default()
+    };
+    let mut o = base.clone();
+    defaults.overlay(&mut o);
+    assert_eq!(o.linger, Duration::from_secs(5));
+    assert_eq!(o.max_gap, None, "max_gap = 0 turns it off");
+    assert!(o.on_demand);
+    path.overlay(&mut o);
+    assert_eq!(o.transport, PathTransport::Tcp);
+    assert_eq!(o.linger, Duration::ZERO, "the path wins");
+    assert!(o.on_demand, "kept from [defaults]");
+    assert_eq!(o.response_timeout, base.response_timeout, "never given");
+    assert_eq!(
+        (o.reconnect_min, o.reconnect_max),
+        (Duration::from_secs(60), Duration::from_secs(60)),
+        "reconnect_max rises to reconnect_min"
+    );
 }
