@@ -131,6 +131,8 @@ fn add(total: &mut ViewerCounters, c: &ViewerCounters) {
     total.nacks += c.nacks;
     total.plis += c.plis;
     total.firs += c.firs;
+    total.resent += c.resent;
+    total.keyframe_replays += c.keyframe_replays;
 }
 
 /// Serves HTTP connections for ever (bounded as the admin port is).
@@ -487,6 +489,7 @@ async fn offer(
         end,
         handshake_timeout: HANDSHAKE_TIMEOUT,
         counters: counters.clone(),
+        stream: stream.clone(),
     };
     info!(%peer, path = %name, session, "WebRTC viewer: answered");
     let task_viewers = viewers.clone();
