@@ -224,7 +224,9 @@ fn finish(viewer: &Viewer, io: &SessionIo, why: &'static str) -> &'static str {
         session = io.id,
         packets = c.packets,
         nacks = c.nacks,
+        resent = c.resent,
         plis = c.plis,
+        keyframe_replays = c.keyframe_replays,
         "WebRTC viewer ended: {why}"
     );
     why
