@@ -230,8 +230,9 @@ async fn start_webrtc(
         (true, Some(t)) => Some(crate::tls::server_config(&t.cert, &t.key)?),
         (true, None) => return Err(crate::webrtc::WebRtcError::HttpsWithoutCertificate.into()),
     };
+    let admin_token = config.admin.as_ref().and_then(|a| a.token.clone());
     Ok(Some(
-        crate::webrtc::start(w, listen, ctx.clone(), tls).await?,
+        crate::webrtc::start(w, listen, ctx.clone(), tls, admin_token).await?,
     ))
 }
 

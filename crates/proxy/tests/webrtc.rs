@@ -670,21 +670,24 @@ fn whep_protocol_cases() {
     assert!(header(&head, "location").is_some());
 }
 
-/// The WHEP POST needs the RTSP clients' users (-C) when there are some.
+/// The WHEP POST needs the RTSP clients' users (-C) when there are some, with
+/// HTTP Basic, or the admin token as a Bearer token.
 #[test]
-fn whep_needs_the_rtsp_users() {
-    let (_proxy, webrtc) = proxy_with_webrtc(&["-C", "viewer", "s3cret", "--demo"]);
+fn whep_needs_the_rtsp_users_or_the_admin_token() {
+    let (_proxy, webrtc, _admin) = proxy_with_webrtc_and_admin(&[
+        "--admin-token",
+        "adm1n-t0ken",
+        "-C",
+        "viewer",
+        "s3cret",
+        "--demo",
+    ]);
     let offer = client_offer();
-    let post = |auth: Option<&str>| {
+    let post = |auth: Option<String>| {
         let mut s = TcpStream::connect_timeout(&webrtc, Duration::from_secs(5)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         let auth = auth
-            .map(|a| {
-                format!(
-                    "Authorization: Basic {}\r\n",
-                    base64::engine::general_purpose::STANDARD.encode(a)
-                )
-            })
+            .map(|a| format!("Authorization: {a}\r\n"))
             .unwrap_or_default();
         let req = format!(
             "POST /demo/whep HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/sdp\r\n{auth}Content-Length: {}\r\n\r\n{offer}",
@@ -695,14 +698,22 @@ fn whep_needs_the_rtsp_users() {
         let _ = s.read_to_string(&mut out);
         out
     };
+    let basic = |a: &str| {
+        Some(format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(a)
+        ))
+    };
     let out = post(None);
     assert!(out.starts_with("HTTP/1.1 401"), "{out}");
-    assert!(
-        out.to_ascii_lowercase().contains("www-authenticate: basic"),
-        "{out}"
-    );
-    assert!(post(Some("viewer:wrong")).starts_with("HTTP/1.1 401"));
-    let out = post(Some("viewer:s3cret"));
+    let lower = out.to_ascii_lowercase();
+    assert!(lower.contains("www-authenticate: basic"), "{out}");
+    assert!(lower.contains("www-authenticate: bearer"), "{out}");
+    assert!(post(basic("viewer:wrong")).starts_with("HTTP/1.1 401"));
+    assert!(post(Some("Bearer wrong-token".into())).starts_with("HTTP/1.1 401"));
+    let out = post(basic("viewer:s3cret"));
+    assert!(out.starts_with("HTTP/1.1 201"), "{out}");
+    let out = post(Some("Bearer adm1n-t0ken".into()));
     assert!(out.starts_with("HTTP/1.1 201"), "{out}");
 }
 

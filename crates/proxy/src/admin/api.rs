@@ -57,6 +57,8 @@ pub struct WebRtcView {
     pub nacks: u64,
     pub plis: u64,
     pub firs: u64,
+    pub resent_packets: u64,
+    pub keyframe_replays: u64,
 }
 
 #[derive(Debug, Serialize)]

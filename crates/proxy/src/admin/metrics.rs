@@ -102,7 +102,7 @@ impl Scrape {
         if self.webrtc.is_empty() {
             return Ok(());
         }
-        let counters: [(&str, &str, WebRtcValue); 5] = [
+        let counters: [(&str, &str, WebRtcValue); 7] = [
             (
                 "rtsp_proxy_webrtc_bytes_sent",
                 "RTP bytes sent to WebRTC viewers (before SRTP; retransmissions not counted)",
@@ -122,6 +122,16 @@ impl Scrape {
                 "rtsp_proxy_webrtc_plis",
                 "Picture loss indications from WebRTC viewers (never passed to the camera)",
                 |w| w.counters.plis,
+            ),
+            (
+                "rtsp_proxy_webrtc_resent_packets",
+                "RTP packets resent to WebRTC viewers on their NACKs",
+                |w| w.counters.resent,
+            ),
+            (
+                "rtsp_proxy_webrtc_keyframe_replays",
+                "Keyframe requests of WebRTC viewers answered with the cached keyframe (at most one a second per viewer)",
+                |w| w.counters.keyframe_replays,
             ),
             (
                 "rtsp_proxy_webrtc_firs",

@@ -245,6 +245,8 @@ fn view(state: &AdminState, stream: &Stream) -> PathView {
             nacks: w.counters.nacks,
             plis: w.counters.plis,
             firs: w.counters.firs,
+            resent_packets: w.counters.resent,
+            keyframe_replays: w.counters.keyframe_replays,
         });
     }
     view

@@ -863,6 +863,18 @@ impl Stream {
         )
     }
 
+    /// The keyframe cache of `track` as it stands (oldest first; empty if
+    /// `track` is not the cache's keyframe track or the cache is stale): what
+    /// answers a WebRTC viewer's keyframe request without bothering the
+    /// camera. Not retimed: the viewer cuts it at what it got and retimes that.
+    pub fn cached_keyframe(&self, track: usize, now: Instant) -> Vec<Bytes> {
+        let st = self.lock();
+        match st.cache.is_key_track(track) {
+            true => st.cache.replay(track, now),
+            false => Vec::new(),
+        }
+    }
+
     /// [`Stream::play`] with options: a multicast group's delivery replays the
     /// cache only when the group starts, and is not counted as a client.
     #[allow(clippy::too_many_arguments)]

@@ -15,6 +15,7 @@ use tracing::{debug, info};
 use super::session::{Step, Viewer, ViewerCounters};
 use super::stun;
 use crate::relay::sink::ViewerBatch;
+use crate::relay::Stream;
 
 /// Datagrams queued per session before its task reads them (more are dropped).
 const DATAGRAM_QUEUE: usize = 256;
@@ -144,6 +145,8 @@ pub struct SessionIo {
     pub handshake_timeout: Duration,
     /// Where the counters are published for the admin port.
     pub counters: Arc<Mutex<ViewerCounters>>,
+    /// The relayed stream (its keyframe cache answers keyframe requests).
+    pub stream: Arc<Stream>,
 }
 
 /// Drives one viewer until it ends; returns why.
@@ -161,6 +164,15 @@ pub async fn run_session(mut viewer: Viewer, mut io: SessionIo) -> &'static str 
                 Step::Ended(why) => return finish(&viewer, &io, why),
             }
         };
+        // A keyframe request: the cached GOP, then back to sending.
+        if let Some(track) = viewer.keyframe_wanted(Instant::now()) {
+            let now = Instant::now();
+            let cached = io.stream.cached_keyframe(track, now);
+            if viewer.replay_keyframe(track, &cached, now) {
+                debug!(path = %io.path, session = io.id, "keyframe request answered from the cache");
+                continue;
+            }
+        }
         let connected = viewer.is_connected();
         let deadline = tokio::time::Instant::from_std(wait);
         tokio::select! {
@@ -212,7 +224,9 @@ fn finish(viewer: &Viewer, io: &SessionIo, why: &'static str) -> &'static str {
         session = io.id,
         packets = c.packets,
         nacks = c.nacks,
+        resent = c.resent,
         plis = c.plis,
+        keyframe_replays = c.keyframe_replays,
         "WebRTC viewer ended: {why}"
     );
     why

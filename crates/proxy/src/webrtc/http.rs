@@ -61,6 +61,10 @@ pub struct Viewers {
     socket: Arc<UdpSocket>,
     demux: Arc<Demux>,
     ctx: Arc<ServerContext>,
+    /// The admin token (`--admin-token`): `Authorization: Bearer` with it
+    /// lets a WHEP POST through where users are required (the dashboard's
+    /// "watch" link and preview carry it).
+    bearer: Option<String>,
     crypto: Crypto,
     sessions: Mutex<HashMap<String, Entry>>,
     /// Counters of viewers gone, per path (so totals never go down).
@@ -74,6 +78,7 @@ impl Viewers {
         socket: Arc<UdpSocket>,
         demux: Arc<Demux>,
         ctx: Arc<ServerContext>,
+        bearer: Option<String>,
     ) -> Viewers {
         Viewers {
             config,
@@ -81,6 +86,7 @@ impl Viewers {
             socket,
             demux,
             ctx,
+            bearer,
             crypto: Crypto::new(),
             sessions: Mutex::new(HashMap::new()),
             ended: Mutex::new(HashMap::new()),
@@ -131,6 +137,8 @@ fn add(total: &mut ViewerCounters, c: &ViewerCounters) {
     total.nacks += c.nacks;
     total.plis += c.plis;
     total.firs += c.firs;
+    total.resent += c.resent;
+    total.keyframe_replays += c.keyframe_replays;
 }
 
 /// Serves HTTP connections for ever (bounded as the admin port is).
@@ -339,17 +347,30 @@ async fn offer(
         );
     }
     if let Some(auth) = &viewers.ctx.client_auth {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        if let Err(refusal) = auth.check_basic(given) {
-            info!(%peer, path = %name, "WHEP offer refused: {refusal}");
-            let mut r = text(StatusCode::UNAUTHORIZED, "log in as an RTSP client would");
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"rtsp-proxy\""),
-            );
-            return r;
+        let given = headers.get(header::AUTHORIZATION);
+        let by_token = viewers
+            .bearer
+            .as_deref()
+            .is_some_and(|t| crate::admin::token::bearer_ok(given.map(|v| v.as_bytes()), t));
+        if !by_token {
+            if let Err(refusal) = auth.check_basic(given.and_then(|v| v.to_str().ok())) {
+                info!(%peer, path = %name, "WHEP offer refused: {refusal}");
+                let mut r = text(
+                    StatusCode::UNAUTHORIZED,
+                    "log in as an RTSP client would (Basic) or with the admin token (Bearer)",
+                );
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"rtsp-proxy\""),
+                );
+                if viewers.bearer.is_some() {
+                    r.headers_mut().append(
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static("Bearer realm=\"rtsp-proxy\""),
+                    );
+                }
+                return r;
+            }
         }
     }
     let Some(stream) = viewers.ctx.streams.get(name) else {
@@ -487,6 +508,7 @@ async fn offer(
         end,
         handshake_timeout: HANDSHAKE_TIMEOUT,
         counters: counters.clone(),
+        stream: stream.clone(),
     };
     info!(%peer, path = %name, session, "WebRTC viewer: answered");
     let task_viewers = viewers.clone();

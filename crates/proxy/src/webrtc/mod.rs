@@ -114,11 +114,14 @@ impl WebRtcHandle {
 }
 
 /// Binds the HTTP and UDP ports and starts serving (HTTPS with `tls`).
+/// `bearer` (the admin token) is taken on a WHEP POST besides the users'
+/// Basic credentials.
 pub async fn start(
     config: &WebRtcConfig,
     listen: SocketAddr,
     ctx: Arc<ServerContext>,
     tls: Option<Arc<rustls::ServerConfig>>,
+    bearer: Option<String>,
 ) -> Result<WebRtcHandle, WebRtcError> {
     let listener = TcpListener::bind(listen)
         .await
@@ -143,6 +146,7 @@ pub async fn start(
         socket.clone(),
         demux.clone(),
         ctx,
+        bearer,
     ));
     let receiver = tasks.spawn(driver::receive_loop(socket, demux));
     let https = tls.is_some();

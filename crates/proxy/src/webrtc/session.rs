@@ -8,6 +8,14 @@
 //! re-fragmentation changes the count); str0m keeps the last packets of each
 //! track and answers the browser's NACKs from them (RTX when the browser
 //! offered it).
+//!
+//! A browser's keyframe request (PLI or FIR) is answered from the relay's
+//! keyframe cache, never passed to the camera: [`Viewer::keyframe_wanted`]
+//! names the video track (at most one replay per [`KEYFRAME_REPLAY_INTERVAL`]),
+//! the glue fetches the cached GOP, and [`Viewer::replay_keyframe`] sends it
+//! cut at what this viewer last got and retimed to end there
+//! ([`crate::relay::replay_timing`]), under the viewer's own continuous
+//! sequence numbers; the live packets then run straight on.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,7 +29,9 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 use super::codecs::{BrowserCodec, Plan, Playable};
 use super::fragment::fit_h264;
+use crate::relay::replay_timing::retime_to_live_edge;
 use crate::relay::sink::ViewerBatch;
+use bytes::Bytes;
 
 /// Largest RTP payload sent to a browser: 1200 bytes of RTP plus SRTP and UDP
 /// headers fit any path a browser uses (WebRTC's usual packet size).
@@ -30,6 +40,9 @@ const RTP_HEADER: usize = 12;
 /// Packets per video track kept for NACKed retransmissions (about 2 s of a
 /// 4 Mbit/s stream; str0m keeps them at most 3 s).
 const RESEND_PACKETS: usize = 1024;
+/// At most one keyframe replay per viewer this often (a browser that cannot
+/// decode repeats its PLI; a replay is a whole GOP).
+pub const KEYFRAME_REPLAY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The crypto backend (pure Rust) and one DTLS certificate for every
 /// session: made once, so an offer costs no key generation (the fingerprint
@@ -76,7 +89,13 @@ struct TrackOut {
     codec: BrowserCodec,
     ssrc: Ssrc,
     pt: str0m::media::Pt,
+    mid: Mid,
     next_seq: u64,
+    /// The relay's sequence number of the last packet written (where a
+    /// keyframe replay is cut).
+    last_relayed: Option<u16>,
+    /// RTP packets written on this track (to tell str0m's resends apart).
+    written: u64,
 }
 
 /// Counters of one viewer, read by the admin port.
@@ -87,6 +106,10 @@ pub struct ViewerCounters {
     pub nacks: u64,
     pub plis: u64,
     pub firs: u64,
+    /// Packets sent again on a NACK (str0m's sent count beyond the written).
+    pub resent: u64,
+    /// Keyframe requests answered with the cached GOP.
+    pub keyframe_replays: u64,
 }
 
 /// What the glue does next.
@@ -108,9 +131,22 @@ pub struct Viewer {
     connected: bool,
     ice_state: IceConnectionState,
     counters: ViewerCounters,
-    /// Per-track egress totals from str0m's stats (NACKs, PLIs, FIRs).
-    egress: Vec<(Mid, u64, u64, u64)>,
+    /// Per-track egress totals from str0m's stats.
+    egress: Vec<Egress>,
     pieces: Vec<Arc<[u8]>>,
+    /// A keyframe request not answered yet.
+    keyframe_requested: bool,
+    last_keyframe_replay: Option<Instant>,
+}
+
+/// One track's egress totals from str0m's stats.
+#[derive(Debug, Clone, Copy)]
+struct Egress {
+    mid: Mid,
+    nacks: u64,
+    plis: u64,
+    firs: u64,
+    resent: u64,
 }
 
 /// The mids of the offer's audio and video sections, in order (what str0m
@@ -214,6 +250,8 @@ impl Viewer {
             counters: ViewerCounters::default(),
             egress: Vec::new(),
             pieces: Vec::new(),
+            keyframe_requested: false,
+            last_keyframe_replay: None,
         };
         Ok((viewer, answer.to_sdp_string()))
     }
@@ -254,7 +292,10 @@ impl Viewer {
             codec: playable.codec,
             ssrc,
             pt,
+            mid,
             next_seq: u64::from(rand::random::<u16>() & 0x7fff),
+            last_relayed: None,
+            written: 0,
         })
     }
 
@@ -274,10 +315,11 @@ impl Viewer {
 
     pub fn counters(&self) -> ViewerCounters {
         let mut c = self.counters;
-        for (_, nacks, plis, firs) in &self.egress {
-            c.nacks += nacks;
-            c.plis += plis;
-            c.firs += firs;
+        for e in &self.egress {
+            c.nacks += e.nacks;
+            c.plis += e.plis;
+            c.firs += e.firs;
+            c.resent += e.resent;
         }
         c
     }
@@ -326,17 +368,66 @@ impl Viewer {
 
     /// Writes a relayed batch (held back by the glue until connected).
     pub fn write(&mut self, batch: &ViewerBatch, now: Instant) {
-        let Some(out) = self.outs.iter_mut().find(|o| o.track == batch.track) else {
+        self.write_packets(batch.track, &batch.packets, now);
+    }
+
+    /// The video track to answer a keyframe request on, once connected and at
+    /// most once per [`KEYFRAME_REPLAY_INTERVAL`] (a request within it is
+    /// dropped: the browser repeats it if it still cannot decode).
+    pub fn keyframe_wanted(&mut self, now: Instant) -> Option<usize> {
+        if !std::mem::take(&mut self.keyframe_requested) || !self.connected {
+            return None;
+        }
+        if self
+            .last_keyframe_replay
+            .is_some_and(|at| now.saturating_duration_since(at) < KEYFRAME_REPLAY_INTERVAL)
+        {
+            return None;
+        }
+        let out = self.outs.iter().find(|o| o.codec.is_video())?;
+        self.last_keyframe_replay = Some(now);
+        Some(out.track)
+    }
+
+    /// Answers a keyframe request with `cached` (the relay's keyframe cache of
+    /// `track`, oldest first): cut at the last packet this viewer got (what
+    /// follows it is still on its way live) and retimed to end at that
+    /// packet's timestamp. False if the cache does not hold that packet (it
+    /// started over at a keyframe that is on its way already).
+    pub fn replay_keyframe(&mut self, track: usize, cached: &[Bytes], now: Instant) -> bool {
+        let Some(last) = self
+            .outs
+            .iter()
+            .find(|o| o.track == track)
+            .and_then(|o| o.last_relayed)
+        else {
+            return false;
+        };
+        let Some(end) = cached
+            .iter()
+            .position(|p| rtp::packet::parse_rtp(p).is_ok_and(|h| h.sequence == last))
+        else {
+            return false;
+        };
+        let replay = retime_to_live_edge(&cached[..=end]);
+        self.write_packets(track, &replay, now);
+        self.counters.keyframe_replays += 1;
+        true
+    }
+
+    fn write_packets(&mut self, track: usize, packets: &[Bytes], now: Instant) {
+        let Some(out) = self.outs.iter_mut().find(|o| o.track == track) else {
             return;
         };
         let mut api = self.rtc.direct_api();
         let Some(stream) = api.stream_tx(&out.ssrc) else {
             return;
         };
-        for pkt in batch.packets.iter() {
+        for pkt in packets.iter() {
             let Ok(hdr) = rtp::packet::parse_rtp(pkt) else {
                 continue;
             };
+            out.last_relayed = Some(hdr.sequence);
             let payload = hdr.payload(pkt);
             self.pieces.clear();
             if out.codec == BrowserCodec::H264 {
@@ -347,6 +438,7 @@ impl Viewer {
             let last = self.pieces.len().saturating_sub(1);
             for (i, piece) in self.pieces.drain(..).enumerate() {
                 self.counters.packets += 1;
+                out.written += 1;
                 self.counters.bytes += (piece.len() + RTP_HEADER) as u64;
                 let seq = SeqNo::from(out.next_seq);
                 out.next_seq += 1;
@@ -383,14 +475,32 @@ impl Viewer {
                         }
                     }
                     Event::MediaEgressStats(s) => {
-                        match self.egress.iter_mut().find(|e| e.0 == s.mid) {
-                            Some(e) => *e = (s.mid, s.nacks, s.plis, s.firs),
-                            None => self.egress.push((s.mid, s.nacks, s.plis, s.firs)),
+                        // str0m counts resends in its sent packets; what was
+                        // written is known here (a lower bound: packets
+                        // written but not sent yet hide as many resends).
+                        let written = self
+                            .outs
+                            .iter()
+                            .filter(|o| o.mid == s.mid)
+                            .map(|o| o.written)
+                            .sum::<u64>();
+                        let e = Egress {
+                            mid: s.mid,
+                            nacks: s.nacks,
+                            plis: s.plis,
+                            firs: s.firs,
+                            resent: s.packets.saturating_sub(written),
+                        };
+                        match self.egress.iter_mut().find(|x| x.mid == s.mid) {
+                            Some(x) => *x = e,
+                            None => self.egress.push(e),
                         }
                     }
+                    // Answered from the keyframe cache (the glue asks
+                    // [`Viewer::keyframe_wanted`]), never passed to the camera;
+                    // the counts come with the egress stats.
+                    Event::KeyframeRequest(_) => self.keyframe_requested = true,
                     Event::Closed => return Step::Ended("the browser closed the connection"),
-                    // Keyframe requests are never passed to the camera; the
-                    // counts come with the egress stats.
                     _ => {}
                 },
                 Err(_) => return Step::Ended("WebRTC error"),
@@ -403,8 +513,10 @@ impl Viewer {
 mod tests {
     use super::*;
     use crate::webrtc::codecs::BrowserCodec;
-    use bytes::Bytes;
+    use std::collections::BTreeSet;
     use str0m::change::SdpAnswer;
+    use str0m::media::KeyframeRequestKind;
+    use str0m::rtp::RtpPacket;
 
     fn rtp(seq: u16, timestamp: u32, marker: bool, payload: &[u8]) -> Bytes {
         let mut p = vec![0x80, 96 | (u8::from(marker) << 7)];
@@ -415,109 +527,192 @@ mod tests {
         Bytes::from(p)
     }
 
-    /// The client's output: datagrams to the viewer, RTP packets received.
-    fn pump_client(
-        client: &mut Rtc,
-        viewer: &mut Viewer,
-        client_addr: SocketAddr,
-        t: Instant,
-        received: &mut Vec<str0m::rtp::RtpPacket>,
-    ) {
-        loop {
-            match client.poll_output().unwrap() {
-                Output::Transmit(tx) => {
-                    viewer.receive(client_addr, &tx.contents, t);
-                }
-                Output::Timeout(_) => break,
-                Output::Event(Event::RtpPacket(p)) => received.push(p),
-                Output::Event(_) => {}
-            }
+    fn idr() -> Vec<u8> {
+        std::iter::once(0x65)
+            .chain((0..3000).map(|i| i as u8))
+            .collect()
+    }
+
+    fn batch(packets: Vec<Bytes>) -> ViewerBatch {
+        ViewerBatch {
+            track: 0,
+            packets: packets.into(),
+            keyframe: Some(true),
         }
     }
 
-    /// A str0m client (a browser's part) and a viewer, connected in memory:
-    /// the relayed H.264 arrives cut to the WebRTC packet size, with the
-    /// relay's timestamps and the marker on each frame's last piece.
-    #[test]
-    fn a_webrtc_client_gets_h264_cut_to_size_with_the_relays_timestamps() {
-        let mut t = Instant::now();
-        let mut client = Rtc::builder()
-            .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
-            .set_rtp_mode(true)
-            .build(t);
-        let client_addr: SocketAddr = "127.0.0.1:5000".parse().unwrap();
-        let server_addr: SocketAddr = "127.0.0.1:6000".parse().unwrap();
-        client.add_local_candidate(Candidate::host(client_addr, "udp").unwrap());
-        let mut api = client.sdp_api();
-        api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
-        let (offer, pending) = api.apply().expect("offer");
-        let plan = Plan {
-            video: Some(Playable {
-                track: 0,
-                codec: BrowserCodec::H264,
-            }),
-            audio: None,
-            left_out: Vec::new(),
-        };
-        let (mut viewer, answer) = Viewer::answer(
-            &offer.to_sdp_string(),
-            &plan,
-            &[server_addr],
-            &Crypto::new(),
-            t,
-        )
-        .expect("answered");
-        assert!(answer.contains("a=ice-lite"), "{answer}");
-        client
-            .sdp_api()
-            .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
-            .expect("answer accepted");
+    /// SRTP media (not RTCP, DTLS or STUN): what a lossy network may drop.
+    fn is_rtp(datagram: &[u8]) -> bool {
+        datagram.len() > 12
+            && datagram[0] & 0xc0 == 0x80
+            && !(64..96).contains(&(datagram[1] & 0x7f))
+    }
 
-        let idr: Vec<u8> = std::iter::once(0x65)
-            .chain((0..3000).map(|i| i as u8))
-            .collect();
-        let batch = ViewerBatch {
-            track: 0,
-            packets: vec![
-                rtp(1, 90_000, true, &idr),
-                rtp(2, 93_600, true, &[0x41, 1, 2]),
-            ]
-            .into(),
-            keyframe: Some(true),
-        };
-        let mut sent = false;
-        let mut connected_for = 0;
-        let mut received = Vec::new();
-        for _ in 0..3000 {
+    /// A str0m client (a browser's part) and a viewer of an H.264 track,
+    /// connected in memory, with simulated time and a lossy viewer-to-client
+    /// direction; the glue's keyframe-request answer is played by `step` from
+    /// `cache`.
+    struct Pair {
+        client: Rtc,
+        viewer: Viewer,
+        t: Instant,
+        client_addr: SocketAddr,
+        server_addr: SocketAddr,
+        received: Vec<RtpPacket>,
+        /// RTP datagrams the viewer sent, in order (lost ones included).
+        rtp_sent: usize,
+        /// Indexes (in `rtp_sent` order) of the RTP datagrams lost.
+        lose: BTreeSet<usize>,
+        /// The relay's keyframe cache, answering keyframe requests.
+        cache: Vec<Bytes>,
+        mid: Mid,
+    }
+
+    impl Pair {
+        fn new() -> Pair {
+            let t = Instant::now();
+            let mut client = Rtc::builder()
+                .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
+                .set_rtp_mode(true)
+                .build(t);
+            let client_addr: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+            let server_addr: SocketAddr = "127.0.0.1:6000".parse().unwrap();
+            client.add_local_candidate(Candidate::host(client_addr, "udp").unwrap());
+            let mut api = client.sdp_api();
+            let mid = api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+            let (offer, pending) = api.apply().expect("offer");
+            let plan = Plan {
+                video: Some(Playable {
+                    track: 0,
+                    codec: BrowserCodec::H264,
+                }),
+                audio: None,
+                left_out: Vec::new(),
+            };
+            let (viewer, answer) = Viewer::answer(
+                &offer.to_sdp_string(),
+                &plan,
+                &[server_addr],
+                &Crypto::new(),
+                t,
+            )
+            .expect("answered");
+            assert!(answer.contains("a=ice-lite"), "{answer}");
+            client
+                .sdp_api()
+                .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
+                .expect("answer accepted");
+            Pair {
+                client,
+                viewer,
+                t,
+                client_addr,
+                server_addr,
+                received: Vec::new(),
+                rtp_sent: 0,
+                lose: BTreeSet::new(),
+                cache: Vec::new(),
+                mid,
+            }
+        }
+
+        /// The client's output: datagrams to the viewer, RTP packets received.
+        fn pump_client(&mut self) {
             loop {
-                match viewer.poll() {
+                match self.client.poll_output().unwrap() {
+                    Output::Transmit(tx) => {
+                        self.viewer.receive(self.client_addr, &tx.contents, self.t);
+                    }
+                    Output::Timeout(_) => break,
+                    Output::Event(Event::RtpPacket(p)) => self.received.push(p),
+                    Output::Event(_) => {}
+                }
+            }
+        }
+
+        /// Everything both sides have to say now, then 5 ms pass.
+        fn step(&mut self) {
+            loop {
+                match self.viewer.poll() {
                     Step::Send { to, data } => {
-                        assert_eq!(to, client_addr);
-                        let input = Receive::new(Protocol::Udp, server_addr, client_addr, &data)
-                            .expect("a datagram");
-                        client.handle_input(Input::Receive(t, input)).unwrap();
+                        assert_eq!(to, self.client_addr);
+                        if is_rtp(&data) {
+                            self.rtp_sent += 1;
+                            if self.lose.contains(&(self.rtp_sent - 1)) {
+                                continue;
+                            }
+                        }
+                        let input =
+                            Receive::new(Protocol::Udp, self.server_addr, self.client_addr, &data)
+                                .expect("a datagram");
+                        self.client
+                            .handle_input(Input::Receive(self.t, input))
+                            .unwrap();
                         // str0m's output is polled after every input.
-                        pump_client(&mut client, &mut viewer, client_addr, t, &mut received);
+                        self.pump_client();
                     }
                     Step::Wait(_) => break,
                     Step::Ended(why) => panic!("ended: {why}"),
                 }
             }
-            pump_client(&mut client, &mut viewer, client_addr, t, &mut received);
-            if viewer.is_connected() {
-                connected_for += 1;
+            self.pump_client();
+            // What the glue does after polling: a keyframe request is answered
+            // from the cache.
+            if let Some(track) = self.viewer.keyframe_wanted(self.t) {
+                let cache = self.cache.clone();
+                self.viewer.replay_keyframe(track, &cache, self.t);
             }
-            if connected_for > 20 && !sent {
-                viewer.write(&batch, t);
-                sent = true;
-            }
-            if received.len() >= 4 {
-                break;
-            }
-            t += Duration::from_millis(5);
-            viewer.tick(t);
-            client.handle_input(Input::Timeout(t)).unwrap();
+            self.t += Duration::from_millis(5);
+            self.viewer.tick(self.t);
+            self.client.handle_input(Input::Timeout(self.t)).unwrap();
         }
+
+        /// Steps until `done` (false if it never was within `steps`).
+        fn run_until(&mut self, steps: usize, done: impl Fn(&Pair) -> bool) -> bool {
+            for _ in 0..steps {
+                if done(self) {
+                    return true;
+                }
+                self.step();
+            }
+            done(self)
+        }
+
+        fn connect(&mut self) {
+            assert!(
+                self.run_until(3000, |p| p.viewer.is_connected()),
+                "connected"
+            );
+            for _ in 0..20 {
+                self.step();
+            }
+        }
+
+        fn request_keyframe(&mut self) {
+            self.client
+                .direct_api()
+                .stream_rx_by_mid(self.mid, None)
+                .expect("the client receives")
+                .request_keyframe(KeyframeRequestKind::Pli);
+        }
+    }
+
+    /// The relayed H.264 arrives cut to the WebRTC packet size, with the
+    /// relay's timestamps and the marker on each frame's last piece.
+    #[test]
+    fn a_webrtc_client_gets_h264_cut_to_size_with_the_relays_timestamps() {
+        let mut pair = Pair::new();
+        pair.connect();
+        let idr = idr();
+        pair.viewer.write(
+            &batch(vec![
+                rtp(1, 90_000, true, &idr),
+                rtp(2, 93_600, true, &[0x41, 1, 2]),
+            ]),
+            pair.t,
+        );
+        assert!(pair.run_until(200, |p| p.received.len() >= 4));
+        let received = &pair.received;
         assert_eq!(received.len(), 4, "pieces received");
         assert!(received
             .iter()
@@ -531,7 +726,107 @@ mod tests {
             nal.extend_from_slice(&p.payload[2..]);
         }
         assert_eq!(nal, idr);
-        assert_eq!(viewer.counters().packets, 4);
+        assert_eq!(pair.viewer.counters().packets, 4);
+    }
+
+    /// A PLI is answered at once from the keyframe cache, cut at what the
+    /// viewer got and retimed to end there, under the viewer's continuous
+    /// sequence numbers; another PLI within the replay interval is not.
+    #[test]
+    fn a_pli_gets_the_cached_keyframe_retimed_at_once() {
+        let mut pair = Pair::new();
+        pair.connect();
+        let idr = idr();
+        let gop = vec![
+            rtp(1, 90_000, true, &idr),
+            rtp(2, 93_600, true, &[0x41, 1]),
+            rtp(3, 97_200, true, &[0x41, 2]),
+            // Relayed, cached, but still in the viewer's queue: not replayed.
+            rtp(4, 100_800, true, &[0x41, 3]),
+        ];
+        pair.cache = gop.clone();
+        pair.viewer.write(&batch(gop[..3].to_vec()), pair.t);
+        assert!(pair.run_until(200, |p| p.received.len() >= 5));
+        assert_eq!(pair.received.len(), 5);
+
+        pair.request_keyframe();
+        let asked = pair.t;
+        assert!(
+            pair.run_until(200, |p| p.received.len() >= 10),
+            "the replay arrived"
+        );
+        let took = pair.t - asked;
+        assert!(took <= Duration::from_millis(50), "answered in {took:?}");
+        let replay = &pair.received[5..];
+        let stamps: Vec<u32> = replay.iter().map(|p| p.header.timestamp).collect();
+        assert_eq!(stamps, vec![97_198, 97_198, 97_198, 97_199, 97_200]);
+        assert_eq!(replay[0].payload[1] & 0x80, 0x80, "an FU-A start: the IDR");
+        let seqs: Vec<u64> = pair.received.iter().map(|p| *p.seq_no).collect();
+        assert!(
+            seqs.windows(2).all(|w| w[1] == w[0] + 1),
+            "continuous: {seqs:?}"
+        );
+        assert_eq!(pair.viewer.counters().keyframe_replays, 1);
+
+        // Live again, straight on.
+        pair.viewer.write(&batch(gop[3..].to_vec()), pair.t);
+        assert!(pair.run_until(200, |p| p.received.len() >= 11));
+        assert_eq!(pair.received[10].header.timestamp, 100_800);
+        assert_eq!(*pair.received[10].seq_no, seqs[9] + 1);
+
+        // A PLI right after is not answered; one a second later is.
+        pair.request_keyframe();
+        pair.run_until(50, |_| false);
+        assert_eq!(pair.received.len(), 11);
+        assert_eq!(pair.viewer.counters().keyframe_replays, 1);
+        pair.cache = gop.clone();
+        pair.run_until(200, |_| false);
+        pair.request_keyframe();
+        assert!(pair.run_until(200, |p| p.received.len() >= 17));
+        assert_eq!(pair.viewer.counters().keyframe_replays, 2);
+        assert!(pair.viewer.counters().plis >= 2);
+    }
+
+    /// Packets lost on the way are NACKed by the client and resent from the
+    /// viewer's history: every packet arrives in the end, and the NACKs and
+    /// resent packets are counted.
+    #[test]
+    fn lost_packets_are_nacked_and_resent_from_the_history() {
+        let mut pair = Pair::new();
+        pair.connect();
+        pair.lose = [3, 7, 11, 20, 21].into_iter().collect();
+        let frames = 60u16;
+        for chunk in (0..frames).collect::<Vec<_>>().chunks(10) {
+            let packets = chunk
+                .iter()
+                .map(|i| rtp(*i, 90_000 + u32::from(*i) * 3600, true, &[0x41, *i as u8]))
+                .collect();
+            pair.viewer.write(&batch(packets), pair.t);
+            pair.step();
+        }
+        let all = |p: &Pair| {
+            p.received
+                .iter()
+                .map(|r| r.payload.clone())
+                .collect::<BTreeSet<_>>()
+                .len()
+                == usize::from(frames)
+        };
+        assert!(
+            pair.run_until(400, all),
+            "every packet arrived: {} of {frames}",
+            pair.received.len()
+        );
+        // The counters come with str0m's next stats (each second).
+        assert!(pair.run_until(400, |p| p.viewer.counters().resent >= 5));
+        let c = pair.viewer.counters();
+        assert!(c.nacks >= 1, "{c:?}");
+        assert_eq!(
+            c.packets,
+            u64::from(frames),
+            "resends are not written twice"
+        );
+        assert!(pair.rtp_sent >= usize::from(frames) + 5);
     }
 
     #[test]
