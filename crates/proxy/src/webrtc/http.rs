@@ -15,6 +15,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 use tracing::info;
 
+use crate::admin::health::{Health, Phase};
 use crate::admin::server::{accept_loop, ConnAddrs, HttpLimits};
 
 use super::codecs::Plan;
@@ -61,6 +62,8 @@ pub struct Viewers {
     socket: Arc<UdpSocket>,
     demux: Arc<Demux>,
     ctx: Arc<ServerContext>,
+    /// The proxy's phase: no new viewer once it drains.
+    health: Arc<Health>,
     crypto: Crypto,
     sessions: Mutex<HashMap<String, Entry>>,
     /// Counters of viewers gone, per path (so totals never go down).
@@ -74,6 +77,7 @@ impl Viewers {
         socket: Arc<UdpSocket>,
         demux: Arc<Demux>,
         ctx: Arc<ServerContext>,
+        health: Arc<Health>,
     ) -> Viewers {
         Viewers {
             config,
@@ -81,6 +85,7 @@ impl Viewers {
             socket,
             demux,
             ctx,
+            health,
             crypto: Crypto::new(),
             sessions: Mutex::new(HashMap::new()),
             ended: Mutex::new(HashMap::new()),
@@ -351,6 +356,13 @@ async fn offer(
             );
             return r;
         }
+    }
+    if viewers.health.phase() == Phase::Draining {
+        info!(%peer, path = %name, "WHEP offer refused: draining (shutting down)");
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "draining (shutting down): no new viewer is accepted",
+        );
     }
     let Some(stream) = viewers.ctx.streams.get(name) else {
         return text(StatusCode::NOT_FOUND, format!("no path named {name:?}"));

@@ -32,6 +32,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinHandle;
 
+use crate::admin::health::Health;
 use crate::server::ServerContext;
 
 /// Default UDP address of WebRTC media.
@@ -113,11 +114,13 @@ impl WebRtcHandle {
     }
 }
 
-/// Binds the HTTP and UDP ports and starts serving (HTTPS with `tls`).
+/// Binds the HTTP and UDP ports and starts serving (HTTPS with `tls`); new
+/// viewers are refused (503) once `health` says the proxy drains.
 pub async fn start(
     config: &WebRtcConfig,
     listen: SocketAddr,
     ctx: Arc<ServerContext>,
+    health: Arc<Health>,
     tls: Option<Arc<rustls::ServerConfig>>,
 ) -> Result<WebRtcHandle, WebRtcError> {
     let listener = TcpListener::bind(listen)
@@ -143,6 +146,7 @@ pub async fn start(
         socket.clone(),
         demux.clone(),
         ctx,
+        health,
     ));
     let receiver = tasks.spawn(driver::receive_loop(socket, demux));
     let https = tls.is_some();
