@@ -16,6 +16,9 @@
 # Logs of every process an end-to-end test started: target/e2e-logs/.
 # After the tests, a bounded smoke run of every fuzz target
 # (scripts/fuzz-smoke.sh; FUZZ_SMOKE=0 skips it).
+# The whole suite builds the static release binary (tests/packaging.rs) and
+# the fuzz targets in the background, at the lowest priority, while the
+# tests run: target/static-build.log, target/fuzz-smoke-build.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -163,12 +166,27 @@ fi
 export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 status=0
 fuzz_build=
+static_build=
+# Ends a background build (its cargo too) and waits for it.
+stop_build() { # stop_build <pid>
+  [[ -n "$1" ]] || return 0
+  pkill -TERM -P "$1" 2>/dev/null || true
+  kill "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
 if (($# == 0)); then
-  # Build the tests first; then the fuzz targets build in the background while
-  # the tests run (the end-to-end tests mostly wait for real-time media).
+  # Build the tests first; then the static release binary and the fuzz
+  # targets build in the background while the tests run (the end-to-end tests
+  # mostly wait for real-time media).
   echo "+ cargo test --workspace --locked --no-run"
   cargo test --workspace --locked --no-run || exit $?
   mkdir -p target
+  # tests/packaging.rs runs the same scripts/build-static.sh: its cargo waits
+  # for this build's lock on target/<host triple>/release and finds it fresh,
+  # so the suite does not wait for a whole release build of its own.
+  echo "+ nice -n 19 scripts/build-static.sh > target/static-build.log &"
+  nice -n 19 scripts/build-static.sh >target/static-build.log 2>&1 &
+  static_build=$!
   # At the lowest priority, so that the tests' real-time media never waits for it.
   echo "+ FUZZ_SMOKE_PHASE=build nice -n 19 scripts/fuzz-smoke.sh > target/fuzz-smoke-build.log &"
   FUZZ_SMOKE_PHASE=build nice -n 19 scripts/fuzz-smoke.sh >target/fuzz-smoke-build.log 2>&1 &
@@ -179,11 +197,13 @@ echo "+ ${cmd[*]}"
 "${cmd[@]}" || status=$?
 if ((status != 0)); then
   echo "test.sh: FAILED (exit $status); end-to-end process logs: target/e2e-logs/" >&2
-  if [[ -n "$fuzz_build" ]]; then
-    kill "$fuzz_build" 2>/dev/null || true
-    wait "$fuzz_build" 2>/dev/null || true
-  fi
+  stop_build "$static_build"
+  stop_build "$fuzz_build"
   exit "$status"
+fi
+# Done by now (tests/packaging.rs waited for it); a failure failed that test.
+if [[ -n "$static_build" ]]; then
+  wait "$static_build" || echo "test.sh: the background static build failed: target/static-build.log" >&2
 fi
 
 # The fuzz targets (fuzz/), a few seconds each from their seeds: only for the

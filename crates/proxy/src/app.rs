@@ -64,7 +64,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     // Before the streams: the port answers (or the bind fails) before any
     // source dials, and before the "Play this stream" lines; not ready yet.
     // WebRTC (WHEP) before the streams too, so that its URLs are in the banner.
-    let webrtc = start_webrtc(&config, &ctx).await?;
+    let webrtc = start_webrtc(&config, &ctx, &health).await?;
     let admin = start_admin(&config, &current, &ctx, &tasks, &health, webrtc.as_ref()).await?;
     publish_streams(&config, &ctx, &bound, webrtc.as_ref())?;
     print_ports(&config, &ctx, &bound, webrtc.as_ref());
@@ -79,7 +79,16 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     health.set(Phase::Draining);
     accepting.cancel();
     reloader.cancel();
-    drain(&ctx, &open, config.drain_timeout, first, &mut signals).await;
+    let webrtc_viewers = webrtc.as_ref().map(|w| w.viewers.clone());
+    drain(
+        &ctx,
+        &open,
+        webrtc_viewers.as_deref(),
+        config.drain_timeout,
+        first,
+        &mut signals,
+    )
+    .await;
     tokio::select! {
         () = shut_down(&ctx, admin, webrtc) => {}
         s = signals.next() => warn!("{s} while shutting down: exiting at once"),
@@ -221,6 +230,7 @@ fn server_context(
 async fn start_webrtc(
     config: &Config,
     ctx: &Arc<ServerContext>,
+    health: &Arc<Health>,
 ) -> Result<Option<WebRtcHandle>, AppError> {
     let Some((w, listen)) = config.webrtc.as_ref().and_then(|w| Some((w, w.listen?))) else {
         return Ok(None);
@@ -232,7 +242,7 @@ async fn start_webrtc(
     };
     let admin_token = config.admin.as_ref().and_then(|a| a.token.clone());
     Ok(Some(
-        crate::webrtc::start(w, listen, ctx.clone(), tls, admin_token).await?,
+        crate::webrtc::start(w, listen, ctx.clone(), health.clone(), tls, admin_token).await?,
     ))
 }
 
@@ -440,26 +450,30 @@ fn start_housekeeping(
     reloader
 }
 
-/// The drain: the ports are closed already and `/readyz` says 503; the
-/// clients that are playing go on until `timeout`, until none is left (no
-/// client connection in `open`, no session), or until a second SIGTERM or
-/// SIGINT, whichever comes first.
+/// The drain: the ports are closed already and `/readyz` says 503 (and WHEP
+/// refuses new viewers); the clients that are playing go on until `timeout`,
+/// until none is left (no client connection in `open`, no session, no
+/// WebRTC viewer), or until a second SIGTERM or SIGINT, whichever comes
+/// first.
 async fn drain(
     ctx: &ServerContext,
     open: &listener::OpenConnections,
+    webrtc: Option<&crate::webrtc::http::Viewers>,
     timeout: Duration,
     signal: &'static str,
     signals: &mut StopSignals,
 ) {
-    let clients = || open.open() + ctx.sessions.len();
+    let viewers = || webrtc.map_or(0, crate::webrtc::http::Viewers::count);
+    let clients = || open.open() + ctx.sessions.len() + viewers();
     if timeout.is_zero() || clients() == 0 {
         info!("{signal}: shutting down");
         return;
     }
     warn!(
-        "{signal}: draining: no new client is accepted; {} client connection(s) and {} session(s) go on for up to {} s (a second SIGTERM or SIGINT stops at once)",
+        "{signal}: draining: no new client is accepted; {} client connection(s), {} session(s) and {} WebRTC viewer(s) go on for up to {} s (a second SIGTERM or SIGINT stops at once)",
         open.open(),
         ctx.sessions.len(),
+        viewers(),
         timeout.as_secs_f64()
     );
     let deadline = tokio::time::Instant::now() + timeout;

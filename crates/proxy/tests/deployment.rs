@@ -21,9 +21,11 @@ const KUBERNETES: &str = "packaging/kubernetes";
 /// The field names and types of the API objects the manifests use
 /// (scripts/kubernetes-schema.py).
 const SCHEMA: &str = "crates/proxy/tests/data/kubernetes-schema.json";
-/// The proxy's default drain timeout (`--drain-timeout`): a pod's grace period
-/// must be longer.
-const DRAIN_TIMEOUT_S: i64 = 30;
+/// The proxy's default drain timeout (`--drain-timeout`), in seconds: a
+/// pod's grace period must be longer.
+fn drain_timeout_s() -> i64 {
+    i64::try_from(rtsp_proxy::config::DEFAULT_DRAIN_TIMEOUT.as_secs()).expect("seconds")
+}
 const PROBE: Duration = Duration::from_secs(30);
 
 /// Debian's interpreter, the one `python3-yaml` is installed for.
@@ -201,12 +203,14 @@ fn configmap_toml(objects: &[(String, Value)], name: &str) -> String {
 
 /// A `key = <number>` line's number in a TOML text (first match).
 fn toml_number(toml: &str, key: &str) -> i64 {
-    toml.lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once('=')?;
-            (k.trim() == key).then(|| v.split('#').next().unwrap().trim().parse().ok())?
-        })
-        .unwrap_or_else(|| panic!("no {key} in {toml}"))
+    toml_number_if_set(toml, key).unwrap_or_else(|| panic!("no {key} in {toml}"))
+}
+
+fn toml_number_if_set(toml: &str, key: &str) -> Option<i64> {
+    toml.lines().find_map(|l| {
+        let (k, v) = l.split_once('=')?;
+        (k.trim() == key).then(|| v.split('#').next().unwrap().trim().parse().ok())?
+    })
 }
 
 #[test]
@@ -219,7 +223,12 @@ fn kubernetes_manifests_probe_drain_and_balance_as_the_proxy_needs() {
         let grace = pod["terminationGracePeriodSeconds"]
             .as_i64()
             .expect("grace");
-        assert!(grace > DRAIN_TIMEOUT_S + 3, "{name}: grace {grace} s");
+        let toml = configmap_toml(&objects, &name);
+        let drain = toml_number_if_set(&toml, "drain_timeout").unwrap_or_else(drain_timeout_s);
+        assert!(
+            grace > drain + 3,
+            "{name}: grace {grace} s, drain timeout {drain} s"
+        );
         let container = &pod["containers"][0];
         let ports: BTreeMap<&str, i64> = container["ports"]
             .as_array()
@@ -233,7 +242,6 @@ fn kubernetes_manifests_probe_drain_and_balance_as_the_proxy_needs() {
             })
             .collect();
         // The container's ports are the TOML's.
-        let toml = configmap_toml(&objects, &name);
         assert_eq!(ports["rtsp"], toml_number(&toml, "rtsp_port"), "{name}");
         assert!(
             toml.contains(&format!("listen = \"0.0.0.0:{}\"", ports["admin"])),

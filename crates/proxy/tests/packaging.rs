@@ -7,6 +7,9 @@
 //!
 //! The static release binary is built once per run of this file (a release
 //! build of its own target directory, `target/<host triple>/release/`).
+//! `scripts/test.sh` starts that same build in the background before the
+//! tests run: the call here then waits for it (cargo's lock on that
+//! directory) and finds it done.
 
 mod support;
 

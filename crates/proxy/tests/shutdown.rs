@@ -375,3 +375,158 @@ fn the_systemd_unit_waits_longer_than_the_drain() {
         "TimeoutStopSec={stop} leaves no room for the {drain} s drain, TEARDOWN and the last tasks"
     );
 }
+
+/// A drain along a chain (camera ← origin ← edge ← client), the origin's
+/// side: the origin drains (SIGTERM, `--drain-timeout 3`) and closes its
+/// port at once, so a new origin binds that port while the old one still
+/// feeds the edge; when the old one's drain is over the edge loses it,
+/// pauses, and reconnects to the new origin. The edge's client (retina,
+/// strict about sequence numbers, SSRC and timestamps) sees one continuous
+/// stream across the switch.
+#[test]
+fn an_edge_of_a_draining_origin_pauses_then_plays_on_from_the_new_origin() {
+    const DRAIN: Duration = Duration::from_secs(3);
+    let backend = Backend::start(BackendOpts::codecs("h264"));
+    let origin_args = [
+        "--drain-timeout",
+        "3",
+        "--reconnect-max",
+        "1",
+        backend.url(),
+    ];
+    let origin = Proxy::start(&origin_args);
+    let origin_port = origin.port();
+    let edge = Proxy::start(&[
+        "-v",
+        "-t",
+        "--reconnect-max",
+        "1",
+        &origin.url("proxyStream"),
+    ]);
+    let edge_url = edge.url("proxyStream");
+
+    const PLAY_FOR: Duration = Duration::from_secs(16);
+    let client_url = edge_url.clone();
+    let client = thread::spawn(move || retina_play(&client_url, RetinaTransport::Tcp, PLAY_FOR));
+    edge.proc
+        .wait_for_line("client PLAY", PROBE)
+        .expect("the edge's client plays");
+    thread::sleep(Duration::from_secs(2));
+
+    let sent = Instant::now();
+    origin
+        .proc
+        .signal(Signal::Term)
+        .expect("SIGTERM the origin");
+    wait_refused(origin.addr(), Duration::from_secs(5)).expect("the origin's port closes");
+    // The old origin still has the edge's connection on that port.
+    let new_origin = Proxy::try_start_on(origin_port, &origin_args)
+        .expect("a new origin binds the draining one's port");
+    let started = sent.elapsed();
+    let status = origin
+        .proc
+        .wait_timeout(Duration::from_secs(20))
+        .expect("the old origin exits after its drain");
+    let old_gone = sent.elapsed();
+    assert!(status.success(), "{status:?}");
+    assert!(old_gone >= DRAIN, "the old origin drained: {old_gone:?}");
+    edge.proc
+        .wait_for_line("state=back", Duration::from_secs(30))
+        .expect("the edge is back, on the new origin");
+    let back = sent.elapsed();
+    eprintln!(
+        "measured: new origin up {started:?} after SIGTERM, old origin gone after {old_gone:?}, edge back after {back:?} (a pause of {:?})",
+        back.saturating_sub(old_gone)
+    );
+    assert!(
+        edge.proc.count_lines("state=lost") >= 1,
+        "the edge saw the old origin go"
+    );
+
+    let report = client
+        .join()
+        .expect("thread")
+        .expect("the edge's client plays");
+    report
+        .check_clean(1.0)
+        .expect("one clean stream at the edge: no error, no gap in the sequence numbers");
+    let video = report.stream("video").expect("video");
+    let last = video.last_received_after_play.expect("packets");
+    assert!(
+        last > PLAY_FOR - Duration::from_secs(2),
+        "media until the end: {report}"
+    );
+    // As in operations.rs: across the pause the timestamps advanced by the
+    // time that passed.
+    let media_end = video.last_elapsed_secs.expect("timestamps");
+    let wall_end = last.as_secs_f64();
+    eprintln!("measured: edge client: last timestamp {media_end:+.2} s, received {wall_end:.2} s after PLAY");
+    assert!(
+        (media_end - wall_end).abs() < 0.5,
+        "timestamps follow the wall clock across the switch: {media_end:.2} s vs {wall_end:.2} s"
+    );
+    drop(new_origin);
+}
+
+/// A drain along a chain, the edge's side: the edge drains (SIGTERM,
+/// `--drain-timeout 4`) and its playing client (retina) sees no error and no
+/// gap until the timeout; then the edge closes and exits 0.
+#[test]
+fn the_client_of_a_draining_edge_sees_no_error_until_the_timeout() {
+    const DRAIN: Duration = Duration::from_secs(4);
+    let backend = Backend::start(BackendOpts::codecs("h264"));
+    let origin = Proxy::start(&[backend.url()]);
+    let edge = Proxy::start(&[
+        "-v",
+        "-t",
+        "--drain-timeout",
+        "4",
+        &origin.url("proxyStream"),
+    ]);
+
+    let client_url = edge.url("proxyStream");
+    let spawned = Instant::now();
+    let client = thread::spawn(move || {
+        retina_play(&client_url, RetinaTransport::Tcp, Duration::from_secs(14))
+    });
+    edge.proc
+        .wait_for_line("client PLAY", PROBE)
+        .expect("the edge's client plays");
+    thread::sleep(Duration::from_secs(1));
+
+    let sent = Instant::now();
+    edge.proc.signal(Signal::Term).expect("SIGTERM the edge");
+    let status = edge
+        .proc
+        .wait_timeout(Duration::from_secs(20))
+        .expect("the edge exits after its drain");
+    let exited = sent.elapsed();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        exited >= DRAIN && exited <= DRAIN + Duration::from_secs(2),
+        "exited after {exited:?}, the drain timeout being {DRAIN:?}"
+    );
+
+    let report = client
+        .join()
+        .expect("thread")
+        .expect("the edge's client played");
+    let video = report.stream("video").expect("video");
+    assert!(video.packets > 0 && video.loss == 0, "{report}");
+    // When the PLAY response came, at the latest (DESCRIBE started after the
+    // spawn): the last packet's time is a lower bound too.
+    let played_at = spawned + report.connect_took;
+    let last_packet = played_at + video.last_received_after_play.expect("packets");
+    let last_from_signal = last_packet.saturating_duration_since(sent);
+    eprintln!(
+        "measured: the client's last packet {last_from_signal:?} after SIGTERM, the edge exited after {exited:?}; then: {:?}",
+        report.error
+    );
+    // A retina error (a gap, a wrong SSRC...) would have ended the session
+    // earlier: the closed connection comes only with the drain's end.
+    assert!(
+        last_from_signal >= DRAIN - Duration::from_millis(500),
+        "media until the drain timeout: the last packet {last_from_signal:?} after SIGTERM: {report}"
+    );
+    drop(origin);
+}

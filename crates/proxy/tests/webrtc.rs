@@ -802,3 +802,108 @@ fn https_with_the_rtsps_certificate() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Sends SIGTERM; returns when.
+fn sigterm(proxy: &Proxy) -> Instant {
+    let sent = Instant::now();
+    proxy.proc.signal(Signal::Term).expect("SIGTERM");
+    sent
+}
+
+/// Waits (15 s at most) until `/readyz` on `admin` says 503.
+fn wait_not_ready(admin: SocketAddr) {
+    wait_for("/readyz 503", Duration::from_secs(15), || {
+        http_get(admin, "/readyz", Duration::from_secs(5)).is_ok_and(|(s, _)| s == 503)
+    });
+}
+
+/// During a drain a WHEP POST is refused with 503 (the proxy is not ready),
+/// and a viewer that was there keeps the drain going (it counts as a client:
+/// without one the drain ends at once) until the drain timeout. The viewer
+/// here never does ICE (it would be freed after the 15 s handshake timeout,
+/// longer than the drain), so no browser is needed.
+#[test]
+fn a_drain_refuses_new_viewers_and_waits_for_the_ones_there() {
+    const DRAIN: Duration = Duration::from_secs(4);
+    let (proxy, webrtc, admin) = proxy_with_webrtc_and_admin(&["--drain-timeout", "4", "--demo"]);
+    let offer = client_offer();
+    let (status, _, body) = http(webrtc, "POST", "/demo/whep", "application/sdp", &offer);
+    assert_eq!(status, 201, "{body}");
+
+    let sent = sigterm(&proxy);
+    wait_not_ready(admin);
+    let (status, _, body) = http(webrtc, "POST", "/demo/whep", "application/sdp", &offer);
+    assert_eq!(status, 503, "a new viewer while draining: {body}");
+    assert!(body.contains("draining"), "{body}");
+    proxy
+        .proc
+        .wait_for_line("1 WebRTC viewer(s) go on", Duration::from_secs(5))
+        .expect("the drain counts the viewer");
+
+    let status = proxy
+        .proc
+        .wait_timeout(DRAIN + Duration::from_secs(15))
+        .expect("exits after the drain");
+    let exited = sent.elapsed();
+    eprintln!("[webrtc] exited {exited:?} after SIGTERM (drain timeout {DRAIN:?})");
+    assert!(status.success(), "{status:?}");
+    assert!(
+        exited >= DRAIN,
+        "the drain waited for the viewer: exited after {exited:?}"
+    );
+}
+
+/// A browser that plays goes on playing during the drain (new offers get
+/// 503), and its session ends when the drain timeout is over: the proxy
+/// exits 0 within the timeout + 2 s.
+#[test]
+fn a_browser_plays_on_during_a_drain() {
+    let Some((chromium, _one)) = with_chromium() else {
+        return;
+    };
+    const DRAIN: Duration = Duration::from_secs(6);
+    let (proxy, webrtc, admin) = proxy_with_webrtc_and_admin(&["--drain-timeout", "6", "--demo"]);
+    let (reports, report_url) = Reports::start();
+    let _browser = open(
+        chromium,
+        &format!("http://{webrtc}/demo/#report={report_url}"),
+    );
+    reports.wait("50 frames decoded", Duration::from_secs(60), |v| {
+        frames(v) >= 50
+    });
+
+    let sent = sigterm(&proxy);
+    wait_not_ready(admin);
+    let (status, _, body) = http(
+        webrtc,
+        "POST",
+        "/demo/whep",
+        "application/sdp",
+        &client_offer(),
+    );
+    assert_eq!(status, 503, "a new viewer while draining: {body}");
+    let at_signal = frames(&reports.last().expect("a report"));
+    // 25 frames per second; the page reports once a second.
+    let during = reports.wait(
+        "frames decoded during the drain",
+        DRAIN - Duration::from_secs(1),
+        |v| frames(v) >= at_signal + 40,
+    );
+    assert_eq!(during["state"], "playing", "{}", strip_shot(&during));
+    assert!(proxy.proc.try_wait().is_none(), "still draining");
+
+    let status = proxy
+        .proc
+        .wait_timeout(DRAIN + Duration::from_secs(15))
+        .expect("exits after the drain");
+    let exited = sent.elapsed();
+    eprintln!(
+        "[webrtc] browser: {at_signal} frames at SIGTERM, {} during the drain; exited {exited:?} after SIGTERM",
+        frames(&during)
+    );
+    assert!(status.success(), "{status:?}");
+    assert!(
+        exited >= DRAIN && exited <= DRAIN + Duration::from_secs(2),
+        "exited after {exited:?}, the drain timeout being {DRAIN:?}"
+    );
+}

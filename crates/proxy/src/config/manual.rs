@@ -140,7 +140,7 @@ fn document(program: &str) -> Vec<Section> {
             blocks: vec![
                 item(
                     "SIGINT, SIGTERM",
-                    "drain, then shut down: /readyz answers 503 at once and the RTSP ports close; the clients that play go on for --drain-timeout (default 30 s; less once none is left; 0: no drain), then their sessions are closed, the back ends get TEARDOWN (waiting at most 3 s) and the process exits 0. A second SIGINT or SIGTERM stops at once",
+                    "drain, then shut down: /readyz answers 503 at once, the RTSP ports close and WHEP offers get 503; the clients and WebRTC viewers that play go on for --drain-timeout (default 30 s; less once none is left; 0: no drain), then their sessions are closed, the back ends get TEARDOWN (waiting at most 3 s) and the process exits 0. A second SIGINT or SIGTERM stops at once",
                 ),
                 item(
                     "SIGHUP",
@@ -155,6 +155,23 @@ fn document(program: &str) -> Vec<Section> {
                 item(
                     "1",
                     "a usage error (the message and the usage on stderr), or the proxy cannot start (no port, bad certificate...); a subcommand that failed",
+                ),
+            ],
+        },
+        Section {
+            title: "FILES",
+            blocks: vec![
+                item(
+                    "/etc/rtsp-proxy/rtsp-proxy.toml",
+                    "the configuration file of the Debian package's service (--config; read again when it changes, or on SIGHUP); it ships with no stream",
+                ),
+                item(
+                    "/etc/default/rtsp-proxy",
+                    "environment of the service (mode 600): the cameras' passwords (password_env in the configuration) and extra options (RTSP_PROXY_ARGS)",
+                ),
+                item(
+                    "/usr/lib/systemd/system/rtsp-proxy.service",
+                    "the hardened systemd unit (DynamicUser; reload by SIGHUP; TimeoutStopSec above the drain timeout)",
                 ),
             ],
         },
@@ -382,6 +399,7 @@ mod tests {
             "LOGS",
             "SIGNALS",
             "EXIT STATUS",
+            "FILES",
             "EXAMPLES",
             "SEE ALSO",
         ] {

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use tracing::info;
 
 use crate::http_listener::{accept_loop, ConnAddrs, HttpLimits};
+use crate::admin::health::{Health, Phase};
 
 use super::codecs::Plan;
 use super::driver::{self, Control, Demux, EndSignal, SessionIo};
@@ -65,6 +66,8 @@ pub struct Viewers {
     /// lets a WHEP POST through where users are required (the dashboard's
     /// "watch" link and preview carry it).
     bearer: Option<String>,
+    /// The proxy's phase: no new viewer once it drains.
+    health: Arc<Health>,
     crypto: Crypto,
     sessions: Mutex<HashMap<String, Entry>>,
     /// Counters of viewers gone, per path (so totals never go down).
@@ -79,6 +82,7 @@ impl Viewers {
         demux: Arc<Demux>,
         ctx: Arc<ServerContext>,
         bearer: Option<String>,
+        health: Arc<Health>,
     ) -> Viewers {
         Viewers {
             config,
@@ -87,6 +91,7 @@ impl Viewers {
             demux,
             ctx,
             bearer,
+            health,
             crypto: Crypto::new(),
             sessions: Mutex::new(HashMap::new()),
             ended: Mutex::new(HashMap::new()),
@@ -372,6 +377,13 @@ async fn offer(
                 return r;
             }
         }
+    }
+    if viewers.health.phase() == Phase::Draining {
+        info!(%peer, path = %name, "WHEP offer refused: draining (shutting down)");
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "draining (shutting down): no new viewer is accepted",
+        );
     }
     let Some(stream) = viewers.ctx.streams.get(name) else {
         return text(StatusCode::NOT_FOUND, format!("no path named {name:?}"));

@@ -32,6 +32,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinHandle;
 
+use crate::admin::health::Health;
 use crate::server::ServerContext;
 
 /// Default UDP address of WebRTC media.
@@ -115,11 +116,13 @@ impl WebRtcHandle {
 
 /// Binds the HTTP and UDP ports and starts serving (HTTPS with `tls`).
 /// `bearer` (the admin token) is taken on a WHEP POST besides the users'
-/// Basic credentials.
+/// Basic credentials; new viewers are refused (503) once `health` says the
+/// proxy drains.
 pub async fn start(
     config: &WebRtcConfig,
     listen: SocketAddr,
     ctx: Arc<ServerContext>,
+    health: Arc<Health>,
     tls: Option<Arc<rustls::ServerConfig>>,
     bearer: Option<String>,
 ) -> Result<WebRtcHandle, WebRtcError> {
@@ -147,6 +150,7 @@ pub async fn start(
         demux.clone(),
         ctx,
         bearer,
+        health,
     ));
     let receiver = tasks.spawn(driver::receive_loop(socket, demux));
     let https = tls.is_some();
