@@ -4,6 +4,7 @@
 #   scripts/bench.sh                                  # 200 UDP clients, 20 s measured
 #   scripts/bench.sh --clients 200 --transport both --floor --duration 20
 #   scripts/bench.sh --clients 50,100,200,400         # find the knee
+#   scripts/bench.sh --clients 100,250,500 --transport udp,webrtc --floor   # RTSP UDP vs WHEP viewers
 #   scripts/bench.sh --a '<proxy command>' --b '<other proxy command>'   # A/B
 #   scripts/bench.sh --help                           # every option
 #

@@ -387,7 +387,11 @@ pub fn probe_offset(payload: &[u8]) -> Option<usize> {
 /// Reads the probe of an RTP packet of this stream (whole packet, header included).
 pub fn read_probe(packet: &[u8]) -> Option<Probe> {
     let hdr_len = rtp_header_len(packet)?;
-    let payload = &packet[hdr_len..];
+    read_payload_probe(&packet[hdr_len..])
+}
+
+/// Reads the probe of an RTP payload (the header already taken off).
+pub fn read_payload_probe(payload: &[u8]) -> Option<Probe> {
     Probe::decode(payload.get(probe_offset(payload)?..)?)
 }
 

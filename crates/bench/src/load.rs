@@ -27,6 +27,8 @@ pub enum Transport {
     Udp,
     /// RTP interleaved in the RTSP connection.
     Tcp,
+    /// WHEP (the URL is the WHEP endpoint): ICE, DTLS-SRTP, RTP via str0m.
+    Webrtc,
 }
 
 impl Transport {
@@ -35,6 +37,7 @@ impl Transport {
         match self {
             Transport::Udp => "udp",
             Transport::Tcp => "tcp",
+            Transport::Webrtc => "webrtc",
         }
     }
 }
@@ -77,7 +80,7 @@ pub fn instant_at(unix_ns: u64) -> Instant {
 }
 
 /// Reads every datagram waiting on `sock` (until it would block) into `on_packet(bytes, recv_ns, truncated)`.
-fn recv_all(
+pub(crate) fn recv_all(
     sock: &UdpSocket,
     max_packet: usize,
     on_packet: &mut dyn FnMut(&[u8], u64, bool),
@@ -195,6 +198,9 @@ pub fn run(cfg: LoadConfig) -> Result<Summary, String> {
 }
 
 async fn session(cfg: &LoadConfig, st: &mut ClientStats) -> io::Result<()> {
+    if cfg.transport == Transport::Webrtc {
+        return crate::whep_client::session(cfg, st).await;
+    }
     let url = rtsp::url::RtspUrl::parse(&cfg.url)
         .map_err(|e| io::Error::other(format!("bad URL: {e}")))?;
     let (host, port) = url.connect_target();
@@ -235,7 +241,8 @@ async fn session(cfg: &LoadConfig, st: &mut ClientStats) -> io::Result<()> {
             udp = Some((rtp, rtcp));
             format!("RTP/AVP;unicast;client_port={}-{}", p, p + 1)
         }
-        Transport::Tcp => "RTP/AVP/TCP;unicast;interleaved=0-1".to_owned(),
+        // WebRTC sessions went to `whep_client` above.
+        Transport::Tcp | Transport::Webrtc => "RTP/AVP/TCP;unicast;interleaved=0-1".to_owned(),
     };
     let resp = c
         .request(

@@ -29,6 +29,7 @@ mod soak;
 mod source;
 mod stats;
 mod sys;
+mod whep_client;
 
 #[derive(Parser)]
 #[command(
@@ -105,15 +106,53 @@ struct SourceArgs {
 
 #[derive(Clone, Copy, ValueEnum, Debug, PartialEq, Eq)]
 enum TransportArg {
+    /// RTSP, RTP over UDP.
     Udp,
+    /// RTSP, RTP interleaved.
     Tcp,
+    /// WHEP (--url is the WHEP endpoint, http://host:port/<path>/whep).
+    Webrtc,
+}
+
+impl TransportArg {
+    fn transport(self) -> load::Transport {
+        match self {
+            TransportArg::Udp => load::Transport::Udp,
+            TransportArg::Tcp => load::Transport::Tcp,
+            TransportArg::Webrtc => load::Transport::Webrtc,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum, Debug, PartialEq, Eq)]
 enum TransportsArg {
+    /// RTSP, RTP over UDP.
     Udp,
+    /// RTSP, RTP interleaved.
     Tcp,
+    /// udp and tcp.
     Both,
+    /// WHEP viewers (the proxy gets --webrtc-* options through {webrtc}).
+    Webrtc,
+}
+
+/// The transports of `run --transport udp,webrtc` in order, each once.
+fn transports(args: &[TransportsArg]) -> Vec<load::Transport> {
+    let mut out = Vec::new();
+    for a in args {
+        let ts: &[load::Transport] = match a {
+            TransportsArg::Udp => &[load::Transport::Udp],
+            TransportsArg::Tcp => &[load::Transport::Tcp],
+            TransportsArg::Both => &[load::Transport::Udp, load::Transport::Tcp],
+            TransportsArg::Webrtc => &[load::Transport::Webrtc],
+        };
+        for t in ts {
+            if !out.contains(t) {
+                out.push(*t);
+            }
+        }
+    }
+    out
 }
 
 /// When the measured window is.
@@ -148,7 +187,7 @@ impl WindowArgs {
 
 #[derive(Args)]
 struct LoadArgs {
-    /// Stream URL, e.g. rtsp://127.0.0.1:8554/proxyStream.
+    /// Stream URL, e.g. rtsp://127.0.0.1:8554/proxyStream (WebRTC: http://127.0.0.1:8889/proxyStream/whep).
     #[arg(long)]
     url: String,
     /// Number of sessions.
@@ -210,10 +249,12 @@ struct FloorArgs {
 
 #[derive(Args)]
 #[command(after_help = "\
-Placeholders in --a/--b: {port} (the RTSP port the proxy must listen on) and {source}
-(the back-end URL, rtsp://127.0.0.1:<port>/stream). The default A is this tree's
-target/release/rtsp-proxy --bind 127.0.0.1 -p {port} {source}. Clients play
-rtsp://127.0.0.1:{port}/<--path>, proxyStream by default, as live555ProxyServer names it:
+Placeholders in --a/--b: {port} (the RTSP port the proxy must listen on), {source}
+(the back-end URL, rtsp://127.0.0.1:<port>/stream) and {webrtc} (for --transport webrtc,
+rtsp-proxy's --webrtc-listen, --webrtc-udp and viewer-limit options; else empty). The
+default A is this tree's target/release/rtsp-proxy --bind 127.0.0.1 -p {port} {webrtc}
+{source}. Clients play rtsp://127.0.0.1:{port}/<--path>, proxyStream by default, as
+live555ProxyServer names it, or POST to http://127.0.0.1:<webrtc port>/<--path>/whep:
 
   rtsp-bench run --a 'target/release/rtsp-proxy -p {port} {source}' \\
                  --b '/opt/live/proxyServer/live555ProxyServer -p {port} {source}'")]
@@ -221,9 +262,9 @@ struct RunArgs {
     /// Client counts to measure, comma-separated (e.g. 50,100,200,400).
     #[arg(long, short = 'n', value_delimiter = ',', default_value = "200")]
     clients: Vec<usize>,
-    /// Client transport(s).
-    #[arg(long, value_enum, default_value_t = TransportsArg::Udp)]
-    transport: TransportsArg,
+    /// Client transport(s), comma-separated: udp, tcp, both (udp,tcp), webrtc (e.g. udp,webrtc).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "udp")]
+    transport: Vec<TransportsArg>,
     /// Seconds measured per run.
     #[arg(long, default_value_t = 20.0)]
     duration: f64,
@@ -350,10 +391,7 @@ fn main() -> ExitCode {
             let s = load::run(load::LoadConfig {
                 url: a.url,
                 clients: a.clients,
-                transport: match a.transport {
-                    TransportArg::Udp => load::Transport::Udp,
-                    TransportArg::Tcp => load::Transport::Tcp,
-                },
+                transport: a.transport.transport(),
                 window,
                 stagger: Duration::from_secs_f64(a.stagger_ms.max(0.0) / 1e3),
                 expected_pps: a.expected_pps,
@@ -379,11 +417,7 @@ fn main() -> ExitCode {
         }),
         Cmd::Run(a) => run::run(run::RunConfig {
             clients: a.clients,
-            transports: match a.transport {
-                TransportsArg::Udp => vec![load::Transport::Udp],
-                TransportsArg::Tcp => vec![load::Transport::Tcp],
-                TransportsArg::Both => vec![load::Transport::Udp, load::Transport::Tcp],
-            },
+            transports: transports(&a.transport),
             duration: a.duration,
             warmup: a.warmup,
             a: a.a,
@@ -399,14 +433,13 @@ fn main() -> ExitCode {
             rcvbuf: a.rcvbuf,
             settle: a.settle,
         }),
+        Cmd::Soak(a) if a.transport == TransportsArg::Webrtc => {
+            Err("soak runs RTSP sessions: --transport udp, tcp or both".into())
+        }
         Cmd::Soak(a) => soak::run(soak::SoakConfig {
             proxy: a.proxy,
             clients: a.clients,
-            transports: match a.transport {
-                TransportsArg::Udp => vec![load::Transport::Udp],
-                TransportsArg::Tcp => vec![load::Transport::Tcp],
-                TransportsArg::Both => vec![load::Transport::Udp, load::Transport::Tcp],
-            },
+            transports: transports(&[a.transport]),
             churn: a.churn,
             restart_every: a.restart_every,
             duration: a.duration,
@@ -428,5 +461,55 @@ fn main() -> ExitCode {
             eprintln!("rtsp-bench: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_args(argv: &[&str]) -> RunArgs {
+        match Cli::try_parse_from(argv).expect("parsed").command {
+            Cmd::Run(a) => a,
+            _ => panic!("not run"),
+        }
+    }
+
+    #[test]
+    fn run_compares_rtsp_and_webrtc_viewers() {
+        use load::Transport::{Tcp, Udp, Webrtc};
+        let a = run_args(&[
+            "rtsp-bench",
+            "run",
+            "--transport",
+            "udp,webrtc",
+            "-n",
+            "100,500",
+        ]);
+        assert_eq!(transports(&a.transport), vec![Udp, Webrtc]);
+        assert_eq!(a.clients, vec![100, 500]);
+        let a = run_args(&["rtsp-bench", "run", "--transport", "both,udp,webrtc"]);
+        assert_eq!(transports(&a.transport), vec![Udp, Tcp, Webrtc]);
+        let a = run_args(&["rtsp-bench", "run"]);
+        assert_eq!(transports(&a.transport), vec![Udp]);
+        assert!(Cli::try_parse_from(["rtsp-bench", "run", "--transport", "quic"]).is_err());
+    }
+
+    #[test]
+    fn load_takes_a_whep_url() {
+        let Cmd::Load(a) = Cli::try_parse_from([
+            "rtsp-bench",
+            "load",
+            "--url",
+            "http://127.0.0.1:8889/proxyStream/whep",
+            "--transport",
+            "webrtc",
+        ])
+        .expect("parsed")
+        .command
+        else {
+            panic!("not load")
+        };
+        assert_eq!(a.transport.transport(), load::Transport::Webrtc);
     }
 }

@@ -36,7 +36,7 @@ pub struct RunConfig {
     pub duration: f64,
     /// Seconds from the load's start to the measured window.
     pub warmup: f64,
-    /// Proxy command A (placeholders `{port}`, `{source}`), default the repo's proxy.
+    /// Proxy command A (placeholders `{port}`, `{source}`, `{webrtc}`), default the repo's proxy.
     pub a: Option<String>,
     /// Proxy command B.
     pub b: Option<String>,
@@ -181,6 +181,41 @@ impl Drop for ChildGuard {
     }
 }
 
+/// A UDP port free on 127.0.0.1 now.
+fn free_udp_port() -> Result<u16, String> {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    Ok(s.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+/// The proxy command line of one measurement: `{port}` and `{source}`
+/// replaced, and `{webrtc}` by the rtsp-proxy options that turn WHEP on
+/// (HTTP port, media UDP port, viewer limits for `clients`) when `whep`
+/// gives those ports, else by nothing. A WebRTC measurement needs `{webrtc}`
+/// in the command (the default has it).
+pub(crate) fn proxy_command(
+    template: &str,
+    port: u16,
+    source: &str,
+    whep: Option<(u16, u16)>,
+    clients: usize,
+) -> Result<String, String> {
+    let webrtc = match whep {
+        Some(_) if !template.contains("{webrtc}") => {
+            return Err(format!(
+                "a WebRTC measurement needs {{webrtc}} in the proxy command (where rtsp-proxy's --webrtc-* options go): {template}"
+            ))
+        }
+        Some((http, udp)) => format!(
+            "--webrtc-listen 127.0.0.1:{http} --webrtc-udp 127.0.0.1:{udp} --webrtc-max-viewers {clients} --webrtc-max-viewers-per-path {clients}"
+        ),
+        None => String::new(),
+    };
+    Ok(template
+        .replace("{port}", &port.to_string())
+        .replace("{source}", source)
+        .replace("{webrtc}", &webrtc))
+}
+
 pub(crate) fn free_port() -> Result<u16, String> {
     let l = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     Ok(l.local_addr().map_err(|e| e.to_string())?.port())
@@ -305,9 +340,11 @@ impl Ctx {
     ) -> Result<Measurement, String> {
         let tag = format!("{subject}-{}-{clients}-r{round}", transport.name());
         let port = free_port()?;
-        let cmd = template
-            .replace("{port}", &port.to_string())
-            .replace("{source}", &self.source_url);
+        let whep = match transport {
+            Transport::Webrtc => Some((free_port()?, free_udp_port()?)),
+            Transport::Udp | Transport::Tcp => None,
+        };
+        let cmd = proxy_command(template, port, &self.source_url, whep, clients)?;
         println!("\n--- {tag}: {cmd}");
         let argv = taskset(
             self.cfg.proxy_cpu,
@@ -319,6 +356,9 @@ impl Ctx {
             &self.log(&format!("proxy-{tag}")),
         )?;
         wait_listening(port, &mut proxy, Duration::from_secs(15))?;
+        if let Some((http, _)) = whep {
+            wait_listening(http, &mut proxy, Duration::from_secs(15))?;
+        }
         thread::sleep(Duration::from_secs_f64(self.cfg.settle));
         let pid = proxy.pid();
         let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
@@ -330,7 +370,10 @@ impl Ctx {
         }
         let idle = sample(pid, self.cfg.proxy_cpu)?;
         let window = self.window();
-        let url = format!("rtsp://127.0.0.1:{port}/{}", self.cfg.path);
+        let url = match whep {
+            Some((http, _)) => format!("http://127.0.0.1:{http}/{}/whep", self.cfg.path),
+            None => format!("rtsp://127.0.0.1:{port}/{}", self.cfg.path),
+        };
         let report = self.cfg.logs.join(format!("load-{tag}.report"));
         let _ = fs::remove_file(&report);
         let load_argv = taskset(
@@ -665,7 +708,7 @@ pub fn run(cfg: RunConfig) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     fs::create_dir_all(&cfg.logs).map_err(|e| format!("{}: {e}", cfg.logs.display()))?;
     let default_a = format!(
-        "{} --bind 127.0.0.1 -p {{port}} {{source}}",
+        "{} --bind 127.0.0.1 -p {{port}} {{webrtc}} {{source}}",
         exe.with_file_name("rtsp-proxy").display()
     );
     let mut subjects: Vec<(String, String)> = Vec::new();
@@ -774,4 +817,27 @@ pub fn run(cfg: RunConfig) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_proxy_command_gets_webrtc_options_only_for_webrtc() {
+        let t = "rtsp-proxy -p {port} {webrtc} {source}";
+        let src = "rtsp://127.0.0.1:9/stream";
+        assert_eq!(
+            proxy_command(t, 8554, src, None, 500).unwrap(),
+            "rtsp-proxy -p 8554  rtsp://127.0.0.1:9/stream"
+        );
+        assert_eq!(
+            proxy_command(t, 8554, src, Some((8889, 8189)), 500).unwrap(),
+            "rtsp-proxy -p 8554 --webrtc-listen 127.0.0.1:8889 --webrtc-udp 127.0.0.1:8189 \
+             --webrtc-max-viewers 500 --webrtc-max-viewers-per-path 500 rtsp://127.0.0.1:9/stream"
+        );
+        let live555 = "live555ProxyServer -p {port} {source}";
+        assert!(proxy_command(live555, 8554, src, Some((8889, 8189)), 5).is_err());
+        assert!(proxy_command(live555, 8554, src, None, 5).is_ok());
+    }
 }

@@ -549,7 +549,8 @@ async fn session(
             udp = Some((rtp, rtcp));
             format!("RTP/AVP;unicast;client_port={}-{}", p, p + 1)
         }
-        Transport::Tcp => "RTP/AVP/TCP;unicast;interleaved=0-1".to_owned(),
+        // `soak --transport` offers no WebRTC: its sessions are RTSP.
+        Transport::Tcp | Transport::Webrtc => "RTP/AVP/TCP;unicast;interleaved=0-1".to_owned(),
     };
     let resp = c
         .request(

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::gen::read_probe;
+use crate::probe::Probe;
 
 /// p50, p99 and max of a sample set (nearest-rank percentiles).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -295,7 +296,14 @@ impl ClientStats {
             return;
         }
         let seq = u16::from_be_bytes([pkt[2], pkt[3]]);
-        let probe = read_probe(pkt);
+        self.on_rtp_parts(seq, read_probe(pkt), pkt.len(), recv_ns);
+    }
+
+    /// Counts one RTP packet already parsed (by a WebRTC stack): its
+    /// sequence number, its probe if the payload has one, and its size
+    /// (header included), received at `recv_ns`.
+    #[inline]
+    pub fn on_rtp_parts(&mut self, seq: u16, probe: Option<Probe>, len: usize, recv_ns: u64) {
         if self.first_packet_ns.is_none() {
             self.first_packet_ns = Some(recv_ns);
             self.first_seq = Some(seq);
@@ -311,7 +319,7 @@ impl ClientStats {
             return;
         }
         self.packets += 1;
-        self.bytes += pkt.len() as u64;
+        self.bytes += len as u64;
         self.seq.on_seq(seq);
         let Some(p) = probe else {
             self.no_probe += 1;
