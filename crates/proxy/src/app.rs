@@ -12,7 +12,7 @@ use crate::admin::server::AdminHandle;
 use crate::config::Config;
 use crate::paths::PathSpec;
 use crate::relay::{Stream, StreamRegistry};
-use crate::server::auth::AccessControl;
+use crate::server::access::AccessControl;
 use crate::server::register::Registrar;
 use crate::server::{self, listener, media_udp, ServerContext};
 use crate::supervisor::{Origin, Supervisor};

@@ -13,10 +13,10 @@ use rtsp::header::transport::{Cast, ChannelRange, LowerTransport, PortRange, Tra
 use rtsp::{Method, Request, Response, Version};
 use tracing::{debug, info, warn};
 
-use super::auth;
+use super::access;
+use super::client_sessions::{self, ClientSession, SessionRef, SessionState, TrackTransport};
 pub use super::register::Next;
 pub use super::reply::{send, ConnContext};
-use super::session::{self, ClientSession, SessionRef, SessionState, TrackTransport};
 use super::target::{self, Target};
 use super::ServerContext;
 use crate::relay::{
@@ -100,7 +100,7 @@ pub fn handle(ctx: &Arc<ServerContext>, conn: &ConnContext, req: &Request, now: 
                 .is_some_and(|h| ctx.sessions.get(&h.id).is_some());
             if let Err(challenge) = access.check(req, conn.secure, in_session, now) {
                 match challenge.refusal {
-                    auth::Refusal::Missing => {
+                    access::Refusal::Missing => {
                         debug!(peer = %conn.peer, method = %req.method.as_str(), "asking the client to log in")
                     }
                     ref why => {
@@ -123,7 +123,7 @@ pub fn handle(ctx: &Arc<ServerContext>, conn: &ConnContext, req: &Request, now: 
             // --sessions-from-any-address): nobody else can PAUSE, TEARDOWN or
             // add tracks to it.
             let found = found.filter(|s| {
-                let owner = session::lock(s).peer_ip;
+                let owner = client_sessions::lock(s).peer_ip;
                 let ours = ctx.sessions_from_any_address
                     || owner == conn.peer.ip().to_canonical();
                 if !ours
@@ -144,7 +144,7 @@ pub fn handle(ctx: &Arc<ServerContext>, conn: &ConnContext, req: &Request, now: 
             });
             match found {
                 Some(s) => {
-                    session::lock(&s).last_activity = now;
+                    client_sessions::lock(&s).last_activity = now;
                     Some(s)
                 }
                 None => {
@@ -197,7 +197,7 @@ pub fn handle(ctx: &Arc<ServerContext>, conn: &ConnContext, req: &Request, now: 
 }
 
 fn session_header(s: &SessionRef, with_timeout: Option<u64>) -> String {
-    let id = session::lock(s).id.clone();
+    let id = client_sessions::lock(s).id.clone();
     match with_timeout {
         Some(t) => format!("{id};timeout={t}"),
         None => id,
@@ -326,7 +326,7 @@ fn setup(
         Ok(s) => s,
         Err(resp) => return resp,
     };
-    let mut st = session::lock(&session);
+    let mut st = client_sessions::lock(&session);
     let transport_reply = match setup_track(ctx, conn, &session, &mut st, track, chosen) {
         Ok(t) => t,
         Err(resp) => return resp,
@@ -393,7 +393,7 @@ fn setup_session(
     match session {
         Some(s) => {
             {
-                let st = session::lock(&s);
+                let st = client_sessions::lock(&s);
                 if st.stream.name() != name {
                     return Err(error(459, "SETUP of another stream in an existing session"));
                 }
@@ -598,7 +598,7 @@ fn ip_text(ip: IpAddr) -> String {
 }
 
 /// The client RTCP addresses of a session's UDP tracks.
-fn udp_rtcp_addrs(s: &session::ClientSession) -> Vec<SocketAddr> {
+fn udp_rtcp_addrs(s: &client_sessions::ClientSession) -> Vec<SocketAddr> {
     s.tracks
         .values()
         .filter_map(|t| match t {
@@ -609,7 +609,7 @@ fn udp_rtcp_addrs(s: &session::ClientSession) -> Vec<SocketAddr> {
 }
 
 /// Builds the sinks of a session's tracks.
-fn sinks_of(ctx: &ServerContext, s: &session::ClientSession) -> Option<Vec<(usize, Sink)>> {
+fn sinks_of(ctx: &ServerContext, s: &client_sessions::ClientSession) -> Option<Vec<(usize, Sink)>> {
     s.tracks
         .iter()
         .filter(|(_, tt)| !matches!(tt, TrackTransport::Multicast { .. }))
@@ -669,7 +669,7 @@ fn restart_delivery(
     resp: Response,
 ) {
     let mut resp = Some(resp);
-    let st = session::lock(session);
+    let st = client_sessions::lock(session);
     if st.is_multicast() {
         let tracks: Vec<usize> = st.tracks.keys().copied().collect();
         let closer = closer_for(ctx, &st.id, None);
@@ -720,7 +720,7 @@ fn play(
     cseq: Option<&str>,
     now: Instant,
 ) -> Option<Response> {
-    let st = session::lock(session);
+    let st = client_sessions::lock(session);
     if !url_matches_session(ctx, req, st.stream.name()) {
         return Some(error(404, "PLAY URL does not match the session's stream"));
     }
@@ -773,7 +773,7 @@ fn play(
     match started {
         Some(()) => {
             stream.set_client(sub, client);
-            session::lock(session).state = SessionState::Playing;
+            client_sessions::lock(session).state = SessionState::Playing;
             info!(session = %id, stream = %stream.name(), "client PLAY");
             None
         }
@@ -786,7 +786,7 @@ fn play(
 
 /// Who a client is for the admin port: its address, how its media goes
 /// (multicast, else UDP when any track does) and its drop counters.
-fn client_info(conn: &ConnContext, st: &session::ClientSession) -> ClientInfo {
+fn client_info(conn: &ConnContext, st: &client_sessions::ClientSession) -> ClientInfo {
     let udp = st
         .tracks
         .values()
@@ -812,7 +812,7 @@ fn client_info(conn: &ConnContext, st: &session::ClientSession) -> ClientInfo {
 }
 
 fn pause(ctx: &ServerContext, req: &Request, session: &SessionRef) -> Response {
-    let mut st = session::lock(session);
+    let mut st = client_sessions::lock(session);
     if !url_matches_session(ctx, req, st.stream.name()) {
         return error(404, "PAUSE URL does not match the session's stream");
     }
@@ -838,7 +838,7 @@ fn teardown(
     restart: &mut Option<SessionRef>,
 ) -> Response {
     let (id, name) = {
-        let st = session::lock(session);
+        let st = client_sessions::lock(session);
         (st.id.clone(), st.stream.name().to_string())
     };
     match target::resolve(&req.uri, |n| ctx.streams.get(n).is_some()) {
@@ -846,7 +846,7 @@ fn teardown(
             name: n,
             track: Some(t),
         }) if n == name => {
-            let mut st = session::lock(session);
+            let mut st = client_sessions::lock(session);
             st.tracks.remove(&t);
             if !st.tracks.is_empty() {
                 // Per-track TEARDOWN: the rest of the session goes on.
@@ -892,7 +892,7 @@ fn parameter(ctx: &ServerContext, req: &Request, session: Option<&SessionRef>) -
         Response::new(200)
     };
     if let Some(s) = session {
-        resp = resp.with_header("Session", session::lock(s).id.clone());
+        resp = resp.with_header("Session", client_sessions::lock(s).id.clone());
     }
     resp
 }
