@@ -9,6 +9,7 @@ pub mod handler;
 pub mod listener;
 pub mod media_udp;
 pub mod multicast;
+pub mod play_urls;
 pub mod proxy_header;
 pub mod register;
 mod reply;
