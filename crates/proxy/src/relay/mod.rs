@@ -20,4 +20,4 @@ pub use stream::{
 };
 
 #[cfg(test)]
-mod tests;
+mod relay_tests;
