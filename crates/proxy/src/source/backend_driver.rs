@@ -176,26 +176,17 @@ async fn run(stream: Arc<Stream>, settings: SourceSettings, mut shutdown: watch:
         if *shutdown.borrow() {
             return;
         }
-        if settings.on_demand {
-            // Idle, with no back-end connection, until a client asks for the
-            // stream (a DESCRIBE or SETUP calls `Stream::want`) or plays it.
-            let mut logged = false;
-            loop {
-                let w = *wanted.borrow_and_update();
-                if w != seen_want || *demand.borrow_and_update() > 0 {
-                    seen_want = w;
-                    break;
-                }
-                if !logged {
-                    debug!(stream = %stream.name(), "on demand: idle until a client asks");
-                    logged = true;
-                }
-                tokio::select! {
-                    _ = wanted.changed() => {}
-                    _ = demand.changed() => {}
-                    _ = shutdown.changed() => return,
-                }
-            }
+        if settings.on_demand
+            && !wait_for_a_client(
+                &stream,
+                &mut wanted,
+                &mut demand,
+                &mut seen_want,
+                &mut shutdown,
+            )
+            .await
+        {
+            return;
         }
 
         let started = Instant::now();
@@ -248,12 +239,8 @@ async fn run(stream: Arc<Stream>, settings: SourceSettings, mut shutdown: watch:
             }
             Outcome::Redirect(to) => {
                 redirects += 1;
-                match RtspUrl::parse(&to) {
-                    Ok(u) if !redirect_keeps_tls(&url, &u) => Failure::Malformed {
-                        what: "redirect".into(),
-                        detail: format!("to {u}: a redirect from rtsps:// must stay on rtsps://"),
-                    },
-                    Ok(u) if redirects <= MAX_REDIRECTS => {
+                match redirect_target(&to, &url, redirects) {
+                    Ok(u) => {
                         info!(stream = %stream.name(), "back end redirects to {u}");
                         if !same_host(&u, &original) && credentials.is_some() {
                             info!(stream = %stream.name(), "{} is another host than {}: the credentials given for {} are not sent there", u.host, original.host, original.host);
@@ -261,11 +248,7 @@ async fn run(stream: Arc<Stream>, settings: SourceSettings, mut shutdown: watch:
                         url = u;
                         continue;
                     }
-                    Ok(_) => Failure::TooManyRedirects,
-                    Err(e) => Failure::Malformed {
-                        what: "redirect Location".into(),
-                        detail: e.to_string(),
-                    },
+                    Err(f) => f,
                 }
             }
             Outcome::Failed(f) => f,
@@ -309,6 +292,52 @@ async fn run(stream: Arc<Stream>, settings: SourceSettings, mut shutdown: watch:
             _ = tokio::time::sleep(delay) => {}
             _ = shutdown.changed() => return,
         }
+    }
+}
+
+/// On demand: idles, with no back-end connection, until a client asks for the
+/// stream (a DESCRIBE or SETUP calls `Stream::want`) or plays it. False when
+/// the source is shut down meanwhile.
+async fn wait_for_a_client(
+    stream: &Stream,
+    wanted: &mut watch::Receiver<u64>,
+    demand: &mut watch::Receiver<usize>,
+    seen_want: &mut u64,
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
+    let mut logged = false;
+    loop {
+        let w = *wanted.borrow_and_update();
+        if w != *seen_want || *demand.borrow_and_update() > 0 {
+            *seen_want = w;
+            return true;
+        }
+        if !logged {
+            debug!(stream = %stream.name(), "on demand: idle until a client asks");
+            logged = true;
+        }
+        tokio::select! {
+            _ = wanted.changed() => {}
+            _ = demand.changed() => {}
+            _ = shutdown.changed() => return false,
+        }
+    }
+}
+
+/// Where the `redirects`-th redirect in a row, to `to`, leads from `url`, or why
+/// it is not followed.
+fn redirect_target(to: &str, url: &RtspUrl, redirects: u32) -> Result<RtspUrl, Failure> {
+    match RtspUrl::parse(to) {
+        Ok(u) if !redirect_keeps_tls(url, &u) => Err(Failure::Malformed {
+            what: "redirect".into(),
+            detail: format!("to {u}: a redirect from rtsps:// must stay on rtsps://"),
+        }),
+        Ok(u) if redirects <= MAX_REDIRECTS => Ok(u),
+        Ok(_) => Err(Failure::TooManyRedirects),
+        Err(e) => Err(Failure::Malformed {
+            what: "redirect Location".into(),
+            detail: e.to_string(),
+        }),
     }
 }
 
