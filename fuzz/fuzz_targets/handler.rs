@@ -33,7 +33,7 @@ use rtsp::header::transport::Transport;
 use rtsp::{parse_frame, Frame, Limits, Method, Request, Response};
 use rtsp_proxy::relay::{ConnOut, ConnOutReceiver, OutItem, Stream, StreamRegistry};
 use rtsp_proxy::sdp;
-use rtsp_proxy::server::auth::AccessControl;
+use rtsp_proxy::server::access::AccessControl;
 use rtsp_proxy::server::handler::{self, ConnContext};
 use rtsp_proxy::server::{media_udp, ServerContext, UdpPair};
 

@@ -1,6 +1,6 @@
 //! Feeds bytes through the connection reader's framing, the way the proxy's
 //! two RTSP readers use it:
-//! - the back-end reader (`source/driver.rs`): `rtsp::interleaved::split_frame`
+//! - the back-end reader (`source/backend_driver.rs`): `rtsp::interleaved::split_frame`
 //!   takes whole `$` frames first, `rtsp::parse_frame` the rest; any error ends
 //!   the connection;
 //! - the client reader (`server/connection.rs`, `rtsp_loop`): `parse_frame`
@@ -38,7 +38,7 @@ enum Event {
 
 #[derive(Clone, Copy, PartialEq)]
 enum Reader {
-    /// `source/driver.rs`: split_frame, then parse_frame; errors are fatal.
+    /// `source/backend_driver.rs`: split_frame, then parse_frame; errors are fatal.
     Backend,
     /// `server/connection.rs`: parse_frame; recoverable errors go on.
     Client,

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use rtsp_proxy::relay::gop_cache::GopCache;
+use rtsp_proxy::relay::keyframe_cache::GopCache;
 use rtsp_proxy::relay::mpegts::{TsProgram, TS_PACKET_LEN};
 
 const MAX_BYTES: usize = 64 * 1024;

@@ -226,29 +226,15 @@ pub fn run(cfg: SoakConfig) -> Result<(), String> {
     let mut next_restart = restart_every.map(|d| t0 + d);
     // Restarts whose media check is due: (restart Unix ns, check instant).
     let mut checks: Vec<(u64, Instant)> = Vec::new();
-    let mut restarts = 0usize;
-    let mut restart_failures = 0usize;
-    let mut no_media_after_restart = 0usize;
-    let mut last = start;
-    let (mut max_rss, mut max_fds) = (start.rss_kib, start.fds);
-    let mut cpu_shares = Vec::new();
+    let mut tally = Tally {
+        last: Some(start),
+        max_rss: start.rss_kib,
+        max_fds: start.fds,
+        ..Tally::default()
+    };
     let mut result: Result<(), String> = Ok(());
 
-    println!(
-        "\n{:>7} {:>7} {:>8} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8} {:>6} {:>6}",
-        "t_s",
-        "playing",
-        "served",
-        "failed",
-        "dropped",
-        "nomedia",
-        "restarts",
-        "rss_MiB",
-        "fds",
-        "cpu%",
-        "pkt/s"
-    );
-    let mut last_packets = 0u64;
+    print_sample_header();
     while Instant::now() < end {
         if sys::interrupted() {
             result = Err("interrupted".into());
@@ -267,7 +253,7 @@ pub fn run(cfg: SoakConfig) -> Result<(), String> {
                 source.signal_group(libc::SIGKILL);
                 source.stop(Duration::ZERO);
                 let killed_ns = now_ns();
-                restarts += 1;
+                tally.restarts += 1;
                 generation += 1;
                 thread::sleep(Duration::from_millis(200));
                 match ChildGuard::spawn("source", &src_argv, &source_log(generation)).and_then(
@@ -275,41 +261,21 @@ pub fn run(cfg: SoakConfig) -> Result<(), String> {
                 ) {
                     Ok(s) => source = s,
                     Err(e) => {
-                        restart_failures += 1;
+                        tally.restart_failures += 1;
                         result = Err(format!("the source did not start again: {e}"));
                         break;
                     }
                 }
                 println!(
-                    "  -- t={:.0} s: source killed and started again (restart {restarts})",
-                    (now - t0).as_secs_f64()
+                    "  -- t={:.0} s: source killed and started again (restart {})",
+                    (now - t0).as_secs_f64(),
+                    tally.restarts
                 );
                 checks.push((killed_ns, now + Duration::from_secs_f64(cfg.media_check)));
                 next_restart = restart_every.map(|d| at + d);
             }
         }
-        checks.retain(|&(killed_ns, due)| {
-            if Instant::now() < due {
-                return true;
-            }
-            let mut open = 0;
-            let mut silent = 0;
-            for s in &shared.slots {
-                let since = s.playing_since.load(Ordering::Relaxed);
-                if since != 0 && since < killed_ns {
-                    open += 1;
-                    if s.last_packet.load(Ordering::Relaxed) <= killed_ns + 500_000_000 {
-                        silent += 1;
-                    }
-                }
-            }
-            no_media_after_restart += silent;
-            println!(
-                "  -- media check {:.0} s after the restart: {silent} of {open} sessions open across it got no packet since",
-                cfg.media_check
-            );
-            false
-        });
+        tally.no_media_after_restart += media_checks_due(&mut checks, &shared, cfg.media_check);
         if now >= next_sample {
             next_sample += every;
             let p = match probe(pid) {
@@ -319,28 +285,7 @@ pub fn run(cfg: SoakConfig) -> Result<(), String> {
                     break;
                 }
             };
-            let wall = (p.at - last.at).as_secs_f64().max(1e-9);
-            let cpu = (p.ticks.saturating_sub(last.ticks)) as f64 / tck / wall * 100.0;
-            cpu_shares.push(cpu);
-            max_rss = max_rss.max(p.rss_kib);
-            max_fds = max_fds.max(p.fds);
-            let pk = shared.packets.load(Ordering::Relaxed);
-            println!(
-                "{:>7.0} {:>7} {:>8} {:>7} {:>7} {:>8} {:>8} {:>8.1} {:>8} {:>6.1} {:>6.0}",
-                (p.at - t0).as_secs_f64(),
-                shared.playing.load(Ordering::Relaxed),
-                shared.served.load(Ordering::Relaxed),
-                shared.failed_start.load(Ordering::Relaxed),
-                shared.dropped.load(Ordering::Relaxed),
-                no_media_after_restart,
-                restarts,
-                mib(p.rss_kib),
-                p.fds,
-                cpu,
-                (pk - last_packets) as f64 / wall
-            );
-            last_packets = pk;
-            last = p;
+            tally.sample(p, t0, tck, &shared);
         }
         thread::sleep(Duration::from_millis(50));
     }
@@ -365,10 +310,125 @@ pub fn run(cfg: SoakConfig) -> Result<(), String> {
     proxy.stop(Duration::from_secs(3));
     source.stop(Duration::from_secs(2));
 
-    let mean_cpu = if cpu_shares.is_empty() {
+    let verdict = summary(&cfg, &shared, &tally, start, end_probe, proxy_alive, t0);
+    result?;
+    if verdict.is_empty() {
+        println!(
+            "soak: PASS (fds within {}, RSS within {} MiB of the start)",
+            cfg.max_fd_growth, cfg.max_rss_growth_mib
+        );
+        Ok(())
+    } else {
+        Err(format!("soak: FAIL: {}", verdict.join("; ")))
+    }
+}
+
+/// What the soak counts while it runs.
+#[derive(Default)]
+struct Tally {
+    restarts: usize,
+    restart_failures: usize,
+    /// Sessions open across a restart that got no packet after it.
+    no_media_after_restart: usize,
+    /// The previous sample.
+    last: Option<Probe>,
+    max_rss: u64,
+    max_fds: usize,
+    /// The proxy's CPU share of each sample interval, in % of one core.
+    cpu_shares: Vec<f64>,
+    /// Packets the clients had received at the previous sample.
+    last_packets: u64,
+}
+
+fn print_sample_header() {
+    println!(
+        "\n{:>7} {:>7} {:>8} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8} {:>6} {:>6}",
+        "t_s",
+        "playing",
+        "served",
+        "failed",
+        "dropped",
+        "nomedia",
+        "restarts",
+        "rss_MiB",
+        "fds",
+        "cpu%",
+        "pkt/s"
+    );
+}
+
+impl Tally {
+    /// Counts the probe `p` and prints its row.
+    fn sample(&mut self, p: Probe, t0: Instant, tck: f64, shared: &Shared) {
+        let last = self.last.unwrap_or(p);
+        let wall = (p.at - last.at).as_secs_f64().max(1e-9);
+        let cpu = (p.ticks.saturating_sub(last.ticks)) as f64 / tck / wall * 100.0;
+        self.cpu_shares.push(cpu);
+        self.max_rss = self.max_rss.max(p.rss_kib);
+        self.max_fds = self.max_fds.max(p.fds);
+        let pk = shared.packets.load(Ordering::Relaxed);
+        println!(
+            "{:>7.0} {:>7} {:>8} {:>7} {:>7} {:>8} {:>8} {:>8.1} {:>8} {:>6.1} {:>6.0}",
+            (p.at - t0).as_secs_f64(),
+            shared.playing.load(Ordering::Relaxed),
+            shared.served.load(Ordering::Relaxed),
+            shared.failed_start.load(Ordering::Relaxed),
+            shared.dropped.load(Ordering::Relaxed),
+            self.no_media_after_restart,
+            self.restarts,
+            mib(p.rss_kib),
+            p.fds,
+            cpu,
+            (pk - self.last_packets) as f64 / wall
+        );
+        self.last_packets = pk;
+        self.last = Some(p);
+    }
+}
+
+/// Runs the media checks that are due (dropping them from `checks`); returns
+/// how many sessions open across their restart got no packet since.
+fn media_checks_due(checks: &mut Vec<(u64, Instant)>, shared: &Shared, media_check: f64) -> usize {
+    let mut no_media = 0;
+    checks.retain(|&(killed_ns, due)| {
+            if Instant::now() < due {
+                return true;
+            }
+            let mut open = 0;
+            let mut silent = 0;
+            for s in &shared.slots {
+                let since = s.playing_since.load(Ordering::Relaxed);
+                if since != 0 && since < killed_ns {
+                    open += 1;
+                    if s.last_packet.load(Ordering::Relaxed) <= killed_ns + 500_000_000 {
+                        silent += 1;
+                    }
+                }
+            }
+            no_media += silent;
+            println!(
+                "  -- media check {:.0} s after the restart: {silent} of {open} sessions open across it got no packet since",
+                media_check
+            );
+            false
+        });
+    no_media
+}
+
+/// Prints the summary; returns what exceeded a margin.
+fn summary(
+    cfg: &SoakConfig,
+    shared: &Shared,
+    tally: &Tally,
+    start: Probe,
+    end_probe: Option<Probe>,
+    proxy_alive: bool,
+    t0: Instant,
+) -> Vec<String> {
+    let mean_cpu = if tally.cpu_shares.is_empty() {
         f64::NAN
     } else {
-        cpu_shares.iter().sum::<f64>() / cpu_shares.len() as f64
+        tally.cpu_shares.iter().sum::<f64>() / tally.cpu_shares.len() as f64
     };
     println!(
         "\n----- soak summary ({:.0} s) -----",
@@ -382,7 +442,8 @@ pub fn run(cfg: SoakConfig) -> Result<(), String> {
         shared.no_media.load(Ordering::Relaxed),
     );
     println!(
-        "source restarts {restarts} (failed {restart_failures}), sessions without media after a restart {no_media_after_restart}"
+        "source restarts {} (failed {}), sessions without media after a restart {}",
+        tally.restarts, tally.restart_failures, tally.no_media_after_restart
     );
     if let Ok(g) = shared.last_error.lock() {
         if let Some(e) = g.as_ref() {
@@ -398,11 +459,11 @@ pub fn run(cfg: SoakConfig) -> Result<(), String> {
             "RSS start {:.1} MiB, end {:.1} MiB ({rss_growth:+.1}), max {:.1} MiB",
             mib(start.rss_kib),
             mib(e.rss_kib),
-            mib(max_rss)
+            mib(tally.max_rss)
         );
         println!(
             "fds start {}, end {} ({fd_growth:+}), max {}",
-            start.fds, e.fds, max_fds
+            start.fds, e.fds, tally.max_fds
         );
         if fd_growth > cfg.max_fd_growth as i64 {
             verdict.push(format!(
@@ -421,16 +482,7 @@ pub fn run(cfg: SoakConfig) -> Result<(), String> {
     } else {
         verdict.push("the proxy was not alive at the end".into());
     }
-    result?;
-    if verdict.is_empty() {
-        println!(
-            "soak: PASS (fds within {}, RSS within {} MiB of the start)",
-            cfg.max_fd_growth, cfg.max_rss_growth_mib
-        );
-        Ok(())
-    } else {
-        Err(format!("soak: FAIL: {}", verdict.join("; ")))
-    }
+    verdict
 }
 
 fn clients_main(cfg: SoakConfig, url: String, shared: Arc<Shared>) {

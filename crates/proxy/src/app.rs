@@ -12,7 +12,7 @@ use crate::admin::server::AdminHandle;
 use crate::config::{Config, CurrentConfig};
 use crate::paths::PathSpec;
 use crate::relay::{Stream, StreamRegistry};
-use crate::server::auth::AccessControl;
+use crate::server::access::AccessControl;
 use crate::server::register::Registrar;
 use crate::server::{self, listener, media_udp, ServerContext};
 use crate::supervisor::{Origin, Supervisor};
@@ -309,7 +309,7 @@ fn publish_streams(
     // One line per URL the stream is served on: plain RTSP, then RTSPS, then
     // the WebRTC viewer page and its WHEP endpoint.
     let play_lines = |name: &str| {
-        for url in crate::net::play_urls(host, bound.port, bound.tls_port, name) {
+        for url in crate::server::play_urls::play_urls(host, bound.port, bound.tls_port, name) {
             eprintln!("\tPlay this stream using the URL: {url}");
         }
         if let Some(base) = &whep_base {

@@ -81,7 +81,7 @@ impl Default for SourceOptions {
             linger: DEFAULT_LINGER,
             reconnect_min: DEFAULT_RECONNECT_MIN,
             reconnect_max: DEFAULT_RECONNECT_MAX,
-            keyframe_cache_bytes: crate::relay::gop_cache::DEFAULT_CACHE_BYTES,
+            keyframe_cache_bytes: crate::relay::keyframe_cache::DEFAULT_CACHE_BYTES,
             on_demand: false,
             backend_tls: crate::tls::BackendTrust::default(),
         }

@@ -1,5 +1,5 @@
 //! End-to-end tests of the keyframe (GOP) cache (`--keyframe-cache`, see
-//! `src/relay/gop_cache.rs`) and of the slow-TCP-client rule, with the real
+//! `src/relay/keyframe_cache.rs`) and of the slow-TCP-client rule, with the real
 //! binary, a real GStreamer back end whose keyframes come only every 4 s, and
 //! real clients (ffmpeg, GStreamer, retina, a raw interleaved client).
 //!

@@ -236,11 +236,11 @@ pub fn option_groups() -> Vec<OptionGroup> {
                 ),
                 (
                     "--max-sessions-per-address <n>",
-                    format!("sessions one client address may hold (default {})", crate::server::session::DEFAULT_SESSIONS_PER_ADDRESS),
+                    format!("sessions one client address may hold (default {})", crate::server::client_sessions::DEFAULT_SESSIONS_PER_ADDRESS),
                 ),
                 (
                     "--max-sessions-per-connection <n>",
-                    format!("sessions one connection may create (default {})", crate::server::session::DEFAULT_SESSIONS_PER_CONNECTION),
+                    format!("sessions one connection may create (default {})", crate::server::client_sessions::DEFAULT_SESSIONS_PER_CONNECTION),
                 ),
                 (
                     "--sessions-from-any-address",
@@ -250,7 +250,7 @@ pub fn option_groups() -> Vec<OptionGroup> {
                     "--keyframe-cache <MiB>",
                     format!(
                         "per stream, keep the packets since the last H.264/H.265/MPEG-TS keyframe so new clients get a picture at once; 0 turns it off (default {})",
-                        crate::relay::gop_cache::DEFAULT_CACHE_BYTES >> 20
+                        crate::relay::keyframe_cache::DEFAULT_CACHE_BYTES >> 20
                     ),
                 ),
                 ("--tls-cert <pem> --tls-key <pem>", "also serve RTSP over TLS (rtsps://) with this certificate chain and key".into()),
@@ -561,11 +561,11 @@ impl<'a> Parser<'a> {
                 let text = self.checked_value(arg, "a number of sessions")?;
                 let n = value::digits(text)
                     .and_then(|d| d.parse::<usize>().ok())
-                    .filter(|n| (1..=crate::server::session::MAX_SESSIONS).contains(n))
+                    .filter(|n| (1..=crate::server::client_sessions::MAX_SESSIONS).contains(n))
                     .ok_or_else(|| {
                         self.error(format!(
                             "Invalid number \"{text}\" for {arg} (must be 1..{})",
-                            crate::server::session::MAX_SESSIONS
+                            crate::server::client_sessions::MAX_SESSIONS
                         ))
                     })?;
                 if name == "max-sessions-per-address" {

@@ -133,7 +133,7 @@ pub struct Config {
     pub admin: Option<AdminConfig>,
     /// Sessions one client address, and one connection, may hold
     /// (`--max-sessions-per-address`, `--max-sessions-per-connection`).
-    pub session_limits: crate::server::session::SessionLimits,
+    pub session_limits: crate::server::client_sessions::SessionLimits,
     /// A session may be used from another address than the one that created it
     /// (`--sessions-from-any-address`).
     pub sessions_from_any_address: bool,
@@ -279,7 +279,7 @@ impl Default for Config {
             max_registered: DEFAULT_MAX_REGISTERED,
             register_allow: vec![RegisterAllow::Peer],
             multicast: None,
-            session_limits: crate::server::session::SessionLimits::default(),
+            session_limits: crate::server::client_sessions::SessionLimits::default(),
             sessions_from_any_address: false,
             max_connections_per_address: crate::server::slots::DEFAULT_CONNECTIONS_PER_ADDRESS,
             trusted_proxies: TrustedProxies::default(),

@@ -2,7 +2,7 @@
 //! of every packet (stable SSRC, sequence and timestamp across back-end resets) and
 //! fan-out of one shared buffer to every sink.
 
-pub mod gop_cache;
+pub mod keyframe_cache;
 pub mod mpegts;
 mod registry;
 pub mod replay_timing;
@@ -20,4 +20,4 @@ pub use stream::{
 };
 
 #[cfg(test)]
-mod tests;
+mod relay_tests;

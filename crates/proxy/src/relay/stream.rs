@@ -15,7 +15,7 @@ use rtp::rtcp::{self, ReceptionStats, SenderInfo};
 use rtp::TrackContinuity;
 use tokio::sync::watch;
 
-use super::gop_cache::{GopCache, DEFAULT_CACHE_BYTES};
+use super::keyframe_cache::{GopCache, DEFAULT_CACHE_BYTES};
 use super::replay_timing::RetimedReplay;
 use super::sink::{ConnOut, Sink, SinkSet};
 use crate::sdp::Presentation;

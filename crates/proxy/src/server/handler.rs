@@ -13,13 +13,15 @@ use rtsp::header::transport::{Cast, ChannelRange, LowerTransport, PortRange, Tra
 use rtsp::{Method, Request, Response, Version};
 use tracing::{debug, info, warn};
 
-use super::auth;
+use super::access;
+use super::client_sessions::{self, ClientSession, SessionRef, SessionState, TrackTransport};
 pub use super::register::Next;
 pub use super::reply::{send, ConnContext};
-use super::session::{self, SessionRef, SessionState, TrackTransport};
 use super::target::{self, Target};
 use super::ServerContext;
-use crate::relay::{Availability, ClientInfo, ClientTransport, Closer, ConnOut, Sink, StartPoint};
+use crate::relay::{
+    Availability, ClientInfo, ClientTransport, Closer, ConnOut, Sink, StartPoint, Stream,
+};
 use crate::sdp::{self, RenderOptions};
 
 /// Methods we implement, in the order of the `Public:` header.
@@ -98,7 +100,7 @@ pub fn handle(ctx: &Arc<ServerContext>, conn: &ConnContext, req: &Request, now: 
                 .is_some_and(|h| ctx.sessions.get(&h.id).is_some());
             if let Err(challenge) = access.check(req, conn.secure, in_session, now) {
                 match challenge.refusal {
-                    auth::Refusal::Missing => {
+                    access::Refusal::Missing => {
                         debug!(peer = %conn.peer, method = %req.method.as_str(), "asking the client to log in")
                     }
                     ref why => {
@@ -121,7 +123,7 @@ pub fn handle(ctx: &Arc<ServerContext>, conn: &ConnContext, req: &Request, now: 
             // --sessions-from-any-address): nobody else can PAUSE, TEARDOWN or
             // add tracks to it.
             let found = found.filter(|s| {
-                let owner = session::lock(s).peer_ip;
+                let owner = client_sessions::lock(s).peer_ip;
                 let ours = ctx.sessions_from_any_address
                     || owner == conn.peer.ip().to_canonical();
                 if !ours
@@ -142,7 +144,7 @@ pub fn handle(ctx: &Arc<ServerContext>, conn: &ConnContext, req: &Request, now: 
             });
             match found {
                 Some(s) => {
-                    session::lock(&s).last_activity = now;
+                    client_sessions::lock(&s).last_activity = now;
                     Some(s)
                 }
                 None => {
@@ -195,7 +197,7 @@ pub fn handle(ctx: &Arc<ServerContext>, conn: &ConnContext, req: &Request, now: 
 }
 
 fn session_header(s: &SessionRef, with_timeout: Option<u64>) -> String {
-    let id = session::lock(s).id.clone();
+    let id = client_sessions::lock(s).id.clone();
     match with_timeout {
         Some(t) => format!("{id};timeout={t}"),
         None => id,
@@ -300,22 +302,9 @@ fn setup(
     now: Instant,
     restart: &mut Option<SessionRef>,
 ) -> Response {
-    let (name, track) = match target::resolve(&req.uri, |n| ctx.streams.get(n).is_some()) {
-        Some(Target::Stream { name, track }) => (name, track),
-        _ => return error(404, "SETUP of an unknown stream or track"),
-    };
-    let Some(stream) = ctx.streams.get(&name) else {
-        return error(404, "stream vanished");
-    };
-    let Some(presentation) = stream.presentation() else {
-        return error(503, "SETUP before the back end answered").with_header("Retry-After", "5");
-    };
-    let track = match track {
-        Some(t) if t < presentation.tracks.len() => t,
-        Some(_) => return error(404, "SETUP of an unknown track"),
-        // Aggregate SETUP works only for a single-track stream.
-        None if presentation.tracks.len() == 1 => 0,
-        None => return error(459, "aggregate SETUP of a multi-track stream"),
+    let (name, stream, track) = match setup_target(ctx, req) {
+        Ok(t) => t,
+        Err(resp) => return resp,
     };
     let Some(offers) = req
         .header("Transport")
@@ -333,169 +322,14 @@ fn setup(
             },
         );
     };
-    let session = match session {
-        Some(s) => {
-            let st = session::lock(&s);
-            if st.stream.name() != name {
-                return error(459, "SETUP of another stream in an existing session");
-            }
-            if st.state != SessionState::Ready && st.tracks.contains_key(&track) {
-                return error(455, "transport change while playing");
-            }
-            drop(st);
-            s
-        }
-        None => match ctx
-            .sessions
-            .create(stream.clone(), conn.peer.ip(), conn.out.id(), now)
-        {
-            Ok(s) => s,
-            Err(e) => {
-                info!(peer = %conn.peer, "SETUP refused: {e}");
-                return Response::new(453);
-            }
-        },
+    let session = match setup_session(ctx, conn, session, &stream, &name, track, now) {
+        Ok(s) => s,
+        Err(resp) => return resp,
     };
-    let mut st = session::lock(&session);
-    let peer_ip = conn.peer.ip();
-    let ssrc = st.stream.track_ssrc(track);
-    let others_multicast = st
-        .tracks
-        .iter()
-        .filter(|(t, _)| **t != track)
-        .map(|(_, tt)| matches!(tt, TrackTransport::Multicast { .. }))
-        .collect::<Vec<bool>>();
-    if others_multicast
-        .iter()
-        .any(|m| *m != matches!(chosen, Chosen::Multicast))
-    {
-        drop(st);
-        return error(
-            461,
-            "a session's tracks must be all multicast or all unicast",
-        );
-    }
-    let transport_reply = match chosen {
-        Chosen::Multicast => {
-            let Some(mc) = ctx.multicast.as_ref() else {
-                drop(st);
-                return error(461, "multicast is not configured");
-            };
-            let member = (st.subscriber, peer_ip);
-            let joined = match mc.setup(
-                &st.stream,
-                st.generation,
-                track,
-                member,
-                Arc::downgrade(&session),
-            ) {
-                Ok(j) => j,
-                Err(e) => {
-                    drop(st);
-                    return error(e.status(), "no multicast group for this SETUP");
-                }
-            };
-            st.tracks.insert(
-                track,
-                TrackTransport::Multicast {
-                    group: joined.group,
-                },
-            );
-            let mut t = Transport {
-                cast: Some(Cast::Multicast),
-                ..Transport::rtp_avp(LowerTransport::Udp)
-            };
-            t.destination = Some(joined.group.ip().to_string());
-            t.source = joined.source.map(|s| s.to_string());
-            t.port = Some(PortRange {
-                rtp: joined.group.port(),
-                rtcp: Some(joined.group.port().wrapping_add(1)),
-            });
-            t.ttl = Some(joined.ttl);
-            t.ssrc = ssrc;
-            t
-        }
-        Chosen::Udp { client } => {
-            let Some(pair) = ctx.media_for(peer_ip) else {
-                drop(st);
-                return error(461, "no UDP media socket for this address family");
-            };
-            let rtcp_port = client.rtcp.unwrap_or(client.rtp.wrapping_add(1));
-            // Media goes only to the address the request came from: a client cannot
-            // point us at a third party (no reflection/amplification).
-            let rtp = SocketAddr::new(peer_ip, client.rtp);
-            let rtcp = SocketAddr::new(peer_ip, rtcp_port);
-            st.tracks.insert(track, TrackTransport::Udp { rtp, rtcp });
-            let mut t = reply_transport(LowerTransport::Udp);
-            t.destination = Some(ip_text(peer_ip));
-            t.source = Some(ip_text(conn.local.ip()));
-            t.client_port = Some(PortRange {
-                rtp: client.rtp,
-                rtcp: Some(rtcp_port),
-            });
-            t.server_port = Some(PortRange {
-                rtp: pair.rtp_port,
-                rtcp: Some(pair.rtcp_port),
-            });
-            t.ssrc = ssrc;
-            t
-        }
-        Chosen::Interleaved { channels } => {
-            if st.conn.as_ref().is_some_and(|c| !c.same(&conn.out)) {
-                drop(st);
-                return error(
-                    455,
-                    "interleaved tracks of one session must share one connection",
-                );
-            }
-            let used: Vec<u8> = st
-                .tracks
-                .iter()
-                .filter(|(t, _)| **t != track)
-                .filter_map(|(_, tt)| match tt {
-                    TrackTransport::Interleaved {
-                        rtp_channel,
-                        rtcp_channel,
-                    } => Some([*rtp_channel, *rtcp_channel]),
-                    _ => None,
-                })
-                .flatten()
-                .collect();
-            let (rtp_ch, rtcp_ch) = match channels {
-                Some(c) => (c.rtp, c.rtcp.unwrap_or(c.rtp.wrapping_add(1))),
-                None => {
-                    let mut k = 0u8;
-                    while used.contains(&k) || used.contains(&(k + 1)) {
-                        k = match k.checked_add(2) {
-                            Some(k) if k < 254 => k,
-                            _ => break,
-                        };
-                    }
-                    (k, k + 1)
-                }
-            };
-            if used.contains(&rtp_ch) || used.contains(&rtcp_ch) {
-                drop(st);
-                return error(461, "interleaved channels already in use in this session");
-            }
-            st.tracks.insert(
-                track,
-                TrackTransport::Interleaved {
-                    rtp_channel: rtp_ch,
-                    rtcp_channel: rtcp_ch,
-                },
-            );
-            st.conn = Some(conn.out.clone());
-            let mut t = reply_transport(LowerTransport::Tcp);
-            t.destination = Some(ip_text(peer_ip));
-            t.source = Some(ip_text(conn.local.ip()));
-            t.interleaved = Some(ChannelRange {
-                rtp: rtp_ch,
-                rtcp: Some(rtcp_ch),
-            });
-            t.ssrc = ssrc;
-            t
-        }
+    let mut st = client_sessions::lock(&session);
+    let transport_reply = match setup_track(ctx, conn, &session, &mut st, track, chosen) {
+        Ok(t) => t,
+        Err(resp) => return resp,
     };
     let playing = st.state == SessionState::Playing;
     let id = st.id.clone();
@@ -517,6 +351,240 @@ fn setup(
         )
 }
 
+/// The stream and track a SETUP names (its name, the stream, the track index),
+/// or the error answer.
+fn setup_target(
+    ctx: &ServerContext,
+    req: &Request,
+) -> Result<(String, Arc<Stream>, usize), Response> {
+    let (name, track) = match target::resolve(&req.uri, |n| ctx.streams.get(n).is_some()) {
+        Some(Target::Stream { name, track }) => (name, track),
+        _ => return Err(error(404, "SETUP of an unknown stream or track")),
+    };
+    let Some(stream) = ctx.streams.get(&name) else {
+        return Err(error(404, "stream vanished"));
+    };
+    let Some(presentation) = stream.presentation() else {
+        return Err(
+            error(503, "SETUP before the back end answered").with_header("Retry-After", "5")
+        );
+    };
+    let track = match track {
+        Some(t) if t < presentation.tracks.len() => t,
+        Some(_) => return Err(error(404, "SETUP of an unknown track")),
+        // Aggregate SETUP works only for a single-track stream.
+        None if presentation.tracks.len() == 1 => 0,
+        None => return Err(error(459, "aggregate SETUP of a multi-track stream")),
+    };
+    Ok((name, stream, track))
+}
+
+/// The session a SETUP adds its track to: the one it names (which must be of
+/// the same stream, and not playing that track already), or a new one.
+fn setup_session(
+    ctx: &ServerContext,
+    conn: &ConnContext,
+    session: Option<SessionRef>,
+    stream: &Arc<Stream>,
+    name: &str,
+    track: usize,
+    now: Instant,
+) -> Result<SessionRef, Response> {
+    match session {
+        Some(s) => {
+            {
+                let st = client_sessions::lock(&s);
+                if st.stream.name() != name {
+                    return Err(error(459, "SETUP of another stream in an existing session"));
+                }
+                if st.state != SessionState::Ready && st.tracks.contains_key(&track) {
+                    return Err(error(455, "transport change while playing"));
+                }
+            }
+            Ok(s)
+        }
+        None => ctx
+            .sessions
+            .create(stream.clone(), conn.peer.ip(), conn.out.id(), now)
+            .map_err(|e| {
+                info!(peer = %conn.peer, "SETUP refused: {e}");
+                Response::new(453)
+            }),
+    }
+}
+
+/// Sets `track` of the locked session `st` up over the chosen transport;
+/// returns the Transport header of the answer, or the error answer.
+fn setup_track(
+    ctx: &ServerContext,
+    conn: &ConnContext,
+    session: &SessionRef,
+    st: &mut ClientSession,
+    track: usize,
+    chosen: Chosen,
+) -> Result<Transport, Response> {
+    let ssrc = st.stream.track_ssrc(track);
+    let others_multicast = st
+        .tracks
+        .iter()
+        .filter(|(t, _)| **t != track)
+        .map(|(_, tt)| matches!(tt, TrackTransport::Multicast { .. }))
+        .collect::<Vec<bool>>();
+    if others_multicast
+        .iter()
+        .any(|m| *m != matches!(chosen, Chosen::Multicast))
+    {
+        return Err(error(
+            461,
+            "a session's tracks must be all multicast or all unicast",
+        ));
+    }
+    let mut t = match chosen {
+        Chosen::Multicast => setup_multicast(ctx, conn, session, st, track)?,
+        Chosen::Udp { client } => setup_udp(ctx, conn, st, track, client)?,
+        Chosen::Interleaved { channels } => setup_interleaved(conn, st, track, channels)?,
+    };
+    t.ssrc = ssrc;
+    Ok(t)
+}
+
+/// A multicast track: the session joins the stream's group.
+fn setup_multicast(
+    ctx: &ServerContext,
+    conn: &ConnContext,
+    session: &SessionRef,
+    st: &mut ClientSession,
+    track: usize,
+) -> Result<Transport, Response> {
+    let Some(mc) = ctx.multicast.as_ref() else {
+        return Err(error(461, "multicast is not configured"));
+    };
+    let member = (st.subscriber, conn.peer.ip());
+    let joined = mc
+        .setup(
+            &st.stream,
+            st.generation,
+            track,
+            member,
+            Arc::downgrade(session),
+        )
+        .map_err(|e| error(e.status(), "no multicast group for this SETUP"))?;
+    st.tracks.insert(
+        track,
+        TrackTransport::Multicast {
+            group: joined.group,
+        },
+    );
+    let mut t = Transport {
+        cast: Some(Cast::Multicast),
+        ..Transport::rtp_avp(LowerTransport::Udp)
+    };
+    t.destination = Some(joined.group.ip().to_string());
+    t.source = joined.source.map(|s| s.to_string());
+    t.port = Some(PortRange {
+        rtp: joined.group.port(),
+        rtcp: Some(joined.group.port().wrapping_add(1)),
+    });
+    t.ttl = Some(joined.ttl);
+    Ok(t)
+}
+
+/// A unicast UDP track, sent to the client's ports at the request's address.
+fn setup_udp(
+    ctx: &ServerContext,
+    conn: &ConnContext,
+    st: &mut ClientSession,
+    track: usize,
+    client: PortRange,
+) -> Result<Transport, Response> {
+    let peer_ip = conn.peer.ip();
+    let Some(pair) = ctx.media_for(peer_ip) else {
+        return Err(error(461, "no UDP media socket for this address family"));
+    };
+    let rtcp_port = client.rtcp.unwrap_or(client.rtp.wrapping_add(1));
+    // Media goes only to the address the request came from: a client cannot
+    // point us at a third party (no reflection/amplification).
+    let rtp = SocketAddr::new(peer_ip, client.rtp);
+    let rtcp = SocketAddr::new(peer_ip, rtcp_port);
+    st.tracks.insert(track, TrackTransport::Udp { rtp, rtcp });
+    let mut t = reply_transport(LowerTransport::Udp);
+    t.destination = Some(ip_text(peer_ip));
+    t.source = Some(ip_text(conn.local.ip()));
+    t.client_port = Some(PortRange {
+        rtp: client.rtp,
+        rtcp: Some(rtcp_port),
+    });
+    t.server_port = Some(PortRange {
+        rtp: pair.rtp_port,
+        rtcp: Some(pair.rtcp_port),
+    });
+    Ok(t)
+}
+
+/// An interleaved track, on the client's RTSP connection (the channels it
+/// asked for, else the first free pair).
+fn setup_interleaved(
+    conn: &ConnContext,
+    st: &mut ClientSession,
+    track: usize,
+    channels: Option<ChannelRange>,
+) -> Result<Transport, Response> {
+    if st.conn.as_ref().is_some_and(|c| !c.same(&conn.out)) {
+        return Err(error(
+            455,
+            "interleaved tracks of one session must share one connection",
+        ));
+    }
+    let used: Vec<u8> = st
+        .tracks
+        .iter()
+        .filter(|(t, _)| **t != track)
+        .filter_map(|(_, tt)| match tt {
+            TrackTransport::Interleaved {
+                rtp_channel,
+                rtcp_channel,
+            } => Some([*rtp_channel, *rtcp_channel]),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let (rtp_ch, rtcp_ch) = match channels {
+        Some(c) => (c.rtp, c.rtcp.unwrap_or(c.rtp.wrapping_add(1))),
+        None => {
+            let mut k = 0u8;
+            while used.contains(&k) || used.contains(&(k + 1)) {
+                k = match k.checked_add(2) {
+                    Some(k) if k < 254 => k,
+                    _ => break,
+                };
+            }
+            (k, k + 1)
+        }
+    };
+    if used.contains(&rtp_ch) || used.contains(&rtcp_ch) {
+        return Err(error(
+            461,
+            "interleaved channels already in use in this session",
+        ));
+    }
+    st.tracks.insert(
+        track,
+        TrackTransport::Interleaved {
+            rtp_channel: rtp_ch,
+            rtcp_channel: rtcp_ch,
+        },
+    );
+    st.conn = Some(conn.out.clone());
+    let mut t = reply_transport(LowerTransport::Tcp);
+    t.destination = Some(ip_text(conn.peer.ip()));
+    t.source = Some(ip_text(conn.local.ip()));
+    t.interleaved = Some(ChannelRange {
+        rtp: rtp_ch,
+        rtcp: Some(rtcp_ch),
+    });
+    Ok(t)
+}
+
 /// A unicast RTP/AVP transport with no parameters yet.
 fn reply_transport(lower: LowerTransport) -> Transport {
     Transport {
@@ -530,7 +598,7 @@ fn ip_text(ip: IpAddr) -> String {
 }
 
 /// The client RTCP addresses of a session's UDP tracks.
-fn udp_rtcp_addrs(s: &session::ClientSession) -> Vec<SocketAddr> {
+fn udp_rtcp_addrs(s: &client_sessions::ClientSession) -> Vec<SocketAddr> {
     s.tracks
         .values()
         .filter_map(|t| match t {
@@ -541,7 +609,7 @@ fn udp_rtcp_addrs(s: &session::ClientSession) -> Vec<SocketAddr> {
 }
 
 /// Builds the sinks of a session's tracks.
-fn sinks_of(ctx: &ServerContext, s: &session::ClientSession) -> Option<Vec<(usize, Sink)>> {
+fn sinks_of(ctx: &ServerContext, s: &client_sessions::ClientSession) -> Option<Vec<(usize, Sink)>> {
     s.tracks
         .iter()
         .filter(|(_, tt)| !matches!(tt, TrackTransport::Multicast { .. }))
@@ -601,7 +669,7 @@ fn restart_delivery(
     resp: Response,
 ) {
     let mut resp = Some(resp);
-    let st = session::lock(session);
+    let st = client_sessions::lock(session);
     if st.is_multicast() {
         let tracks: Vec<usize> = st.tracks.keys().copied().collect();
         let closer = closer_for(ctx, &st.id, None);
@@ -652,7 +720,7 @@ fn play(
     cseq: Option<&str>,
     now: Instant,
 ) -> Option<Response> {
-    let st = session::lock(session);
+    let st = client_sessions::lock(session);
     if !url_matches_session(ctx, req, st.stream.name()) {
         return Some(error(404, "PLAY URL does not match the session's stream"));
     }
@@ -705,7 +773,7 @@ fn play(
     match started {
         Some(()) => {
             stream.set_client(sub, client);
-            session::lock(session).state = SessionState::Playing;
+            client_sessions::lock(session).state = SessionState::Playing;
             info!(session = %id, stream = %stream.name(), "client PLAY");
             None
         }
@@ -718,7 +786,7 @@ fn play(
 
 /// Who a client is for the admin port: its address, how its media goes
 /// (multicast, else UDP when any track does) and its drop counters.
-fn client_info(conn: &ConnContext, st: &session::ClientSession) -> ClientInfo {
+fn client_info(conn: &ConnContext, st: &client_sessions::ClientSession) -> ClientInfo {
     let udp = st
         .tracks
         .values()
@@ -744,7 +812,7 @@ fn client_info(conn: &ConnContext, st: &session::ClientSession) -> ClientInfo {
 }
 
 fn pause(ctx: &ServerContext, req: &Request, session: &SessionRef) -> Response {
-    let mut st = session::lock(session);
+    let mut st = client_sessions::lock(session);
     if !url_matches_session(ctx, req, st.stream.name()) {
         return error(404, "PAUSE URL does not match the session's stream");
     }
@@ -770,7 +838,7 @@ fn teardown(
     restart: &mut Option<SessionRef>,
 ) -> Response {
     let (id, name) = {
-        let st = session::lock(session);
+        let st = client_sessions::lock(session);
         (st.id.clone(), st.stream.name().to_string())
     };
     match target::resolve(&req.uri, |n| ctx.streams.get(n).is_some()) {
@@ -778,7 +846,7 @@ fn teardown(
             name: n,
             track: Some(t),
         }) if n == name => {
-            let mut st = session::lock(session);
+            let mut st = client_sessions::lock(session);
             st.tracks.remove(&t);
             if !st.tracks.is_empty() {
                 // Per-track TEARDOWN: the rest of the session goes on.
@@ -824,7 +892,7 @@ fn parameter(ctx: &ServerContext, req: &Request, session: Option<&SessionRef>) -
         Response::new(200)
     };
     if let Some(s) = session {
-        resp = resp.with_header("Session", session::lock(s).id.clone());
+        resp = resp.with_header("Session", client_sessions::lock(s).id.clone());
     }
     resp
 }

@@ -1222,7 +1222,7 @@ async fn udp_setup_indexes_the_clients_rtcp_address() {
         f.ctx
             .sessions
             .by_rtcp_addr(&addr)
-            .map(|s| session::lock(&s).id.clone())
+            .map(|s| client_sessions::lock(&s).id.clone())
     };
     assert_eq!(found(5001), Some(id.clone()));
     assert_eq!(found(6001), Some(id.clone()));
@@ -1373,7 +1373,7 @@ fn fixture_with_login() -> Fixture {
     let f = fixture();
     let registry = f.ctx.streams.clone();
     let mut ctx = ServerContext::new(registry, None, None, TIMEOUT);
-    ctx.client_auth = auth::AccessControl::new(
+    ctx.client_auth = access::AccessControl::new(
         vec![rtsp::auth::Credentials::new("viewer", "s3cret")],
         false,
     );
@@ -1458,7 +1458,7 @@ fn with_client_users_everything_but_options_needs_a_login_checked_first() {
     let session = SessionHeader::parse(setup.header("Session").expect("Session"))
         .expect("session header")
         .id;
-    let later = f.t0 + auth::NONCE_LIFETIME + Duration::from_secs(10);
+    let later = f.t0 + access::NONCE_LIFETIME + Duration::from_secs(10);
     let keepalive = login(&challenge, "viewer", "s3cret", "GET_PARAMETER", CAM);
     let alive = c.send(
         &f,
@@ -1489,7 +1489,7 @@ fn with_client_users_everything_but_options_needs_a_login_checked_first() {
 mod register_requests {
     use super::*;
     use crate::config::{Config, RegisterAllow};
-    use crate::server::auth::AccessControl;
+    use crate::server::access::AccessControl;
     use crate::server::register::Registrar;
     use crate::supervisor::{Origin, Supervisor};
     use rtsp::auth::{ClientAuth, Credentials};
@@ -2174,7 +2174,7 @@ fn one_connection_cannot_fill_the_session_table() {
     let f = fixture();
     let mut c = Client::v4();
     let mut refused = 0;
-    for _ in 0..(crate::server::session::DEFAULT_SESSIONS_PER_CONNECTION + 10) {
+    for _ in 0..(crate::server::client_sessions::DEFAULT_SESSIONS_PER_CONNECTION + 10) {
         let r = c.setup(&f, &format!("{CAM}/track1"), "RTP/AVP/TCP;unicast", None);
         if r.status == 453 {
             refused += 1;
@@ -2183,7 +2183,7 @@ fn one_connection_cannot_fill_the_session_table() {
     assert_eq!(refused, 10);
     assert_eq!(
         f.ctx.sessions.len(),
-        crate::server::session::DEFAULT_SESSIONS_PER_CONNECTION
+        crate::server::client_sessions::DEFAULT_SESSIONS_PER_CONNECTION
     );
     // Another connection of the same address still gets one.
     let mut other = Client::new("127.0.0.1:8554", "127.0.0.1:50010", false);

@@ -52,7 +52,7 @@ pub async fn receive_rtcp(ctx: Arc<ServerContext>, socket: Arc<UdpSocket>) {
                     continue;
                 }
                 if let Some(s) = ctx.sessions.by_rtcp_addr(&from) {
-                    super::session::lock(&s).last_activity = Instant::now();
+                    super::client_sessions::lock(&s).last_activity = Instant::now();
                 }
             }
             Err(e) => {

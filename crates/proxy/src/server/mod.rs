@@ -2,16 +2,17 @@
 //! connections (RTSP, interleaved media, RTSP-over-HTTP tunnelling), sessions and
 //! the shared UDP media sockets.
 
-pub mod auth;
+pub mod access;
+pub mod client_sessions;
 mod connection;
 pub mod handler;
 pub mod listener;
 pub mod media_udp;
 pub mod multicast;
+pub mod play_urls;
 pub mod proxy_header;
 pub mod register;
 mod reply;
-pub mod session;
 pub mod slots;
 pub mod target;
 mod tunnel;
@@ -26,8 +27,8 @@ use tracing::info;
 use crate::relay::StreamRegistry;
 use crate::supervisor::Supervisor;
 use crate::tasks::Tasks;
+pub use client_sessions::SessionTable;
 pub use media_udp::UdpPair;
-pub use session::SessionTable;
 
 /// Everything the connections of the server share.
 pub struct ServerContext {
@@ -41,7 +42,7 @@ pub struct ServerContext {
     /// `Server:` header and SDP `a=tool`.
     pub server_name: String,
     /// Who may watch (`-C`); `None`: everyone.
-    pub client_auth: Option<auth::AccessControl>,
+    pub client_auth: Option<access::AccessControl>,
     /// A session may be used from any address, not only the one that created it
     /// (`--sessions-from-any-address`, for clients behind a changing NAT).
     pub sessions_from_any_address: bool,
@@ -66,7 +67,7 @@ pub struct ServerContext {
     /// REGISTER/DEREGISTER are accepted (`-R`).
     pub register: Option<register::Registrar>,
     /// Who may REGISTER/DEREGISTER (`-U`); `None`: anyone (within the allow-list).
-    pub register_auth: Option<auth::AccessControl>,
+    pub register_auth: Option<access::AccessControl>,
     /// Multicast to clients (`--multicast-range`); None answers multicast 461.
     pub multicast: Option<Arc<multicast::Multicast>>,
     /// The owner of the server's tasks (connections, receive loops, reaper).
@@ -121,7 +122,7 @@ impl ServerContext {
         for id in self.sessions.of_stream(&stream) {
             if let Some(s) = self.sessions.remove(&id) {
                 info!(session = %id, stream = %name, "stream removed; client session closed");
-                if let Some(c) = session::lock(&s).conn.clone() {
+                if let Some(c) = client_sessions::lock(&s).conn.clone() {
                     c.close();
                 }
             }
@@ -140,7 +141,7 @@ impl ServerContext {
     /// Serves multicast to clients that ask for it.
     /// The context with these per-client session limits (before
     /// [`ServerContext::with_multicast`]: the table is replaced).
-    pub fn with_session_limits(mut self, limits: session::SessionLimits) -> ServerContext {
+    pub fn with_session_limits(mut self, limits: client_sessions::SessionLimits) -> ServerContext {
         self.sessions = SessionTable::with_limits(limits);
         self
     }
@@ -164,7 +165,7 @@ impl ServerContext {
         for id in self.sessions.expired(now, self.session_timeout) {
             if let Some(s) = self.sessions.remove(&id) {
                 info!(session = %id, "client session timed out");
-                if let Some(c) = session::lock(&s).conn.clone() {
+                if let Some(c) = client_sessions::lock(&s).conn.clone() {
                     c.close();
                 }
             }
@@ -175,7 +176,7 @@ impl ServerContext {
     pub fn close_all(&self) {
         for id in self.sessions.all_ids() {
             if let Some(s) = self.sessions.remove(&id) {
-                if let Some(c) = session::lock(&s).conn.clone() {
+                if let Some(c) = client_sessions::lock(&s).conn.clone() {
                     c.close();
                 }
             }

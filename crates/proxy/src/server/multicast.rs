@@ -25,8 +25,8 @@ use std::time::Instant;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
+use super::client_sessions::ClientSession;
 use super::media_udp::UdpPair;
-use super::session::ClientSession;
 use crate::relay::{Closer, PlayOptions, Sink, StartPoint, Stream, SubscriberId};
 use crate::tasks::Tasks;
 
@@ -490,7 +490,7 @@ impl Multicast {
             members.iter().filter_map(|m| map.get(m).cloned()).collect()
         };
         for s in sessions.iter().filter_map(Weak::upgrade) {
-            let mut st = super::session::lock(&s);
+            let mut st = super::client_sessions::lock(&s);
             st.last_activity = now;
             debug!(session = %st.id, "receiver report on the multicast group");
         }
@@ -565,7 +565,7 @@ fn source_towards(group: SocketAddrV4) -> Option<Ipv4Addr> {
     }
 }
 
-impl super::session::GroupMembership for Multicast {
+impl super::client_sessions::GroupMembership for Multicast {
     fn leave(&self, stream: &Stream, member: SubscriberId) {
         Multicast::leave(self, stream, member);
     }

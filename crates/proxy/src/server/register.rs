@@ -341,7 +341,7 @@ fn complete(ctx: &ServerContext, pending: Pending) {
         Ok(_) => {
             info!(stream = %pending.name, "registered back end {shown}");
             eprintln!("Proxying the registered back-end stream \"{shown}\".");
-            for url in crate::net::play_urls(
+            for url in crate::server::play_urls::play_urls(
                 registrar.play_host,
                 registrar.play_port,
                 registrar.tls_port,

@@ -15,8 +15,8 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 use tracing::info;
 
-use crate::http_listener::{accept_loop, ConnAddrs, HttpLimits};
 use crate::admin::health::{Health, Phase};
+use crate::http_listener::{accept_loop, ConnAddrs, HttpLimits};
 
 use super::codecs::Plan;
 use super::driver::{self, Control, Demux, EndSignal, SessionIo};

@@ -3,6 +3,7 @@
 //! the relay, sends receiver reports, and reconnects with back-off.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use rand::Rng;
 use rtsp::auth::Credentials;
-use rtsp::header::transport::Cast;
+use rtsp::header::transport::{Cast, Transport};
 use rtsp::url::RtspUrl;
 use rtsp::{Frame, Request, Response};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -20,11 +21,13 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use super::backoff::{Backoff, STABLE_AFTER};
+use super::channel::ChannelReader;
 use super::connector::{ChannelWriter, Connector};
 use super::failure::{Failure, IoCause};
 use super::rtsp_client::{BackendSession, Event, Output, SessionConfig, MAX_REDIRECTS};
 use super::transport::BackendTransport;
 use crate::relay::{PresentationChange, Stream};
+use crate::sdp::Presentation;
 use crate::tasks::Tasks;
 use crate::{log_text, net};
 
@@ -173,26 +176,17 @@ async fn run(stream: Arc<Stream>, settings: SourceSettings, mut shutdown: watch:
         if *shutdown.borrow() {
             return;
         }
-        if settings.on_demand {
-            // Idle, with no back-end connection, until a client asks for the
-            // stream (a DESCRIBE or SETUP calls `Stream::want`) or plays it.
-            let mut logged = false;
-            loop {
-                let w = *wanted.borrow_and_update();
-                if w != seen_want || *demand.borrow_and_update() > 0 {
-                    seen_want = w;
-                    break;
-                }
-                if !logged {
-                    debug!(stream = %stream.name(), "on demand: idle until a client asks");
-                    logged = true;
-                }
-                tokio::select! {
-                    _ = wanted.changed() => {}
-                    _ = demand.changed() => {}
-                    _ = shutdown.changed() => return,
-                }
-            }
+        if settings.on_demand
+            && !wait_for_a_client(
+                &stream,
+                &mut wanted,
+                &mut demand,
+                &mut seen_want,
+                &mut shutdown,
+            )
+            .await
+        {
+            return;
         }
 
         let started = Instant::now();
@@ -245,12 +239,8 @@ async fn run(stream: Arc<Stream>, settings: SourceSettings, mut shutdown: watch:
             }
             Outcome::Redirect(to) => {
                 redirects += 1;
-                match RtspUrl::parse(&to) {
-                    Ok(u) if !redirect_keeps_tls(&url, &u) => Failure::Malformed {
-                        what: "redirect".into(),
-                        detail: format!("to {u}: a redirect from rtsps:// must stay on rtsps://"),
-                    },
-                    Ok(u) if redirects <= MAX_REDIRECTS => {
+                match redirect_target(&to, &url, redirects) {
+                    Ok(u) => {
                         info!(stream = %stream.name(), "back end redirects to {u}");
                         if !same_host(&u, &original) && credentials.is_some() {
                             info!(stream = %stream.name(), "{} is another host than {}: the credentials given for {} are not sent there", u.host, original.host, original.host);
@@ -258,11 +248,7 @@ async fn run(stream: Arc<Stream>, settings: SourceSettings, mut shutdown: watch:
                         url = u;
                         continue;
                     }
-                    Ok(_) => Failure::TooManyRedirects,
-                    Err(e) => Failure::Malformed {
-                        what: "redirect Location".into(),
-                        detail: e.to_string(),
-                    },
+                    Err(f) => f,
                 }
             }
             Outcome::Failed(f) => f,
@@ -306,6 +292,52 @@ async fn run(stream: Arc<Stream>, settings: SourceSettings, mut shutdown: watch:
             _ = tokio::time::sleep(delay) => {}
             _ = shutdown.changed() => return,
         }
+    }
+}
+
+/// On demand: idles, with no back-end connection, until a client asks for the
+/// stream (a DESCRIBE or SETUP calls `Stream::want`) or plays it. False when
+/// the source is shut down meanwhile.
+async fn wait_for_a_client(
+    stream: &Stream,
+    wanted: &mut watch::Receiver<u64>,
+    demand: &mut watch::Receiver<usize>,
+    seen_want: &mut u64,
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
+    let mut logged = false;
+    loop {
+        let w = *wanted.borrow_and_update();
+        if w != *seen_want || *demand.borrow_and_update() > 0 {
+            *seen_want = w;
+            return true;
+        }
+        if !logged {
+            debug!(stream = %stream.name(), "on demand: idle until a client asks");
+            logged = true;
+        }
+        tokio::select! {
+            _ = wanted.changed() => {}
+            _ = demand.changed() => {}
+            _ = shutdown.changed() => return false,
+        }
+    }
+}
+
+/// Where the `redirects`-th redirect in a row, to `to`, leads from `url`, or why
+/// it is not followed.
+fn redirect_target(to: &str, url: &RtspUrl, redirects: u32) -> Result<RtspUrl, Failure> {
+    match RtspUrl::parse(to) {
+        Ok(u) if !redirect_keeps_tls(url, &u) => Err(Failure::Malformed {
+            what: "redirect".into(),
+            detail: format!("to {u}: a redirect from rtsps:// must stay on rtsps://"),
+        }),
+        Ok(u) if redirects <= MAX_REDIRECTS => Ok(u),
+        Ok(_) => Err(Failure::TooManyRedirects),
+        Err(e) => Err(Failure::Malformed {
+            what: "redirect Location".into(),
+            detail: e.to_string(),
+        }),
     }
 }
 
@@ -519,268 +551,446 @@ async fn run_connection(
     down_since: &mut Option<Instant>,
     on_demand: bool,
 ) -> Outcome {
-    let name = stream.name().to_string();
-    let linger = cfg.linger;
-    let response_timeout = cfg.response_timeout;
-    debug!(stream = %name, "connecting to {}", cfg.url);
+    debug!(stream = %stream.name(), "connecting to {}", cfg.url);
     let channel = tokio::select! {
-        r = connector.open(&cfg.url, response_timeout) => match r {
+        r = connector.open(&cfg.url, cfg.response_timeout) => match r {
             Ok(c) => c,
             Err(f) => return Outcome::Failed(f),
         },
         _ = shutdown.changed() => return Outcome::Shutdown,
     };
-    debug!(stream = %name, "connected to {} over {}", channel.peer, channel.carrier);
-    let peer_ip = channel.peer.ip().to_canonical();
+    debug!(stream = %stream.name(), "connected to {} over {}", channel.peer, channel.carrier);
     let mut rd = channel.reader;
-    let mut wr = channel.writer;
-    let mut machine = BackendSession::new(cfg);
-    let mut demand = stream.watch_demand();
-    let activity = Arc::new(MediaActivity::new());
-    let allowed = Arc::new(Mutex::new(vec![peer_ip]));
-    let (bye_tx, mut bye_rx) = mpsc::channel::<()>(4);
-    let mut udp: Option<UdpMedia> = None;
-    let mut buf = channel.buffered;
-    buf.reserve(64 * 1024);
-    let limits = rtsp::Limits {
-        max_body: 256 * 1024,
-        ..rtsp::Limits::default()
-    };
-    let reporter_ssrc: u32 = rand::thread_rng().gen::<u32>() | 1;
-    let mut rr_timer = tokio::time::interval(RR_INTERVAL);
-    rr_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut shutting_down = false;
-    let mut idle_closing = false;
-    let mut earliest_check = Instant::now();
-    // On demand: when the back end is closed for want of clients. A connection
-    // made for a DESCRIBE leaves the client time to SETUP and PLAY.
-    let mut idle_deadline = (on_demand && *demand.borrow() == 0)
-        .then(|| tokio::time::Instant::now() + linger.max(ON_DEMAND_FIRST_PLAY_WAIT));
-    // A resume was asked for: the next Playing is a resume.
-    let mut resuming = false;
+    let (mut conn, mut wake) = BackendConnection::new(
+        stream,
+        cfg,
+        channel.writer,
+        channel.buffered,
+        channel.peer.ip().to_canonical(),
+        down_since,
+        on_demand,
+    );
+    match conn.serve(&mut rd, &mut wake, shutdown).await {
+        ControlFlow::Break(outcome) => outcome,
+        ControlFlow::Continue(never) => match never {},
+    }
+}
 
-    let now = Instant::now();
-    machine.on_connected(now);
-    machine.set_demand(*demand.borrow_and_update() > 0, now);
+/// What ends a step of a connection: `Break` with how it ended.
+type Step = ControlFlow<Outcome>;
 
-    loop {
-        // Act on everything the machine wants.
-        while let Some(out) = machine.poll_output() {
+/// The wake-up sources of a connection that its select borrows while the
+/// connection itself is updated.
+struct Wakeups {
+    demand: watch::Receiver<usize>,
+    bye_rx: mpsc::Receiver<()>,
+    rr_timer: tokio::time::Interval,
+}
+
+/// One connected back end: the session machine, the writing half of the
+/// carrier, the read buffer and the media receive state, with one method per
+/// kind of wake-up (`on_read`, `on_timer`, `on_demand_changed`, `on_idle`,
+/// `on_receiver_report_tick`, `on_shutdown`) and per machine event (`on_event`).
+struct BackendConnection<'a> {
+    stream: &'a Arc<Stream>,
+    name: String,
+    machine: BackendSession,
+    wr: ChannelWriter,
+    buf: BytesMut,
+    limits: rtsp::Limits,
+    response_timeout: Duration,
+    linger: Duration,
+    on_demand: bool,
+    peer_ip: IpAddr,
+    /// Media arrivals, read by the machine's watchdogs.
+    activity: Arc<MediaActivity>,
+    /// Addresses media is accepted from (the back end's, and announced sources).
+    allowed: Arc<Mutex<Vec<IpAddr>>>,
+    /// UDP receive tasks signal an RTCP BYE here.
+    bye_tx: mpsc::Sender<()>,
+    udp: Option<UdpMedia>,
+    reporter_ssrc: u32,
+    shutting_down: bool,
+    /// The teardown was for want of clients (on demand): ends as `Idle`.
+    idle_closing: bool,
+    earliest_check: Instant,
+    /// On demand: when the back end is closed for want of clients. A connection
+    /// made for a DESCRIBE leaves the client time to SETUP and PLAY.
+    idle_deadline: Option<tokio::time::Instant>,
+    /// A resume was asked for: the next Playing is a resume.
+    resuming: bool,
+    down_since: &'a mut Option<Instant>,
+}
+
+impl<'a> BackendConnection<'a> {
+    fn new(
+        stream: &'a Arc<Stream>,
+        cfg: SessionConfig,
+        wr: ChannelWriter,
+        mut buf: BytesMut,
+        peer_ip: IpAddr,
+        down_since: &'a mut Option<Instant>,
+        on_demand: bool,
+    ) -> (BackendConnection<'a>, Wakeups) {
+        let linger = cfg.linger;
+        let response_timeout = cfg.response_timeout;
+        let mut machine = BackendSession::new(cfg);
+        let mut demand = stream.watch_demand();
+        let (bye_tx, bye_rx) = mpsc::channel::<()>(4);
+        buf.reserve(64 * 1024);
+        let mut rr_timer = tokio::time::interval(RR_INTERVAL);
+        rr_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let idle_deadline = (on_demand && *demand.borrow() == 0)
+            .then(|| tokio::time::Instant::now() + linger.max(ON_DEMAND_FIRST_PLAY_WAIT));
+        let now = Instant::now();
+        machine.on_connected(now);
+        machine.set_demand(*demand.borrow_and_update() > 0, now);
+        let conn = BackendConnection {
+            stream,
+            name: stream.name().to_string(),
+            machine,
+            wr,
+            buf,
+            limits: rtsp::Limits {
+                max_body: 256 * 1024,
+                ..rtsp::Limits::default()
+            },
+            response_timeout,
+            linger,
+            on_demand,
+            peer_ip,
+            activity: Arc::new(MediaActivity::new()),
+            allowed: Arc::new(Mutex::new(vec![peer_ip])),
+            bye_tx,
+            udp: None,
+            reporter_ssrc: rand::thread_rng().gen::<u32>() | 1,
+            shutting_down: false,
+            idle_closing: false,
+            earliest_check: now,
+            idle_deadline,
+            resuming: false,
+            down_since,
+        };
+        let wake = Wakeups {
+            demand,
+            bye_rx,
+            rr_timer,
+        };
+        (conn, wake)
+    }
+
+    /// Acts on the machine's output, then waits for the next wake-up, until the
+    /// connection ends.
+    async fn serve(
+        &mut self,
+        rd: &mut ChannelReader,
+        wake: &mut Wakeups,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> ControlFlow<Outcome, std::convert::Infallible> {
+        loop {
+            self.act_on_output().await?;
+            let deadline = self
+                .machine
+                .poll_timeout()
+                .map(|d| tokio::time::Instant::from_std(d.max(self.earliest_check)));
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            let idle_deadline = self.idle_deadline.filter(|_| !self.shutting_down);
+            let idle = async {
+                match idle_deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                r = rd.read_buf(&mut self.buf) => self.on_read(r).await?,
+                _ = sleep => self.on_timer(),
+                r = wake.demand.changed() => {
+                    if r.is_ok() {
+                        let players = *wake.demand.borrow_and_update();
+                        self.on_demand_changed(players);
+                    }
+                }
+                () = idle => self.on_idle(),
+                _ = wake.bye_rx.recv() => self.machine.on_bye(Instant::now()),
+                _ = wake.rr_timer.tick() => self.on_receiver_report_tick().await?,
+                _ = shutdown.changed(), if !self.shutting_down => self.on_shutdown(),
+            }
+        }
+    }
+
+    /// Sends what the machine asks to send and acts on its events.
+    async fn act_on_output(&mut self) -> Step {
+        while let Some(out) = self.machine.poll_output() {
             match out {
                 Output::Send(req) => {
-                    if let Err(f) = write_request(&mut wr, &name, &req, response_timeout).await {
-                        return Outcome::Failed(f);
+                    if let Err(f) =
+                        write_request(&mut self.wr, &self.name, &req, self.response_timeout).await
+                    {
+                        return ControlFlow::Break(Outcome::Failed(f));
                     }
                 }
-                Output::Event(ev) => match ev {
-                    Event::Described(p) => {
-                        let tracks = p.tracks.len();
-                        match down_since.take() {
-                            Some(since) => warn!(
-                                stream = %name,
-                                state = %"back",
-                                backend = %machine.base_url(),
-                                tracks,
-                                down_s = delay_secs(since.elapsed()),
-                                "path state changed"
-                            ),
-                            None => info!(
-                                stream = %name,
-                                state = %"described",
-                                backend = %machine.base_url(),
-                                tracks,
-                                "path state changed"
-                            ),
-                        }
-                        match stream.set_presentation(p) {
-                            PresentationChange::TracksChanged => {
-                                warn!(stream = %name, "the back end's tracks changed; clients were closed and will get the new SDP")
-                            }
-                            PresentationChange::Updated | PresentationChange::First => {}
-                        }
-                        let mut ports = Vec::new();
-                        // Multicast too: the unicast sockets send the receiver
-                        // reports, and take a back end that answers unicast.
-                        if *machine.transport() != BackendTransport::Tcp {
-                            match open_udp(stream, tracks, peer_ip, &allowed, &activity, &bye_tx) {
-                                Ok(m) => {
-                                    ports = m.ports.clone();
-                                    udp = Some(m);
-                                }
-                                Err(e) => {
-                                    warn!(stream = %name, "cannot open UDP sockets for the back end ({e}); using TCP");
-                                    return Outcome::Failed(Failure::UdpRefused);
-                                }
-                            }
-                        }
-                        machine.media_ready(ports, Instant::now());
-                    }
-                    Event::TrackSetUp { track, reply } if reply.cast == Some(Cast::Multicast) => {
-                        let Some(m) = udp.as_mut() else {
-                            return Outcome::Failed(Failure::MulticastJoin(
-                                "no UDP media sockets".into(),
-                            ));
-                        };
-                        match join_group(
-                            stream, track, &reply, peer_ip, m, &allowed, &activity, &bye_tx,
-                        ) {
-                            Ok(group) => {
-                                info!(stream = %name, track = track + 1, "receiving the back end's multicast {group}")
-                            }
-                            Err(e) => {
-                                warn!(stream = %name, track = track + 1, "cannot join the back end's multicast group ({e}); using TCP");
-                                return Outcome::Failed(Failure::MulticastJoin(e.to_string()));
-                            }
-                        }
-                        debug!(stream = %name, track = track + 1, transport = %reply, "back-end track set up");
-                    }
-                    Event::TrackSetUp { track, reply } => {
-                        if let Some(m) = udp.as_mut() {
-                            let src_ip = announced_source(reply.source.as_deref(), peer_ip);
-                            if let Ok(mut a) = allowed.lock() {
-                                if !a.contains(&src_ip) {
-                                    a.push(src_ip);
-                                }
-                            }
-                            let rtcp_port = reply
-                                .server_port
-                                .and_then(|p| p.rtcp.or(Some(p.rtp.wrapping_add(1))));
-                            if let Some(slot) = m.rtcp_dest.get_mut(track) {
-                                *slot = rtcp_port.map(|p| SocketAddr::new(src_ip, p));
-                            }
-                        }
-                        debug!(stream = %name, track = track + 1, transport = %reply, "back-end track set up");
-                    }
-                    Event::Playing { starts } => {
-                        stream.source_playing(&starts);
-                        // A PLAY that resumed a paused session is "resumed".
-                        let state = if std::mem::take(&mut resuming) {
-                            "resumed"
-                        } else {
-                            "playing"
-                        };
-                        info!(stream = %name, state = %state, "path state changed");
-                    }
-                    Event::Paused => {
-                        stream.source_paused();
-                        info!(stream = %name, state = %"paused", reason = %"no clients", "path state changed");
-                    }
-                    Event::Resuming => {
-                        stream.source_resuming();
-                        resuming = true;
-                        debug!(stream = %name, "a client is back; resuming the back end");
-                    }
-                    Event::Redirect(to) => return Outcome::Redirect(to),
-                    Event::Failed(f) => return Outcome::Failed(f),
-                    Event::Closed if idle_closing => return Outcome::Idle,
-                    Event::Closed => return Outcome::Shutdown,
-                },
+                Output::Event(ev) => self.on_event(ev)?,
             }
         }
+        ControlFlow::Continue(())
+    }
 
-        let deadline = machine
-            .poll_timeout()
-            .map(|d| tokio::time::Instant::from_std(d.max(earliest_check)));
-        let sleep = async {
-            match deadline {
-                Some(d) => tokio::time::sleep_until(d).await,
-                None => std::future::pending::<()>().await,
+    fn on_event(&mut self, ev: Event) -> Step {
+        let name = &self.name;
+        match ev {
+            Event::Described(p) => return self.on_described(p),
+            Event::TrackSetUp { track, reply } if reply.cast == Some(Cast::Multicast) => {
+                return self.on_multicast_track_set_up(track, &reply);
             }
-        };
-        let idle = async {
-            match idle_deadline {
-                Some(d) if !shutting_down => tokio::time::sleep_until(d).await,
-                _ => std::future::pending::<()>().await,
+            Event::TrackSetUp { track, reply } => self.on_unicast_track_set_up(track, &reply),
+            Event::Playing { starts } => {
+                self.stream.source_playing(&starts);
+                // A PLAY that resumed a paused session is "resumed".
+                let state = if std::mem::take(&mut self.resuming) {
+                    "resumed"
+                } else {
+                    "playing"
+                };
+                info!(stream = %name, state = %state, "path state changed");
             }
-        };
-        tokio::select! {
-            r = rd.read_buf(&mut buf) => {
-                match r {
-                    Ok(0) => return Outcome::Failed(Failure::ConnectionLost(IoCause::new(std::io::ErrorKind::UnexpectedEof, "closed by the back end"))),
-                    Err(e) => return Outcome::Failed(Failure::lost(e)),
-                    Ok(_) => {}
+            Event::Paused => {
+                self.stream.source_paused();
+                info!(stream = %name, state = %"paused", reason = %"no clients", "path state changed");
+            }
+            Event::Resuming => {
+                self.stream.source_resuming();
+                self.resuming = true;
+                debug!(stream = %name, "a client is back; resuming the back end");
+            }
+            Event::Redirect(to) => return ControlFlow::Break(Outcome::Redirect(to)),
+            Event::Failed(f) => return ControlFlow::Break(Outcome::Failed(f)),
+            Event::Closed if self.idle_closing => return ControlFlow::Break(Outcome::Idle),
+            Event::Closed => return ControlFlow::Break(Outcome::Shutdown),
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// The back end described the stream: log the state, hand the presentation
+    /// to the relay, open the UDP media sockets (unless TCP) and tell the machine.
+    fn on_described(&mut self, p: Presentation) -> Step {
+        let name = &self.name;
+        let tracks = p.tracks.len();
+        match self.down_since.take() {
+            Some(since) => warn!(
+                stream = %name,
+                state = %"back",
+                backend = %self.machine.base_url(),
+                tracks,
+                down_s = delay_secs(since.elapsed()),
+                "path state changed"
+            ),
+            None => info!(
+                stream = %name,
+                state = %"described",
+                backend = %self.machine.base_url(),
+                tracks,
+                "path state changed"
+            ),
+        }
+        match self.stream.set_presentation(p) {
+            PresentationChange::TracksChanged => {
+                warn!(stream = %name, "the back end's tracks changed; clients were closed and will get the new SDP")
+            }
+            PresentationChange::Updated | PresentationChange::First => {}
+        }
+        let mut ports = Vec::new();
+        // Multicast too: the unicast sockets send the receiver
+        // reports, and take a back end that answers unicast.
+        if *self.machine.transport() != BackendTransport::Tcp {
+            match open_udp(
+                self.stream,
+                tracks,
+                self.peer_ip,
+                &self.allowed,
+                &self.activity,
+                &self.bye_tx,
+            ) {
+                Ok(m) => {
+                    ports = m.ports.clone();
+                    self.udp = Some(m);
                 }
-                // Consecutive RTP packets of a track are relayed as one batch,
-                // each in a buffer of its own (no copy).
-                let mut rtp_batch: Vec<BytesMut> = Vec::new();
-                let mut batch_track = 0;
-                loop {
-                    if let Some((channel, payload)) = rtsp::interleaved::split_frame(&mut buf) {
-                        match machine.channel_track(channel) {
-                            Some((track, false)) => {
-                                if track != batch_track {
-                                    relay_batch(stream, &activity, batch_track, &mut rtp_batch);
-                                }
-                                batch_track = track;
-                                rtp_batch.push(payload);
-                            }
-                            Some((track, true)) => {
-                                let now = Instant::now();
-                                if stream.push_rtcp(track, &payload, now).bye {
-                                    machine.on_bye(now);
-                                }
-                            }
-                            None => {}
-                        }
-                        continue;
-                    }
-                    relay_batch(stream, &activity, batch_track, &mut rtp_batch);
-                    match rtsp::parse_frame(&mut buf, &limits) {
-                        Ok(Some(Frame::Response(resp))) => {
-                            log_wire(&name, "received response:", &String::from_utf8_lossy(&resp.to_bytes()));
-                            machine.handle_response(&resp, Instant::now());
-                        }
-                        // Whole `$` frames were taken by split_frame above.
-                        Ok(Some(Frame::Interleaved { .. })) => {}
-                        Ok(Some(Frame::Request(req))) => {
-                            let resp: Response = machine.handle_request(&req);
-                            if let Err(f) = write_bytes(&mut wr, &resp.to_bytes(), response_timeout).await {
-                                return Outcome::Failed(f);
-                            }
-                        }
-                        Ok(None) => break,
-                        Err(e) => {
-                            return Outcome::Failed(Failure::Malformed { what: "message".into(), detail: e.to_string() });
-                        }
-                    }
+                Err(e) => {
+                    warn!(stream = %name, "cannot open UDP sockets for the back end ({e}); using TCP");
+                    return ControlFlow::Break(Outcome::Failed(Failure::UdpRefused));
                 }
-            }
-            _ = sleep => {
-                let now = Instant::now();
-                activity.report(&mut machine);
-                machine.handle_timeout(now);
-                earliest_check = now + MIN_TIMER_STEP;
-            }
-            r = demand.changed() => {
-                if r.is_ok() {
-                    let players = *demand.borrow_and_update();
-                    machine.set_demand(players > 0, Instant::now());
-                    if on_demand {
-                        idle_deadline = (players == 0).then(|| tokio::time::Instant::now() + linger);
-                    }
-                }
-            }
-            () = idle => {
-                idle_deadline = None;
-                idle_closing = true;
-                shutting_down = true;
-                machine.teardown(Instant::now());
-            }
-            _ = bye_rx.recv() => machine.on_bye(Instant::now()),
-            _ = rr_timer.tick() => {
-                activity.report(&mut machine);
-                if machine.is_playing() {
-                    if let Err(f) = send_receiver_reports(stream, &machine, udp.as_ref(), &mut wr, reporter_ssrc, response_timeout).await {
-                        return Outcome::Failed(f);
-                    }
-                }
-            }
-            r = shutdown.changed(), if !shutting_down => {
-                shutting_down = true;
-                let _ = r;
-                machine.teardown(Instant::now());
             }
         }
+        self.machine.media_ready(ports, Instant::now());
+        ControlFlow::Continue(())
+    }
+
+    fn on_multicast_track_set_up(&mut self, track: usize, reply: &Transport) -> Step {
+        let name = &self.name;
+        let Some(m) = self.udp.as_mut() else {
+            return ControlFlow::Break(Outcome::Failed(Failure::MulticastJoin(
+                "no UDP media sockets".into(),
+            )));
+        };
+        match join_group(
+            self.stream,
+            track,
+            reply,
+            self.peer_ip,
+            m,
+            &self.allowed,
+            &self.activity,
+            &self.bye_tx,
+        ) {
+            Ok(group) => {
+                info!(stream = %name, track = track + 1, "receiving the back end's multicast {group}")
+            }
+            Err(e) => {
+                warn!(stream = %name, track = track + 1, "cannot join the back end's multicast group ({e}); using TCP");
+                return ControlFlow::Break(Outcome::Failed(Failure::MulticastJoin(e.to_string())));
+            }
+        }
+        debug!(stream = %name, track = track + 1, transport = %reply, "back-end track set up");
+        ControlFlow::Continue(())
+    }
+
+    fn on_unicast_track_set_up(&mut self, track: usize, reply: &Transport) {
+        if let Some(m) = self.udp.as_mut() {
+            let src_ip = announced_source(reply.source.as_deref(), self.peer_ip);
+            if let Ok(mut a) = self.allowed.lock() {
+                if !a.contains(&src_ip) {
+                    a.push(src_ip);
+                }
+            }
+            let rtcp_port = reply
+                .server_port
+                .and_then(|p| p.rtcp.or(Some(p.rtp.wrapping_add(1))));
+            if let Some(slot) = m.rtcp_dest.get_mut(track) {
+                *slot = rtcp_port.map(|p| SocketAddr::new(src_ip, p));
+            }
+        }
+        debug!(stream = %self.name, track = track + 1, transport = %reply, "back-end track set up");
+    }
+
+    /// Bytes arrived on the RTSP connection (`r` is the read's result):
+    /// interleaved media goes to the relay, RTSP messages to the machine.
+    async fn on_read(&mut self, r: std::io::Result<usize>) -> Step {
+        match r {
+            Ok(0) => {
+                return ControlFlow::Break(Outcome::Failed(Failure::ConnectionLost(IoCause::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "closed by the back end",
+                ))))
+            }
+            Err(e) => return ControlFlow::Break(Outcome::Failed(Failure::lost(e))),
+            Ok(_) => {}
+        }
+        // Consecutive RTP packets of a track are relayed as one batch,
+        // each in a buffer of its own (no copy).
+        let mut rtp_batch: Vec<BytesMut> = Vec::new();
+        let mut batch_track = 0;
+        loop {
+            if let Some((channel, payload)) = rtsp::interleaved::split_frame(&mut self.buf) {
+                match self.machine.channel_track(channel) {
+                    Some((track, false)) => {
+                        if track != batch_track {
+                            relay_batch(self.stream, &self.activity, batch_track, &mut rtp_batch);
+                        }
+                        batch_track = track;
+                        rtp_batch.push(payload);
+                    }
+                    Some((track, true)) => {
+                        let now = Instant::now();
+                        if self.stream.push_rtcp(track, &payload, now).bye {
+                            self.machine.on_bye(now);
+                        }
+                    }
+                    None => {}
+                }
+                continue;
+            }
+            relay_batch(self.stream, &self.activity, batch_track, &mut rtp_batch);
+            match rtsp::parse_frame(&mut self.buf, &self.limits) {
+                Ok(Some(Frame::Response(resp))) => {
+                    log_wire(
+                        &self.name,
+                        "received response:",
+                        &String::from_utf8_lossy(&resp.to_bytes()),
+                    );
+                    self.machine.handle_response(&resp, Instant::now());
+                }
+                // Whole `$` frames were taken by split_frame above.
+                Ok(Some(Frame::Interleaved { .. })) => {}
+                Ok(Some(Frame::Request(req))) => {
+                    let resp: Response = self.machine.handle_request(&req);
+                    if let Err(f) =
+                        write_bytes(&mut self.wr, &resp.to_bytes(), self.response_timeout).await
+                    {
+                        return ControlFlow::Break(Outcome::Failed(f));
+                    }
+                }
+                Ok(None) => return ControlFlow::Continue(()),
+                Err(e) => {
+                    return ControlFlow::Break(Outcome::Failed(Failure::Malformed {
+                        what: "message".into(),
+                        detail: e.to_string(),
+                    }));
+                }
+            }
+        }
+    }
+
+    /// The machine's deadline passed: it checks its timeouts (with the media
+    /// counted so far).
+    fn on_timer(&mut self) {
+        let now = Instant::now();
+        self.activity.report(&mut self.machine);
+        self.machine.handle_timeout(now);
+        self.earliest_check = now + MIN_TIMER_STEP;
+    }
+
+    /// The number of playing clients changed to `players`.
+    fn on_demand_changed(&mut self, players: usize) {
+        self.machine.set_demand(players > 0, Instant::now());
+        if self.on_demand {
+            self.idle_deadline = (players == 0).then(|| tokio::time::Instant::now() + self.linger);
+        }
+    }
+
+    /// On demand, nobody played for the linger: close the back end.
+    fn on_idle(&mut self) {
+        self.idle_deadline = None;
+        self.idle_closing = true;
+        self.shutting_down = true;
+        self.machine.teardown(Instant::now());
+    }
+
+    async fn on_receiver_report_tick(&mut self) -> Step {
+        self.activity.report(&mut self.machine);
+        if self.machine.is_playing() {
+            if let Err(f) = send_receiver_reports(
+                self.stream,
+                &self.machine,
+                self.udp.as_ref(),
+                &mut self.wr,
+                self.reporter_ssrc,
+                self.response_timeout,
+            )
+            .await
+            {
+                return ControlFlow::Break(Outcome::Failed(f));
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn on_shutdown(&mut self) {
+        self.shutting_down = true;
+        self.machine.teardown(Instant::now());
     }
 }
 
