@@ -6,7 +6,10 @@
 #
 #   scripts/build-static.sh        # prints the binary's path on stdout
 #
-# TARGET=<triple> builds another target (default: the host's). Extra RUSTFLAGS
+# TARGET=<triple> builds another target (default: the host's);
+# STATIC_PROFILE=<cargo profile> another profile than `release` (the test
+# suite uses `static-check`: no optimisation, built in a fraction of the
+# time). Extra RUSTFLAGS
 # are kept. Any crate that links C code (ring today) is compiled into the same
 # static executable by its build script; a crate that needs a system library
 # must find its static archive (lib*.a) or the check below fails.
@@ -14,6 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 target=${TARGET:-$(rustc -vV | sed -n 's/^host: //p')}
+profile=${STATIC_PROFILE:-release}
 case "$target" in
 *-linux-gnu*) ;;
 *) echo "build-static.sh: $target: only the GNU Linux targets are supported" >&2; exit 1 ;;
@@ -27,11 +31,11 @@ for v in $(compgen -e); do
   esac
 done
 export RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C target-feature=+crt-static"
-echo "+ RUSTFLAGS='$RUSTFLAGS' cargo build --release --locked -p rtsp-proxy --target $target" >&2
-cargo build --release --locked -p rtsp-proxy --target "$target" >&2
+echo "+ RUSTFLAGS='$RUSTFLAGS' cargo build --profile $profile --locked -p rtsp-proxy --target $target" >&2
+cargo build --profile "$profile" --locked -p rtsp-proxy --target "$target" >&2
 
 target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-binary=$target_dir/$target/release/rtsp-proxy
+binary=$target_dir/$target/$profile/rtsp-proxy
 # Static: no program interpreter, no NEEDED library.
 if readelf -l "$binary" | grep -q 'INTERP' || readelf -d "$binary" | grep -q '(NEEDED)'; then
   echo "build-static.sh: $binary is not static:" >&2

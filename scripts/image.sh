@@ -29,7 +29,7 @@ if ((build)); then
   binary=$(scripts/build-static.sh)
 else
   target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-  binary=$target_dir/$target/release/rtsp-proxy
+  binary=$target_dir/$target/${STATIC_PROFILE:-release}/rtsp-proxy
 fi
 [[ -x "$binary" ]] || { echo "image.sh: no binary at $binary (run scripts/build-static.sh)" >&2; exit 1; }
 [[ -s "$ca_bundle" ]] || { echo "image.sh: $ca_bundle missing (apt-get install ca-certificates)" >&2; exit 1; }

@@ -32,5 +32,6 @@ target=${TARGET:-$(rustc -vV | sed -n 's/^host: //p')}
 if ((build)); then
   scripts/build-static.sh >/dev/null
 fi
-echo "+ cargo deb -p rtsp-proxy --no-build --strip --target $target" >&2
-cargo deb -p rtsp-proxy --no-build --strip --target "$target" | tail -n 1
+profile=${STATIC_PROFILE:-release}
+echo "+ cargo deb -p rtsp-proxy --no-build --strip --target $target --profile $profile" >&2
+cargo deb -p rtsp-proxy --no-build --strip --target "$target" --profile "$profile" | tail -n 1

@@ -16,7 +16,7 @@
 # Logs of every process an end-to-end test started: target/e2e-logs/.
 # After the tests, a bounded smoke run of every fuzz target
 # (scripts/fuzz-smoke.sh; FUZZ_SMOKE=0 skips it).
-# The whole suite builds the static release binary (tests/packaging.rs) and
+# The whole suite builds the static binary (tests/packaging.rs) and
 # the fuzz targets in the background, at the lowest priority, while the
 # tests run: target/static-build.log, target/fuzz-smoke-build.log.
 set -euo pipefail
@@ -25,6 +25,9 @@ cd "$(dirname "$0")/.."
 # A clean clone gains nothing from incremental compilation, and its caches
 # took a third of target/ (3.4 GB): CI's disk is not ours to fill.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+# The static binary of tests/packaging.rs without optimisation (Cargo.toml's
+# `static-check` profile): a release build took 15 of the suite's minutes.
+export STATIC_PROFILE="${STATIC_PROFILE:-static-check}"
 
 PYTHON=/usr/bin/python3
 
@@ -179,15 +182,15 @@ stop_build() { # stop_build <pid>
   wait "$1" 2>/dev/null || true
 }
 if (($# == 0)); then
-  # Build the tests first; then the static release binary and the fuzz
+  # Build the tests first; then the static binary (STATIC_PROFILE) and the fuzz
   # targets build in the background while the tests run (the end-to-end tests
   # mostly wait for real-time media).
   echo "+ cargo test --workspace --locked --no-run"
   cargo test --workspace --locked --no-run || exit $?
   mkdir -p target
   # tests/packaging.rs runs the same scripts/build-static.sh: its cargo waits
-  # for this build's lock on target/<host triple>/release and finds it fresh,
-  # so the suite does not wait for a whole release build of its own.
+  # for this build's lock on target/<host triple>/$STATIC_PROFILE and finds it fresh,
+  # so the suite does not wait for a whole build of its own.
   echo "+ nice -n 19 scripts/build-static.sh > target/static-build.log &"
   nice -n 19 scripts/build-static.sh >target/static-build.log 2>&1 &
   static_build=$!

@@ -5,8 +5,10 @@
 //! `Containerfile`) is built and, where podman can run containers, serves a
 //! back end with the host's network.
 //!
-//! The static release binary is built once per run of this file (a release
-//! build of its own target directory, `target/<host triple>/release/`).
+//! The static binary is built once per run of this file, in its own target
+//! directory, `target/<host triple>/<profile>/`: `release` by default,
+//! `static-check` (no optimisation) when `scripts/test.sh` runs it
+//! (`STATIC_PROFILE`).
 //! `scripts/test.sh` starts that same build in the background before the
 //! tests run: the call here then waits for it (cargo's lock on that
 //! directory) and finds it done.
