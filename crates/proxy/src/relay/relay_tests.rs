@@ -861,6 +861,45 @@ fn resume_after_pause_agrees_with_the_rtp_info_given_meanwhile() {
     assert_eq!(stream.stats().rtp_stale, 2);
 }
 
+/// After a pause (or a reconnect) the back end's reports stop until it sends
+/// its next one; a client that joins meanwhile gets a report we make. It must
+/// map RTP time to NTP time as the back end does (its capture-to-arrival
+/// latency included), or a player that re-anchors on every report (ffmpeg)
+/// sees time go back by that latency at the back end's next report.
+#[test]
+fn a_report_made_after_a_pause_keeps_the_back_ends_latency() {
+    let stream = described_stream();
+    let t0 = Instant::now();
+    stream.push_rtp(VIDEO, rtp_packet(1, 90_000, BACKEND_SSRC, b"abc"), t0);
+    // The back end stamps its packets 40 ms before they arrive here.
+    let latency = Duration::from_millis(40);
+    let captured = rtcp::ntp_from_system_time(SystemTime::now() - latency);
+    stream.push_rtcp(VIDEO, &backend_sr(BACKEND_SSRC, captured, 90_000), t0);
+
+    stream.source_paused();
+    stream.source_resuming();
+    // The back end comes back with new numbers (a reset pipeline).
+    let t1 = t0 + Duration::from_secs(2);
+    stream.push_rtp(
+        VIDEO,
+        rtp_packet(5000, 7_000_000, BACKEND_SSRC + 1, b"abc"),
+        t1,
+    );
+
+    let (sink, _out, mut rx) = interleaved(64, 0);
+    let before = rtcp::ntp_from_system_time(SystemTime::now() - latency);
+    let points = play(&stream, 1, vec![(VIDEO, sink)], t1);
+    let after = rtcp::ntp_from_system_time(SystemTime::now() - latency);
+    let srs = rtcp::sender_reports(&on_channel(&drain_media(&mut rx), 1)[0]);
+    assert_eq!(srs[0].rtp_timestamp, points[0].rtptime);
+    let slack = 5 << 32 >> 10; // about 5 ms in NTP units
+    assert!(
+        before - slack <= srs[0].ntp && srs[0].ntp <= after + slack,
+        "the report made at PLAY is {:.1} ms off the back end's clock",
+        (srs[0].ntp as f64 - before as f64) / 2f64.powi(32) * 1000.0
+    );
+}
+
 /// A new client gets a sender report right after its PLAY, consistent with the
 /// RTP-Info it was given, instead of waiting for the back end's next one.
 #[test]

@@ -306,6 +306,15 @@ struct Track {
     /// The back end's latest sender report, mapped into our space, and when it
     /// arrived. Cleared whenever the mapping ends (reset, pause).
     backend_sr: Option<(SenderInfo, Instant)>,
+    /// How far the back end's clock, read through its sender reports, is
+    /// behind our wall clock at the RTP time we project for "now" (NTP units,
+    /// 2^-32 s): its capture-to-arrival latency plus any clock offset.
+    /// Learnt from every back-end report and kept across pauses and
+    /// reconnects, so that a sender report we make ourselves (at PLAY,
+    /// before the back end's first report after a resume) maps RTP time to
+    /// NTP time as the back end's next one will: a player that re-anchors on
+    /// that one (ffmpeg does at every report) must not see time go back.
+    sender_lag: Option<i64>,
     synth_sr_at: Option<Instant>,
     /// Subscribers still being given a paced GOP replay: their sink joins
     /// `sinks` once their queue (replay, then the live packets meanwhile) is
@@ -328,6 +337,7 @@ impl Track {
             reception: ReceptionStats::new(clock_rate),
             sinks: Arc::new(SinkSet::default()),
             backend_sr: None,
+            sender_lag: None,
             synth_sr_at: None,
             pacing: Vec::new(),
         }
@@ -357,7 +367,8 @@ impl Track {
                 )
             }
             _ => (
-                rtcp::ntp_from_system_time(wall),
+                rtcp::ntp_from_system_time(wall)
+                    .wrapping_add_signed(self.sender_lag.map_or(0, i64::wrapping_neg)),
                 self.continuity.rtptime_at(now),
             ),
         };
@@ -368,6 +379,26 @@ impl Track {
             packet_count: self.continuity.packets_sent(),
             octet_count: self.continuity.octets_sent(),
         })
+    }
+
+    /// Learns [`Track::sender_lag`] from a back-end report `sr` (already in
+    /// our timestamp space) that arrived at `now` / `wall`; smoothed, since
+    /// the arrival time it is read against carries the network's jitter.
+    fn learn_sender_lag(&mut self, sr: &SenderInfo, now: Instant, wall: SystemTime) {
+        if self.continuity.last_packet().is_none() {
+            return;
+        }
+        let ahead = self
+            .continuity
+            .rtptime_at(now)
+            .wrapping_sub(sr.rtp_timestamp) as i32;
+        let ahead_ntp = (i128::from(ahead) << 32) / i128::from(self.continuity.clock_rate());
+        let sample = i128::from(rtcp::ntp_from_system_time(wall)) - i128::from(sr.ntp) - ahead_ntp;
+        let sample = i64::try_from(sample).unwrap_or(if sample < 0 { i64::MIN } else { i64::MAX });
+        self.sender_lag = Some(match self.sender_lag {
+            None => sample,
+            Some(lag) => lag.saturating_add(sample.saturating_sub(lag) / 4),
+        });
     }
 }
 
@@ -776,6 +807,7 @@ impl Stream {
                 t.reception.on_sender_report(&sr, now);
                 // Same SSRC/timestamp mapping as the RTP, the camera's NTP time kept.
                 if let Some(info) = t.continuity.map_sender_report(&sr) {
+                    t.learn_sender_lag(&info, now, SystemTime::now());
                     t.backend_sr = Some((info, now));
                     out = Some(encode_sender_report(&info));
                 }
