@@ -8,6 +8,8 @@
 #[path = "webrtc_support/cdp.rs"]
 mod cdp;
 mod support;
+#[path = "webrtc_support/whep.rs"]
+mod whep;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -936,6 +938,84 @@ fn a_browser_plays_on_during_a_drain() {
         exited >= DRAIN && exited <= DRAIN + Duration::from_secs(2),
         "exited after {exited:?}, the drain timeout being {DRAIN:?}"
     );
+}
+
+/// WHEP with a real client (str0m, as a browser would be): a real offer
+/// POSTed, media received (RTP packets decrypted from SRTP), a trickled
+/// candidate PATCHed (204) with media going on, DELETE: the viewer count
+/// drops and media stops; and a session that never completes ICE (another
+/// real offer, never followed by a STUN check) is freed after the 15 s
+/// handshake timeout.
+#[test]
+fn a_str0m_client_plays_trickles_and_deletes() {
+    let (_proxy, webrtc, admin) = proxy_with_webrtc_and_admin(&["--demo"]);
+    let idle = whep::WhepClient::new();
+    let (status, _, body) = http(
+        webrtc,
+        "POST",
+        "/demo/whep",
+        "application/sdp",
+        idle.offer(),
+    );
+    assert_eq!(status, 201, "{body}");
+    let idle_posted = Instant::now();
+
+    let mut client = whep::WhepClient::new();
+    let posted = Instant::now();
+    let (status, head, answer) = http(
+        webrtc,
+        "POST",
+        "/demo/whep",
+        "application/sdp",
+        client.offer(),
+    );
+    assert_eq!(status, 201, "{head}\n{answer}");
+    let location = header(&head, "location").expect("Location").to_owned();
+    client.accept(&answer).expect("the answer");
+    client
+        .run_until(Duration::from_secs(30), |c| c.rtp_packets >= 100)
+        .expect("100 RTP packets");
+    let connected = client.connected_at.expect("connected") - posted;
+    eprintln!(
+        "[webrtc] str0m client: connected {connected:?} after the POST, 100 RTP packets ({} bytes, payload types {:?}) {:?} after it",
+        client.rtp_bytes,
+        client.payload_types,
+        posted.elapsed()
+    );
+    assert_eq!(webrtc_clients(admin, "demo"), 2);
+
+    let (status, _, body) = http(
+        webrtc,
+        "PATCH",
+        &location,
+        "application/trickle-ice-sdpfrag",
+        client.candidate_fragment(),
+    );
+    assert_eq!(status, 204, "{body}");
+    let before = client.rtp_packets;
+    client
+        .run_until(Duration::from_secs(20), |c| c.rtp_packets >= before + 50)
+        .expect("media goes on after the PATCH");
+
+    let (status, _, _) = http(webrtc, "DELETE", &location, "", "");
+    assert_eq!(status, 200);
+    wait_for("the deleted viewer gone", Duration::from_secs(10), || {
+        webrtc_clients(admin, "demo") == 1
+    });
+    // What was on the way arrives; then nothing.
+    let _ = client.run_until(Duration::from_millis(500), |_| false);
+    let after_delete = client.rtp_packets;
+    let _ = client.run_until(Duration::from_secs(1), |_| false);
+    assert_eq!(client.rtp_packets, after_delete, "RTP after the DELETE");
+
+    wait_for(
+        "the session without ICE freed",
+        Duration::from_secs(30),
+        || webrtc_clients(admin, "demo") == 0,
+    );
+    let freed = idle_posted.elapsed();
+    eprintln!("[webrtc] the session without ICE was freed {freed:?} after its POST");
+    assert!(freed >= Duration::from_secs(14), "freed after {freed:?}");
 }
 
 /// Waits until `expr` evaluated in `page` satisfies `pred`; its last value.
