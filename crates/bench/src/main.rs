@@ -252,8 +252,9 @@ struct FloorArgs {
 Placeholders in --a/--b: {port} (the RTSP port the proxy must listen on), {source}
 (the back-end URL, rtsp://127.0.0.1:<port>/stream) and {webrtc} (for --transport webrtc,
 rtsp-proxy's --webrtc-listen, --webrtc-udp and viewer-limit options; else empty). The
-default A is this tree's target/release/rtsp-proxy --bind 127.0.0.1 -p {port} {webrtc}
-{source}. Clients play rtsp://127.0.0.1:{port}/<--path>, proxyStream by default, as
+default A is this tree's target/release/rtsp-proxy --bind 127.0.0.1
+--max-connections-per-address 4096 -p {port} {webrtc} {source} (every client comes from
+127.0.0.1; give the same option to another rtsp-proxy for more than 256 RTSP clients). Clients play rtsp://127.0.0.1:{port}/<--path>, proxyStream by default, as
 live555ProxyServer names it, or POST to http://127.0.0.1:<webrtc port>/<--path>/whep:
 
   rtsp-bench run --a 'target/release/rtsp-proxy -p {port} {source}' \\

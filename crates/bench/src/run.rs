@@ -707,8 +707,10 @@ pub fn run(cfg: RunConfig) -> Result<(), String> {
     }
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     fs::create_dir_all(&cfg.logs).map_err(|e| format!("{}: {e}", cfg.logs.display()))?;
+    // Every client comes from 127.0.0.1: past the proxy's per-address
+    // connection limit (256) the RTSP clients would be refused.
     let default_a = format!(
-        "{} --bind 127.0.0.1 -p {{port}} {{webrtc}} {{source}}",
+        "{} --bind 127.0.0.1 --max-connections-per-address 4096 -p {{port}} {{webrtc}} {{source}}",
         exe.with_file_name("rtsp-proxy").display()
     );
     let mut subjects: Vec<(String, String)> = Vec::new();

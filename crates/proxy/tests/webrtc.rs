@@ -5,7 +5,11 @@
 //! first picture, the pixel variance of the picture (not a flat colour) and a
 //! PNG of it (kept under `target/e2e-logs/`).
 
+#[path = "webrtc_support/cdp.rs"]
+mod cdp;
 mod support;
+#[path = "webrtc_support/whep.rs"]
+mod whep;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -525,6 +529,18 @@ fn http(
     content_type: &str,
     body: &str,
 ) -> (u16, String, String) {
+    http_as(addr, method, path, content_type, body, None)
+}
+
+/// [`http`] with an `Authorization` header.
+fn http_as(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &str,
+    authorization: Option<&str>,
+) -> (u16, String, String) {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut req = format!(
@@ -533,6 +549,9 @@ fn http(
     );
     if !content_type.is_empty() {
         req.push_str(&format!("Content-Type: {content_type}\r\n"));
+    }
+    if let Some(a) = authorization {
+        req.push_str(&format!("Authorization: {a}\r\n"));
     }
     req.push_str("\r\n");
     req.push_str(body);
@@ -571,7 +590,20 @@ fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
 
 /// WebRTC clients of `path` the admin API lists.
 fn webrtc_clients(admin: SocketAddr, path: &str) -> usize {
-    let (_, _, body) = http(admin, "GET", &format!("/v1/paths/{path}"), "", "");
+    webrtc_clients_as(admin, path, None)
+}
+
+/// [`webrtc_clients`] of an admin port with a token.
+fn webrtc_clients_as(admin: SocketAddr, path: &str, token: Option<&str>) -> usize {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let (_, _, body) = http_as(
+        admin,
+        "GET",
+        &format!("/v1/paths/{path}"),
+        "",
+        "",
+        auth.as_deref(),
+    );
     let v: Value = serde_json::from_str(&body).unwrap_or_default();
     v["clients"].as_array().map_or(0, |c| {
         c.iter().filter(|c| c["transport"] == "webrtc").count()
@@ -906,4 +938,216 @@ fn a_browser_plays_on_during_a_drain() {
         exited >= DRAIN && exited <= DRAIN + Duration::from_secs(2),
         "exited after {exited:?}, the drain timeout being {DRAIN:?}"
     );
+}
+
+/// WHEP with a real client (str0m, as a browser would be): a real offer
+/// POSTed, media received (RTP packets decrypted from SRTP), a trickled
+/// candidate PATCHed (204) with media going on, DELETE: the viewer count
+/// drops and media stops; and a session that never completes ICE (another
+/// real offer, never followed by a STUN check) is freed after the 15 s
+/// handshake timeout.
+#[test]
+fn a_str0m_client_plays_trickles_and_deletes() {
+    let (_proxy, webrtc, admin) = proxy_with_webrtc_and_admin(&["--demo"]);
+    let idle = whep::WhepClient::new();
+    let (status, _, body) = http(
+        webrtc,
+        "POST",
+        "/demo/whep",
+        "application/sdp",
+        idle.offer(),
+    );
+    assert_eq!(status, 201, "{body}");
+    let idle_posted = Instant::now();
+
+    let mut client = whep::WhepClient::new();
+    let posted = Instant::now();
+    let (status, head, answer) = http(
+        webrtc,
+        "POST",
+        "/demo/whep",
+        "application/sdp",
+        client.offer(),
+    );
+    assert_eq!(status, 201, "{head}\n{answer}");
+    let location = header(&head, "location").expect("Location").to_owned();
+    client.accept(&answer).expect("the answer");
+    client
+        .run_until(Duration::from_secs(30), |c| c.rtp_packets >= 100)
+        .expect("100 RTP packets");
+    let connected = client.connected_at.expect("connected") - posted;
+    eprintln!(
+        "[webrtc] str0m client: connected {connected:?} after the POST, 100 RTP packets ({} bytes, payload types {:?}) {:?} after it",
+        client.rtp_bytes,
+        client.payload_types,
+        posted.elapsed()
+    );
+    assert_eq!(webrtc_clients(admin, "demo"), 2);
+
+    let (status, _, body) = http(
+        webrtc,
+        "PATCH",
+        &location,
+        "application/trickle-ice-sdpfrag",
+        client.candidate_fragment(),
+    );
+    assert_eq!(status, 204, "{body}");
+    let before = client.rtp_packets;
+    client
+        .run_until(Duration::from_secs(20), |c| c.rtp_packets >= before + 50)
+        .expect("media goes on after the PATCH");
+
+    let (status, _, _) = http(webrtc, "DELETE", &location, "", "");
+    assert_eq!(status, 200);
+    wait_for("the deleted viewer gone", Duration::from_secs(10), || {
+        webrtc_clients(admin, "demo") == 1
+    });
+    // What was on the way arrives; then nothing.
+    let _ = client.run_until(Duration::from_millis(500), |_| false);
+    let after_delete = client.rtp_packets;
+    let _ = client.run_until(Duration::from_secs(1), |_| false);
+    assert_eq!(client.rtp_packets, after_delete, "RTP after the DELETE");
+
+    wait_for(
+        "the session without ICE freed",
+        Duration::from_secs(30),
+        || webrtc_clients(admin, "demo") == 0,
+    );
+    let freed = idle_posted.elapsed();
+    eprintln!("[webrtc] the session without ICE was freed {freed:?} after its POST");
+    assert!(freed >= Duration::from_secs(14), "freed after {freed:?}");
+}
+
+/// Waits until `expr` evaluated in `page` satisfies `pred`; its last value.
+fn wait_js(
+    page: &mut cdp::Page,
+    what: &str,
+    timeout: Duration,
+    expr: &str,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let v = page.eval(expr).unwrap_or_else(|e| panic!("{what}: {e}"));
+        if pred(&v) {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {timeout:?}; last: {v}"
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The admin dashboard's live preview, clicked in Chromium (driven over the
+/// DevTools protocol): an inline video plays the path over WHEP from the
+/// WebRTC port (another origin; with `-C` users set, the admin token opens
+/// it as a Bearer token), one preview per path, kept across the page's
+/// refreshes; "close" deletes the session and the path's WebRTC viewer count
+/// goes back to 0.
+#[test]
+fn the_dashboard_previews_a_path() {
+    let Some((chromium, _one)) = with_chromium() else {
+        return;
+    };
+    const TOKEN: &str = "adm1n-t0ken";
+    let (_proxy, _webrtc, admin) =
+        proxy_with_webrtc_and_admin(&["--admin-token", TOKEN, "-C", "viewer", "s3cret", "--demo"]);
+    let viewers = || webrtc_clients_as(admin, "demo", Some(TOKEN));
+    let browser = open_with(
+        chromium,
+        &format!("http://{admin}/#token={TOKEN}"),
+        &["--remote-debugging-port=0", "--window-size=1200,900"],
+    );
+    let line = browser
+        .proc
+        .as_ref()
+        .expect("chromium")
+        .wait_for_line("DevTools listening on", Duration::from_secs(30))
+        .expect("the DevTools port");
+    let devtools = cdp::devtools_addr(&line).expect("the DevTools address");
+    let mut page = cdp::Page::connect(devtools, Duration::from_secs(30)).expect("DevTools");
+
+    const BUTTON: &str =
+        r#"document.querySelector('#paths > .path[data-name="demo"] button.preview')"#;
+    const STATE: &str = r#"(() => {
+        const boxes = document.querySelectorAll('#paths > .path[data-name="demo"] .pv-box');
+        const b = boxes[0];
+        return { boxes: boxes.length, state: b ? b.dataset.state || '' : '',
+                 text: b ? b.querySelector('.pv-state').textContent : '',
+                 frames: b ? Number(b.dataset.frames || 0) : 0,
+                 disabled: !!(document.querySelector('#paths > .path[data-name="demo"] button.preview') || {}).disabled,
+                 same: !!b && b.querySelector('video') === window.firstVideo };
+    })()"#;
+    wait_js(
+        &mut page,
+        "the preview button",
+        Duration::from_secs(30),
+        &format!("!!{BUTTON}"),
+        |v| v == true,
+    );
+    assert_eq!(viewers(), 0);
+    let clicked = Instant::now();
+    page.eval(&format!("{BUTTON}.click()")).expect("click");
+    let v = wait_js(
+        &mut page,
+        "frames decoded",
+        Duration::from_secs(60),
+        STATE,
+        |v| v["frames"].as_u64().unwrap_or(0) >= 10,
+    );
+    let first_frames = clicked.elapsed();
+    assert_eq!(v["state"], "playing", "{v}");
+    assert_eq!(v["boxes"], 1, "{v}");
+    assert_eq!(v["disabled"], true, "one preview per path: {v}");
+    page.eval("window.firstVideo = document.querySelector('.pv-box video'), true")
+        .expect("eval");
+    assert_eq!(viewers(), 1);
+    // A second click (the button is disabled) adds nothing.
+    page.eval(&format!("{BUTTON}.click(), true"))
+        .expect("click");
+    // The page redraws every 2 s: the same video plays on across redraws.
+    let at = v["frames"].as_u64().unwrap_or(0);
+    let v = wait_js(
+        &mut page,
+        "frames decoded across the page's refreshes",
+        Duration::from_secs(30),
+        STATE,
+        |v| v["frames"].as_u64().unwrap_or(0) >= at + 100,
+    );
+    assert_eq!(v["same"], true, "the preview survived the redraws: {v}");
+    assert_eq!(v["boxes"], 1, "{v}");
+    assert_eq!(viewers(), 1, "one WHEP session");
+    let shot = page
+        .call(
+            "Page.captureScreenshot",
+            serde_json::json!({"format": "png"}),
+        )
+        .expect("screenshot");
+    if let Some(png) = shot["data"]
+        .as_str()
+        .and_then(|d| base64::engine::general_purpose::STANDARD.decode(d).ok())
+    {
+        let path = logs_dir().join("admin-dashboard-preview.png");
+        std::fs::write(&path, png).unwrap();
+        eprintln!("[webrtc] dashboard preview screenshot: {}", path.display());
+    }
+
+    let closing = Instant::now();
+    page.eval("document.querySelector('.pv-box .pv-close').click(), true")
+        .expect("close");
+    wait_for(
+        "the preview's session deleted",
+        Duration::from_secs(15),
+        || viewers() == 0,
+    );
+    eprintln!(
+        "[webrtc] dashboard preview: 10 frames decoded {first_frames:?} after the click, {} in all; viewer count 0 {:?} after close",
+        v["frames"],
+        closing.elapsed()
+    );
+    let v = page.eval(STATE).expect("state");
+    assert_eq!(v["boxes"], 0, "{v}");
+    assert_eq!(v["disabled"], false, "the button is back: {v}");
 }

@@ -22,6 +22,11 @@ const DATAGRAM_QUEUE: usize = 256;
 /// Addresses one session may be reached from (ICE checks from several of the
 /// browser's candidates).
 const ADDRESSES_PER_SESSION: usize = 8;
+/// Timeouts already due that a session handles in a row before it waits
+/// (str0m asks for one after each packet it sends; a bound for fairness).
+const DUE_IN_A_ROW: usize = 1024;
+/// Datagrams the receive loop reads in one turn before it lets other tasks run.
+const RECEIVE_BATCH: usize = 1024;
 
 /// One received datagram.
 pub struct Datagram {
@@ -91,25 +96,37 @@ impl Demux {
 }
 
 /// Reads the shared socket for ever, handing each datagram to its session.
+/// Each turn it reads what is there (up to [`RECEIVE_BATCH`]): one datagram
+/// per turn (tokio's budget of a task's operations per turn) behind
+/// hundreds of viewer tasks fell behind what hundreds of viewers send, the
+/// socket buffer filled and STUN and DTLS were lost.
 pub async fn receive_loop(socket: Arc<UdpSocket>, demux: Arc<Demux>) {
     let mut buf = vec![0u8; 2048];
     loop {
-        let (n, source) = match socket.recv_from(&mut buf).await {
-            Ok(r) => r,
-            Err(e) => {
-                // ICMP errors surface here on some systems: not fatal.
-                debug!("webrtc udp receive: {e}");
-                tokio::time::sleep(Duration::from_millis(1)).await;
-                continue;
+        if let Err(e) = socket.readable().await {
+            debug!("webrtc udp readiness: {e}");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            continue;
+        }
+        for _ in 0..RECEIVE_BATCH {
+            let (n, source) = match socket.try_recv_from(&mut buf) {
+                Ok(r) => r,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    // ICMP errors surface here on some systems: not fatal.
+                    debug!("webrtc udp receive: {e}");
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    break;
+                }
+            };
+            let data = &buf[..n];
+            if let Some(route) = demux.route(source, data) {
+                let _ = route.tx.try_send(Datagram {
+                    source,
+                    data: data.to_vec(),
+                    at: Instant::now(),
+                });
             }
-        };
-        let data = &buf[..n];
-        if let Some(route) = demux.route(source, data) {
-            let _ = route.tx.try_send(Datagram {
-                source,
-                data: data.to_vec(),
-                at: Instant::now(),
-            });
         }
     }
 }
@@ -155,12 +172,25 @@ pub async fn run_session(mut viewer: Viewer, mut io: SessionIo) -> &'static str 
     let mut published = Instant::now();
     let reason = loop {
         // Everything str0m has to send, then when it next wants time.
+        let mut due = 0;
         let wait = loop {
             match viewer.poll() {
                 Step::Send { to, data } => {
                     let _ = io.socket.send_to(&data, to).await;
                 }
-                Step::Wait(at) => break at,
+                Step::Wait(at) => {
+                    // str0m's pacer wants time after every packet it sends,
+                    // at that send's time: already due. Given at once, a
+                    // frame's packets go out back to back, not one per turn
+                    // of the timer (1 ms ticks: 10-100 ms per frame).
+                    let now = Instant::now();
+                    if at <= now && due < DUE_IN_A_ROW {
+                        due += 1;
+                        viewer.tick(now);
+                        continue;
+                    }
+                    break at;
+                }
                 Step::Ended(why) => return finish(&viewer, &io, why),
             }
         };

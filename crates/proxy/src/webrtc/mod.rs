@@ -133,12 +133,10 @@ pub async fn start(
             source,
         })?;
     let addr = listener.local_addr().unwrap_or(listen);
-    let socket = UdpSocket::bind(config.udp)
-        .await
-        .map_err(|source| WebRtcError::Udp {
-            addr: config.udp,
-            source,
-        })?;
+    let socket = bind_media_socket(config.udp).map_err(|source| WebRtcError::Udp {
+        addr: config.udp,
+        source,
+    })?;
     let udp = socket.local_addr().unwrap_or(config.udp);
     let socket = Arc::new(socket);
     let demux = Arc::new(driver::Demux::default());
@@ -168,4 +166,25 @@ pub async fn start(
         viewers,
         tasks: vec![receiver, server],
     })
+}
+
+/// Receive buffer asked for the one media socket of every session: every
+/// viewer's STUN, DTLS and RTCP come in on it, and nothing reads it while the
+/// runtime sends a keyframe to every viewer. With the default (about 200 KiB)
+/// it overflowed from some 250 viewers on loopback: handshakes and consent
+/// checks were lost (ICE/DTLS not connected, ICE disconnected).
+const UDP_RECV_BUFFER: usize = 4 << 20;
+
+/// The media socket, bound with [`UDP_RECV_BUFFER`] (the kernel may grant
+/// less: `net.core.rmem_max`).
+fn bind_media_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    let _ = s.set_recv_buffer_size(UDP_RECV_BUFFER);
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    UdpSocket::from_std(s.into())
 }

@@ -457,7 +457,7 @@ impl Viewer {
                 Ok(Output::Transmit(t)) => {
                     return Step::Send {
                         to: t.destination,
-                        data: t.contents.to_vec(),
+                        data: t.contents.into(),
                     }
                 }
                 Ok(Output::Timeout(at)) => {
