@@ -186,7 +186,7 @@ fn multicast_clients_share_one_group_and_the_last_one_stops_it() {
         assert_eq!(
             proxy
                 .proc
-                .count_lines("multicast group 239.255.42.0 allocated"),
+                .count_lines_settled("multicast group 239.255.42.0 allocated", 1),
             1,
             "the group stays while the stream has multicast clients"
         );

@@ -327,7 +327,7 @@ fn reuse_connection_pulls_the_stream_over_the_registering_connection() {
     relay.wait_for_line("Relaying", RUN).expect("relaying");
     assert_plays(&proxy, "behindnat", "udp");
     assert!(
-        proxy.proc.count_lines(udp_setup) >= 1,
+        proxy.proc.count_lines_settled(udp_setup, 1) >= 1,
         "UDP SETUPs to the back end"
     );
     assert_eq!(backend.connections(), before + 1, "only the relayed one");

@@ -439,7 +439,7 @@ fn an_edge_of_a_draining_origin_pauses_then_plays_on_from_the_new_origin() {
         back.saturating_sub(old_gone)
     );
     assert!(
-        edge.proc.count_lines("state=lost") >= 1,
+        edge.proc.count_lines_settled("state=lost", 1) >= 1,
         "the edge saw the old origin go"
     );
 

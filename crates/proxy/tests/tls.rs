@@ -237,7 +237,7 @@ fn tls_only_turns_the_plain_port_off() {
     assert_eq!(
         tp.proxy
             .proc
-            .count_lines("RTSP-over-HTTP tunneling is accepted on port"),
+            .count_lines_settled("RTSP-over-HTTP tunneling is accepted on port", 1),
         0,
         "no plain port to announce"
     );
@@ -357,7 +357,7 @@ fn rtsps_back_end_pulled_with_ca_and_with_fingerprint() {
         "{setups:?}"
     );
     assert!(
-        by_ca.proc.count_lines(" over TLS") >= 1,
+        by_ca.proc.count_lines_settled(" over TLS", 1) >= 1,
         "connected over TLS (debug log)"
     );
     assert!(backend.requests("DESCRIBE") >= 2, "each proxy DESCRIBEd");
@@ -439,7 +439,12 @@ fn untrusted_back_end_is_refused_and_never_dialled_in_clear() {
     assert!(warning.contains("WARN"), "{warning}");
     let streams = ffprobe_streams(&insecure.url("proxyStream"), "tcp", PROBE).expect("insecure");
     assert_eq!(codecs(&streams), ["h264", "aac"]);
-    assert_eq!(insecure.proc.count_lines("--backend-tls-insecure: "), 1);
+    assert_eq!(
+        insecure
+            .proc
+            .count_lines_settled("--backend-tls-insecure: ", 1),
+        1
+    );
 }
 
 /// Proxy A serves RTSPS only; proxy B pulls rtsps:// from it (trusting the

@@ -160,6 +160,16 @@ impl Proc {
             .count()
     }
 
+    /// How many lines contain `needle`, read once at least `min` of them have
+    /// come (up to 15 s) and a further 300 ms: the process's output reaches
+    /// the test through a pipe and a reader thread, so a line about something
+    /// that just happened may not be here yet on a loaded machine.
+    pub fn count_lines_settled(&self, needle: &str, min: usize) -> usize {
+        let _ = self.wait_where(needle, min, Duration::from_secs(15), |l| l.contains(needle));
+        std::thread::sleep(Duration::from_millis(300));
+        self.count_lines(needle)
+    }
+
     /// How many lines printed so far satisfy `pred`.
     pub fn count_where(&self, pred: impl Fn(&str) -> bool) -> usize {
         self.shared.lock().lines.iter().filter(|l| pred(l)).count()
