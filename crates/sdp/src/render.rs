@@ -193,7 +193,7 @@ fn push(out: &mut String, line: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sdp::parse;
+    use crate::parse;
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     fn options(origin: IpAddr) -> RenderOptions {

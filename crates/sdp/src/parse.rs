@@ -299,12 +299,12 @@ mod tests {
         );
         assert!(p.announces_multicast());
         assert_eq!(
-            crate::sdp::multicast_group("IN IP4 239.255.1.1/1"),
+            crate::multicast_group("IN IP4 239.255.1.1/1"),
             Some("239.255.1.1".parse().unwrap())
         );
-        assert_eq!(crate::sdp::multicast_group("IN IP4 0.0.0.0"), None);
-        assert_eq!(crate::sdp::multicast_group("IN IP6 ff02::1"), None);
-        assert_eq!(crate::sdp::multicast_group("garbage"), None);
+        assert_eq!(crate::multicast_group("IN IP4 0.0.0.0"), None);
+        assert_eq!(crate::multicast_group("IN IP6 ff02::1"), None);
+        assert_eq!(crate::multicast_group("garbage"), None);
     }
 
     #[test]

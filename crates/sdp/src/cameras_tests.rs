@@ -11,7 +11,7 @@ macro_rules! camera {
     ($name:literal) => {
         (
             $name,
-            include_str!(concat!("../../../../tests/data/cameras/", $name)),
+            include_str!(concat!("../../../tests/data/cameras/", $name)),
         )
     };
 }

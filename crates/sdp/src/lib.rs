@@ -203,17 +203,16 @@ mod tests {
     use super::*;
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-    const GST_H264_AAC: &str = include_str!("../../../../tests/data/sdp/gstreamer-h264-aac.sdp");
+    const GST_H264_AAC: &str = include_str!("../../../tests/data/sdp/gstreamer-h264-aac.sdp");
     const GST_NO_AUDIO_BW: &str =
-        include_str!("../../../../tests/data/sdp/gstreamer-h264-aac-no-audio-bandwidth.sdp");
-    const LIVE555_PROXY: &str =
-        include_str!("../../../../tests/data/sdp/live555-proxy-h264-aac.sdp");
-    const GST_H265: &str = include_str!("../../../../tests/data/sdp/gstreamer-h265.sdp");
+        include_str!("../../../tests/data/sdp/gstreamer-h264-aac-no-audio-bandwidth.sdp");
+    const LIVE555_PROXY: &str = include_str!("../../../tests/data/sdp/live555-proxy-h264-aac.sdp");
+    const GST_H265: &str = include_str!("../../../tests/data/sdp/gstreamer-h265.sdp");
     /// A real Hikvision camera's SDP (absolute controls with a query string).
     const HIKVISION_DESCRIBE: &str =
-        include_str!("../../../../tests/data/cameras/hikvision_describe.txt");
-    const MJPEG: &str = include_str!("../../../../tests/data/sdp/camera-mjpeg-static-pt.sdp");
-    const OPUS: &str = include_str!("../../../../tests/data/sdp/opus-rtcp-mux.sdp");
+        include_str!("../../../tests/data/cameras/hikvision_describe.txt");
+    const MJPEG: &str = include_str!("../../../tests/data/sdp/camera-mjpeg-static-pt.sdp");
+    const OPUS: &str = include_str!("../../../tests/data/sdp/opus-rtcp-mux.sdp");
 
     const H264_FMTP: &str = "a=fmtp:96 packetization-mode=1;sprop-parameter-sets=Z0LAHtoCgPbAWoMDA1KAAAADAIAAABlHixdQ,aM48gA==;profile-level-id=42c01e;level-asymmetry-allowed=1";
     const AAC_FMTP: &str = "a=fmtp:97 streamtype=5;profile-level-id=2;mode=AAC-hbr;config=119056e500;sizelength=13;indexlength=3;indexdeltalength=3";
