@@ -25,18 +25,18 @@ pub mod os;
 pub mod path_spec;
 pub mod paths;
 pub mod register_client;
-pub mod relay;
 pub mod reload;
 pub mod server;
 pub mod source;
 pub mod supervisor;
-pub mod tasks;
 pub mod tls;
 pub mod webrtc;
 
 // The lower layers are crates of their own; these names keep `rtsp_proxy::sdp`
 // (tests, fuzz targets) and `crate::sdp` paths working.
+pub use relay;
 pub use sdp;
+pub use tasks;
 
 /// `rtsp-proxy/<version>`: the `Server` header of our responses and the
 /// `User-Agent` of our requests.

@@ -18,8 +18,8 @@ use tokio::sync::watch;
 use super::keyframe_cache::{GopCache, DEFAULT_CACHE_BYTES};
 use super::replay_timing::RetimedReplay;
 use super::sink::{ConnOut, Sink, SinkSet};
-use crate::sdp::Presentation;
-use crate::tasks::Tasks;
+use sdp::Presentation;
+use tasks::Tasks;
 
 pub use super::subscriber::SubscriberId;
 

@@ -11,7 +11,7 @@ use rtp::packet::{parse_rtp, write_header};
 use rtp::rtcp::{self, SenderInfo};
 
 use super::*;
-use crate::sdp::{self, Presentation};
+use sdp::{self, Presentation};
 
 /// A camera-like back end: H.264 video and AAC audio.
 const SDP_2_TRACKS: &str = "v=0\r\n\
