@@ -19,25 +19,20 @@ pub mod app;
 pub mod config;
 pub mod demo;
 pub mod http_listener;
-pub mod log_text;
-pub mod net;
 pub mod os;
 pub mod path_spec;
 pub mod paths;
 pub mod register_client;
 pub mod reload;
 pub mod server;
-pub mod source;
 pub mod supervisor;
-pub mod tls;
 pub mod webrtc;
 
 // The lower layers are crates of their own; these names keep `rtsp_proxy::sdp`
 // (tests, fuzz targets) and `crate::sdp` paths working.
-pub use relay;
-pub use sdp;
-pub use tasks;
+pub use net::{log_text, tls};
+pub use {net, relay, sdp, source, tasks};
 
 /// `rtsp-proxy/<version>`: the `Server` header of our responses and the
 /// `User-Agent` of our requests.
-pub const SOFTWARE: &str = concat!("rtsp-proxy/", env!("CARGO_PKG_VERSION"));
+pub use net::SOFTWARE;

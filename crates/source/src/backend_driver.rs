@@ -26,10 +26,10 @@ use super::connector::{ChannelWriter, Connector};
 use super::failure::{Failure, IoCause};
 use super::rtsp_client::{BackendSession, Event, Output, SessionConfig, MAX_REDIRECTS};
 use super::transport::BackendTransport;
-use crate::relay::{PresentationChange, Stream};
-use crate::sdp::Presentation;
-use crate::tasks::Tasks;
-use crate::{log_text, net};
+use net::log_text;
+use relay::{PresentationChange, Stream};
+use sdp::Presentation;
+use tasks::Tasks;
 
 /// On demand: a back-end connection opened for a client's DESCRIBE stays open at
 /// least this long (or the linger, if longer) for the client to SETUP and PLAY.
@@ -198,7 +198,7 @@ async fn run(stream: Arc<Stream>, settings: SourceSettings, mut shutdown: watch:
             udp_timeout: settings.udp_timeout,
             max_gap: settings.max_gap,
             linger: settings.linger,
-            user_agent: crate::SOFTWARE.to_owned(),
+            user_agent: net::SOFTWARE.to_owned(),
         };
         let outcome = run_connection(
             &stream,
@@ -505,7 +505,7 @@ fn is_allowed(allowed: &Mutex<Vec<IpAddr>>, ip: IpAddr) -> bool {
 /// Logs an RTSP message exchanged with the back end (`-V`), credentials hidden
 /// and control characters escaped.
 fn log_wire(stream: &str, dir: &str, text: &str) {
-    debug!(target: "rtsp_proxy::backend", "[{stream}] {dir}\n{}", crate::log_text::wire_message(text));
+    debug!(target: "rtsp_proxy::backend", "[{stream}] {dir}\n{}", log_text::wire_message(text));
 }
 
 async fn write_request(

@@ -29,7 +29,7 @@ use rtsp::url::{resolve_control, RtspUrl};
 use rtsp::{Method, Request, Response};
 
 use super::transport::BackendTransport;
-use crate::sdp::{self, Presentation};
+use sdp::{self, Presentation};
 
 pub use super::failure::{Failure, RequestRef};
 

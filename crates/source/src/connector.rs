@@ -21,7 +21,7 @@ pub use super::channel::{
 };
 use super::failure::Failure;
 use super::http_tunnel::{self, TunnelSettings};
-use crate::tls;
+use net::tls;
 
 /// How a source dials its back end; one per source, shared by its attempts.
 #[derive(Clone, Debug, Default)]

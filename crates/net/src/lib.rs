@@ -1,5 +1,14 @@
-//! Socket helpers shared by the source (back-end media) and the server (client
-//! media): UDP port-pair binding and address normalisation.
+//! What the back-end client (`source`) and the front end (`server`) share about
+//! the network: socket helpers (UDP port-pair binding, multicast, address
+//! normalisation, here), TLS configurations ([`tls`]), network text made safe
+//! for log lines ([`log_text`]) and our name on the wire ([`SOFTWARE`]).
+
+pub mod log_text;
+pub mod tls;
+
+/// `rtsp-proxy/<version>`: the `Server` header of our responses and the
+/// `User-Agent` of our requests.
+pub const SOFTWARE: &str = concat!("rtsp-proxy/", env!("CARGO_PKG_VERSION"));
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
