@@ -20,18 +20,17 @@ pub mod config;
 pub mod demo;
 pub mod http_listener;
 pub mod os;
-pub mod path_spec;
 pub mod paths;
 pub mod register_client;
 pub mod reload;
 pub mod server;
-pub mod supervisor;
 pub mod webrtc;
 
 // The lower layers are crates of their own; these names keep `rtsp_proxy::sdp`
 // (tests, fuzz targets) and `crate::sdp` paths working.
 pub use net::{log_text, tls};
-pub use {net, relay, sdp, source, tasks};
+pub use supervisor::path_spec;
+pub use {net, relay, sdp, source, supervisor, tasks};
 
 /// `rtsp-proxy/<version>`: the `Server` header of our responses and the
 /// `User-Agent` of our requests.

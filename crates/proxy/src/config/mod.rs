@@ -311,12 +311,12 @@ fn stream_names(prefix: &str, count: usize) -> Vec<String> {
     }
 }
 
-/// A command-line back end's path: the configuration's defaults as they are.
-impl crate::paths::PathSpec {
-    /// The spec of a command-line URL: every source option of `config`.
+impl Config {
+    /// A command-line back end's path: the spec of `url` with every source
+    /// option of the configuration's defaults as they are.
     #[must_use]
-    pub fn from_config(config: &Config, url: &str) -> crate::path_spec::PathSpec {
-        crate::path_spec::PathSpec::new(url, config.defaults.clone())
+    pub fn path_spec(&self, url: &str) -> crate::path_spec::PathSpec {
+        crate::path_spec::PathSpec::new(url, self.defaults.clone())
     }
 }
 
@@ -335,7 +335,7 @@ impl crate::server::register::RegisterSettings for Config {
         interleaved: bool,
         connector: crate::source::Connector,
     ) -> crate::source::SourceSettings {
-        let mut settings = crate::paths::PathSpec::from_config(self, url).settings(None);
+        let mut settings = self.path_spec(url).settings(None);
         if interleaved || self.defaults.transport == PathTransport::Tcp {
             settings.transport = BackendTransport::Tcp;
         }

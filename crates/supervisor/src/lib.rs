@@ -9,6 +9,10 @@
 //!
 //! The server's sessions of a removed stream that are not playing are the server's:
 //! `ServerContext::remove_stream` closes them and then calls [`Supervisor::remove`].
+//!
+//! [`path_spec`] is the path model the supervisor starts sources from.
+
+pub mod path_spec;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -17,11 +21,11 @@ use std::time::Duration;
 
 use tracing::info;
 
-use crate::path_spec::PathSpec;
-use crate::relay::{Stream, StreamRegistry};
-use crate::source::{self, SourceHandle, SourceSettings};
-use crate::tasks::Tasks;
-use crate::tls::BackendTrust;
+use net::tls::{self, BackendTrust};
+use path_spec::PathSpec;
+use relay::{Stream, StreamRegistry};
+use source::{SourceHandle, SourceSettings};
+use tasks::Tasks;
 
 /// One stream of the supervisor, as listed.
 #[derive(Clone, Debug)]
@@ -131,7 +135,7 @@ impl Supervisor {
             // Built lazily by the source's connector when it is an rtsps:// URL.
             return Ok(None);
         }
-        crate::tls::client_config(trust)
+        tls::client_config(trust)
             .map(Some)
             .map_err(|e| AddError::Tls(e.to_string()))
     }
@@ -331,12 +335,11 @@ impl Supervisor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
+    use crate::path_spec::SourceOptions;
 
     fn settings() -> SourceSettings {
         // Nothing listens on port 9 of loopback (discard): the source just retries.
-        crate::paths::PathSpec::from_config(&Config::default(), "rtsp://127.0.0.1:9/x")
-            .settings(None)
+        PathSpec::new("rtsp://127.0.0.1:9/x", SourceOptions::default()).settings(None)
     }
 
     #[tokio::test]

@@ -1,5 +1,5 @@
 //! The path model: one [`PathSpec`] per named stream with a source, produced by the
-//! command line (`PathSpec::from_config`, in the config layer) and by the
+//! command line (`Config::path_spec`, in the config layer) and by the
 //! config file alike (`config::file`), turned into [`SourceSettings`] in one
 //! place ([`PathSpec::settings`]); [`diff`] of two sets of paths. A value type:
 //! it imports neither the configuration nor the running server (the control
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use rtsp::auth::Credentials;
 
-use crate::source::{BackendTransport, SourceSettings};
+use source::{BackendTransport, SourceSettings};
 
 /// Longest path name, in bytes.
 pub const MAX_NAME_LEN: usize = 200;
@@ -66,7 +66,7 @@ pub struct SourceOptions {
     /// Connect on the first client, close `linger` after the last one left.
     pub on_demand: bool,
     /// How an `rtsps://` back end is verified.
-    pub backend_tls: crate::tls::BackendTrust,
+    pub backend_tls: net::tls::BackendTrust,
 }
 
 impl Default for SourceOptions {
@@ -81,9 +81,9 @@ impl Default for SourceOptions {
             linger: DEFAULT_LINGER,
             reconnect_min: DEFAULT_RECONNECT_MIN,
             reconnect_max: DEFAULT_RECONNECT_MAX,
-            keyframe_cache_bytes: crate::relay::keyframe_cache::DEFAULT_CACHE_BYTES,
+            keyframe_cache_bytes: relay::keyframe_cache::DEFAULT_CACHE_BYTES,
             on_demand: false,
-            backend_tls: crate::tls::BackendTrust::default(),
+            backend_tls: net::tls::BackendTrust::default(),
         }
     }
 }
@@ -132,7 +132,7 @@ impl PathSpec {
     #[must_use]
     pub fn settings(&self, tls: Option<Arc<rustls::ClientConfig>>) -> SourceSettings {
         let o = &self.options;
-        let user_agent = crate::SOFTWARE.to_owned();
+        let user_agent = net::SOFTWARE.to_owned();
         let (transport, http_tunnel) = match o.transport {
             PathTransport::Auto | PathTransport::Udp => (BackendTransport::Udp, None),
             PathTransport::Tcp => (BackendTransport::Tcp, None),
@@ -140,7 +140,7 @@ impl PathSpec {
             // A tunnel carries the media too.
             PathTransport::Http { port } => (
                 BackendTransport::Tcp,
-                Some(crate::source::http_tunnel::TunnelSettings {
+                Some(source::http_tunnel::TunnelSettings {
                     port,
                     credentials: o.credentials.clone(),
                     user_agent,
@@ -159,10 +159,10 @@ impl PathSpec {
             linger: o.linger,
             reconnect_min: o.reconnect_min,
             reconnect_max: o.reconnect_max,
-            connector: crate::source::Connector {
+            connector: source::Connector {
                 http_tunnel,
                 tls,
-                ..crate::source::Connector::default()
+                ..source::Connector::default()
             },
         }
     }
