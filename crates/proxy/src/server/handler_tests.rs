@@ -1488,17 +1488,55 @@ fn with_client_users_everything_but_options_needs_a_login_checked_first() {
 
 mod register_requests {
     use super::*;
-    use crate::config::{Config, RegisterAllow};
+    use crate::path_spec::{PathSpec, SourceOptions};
     use crate::server::access::AccessControl;
-    use crate::server::register::Registrar;
-    use crate::supervisor::{Origin, Supervisor};
+    use crate::server::register::{RegisterAllow, RegisterSettings, Registrar};
+    use crate::source::{BackendTransport, Connector, SourceSettings};
+    use crate::supervisor::{Origin, Supervisor, DEFAULT_MAX_REGISTERED};
     use rtsp::auth::{ClientAuth, Credentials};
+
+    /// What `-R` asks of the configuration (`config::Config` in the binary):
+    /// the `--register-allow` list and `--max-registered`; no keyframe cache.
+    struct Options {
+        register_allow: Vec<RegisterAllow>,
+        max_registered: usize,
+    }
+
+    impl RegisterSettings for Options {
+        fn allows(&self, host: &str, peer: IpAddr) -> bool {
+            self.register_allow
+                .iter()
+                .any(|rule| rule.allows(host, peer))
+        }
+
+        fn source_settings(
+            &self,
+            url: &str,
+            interleaved: bool,
+            connector: Connector,
+        ) -> SourceSettings {
+            let options = SourceOptions {
+                keyframe_cache_bytes: 0,
+                ..SourceOptions::default()
+            };
+            let mut settings = PathSpec::new(url, options).settings(None);
+            if interleaved {
+                settings.transport = BackendTransport::Tcp;
+            }
+            settings.connector = connector;
+            settings
+        }
+
+        fn keyframe_cache_bytes(&self) -> usize {
+            0
+        }
+    }
 
     /// Nothing listens there: registered sources just retry in the background.
     const BACKEND: &str = "rtsp://127.0.0.1:9/live";
 
     /// The usual fixture with `-R` (and `-U reg pw` when `auth`).
-    fn fixture(config: Config, auth: bool) -> Fixture {
+    fn fixture(config: Options, auth: bool) -> Fixture {
         let registry = Arc::new(StreamRegistry::new());
         let cam = described("cam", SDP_2_TRACKS);
         assert!(registry.insert(cam.clone()));
@@ -1520,13 +1558,11 @@ mod register_requests {
         }
     }
 
-    fn register_config() -> Config {
-        let mut config = Config {
-            register: true,
-            ..Config::default()
-        };
-        config.defaults.keyframe_cache_bytes = 0;
-        config
+    fn register_config() -> Options {
+        Options {
+            register_allow: vec![RegisterAllow::Peer],
+            max_registered: DEFAULT_MAX_REGISTERED,
+        }
     }
 
     fn request(method: &str, url: &str, transport: Option<&str>) -> String {
@@ -1669,10 +1705,13 @@ mod register_requests {
             200
         );
 
-        let config = Config {
+        let config = Options {
             register_allow: vec![
-                RegisterAllow::parse("10.0.0.0/8").unwrap(),
-                RegisterAllow::parse("cam.example").unwrap(),
+                RegisterAllow::Network {
+                    address: "10.0.0.0".parse().unwrap(),
+                    prefix: 8,
+                },
+                RegisterAllow::Host("cam.example".to_owned()),
             ],
             ..register_config()
         };
@@ -1758,7 +1797,7 @@ mod register_requests {
     #[tokio::test]
     async fn at_most_max_registered_streams() {
         let f = fixture(
-            Config {
+            Options {
                 max_registered: 2,
                 ..register_config()
             },
@@ -1901,7 +1940,7 @@ fn multicast_fixture(range: &str, len: u8) -> Fixture {
     let cam = described("cam", SDP_2_TRACKS);
     assert!(registry.insert(cam.clone()));
     assert!(registry.insert(described("other", SDP_2_TRACKS)));
-    let cfg = crate::config::MulticastConfig {
+    let cfg = crate::server::multicast::MulticastConfig {
         network: range.parse().expect("range"),
         prefix_len: len,
         ttl: 4,

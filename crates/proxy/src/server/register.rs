@@ -74,6 +74,47 @@ pub trait RegisterSettings: Send + Sync {
     fn keyframe_cache_bytes(&self) -> usize;
 }
 
+/// One `--register-allow` entry: a back-end URL whose host it matches may be
+/// registered (and dialled by the proxy).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RegisterAllow {
+    /// `peer`: the host is an IP literal equal to the address the REGISTER came from.
+    Peer,
+    /// `<ip>` or `<ip>/<prefix>`: the host is an IP literal in this network.
+    Network { address: IpAddr, prefix: u8 },
+    /// A host name: the URL's host is this name (case-insensitive). The name is not
+    /// resolved to compare addresses.
+    Host(String),
+}
+
+impl RegisterAllow {
+    /// Whether a URL with this host (as [`rtsp::url::RtspUrl::host`]: no brackets)
+    /// may be registered by `peer`.
+    #[must_use]
+    pub fn allows(&self, host: &str, peer: IpAddr) -> bool {
+        let ip = host.parse::<IpAddr>().ok().map(|ip| ip.to_canonical());
+        match self {
+            RegisterAllow::Peer => ip == Some(peer.to_canonical()),
+            RegisterAllow::Network { address, prefix } => {
+                ip.is_some_and(|ip| crate::net::in_network(ip, *address, *prefix))
+            }
+            RegisterAllow::Host(name) => {
+                ip.is_none() && host.trim_end_matches('.').eq_ignore_ascii_case(name)
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for RegisterAllow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RegisterAllow::Peer => f.write_str("peer"),
+            RegisterAllow::Network { address, prefix } => write!(f, "{address}/{prefix}"),
+            RegisterAllow::Host(name) => f.write_str(name),
+        }
+    }
+}
+
 /// What REGISTER needs besides the server: the settings registered sources are
 /// built from, and where their "Play this stream" URLs point.
 pub struct Registrar {
