@@ -23,14 +23,13 @@ pub mod os;
 pub mod paths;
 pub mod register_client;
 pub mod reload;
-pub mod server;
 pub mod webrtc;
 
 // The lower layers are crates of their own; these names keep `rtsp_proxy::sdp`
 // (tests, fuzz targets) and `crate::sdp` paths working.
 pub use net::{log_text, tls};
 pub use supervisor::path_spec;
-pub use {net, relay, sdp, source, supervisor, tasks};
+pub use {net, relay, sdp, server, source, supervisor, tasks};
 
 /// `rtsp-proxy/<version>`: the `Server` header of our responses and the
 /// `User-Agent` of our requests.

@@ -28,10 +28,9 @@ use tracing::{debug, info, warn};
 use super::handler::{self, ConnContext};
 use super::register::{self, Pending};
 use super::{tunnel, ServerContext};
-use crate::net;
-use crate::relay::sink::DEFAULT_QUEUE_PACKETS;
-use crate::relay::{ConnOut, ConnOutReceiver, OutItem};
-use crate::source::connector::{Carrier, Channel};
+use relay::sink::DEFAULT_QUEUE_PACKETS;
+use relay::{ConnOut, ConnOutReceiver, OutItem};
+use source::connector::{Carrier, Channel};
 
 /// A request must be complete within this long once its first byte arrived
 /// (slow-loris guard).
@@ -186,7 +185,7 @@ pub async fn serve<S: ByteStream>(ctx: Arc<ServerContext>, stream: S, accepted: 
             dropped = out.dropped(),
             "client connection closed: it did not keep up (its media queue overflowed \
              and stayed over half full for {} s)",
-            crate::relay::FALL_BEHIND_LIMIT.as_secs()
+            relay::FALL_BEHIND_LIMIT.as_secs()
         );
     }
     debug!(%peer, "connection closed");
@@ -500,13 +499,13 @@ mod tests {
         .with_no_client_auth()
         .with_single_cert(vec![der.clone()], key)
         .expect("server config");
-        let client = crate::tls::client_config(&crate::tls::BackendTrust {
-            fingerprints: vec![crate::tls::Fingerprint::of(&der)],
+        let client = net::tls::client_config(&net::tls::BackendTrust {
+            fingerprints: vec![net::tls::Fingerprint::of(&der)],
             ..Default::default()
         })
         .expect("client config");
         let (a, b) = tokio::io::duplex(512);
-        let name = crate::tls::server_name("localhost").expect("name");
+        let name = net::tls::server_name("localhost").expect("name");
         let (srv, cli) = tokio::join!(
             tokio_rustls::TlsAcceptor::from(Arc::new(server)).accept(a),
             tokio_rustls::TlsConnector::from(client).connect(name, b)

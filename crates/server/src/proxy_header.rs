@@ -89,7 +89,7 @@ pub async fn admit(
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             if warnings[why.warning_kind()].should_log(std::time::Instant::now()) {
-                warn!(peer = %crate::net::canonical(peer), "connection closed: {why}");
+                warn!(peer = %net::canonical(peer), "connection closed: {why}");
             }
             None
         }
@@ -117,7 +117,7 @@ async fn client_of(
     };
     slot.assign(client.ip())
         .map_err(|why| Rejected::Refused { client, why })?;
-    debug!(%client, via = %crate::net::canonical(peer), "PROXY protocol header read");
+    debug!(%client, via = %net::canonical(peer), "PROXY protocol header read");
     Ok(client)
 }
 
@@ -247,7 +247,7 @@ impl TrustedProxies {
         let ip = ip.to_canonical();
         self.0
             .iter()
-            .any(|&(net, prefix)| crate::net::in_network(ip, net, prefix))
+            .any(|&(net, prefix)| net::in_network(ip, net, prefix))
     }
 
     #[must_use]

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use tracing::info;
 
-use crate::relay::{ConnOut, Stream, SubscriberId};
+use relay::{ConnOut, Stream, SubscriberId};
 
 /// Multicast delivery as the session table sees it: a removed session leaves
 /// its stream's group (implemented by `multicast::Multicast`, which is above

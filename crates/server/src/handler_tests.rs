@@ -15,8 +15,8 @@ use rtsp::header::transport::{Cast, ChannelRange, LowerTransport, PortRange, Tra
 use rtsp::{Frame, Limits, Request, Response};
 
 use super::*;
-use crate::relay::{ConnOutReceiver, OutItem, Stream, StreamRegistry};
-use crate::server::media_udp::{self, UdpPair};
+use crate::media_udp::{self, UdpPair};
+use relay::{ConnOutReceiver, OutItem, Stream, StreamRegistry};
 
 const SDP_2_TRACKS: &str = "v=0\r\n\
 o=- 1 1 IN IP4 192.0.2.10\r\n\
@@ -1109,7 +1109,7 @@ fn changed_backend_tracks_close_playing_sessions() {
     assert_eq!(
         f.cam
             .set_presentation(sdp::parse(SDP_OTHER_TRACKS).expect("sdp")),
-        crate::relay::PresentationChange::TracksChanged
+        relay::PresentationChange::TracksChanged
     );
     assert!(f.ctx.sessions.get(&id).is_none());
     assert!(c.conn.out.is_closed());
@@ -1488,12 +1488,12 @@ fn with_client_users_everything_but_options_needs_a_login_checked_first() {
 
 mod register_requests {
     use super::*;
-    use crate::path_spec::{PathSpec, SourceOptions};
-    use crate::server::access::AccessControl;
-    use crate::server::register::{RegisterAllow, RegisterSettings, Registrar};
-    use crate::source::{BackendTransport, Connector, SourceSettings};
-    use crate::supervisor::{Origin, Supervisor, DEFAULT_MAX_REGISTERED};
+    use crate::access::AccessControl;
+    use crate::register::{RegisterAllow, RegisterSettings, Registrar};
     use rtsp::auth::{ClientAuth, Credentials};
+    use source::{BackendTransport, Connector, SourceSettings};
+    use supervisor::path_spec::{PathSpec, SourceOptions};
+    use supervisor::{Origin, Supervisor, DEFAULT_MAX_REGISTERED};
 
     /// What `-R` asks of the configuration (`config::Config` in the binary):
     /// the `--register-allow` list and `--max-registered`; no keyframe cache.
@@ -1940,13 +1940,13 @@ fn multicast_fixture(range: &str, len: u8) -> Fixture {
     let cam = described("cam", SDP_2_TRACKS);
     assert!(registry.insert(cam.clone()));
     assert!(registry.insert(described("other", SDP_2_TRACKS)));
-    let cfg = crate::server::multicast::MulticastConfig {
+    let cfg = crate::multicast::MulticastConfig {
         network: range.parse().expect("range"),
         prefix_len: len,
         ttl: 4,
         port: 30000,
     };
-    let mc = crate::server::multicast::Multicast::new(cfg, pair.clone()).expect("multicast");
+    let mc = crate::multicast::Multicast::new(cfg, pair.clone()).expect("multicast");
     let ctx = ServerContext::new(registry, Some(pair), None, TIMEOUT).with_multicast(mc);
     Fixture {
         ctx: Arc::new(ctx),
@@ -2213,7 +2213,7 @@ fn one_connection_cannot_fill_the_session_table() {
     let f = fixture();
     let mut c = Client::v4();
     let mut refused = 0;
-    for _ in 0..(crate::server::client_sessions::DEFAULT_SESSIONS_PER_CONNECTION + 10) {
+    for _ in 0..(crate::client_sessions::DEFAULT_SESSIONS_PER_CONNECTION + 10) {
         let r = c.setup(&f, &format!("{CAM}/track1"), "RTP/AVP/TCP;unicast", None);
         if r.status == 453 {
             refused += 1;
@@ -2222,7 +2222,7 @@ fn one_connection_cannot_fill_the_session_table() {
     assert_eq!(refused, 10);
     assert_eq!(
         f.ctx.sessions.len(),
-        crate::server::client_sessions::DEFAULT_SESSIONS_PER_CONNECTION
+        crate::client_sessions::DEFAULT_SESSIONS_PER_CONNECTION
     );
     // Another connection of the same address still gets one.
     let mut other = Client::new("127.0.0.1:8554", "127.0.0.1:50010", false);

@@ -15,7 +15,7 @@ use tracing::{debug, warn};
 
 use super::connection::{self, Accepted};
 use super::{proxy_header, tunnel, ServerContext};
-use crate::tls::HANDSHAKE_TIMEOUT;
+use net::tls::HANDSHAKE_TIMEOUT;
 
 /// Ports tried, in order, for the dedicated RTSP-over-HTTP port when
 /// `--http-port` is not given (live555's choice).
@@ -166,7 +166,7 @@ pub async fn accept_loop(
     tls: Option<TlsAcceptor>,
     open: OpenConnections,
 ) {
-    let mut refusals = crate::log_text::Throttle::default();
+    let mut refusals = net::log_text::Throttle::default();
     loop {
         match listener.accept().await {
             Ok((mut stream, peer)) => {
@@ -250,7 +250,7 @@ async fn serve_tls(
     mut accepted: Accepted,
     acceptor: TlsAcceptor,
 ) {
-    let peer = crate::net::canonical(accepted.peer);
+    let peer = net::canonical(accepted.peer);
     let deadline = accepted.at + HANDSHAKE_TIMEOUT;
     match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
         Ok(Ok(tls)) => {

@@ -27,8 +27,8 @@ use tracing::{debug, info, warn};
 
 use super::client_sessions::ClientSession;
 use super::media_udp::UdpPair;
-use crate::relay::{Closer, PlayOptions, Sink, StartPoint, Stream, SubscriberId};
-use crate::tasks::Tasks;
+use relay::{Closer, PlayOptions, Sink, StartPoint, Stream, SubscriberId};
+use tasks::Tasks;
 
 /// Default multicast TTL (`--multicast-ttl`).
 pub const DEFAULT_MULTICAST_TTL: u8 = 16;
@@ -453,11 +453,10 @@ impl Multicast {
         let mut tasks = Vec::new();
         for (_, group) in tracks {
             let port = group.port().wrapping_add(1);
-            let socket =
-                crate::net::bind_multicast(*group.ip(), port, None, 64 * 1024).and_then(|s| {
-                    let _guard = rt.enter();
-                    tokio::net::UdpSocket::from_std(s)
-                });
+            let socket = net::bind_multicast(*group.ip(), port, None, 64 * 1024).and_then(|s| {
+                let _guard = rt.enter();
+                tokio::net::UdpSocket::from_std(s)
+            });
             match socket {
                 Ok(socket) => {
                     let _guard = rt.enter();

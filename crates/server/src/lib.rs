@@ -24,11 +24,11 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tracing::info;
 
-use crate::relay::StreamRegistry;
-use crate::supervisor::Supervisor;
-use crate::tasks::Tasks;
 pub use client_sessions::SessionTable;
 pub use media_udp::UdpPair;
+use relay::StreamRegistry;
+use supervisor::Supervisor;
+use tasks::Tasks;
 
 /// Everything the connections of the server share.
 pub struct ServerContext {
@@ -48,9 +48,9 @@ pub struct ServerContext {
     pub sessions_from_any_address: bool,
     /// Requests for a session from another address than the one that created
     /// it are warned about at most every 10 s ...
-    pub foreign_session_warnings: std::sync::Mutex<crate::log_text::Throttle>,
+    pub foreign_session_warnings: std::sync::Mutex<net::log_text::Throttle>,
     /// ... and so are tunnel POSTs from another address than their GET's.
-    pub foreign_tunnel_warnings: std::sync::Mutex<crate::log_text::Throttle>,
+    pub foreign_tunnel_warnings: std::sync::Mutex<net::log_text::Throttle>,
     /// Connections one client address may hold at once
     /// (`--max-connections-per-address`).
     pub max_connections_per_address: usize,
@@ -60,7 +60,7 @@ pub struct ServerContext {
     /// Connections closed for their PROXY header (or its absence) are warned
     /// about at most every 10 s, each kind of reason on its own.
     pub proxy_header_warnings:
-        std::sync::Mutex<[crate::log_text::Throttle; proxy_header::WARNING_KINDS]>,
+        std::sync::Mutex<[net::log_text::Throttle; proxy_header::WARNING_KINDS]>,
     /// The streams that have a source (command line, REGISTER), publishing them in
     /// `streams`.
     pub supervisor: Arc<Supervisor>,
@@ -88,7 +88,7 @@ impl ServerContext {
             tunnels: tunnel::TunnelTable::default(),
             limits: rtsp::Limits::default(),
             session_timeout,
-            server_name: crate::SOFTWARE.to_owned(),
+            server_name: net::SOFTWARE.to_owned(),
             client_auth: None,
             sessions_from_any_address: false,
             foreign_session_warnings: Default::default(),
@@ -98,7 +98,7 @@ impl ServerContext {
             proxy_header_warnings: Default::default(),
             supervisor: Arc::new(Supervisor::new(
                 streams.clone(),
-                crate::supervisor::DEFAULT_MAX_REGISTERED,
+                supervisor::DEFAULT_MAX_REGISTERED,
             )),
             streams,
             register: None,

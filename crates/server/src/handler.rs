@@ -19,10 +19,8 @@ pub use super::register::Next;
 pub use super::reply::{send, ConnContext};
 use super::target::{self, Target};
 use super::ServerContext;
-use crate::relay::{
-    Availability, ClientInfo, ClientTransport, Closer, ConnOut, Sink, StartPoint, Stream,
-};
-use crate::sdp::{self, RenderOptions};
+use relay::{Availability, ClientInfo, ClientTransport, Closer, ConnOut, Sink, StartPoint, Stream};
+use sdp::{self, RenderOptions};
 
 /// Methods we implement, in the order of the `Public:` header.
 pub const PUBLIC: &str =
@@ -47,7 +45,7 @@ fn error(status: u16, why: &str) -> Response {
 
 /// The stream a DESCRIBE or SETUP is for, when that stream's source is still on
 /// its first attempt (the caller waits for it before handling the request).
-pub fn pending_stream(ctx: &ServerContext, req: &Request) -> Option<Arc<crate::relay::Stream>> {
+pub fn pending_stream(ctx: &ServerContext, req: &Request) -> Option<Arc<relay::Stream>> {
     if !matches!(req.method, Method::Describe | Method::Setup) {
         return None;
     }

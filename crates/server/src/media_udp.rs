@@ -8,8 +8,7 @@ use tokio::net::UdpSocket;
 use tracing::{debug, warn};
 
 use super::ServerContext;
-use crate::net;
-use crate::relay::udp_batch::GsoState;
+use relay::udp_batch::GsoState;
 
 /// Send buffer of the media sockets: fan-out to many clients needs room.
 const SEND_BUFFER: usize = 4 * 1024 * 1024;

@@ -38,9 +38,9 @@ use tracing::{info, warn};
 
 use super::reply::{send, ConnContext};
 use super::ServerContext;
-use crate::source::connector::{Connector, Handover};
-use crate::source::SourceSettings;
-use crate::supervisor::{AddError, Origin};
+use source::connector::{Connector, Handover};
+use source::SourceSettings;
+use supervisor::{AddError, Origin};
 
 /// Name prefix of registered streams without `proxy_url_suffix` (live555's).
 pub const DEFAULT_NAME_PREFIX: &str = "registeredProxyStream";
@@ -96,7 +96,7 @@ impl RegisterAllow {
         match self {
             RegisterAllow::Peer => ip == Some(peer.to_canonical()),
             RegisterAllow::Network { address, prefix } => {
-                ip.is_some_and(|ip| crate::net::in_network(ip, *address, *prefix))
+                ip.is_some_and(|ip| net::in_network(ip, *address, *prefix))
             }
             RegisterAllow::Host(name) => {
                 ip.is_none() && host.trim_end_matches('.').eq_ignore_ascii_case(name)
@@ -360,7 +360,7 @@ fn deregister(ctx: &ServerContext, conn: &ConnContext, params: &RegisterTranspor
 pub fn complete_with(
     ctx: &ServerContext,
     pending: Box<Pending>,
-    handed: Option<crate::source::connector::Channel>,
+    handed: Option<source::connector::Channel>,
 ) {
     let mut pending = *pending;
     if let Some(channel) = handed {
@@ -382,7 +382,7 @@ fn complete(ctx: &ServerContext, pending: Pending) {
         Ok(_) => {
             info!(stream = %pending.name, "registered back end {shown}");
             eprintln!("Proxying the registered back-end stream \"{shown}\".");
-            for url in crate::server::play_urls::play_urls(
+            for url in crate::play_urls::play_urls(
                 registrar.play_host,
                 registrar.play_port,
                 registrar.tls_port,
