@@ -12,7 +12,7 @@ mod subscriber;
 pub mod udp_batch;
 
 pub use registry::StreamRegistry;
-pub use sink::{ConnOut, ConnOutReceiver, OutItem, Sink, SinkSet, FALL_BEHIND_LIMIT};
+pub use sink::{InterleavedQueue, Sink, SinkSet};
 pub use stream::{
     Availability, ClientInfo, ClientSnapshot, ClientTransport, Closer, PlayOptions,
     PresentationChange, RtcpOutcome, SourceState, StartPoint, Stream, StreamSnapshot, StreamStats,

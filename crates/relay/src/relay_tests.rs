@@ -1,9 +1,11 @@
 //! Sans-IO tests of the relay: a [`Stream`] fed with hand-made RTP/RTCP packets and
-//! read back through interleaved sinks ([`ConnOut`] queues), exactly as a client
-//! connection's writer would see them.
+//! read back through interleaved sinks (a [`TestQueue`] in place of the server's
+//! connection queue), as a client connection's writer would see them.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
@@ -75,9 +77,101 @@ fn rtp_packet(seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> BytesMut {
     b
 }
 
+/// A connection queue as the server's `ConnOut` is to the relay: bounded in
+/// packets and bytes, a batch that does not fit is dropped whole (counted per
+/// packet), and a keyframe-capable channel that lost a batch skips up to its
+/// next keyframe. The tests read back what it took.
+#[derive(Debug)]
+struct TestQueue {
+    /// (channel, packets) of each item taken, in order.
+    items: Mutex<VecDeque<(u8, Vec<Bytes>)>>,
+    limit: usize,
+    byte_limit: usize,
+    dropped: AtomicU64,
+    /// Channels (bit n) skipping media up to the next keyframe.
+    awaiting_keyframe: AtomicU64,
+}
+
+/// The same queue, read by the test as a connection's writer would.
+type Receiver = Arc<TestQueue>;
+
+impl TestQueue {
+    fn with_limits(limit: usize, byte_limit: usize) -> (Arc<TestQueue>, Receiver) {
+        let q = Arc::new(TestQueue {
+            items: Mutex::new(VecDeque::new()),
+            limit,
+            byte_limit,
+            dropped: AtomicU64::new(0),
+            awaiting_keyframe: AtomicU64::new(0),
+        });
+        (q.clone(), q)
+    }
+
+    /// Media packets waiting to be written.
+    fn queued(&self) -> usize {
+        self.items
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, p)| p.len())
+            .sum()
+    }
+
+    fn take(&self) -> Option<(u8, Vec<Bytes>)> {
+        self.items.lock().unwrap().pop_front()
+    }
+
+    fn push(&self, channel: u8, packets: Vec<Bytes>, keyframe: Option<bool>) -> bool {
+        let bit = match keyframe {
+            Some(_) if channel < 64 => 1u64 << channel,
+            _ => 0,
+        };
+        let count = packets.len() as u64;
+        let waiting = self.awaiting_keyframe.load(Ordering::Relaxed) & bit != 0;
+        if waiting && keyframe != Some(true) {
+            self.dropped.fetch_add(count, Ordering::Relaxed);
+            return false;
+        }
+        let mut items = self.items.lock().unwrap();
+        let queued: usize = items.iter().map(|(_, p)| p.len()).sum();
+        let bytes: usize = items.iter().flat_map(|(_, p)| p).map(Bytes::len).sum();
+        let new_bytes: usize = packets.iter().map(Bytes::len).sum();
+        if queued + packets.len() > self.limit || bytes + new_bytes > self.byte_limit {
+            self.dropped.fetch_add(count, Ordering::Relaxed);
+            self.awaiting_keyframe.fetch_or(bit, Ordering::Relaxed);
+            return false;
+        }
+        self.awaiting_keyframe.fetch_and(!bit, Ordering::Relaxed);
+        items.push_back((channel, packets));
+        true
+    }
+}
+
+impl InterleavedQueue for TestQueue {
+    fn send_media(&self, channel: u8, payload: &Bytes) -> bool {
+        self.push(channel, vec![payload.clone()], None)
+    }
+
+    fn send_media_batch(
+        &self,
+        channel: u8,
+        packets: &Arc<[Bytes]>,
+        bytes: usize,
+        keyframe: Option<bool>,
+    ) -> bool {
+        assert!(!packets.is_empty(), "no empty batch is queued");
+        assert_eq!(bytes, packets.iter().map(Bytes::len).sum::<usize>());
+        self.push(channel, packets.to_vec(), keyframe)
+    }
+
+    fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
 /// An interleaved sink on a fresh connection queue.
-fn interleaved(limit: usize, rtp_channel: u8) -> (Sink, ConnOut, ConnOutReceiver) {
-    let (out, rx) = ConnOut::new(limit);
+fn interleaved(limit: usize, rtp_channel: u8) -> (Sink, Arc<TestQueue>, Receiver) {
+    let (out, rx) = TestQueue::with_limits(limit, 8 * 1024 * 1024);
     let sink = Sink::Interleaved {
         out: out.clone(),
         rtp_channel,
@@ -86,32 +180,12 @@ fn interleaved(limit: usize, rtp_channel: u8) -> (Sink, ConnOut, ConnOutReceiver
     (sink, out, rx)
 }
 
-/// Everything queued on a connection: (channel, payload) of each media item, as the
-/// writer would take them (each one marked done).
-fn drain_media(rx: &mut ConnOutReceiver) -> Vec<(u8, Bytes)> {
+/// Everything queued on a connection: (channel, payload) of each media packet,
+/// as the writer would take them.
+fn drain_media(rx: &mut Receiver) -> Vec<(u8, Bytes)> {
     let mut out = Vec::new();
-    while let Some(item) = rx.try_recv() {
-        rx.done(&item);
-        match item {
-            OutItem::Media { header, payload } => {
-                assert_eq!(header[0], b'$');
-                assert_eq!(
-                    usize::from(u16::from_be_bytes([header[2], header[3]])),
-                    payload.len()
-                );
-                out.push((header[1], payload));
-            }
-            OutItem::MediaBatch {
-                channel,
-                packets,
-                bytes,
-            } => {
-                assert!(!packets.is_empty(), "no empty batch is queued");
-                assert_eq!(bytes, packets.iter().map(Bytes::len).sum::<usize>());
-                out.extend(packets.iter().map(|p| (channel, p.clone())));
-            }
-            OutItem::Control(c) => panic!("unexpected control item {c:?}"),
-        }
+    while let Some((channel, packets)) = rx.take() {
+        out.extend(packets.into_iter().map(|p| (channel, p)));
     }
     out
 }
@@ -626,7 +700,7 @@ fn same_tracks_update_keeps_subscribers() {
     );
     stream.push_rtp(VIDEO, rtp_packet(1, 1, BACKEND_SSRC, b"x"), now);
     assert_eq!(drain_media(&mut rx).len(), 1);
-    assert!(!out.is_closed());
+    assert_eq!(out.dropped(), 0);
     assert_eq!(stream.availability(), Availability::Described);
 }
 
@@ -914,15 +988,10 @@ fn marked(seq: u16, ts: u32, marker: bool, payload: &[u8]) -> BytesMut {
 }
 
 /// Raw queue items (not flattened): what a connection's writer takes one by one.
-fn drain_items(rx: &mut ConnOutReceiver) -> Vec<Vec<Bytes>> {
+fn drain_items(rx: &mut Receiver) -> Vec<Vec<Bytes>> {
     let mut out = Vec::new();
-    while let Some(item) = rx.try_recv() {
-        rx.done(&item);
-        match item {
-            OutItem::MediaBatch { packets, .. } => out.push(packets.to_vec()),
-            OutItem::Media { payload, .. } => out.push(vec![payload]),
-            OutItem::Control(_) => panic!("control item"),
-        }
+    while let Some((_, packets)) = rx.take() {
+        out.push(packets);
     }
     out
 }
@@ -973,7 +1042,7 @@ fn a_read_batch_is_cut_into_frames_by_the_marker_bit() {
 #[test]
 fn a_slow_connection_loses_whole_batches_within_its_byte_bound() {
     let stream = described_stream();
-    let (out, mut rx) = ConnOut::with_limits(100, 3_000);
+    let (out, mut rx) = TestQueue::with_limits(100, 3_000);
     let sink = Sink::Interleaved {
         out: out.clone(),
         rtp_channel: 0,
@@ -1155,7 +1224,7 @@ fn stream_next_seq(seqs: &[u16]) -> u16 {
 #[test]
 fn a_connection_that_dropped_video_resumes_at_the_next_keyframe() {
     let stream = described_stream_with_cache(1 << 20);
-    let (out, mut rx) = ConnOut::with_limits(3, 1 << 20);
+    let (out, mut rx) = TestQueue::with_limits(3, 1 << 20);
     let sink = |ch: u8| Sink::Interleaved {
         out: out.clone(),
         rtp_channel: ch,
@@ -1317,12 +1386,12 @@ fn snapshot_counts_for_the_admin_port() {
     let (sink_b, _out_b, _rx_b) = interleaved(100, 0);
     play(&stream, 1, vec![(VIDEO, sink_a)], now);
     play(&stream, 2, vec![(VIDEO, sink_b)], now);
-    let info = |out: &ConnOut| ClientInfo {
+    let info = |out: &Arc<TestQueue>| ClientInfo {
         addr: "127.0.0.1:5000".parse().unwrap(),
         transport: ClientTransport::Tcp,
         since: SystemTime::UNIX_EPOCH,
         udp_refused: None,
-        conn: Some(out.clone()),
+        conn: Some(out.clone() as Arc<dyn InterleavedQueue>),
     };
     stream.set_client(1, info(&out_a));
     // Sequence 10, 12, 13 (11 lost), 12 + 20 bytes each.

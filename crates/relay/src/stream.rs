@@ -17,7 +17,7 @@ use tokio::sync::watch;
 
 use super::keyframe_cache::{GopCache, DEFAULT_CACHE_BYTES};
 use super::replay_timing::RetimedReplay;
-use super::sink::{ConnOut, Sink, SinkSet};
+use super::sink::{InterleavedQueue, Sink, SinkSet};
 use sdp::Presentation;
 use tasks::Tasks;
 
@@ -168,7 +168,7 @@ pub struct ClientInfo {
     pub transport: ClientTransport,
     pub since: SystemTime,
     pub udp_refused: Option<Arc<AtomicU64>>,
-    pub conn: Option<ConnOut>,
+    pub conn: Option<Arc<dyn InterleavedQueue>>,
 }
 
 impl ClientInfo {
@@ -176,7 +176,7 @@ impl ClientInfo {
         self.udp_refused
             .as_ref()
             .map_or(0, |r| r.load(Ordering::Relaxed))
-            + self.conn.as_ref().map_or(0, ConnOut::dropped)
+            + self.conn.as_ref().map_or(0, |c| c.dropped())
     }
 }
 

@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use tracing::info;
 
-use relay::{ConnOut, Stream, SubscriberId};
+use relay::{Stream, SubscriberId};
+
+use crate::conn_out::ConnOut;
 
 /// Multicast delivery as the session table sees it: a removed session leaves
 /// its stream's group (implemented by `multicast::Multicast`, which is above

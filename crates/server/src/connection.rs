@@ -28,8 +28,7 @@ use tracing::{debug, info, warn};
 use super::handler::{self, ConnContext};
 use super::register::{self, Pending};
 use super::{tunnel, ServerContext};
-use relay::sink::DEFAULT_QUEUE_PACKETS;
-use relay::{ConnOut, ConnOutReceiver, OutItem};
+use crate::conn_out::{ConnOut, ConnOutReceiver, OutItem, DEFAULT_QUEUE_PACKETS};
 use source::connector::{Carrier, Channel};
 
 /// A request must be complete within this long once its first byte arrived
@@ -185,7 +184,7 @@ pub async fn serve<S: ByteStream>(ctx: Arc<ServerContext>, stream: S, accepted: 
             dropped = out.dropped(),
             "client connection closed: it did not keep up (its media queue overflowed \
              and stayed over half full for {} s)",
-            relay::FALL_BEHIND_LIMIT.as_secs()
+            crate::conn_out::FALL_BEHIND_LIMIT.as_secs()
         );
     }
     debug!(%peer, "connection closed");

@@ -19,7 +19,9 @@ pub use super::register::Next;
 pub use super::reply::{send, ConnContext};
 use super::target::{self, Target};
 use super::ServerContext;
-use relay::{Availability, ClientInfo, ClientTransport, Closer, ConnOut, Sink, StartPoint, Stream};
+use relay::{Availability, ClientInfo, ClientTransport, Closer, Sink, StartPoint, Stream};
+
+use crate::conn_out::ConnOut;
 use sdp::{self, RenderOptions};
 
 /// Methods we implement, in the order of the `Public:` header.
@@ -628,7 +630,7 @@ fn sinks_of(ctx: &ServerContext, s: &client_sessions::ClientSession) -> Option<V
                     rtp_channel,
                     rtcp_channel,
                 } => Sink::Interleaved {
-                    out: s.conn.clone()?,
+                    out: Arc::new(s.conn.clone()?),
                     rtp_channel,
                     rtcp_channel,
                 },
@@ -805,7 +807,10 @@ fn client_info(conn: &ConnContext, st: &client_sessions::ClientSession) -> Clien
         transport,
         since: SystemTime::now(),
         udp_refused: udp.then(|| st.udp_refused.clone()),
-        conn: st.conn.clone(),
+        conn: st
+            .conn
+            .clone()
+            .map(|c| Arc::new(c) as Arc<dyn relay::InterleavedQueue>),
     }
 }
 

@@ -16,7 +16,9 @@ use rtsp::{Frame, Limits, Request, Response};
 
 use super::*;
 use crate::media_udp::{self, UdpPair};
-use relay::{ConnOutReceiver, OutItem, Stream, StreamRegistry};
+use relay::{Stream, StreamRegistry};
+
+use crate::conn_out::{ConnOutReceiver, OutItem};
 
 const SDP_2_TRACKS: &str = "v=0\r\n\
 o=- 1 1 IN IP4 192.0.2.10\r\n\

@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod client_sessions;
+pub mod conn_out;
 mod connection;
 pub mod handler;
 pub mod listener;

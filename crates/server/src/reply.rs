@@ -9,7 +9,7 @@ use bytes::Bytes;
 use rtsp::Response;
 
 use super::ServerContext;
-use relay::ConnOut;
+use crate::conn_out::ConnOut;
 
 /// What the handler needs to know about the connection a request came on.
 #[derive(Clone)]

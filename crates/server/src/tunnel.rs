@@ -15,7 +15,7 @@ use tracing::{debug, warn};
 
 use super::handler::ConnContext;
 use super::ServerContext;
-use relay::ConnOut;
+use crate::conn_out::ConnOut;
 
 /// Open tunnels at most; more GETs are refused.
 const MAX_TUNNELS: usize = 4096;
