@@ -1,18 +1,24 @@
 //! rtsp-proxy: reads each back-end RTSP stream once and relays it to any number of
 //! RTSP clients.
 //!
-//! Rooms (see `docs/architecture.md`):
-//! - [`config`]: the command line (live555ProxyServer-compatible) into one [`config::Config`].
+//! The layers below are crates of their own, re-exported here (see
+//! `docs/architecture.md`, "Layers"):
 //! - [`sdp`]: the back end's SDP in, the SDP we serve out.
-//! - [`source`]: the back-end RTSP client (sans-IO state machine + tokio driver).
-//! - [`relay`]: per-stream hub: continuity rewriting and fan-out to subscribers.
-//! - [`server`]: the front-end RTSP server.
-//! - [`demo`]: the built-in test-pattern source.
-//! - [`log_text`]: network text made safe for log lines.
-//! - [`tls`]: rustls configurations for `rtsps://` clients and back ends.
-//! - [`supervisor`]: the named streams and their sources (command line and REGISTER).
-//! - [`register_client`]: the `register` / `deregister` client subcommands.
 //! - [`tasks`]: the one owner of every task, and how they are stopped.
+//! - [`relay`]: per-stream hub: continuity rewriting and fan-out to subscribers.
+//! - [`net`]: socket helpers, [`tls`] (rustls configurations for `rtsps://`
+//!   clients and back ends), [`log_text`] (network text made safe for log lines).
+//! - [`source`]: the back-end RTSP client (sans-IO state machine + tokio driver).
+//! - [`supervisor`]: the named streams and their sources; [`path_spec`], the path model.
+//! - [`server`]: the front-end RTSP server.
+//!
+//! This crate's own rooms, on top:
+//! - [`config`]: the command line (live555ProxyServer-compatible) into one [`config::Config`].
+//! - [`paths`], [`reload`]: apply paths at run time (admin API, config-file reload).
+//! - [`admin`], [`webrtc`]: the admin port and the WHEP front end.
+//! - [`demo`]: the built-in test-pattern source.
+//! - [`register_client`]: the `register` / `deregister` client subcommands.
+//! - [`app`]: start-up, signals and shutdown.
 
 pub mod admin;
 pub mod app;
