@@ -10,7 +10,6 @@ use tracing::{info, warn};
 use crate::admin::health::{Health, Phase};
 use crate::admin::server::AdminHandle;
 use crate::config::{Config, CurrentConfig};
-use crate::paths::PathSpec;
 use crate::relay::{Stream, StreamRegistry};
 use crate::server::access::AccessControl;
 use crate::server::register::Registrar;
@@ -319,11 +318,7 @@ fn publish_streams(
     let supervisor = &ctx.supervisor;
     for (url, name) in config.urls.iter().zip(config.stream_names()) {
         supervisor
-            .add_spec(
-                &name,
-                PathSpec::from_config(config, url),
-                Origin::CommandLine,
-            )
+            .add_spec(&name, config.path_spec(url), Origin::CommandLine)
             .map_err(|_| AppError::DuplicateStream(name.clone()))?;
         eprintln!(
             "RTSP stream, proxying the stream \"{}\"",

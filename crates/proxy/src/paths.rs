@@ -128,7 +128,7 @@ mod tests {
     use std::time::Duration;
 
     fn spec(url: &str) -> PathSpec {
-        PathSpec::from_config(&Config::default(), url)
+        Config::default().path_spec(url)
     }
 
     #[test]
@@ -168,7 +168,7 @@ mod tests {
             },
             ..Config::default()
         };
-        let s = PathSpec::from_config(&config, "rtsp://h/x");
+        let s = config.path_spec("rtsp://h/x");
         assert_eq!(s.options.transport, PathTransport::Http { port: 8000 });
         let settings = s.settings(None);
         assert_eq!(settings.transport, BackendTransport::Tcp);

@@ -141,7 +141,7 @@ fn restart_command_line_streams(
 ) -> Vec<String> {
     let mut restarted = Vec::new();
     for (url, name) in new.urls.iter().zip(new.stream_names()) {
-        let spec = paths::PathSpec::from_config(new, url);
+        let spec = new.path_spec(url);
         match ctx.supervisor.entry_spec(&name) {
             Some((Origin::CommandLine, Some(running))) if running != spec => {}
             _ => continue,
@@ -334,11 +334,7 @@ mod tests {
         let start = current.get();
         for (url, name) in start.urls.iter().zip(start.stream_names()) {
             ctx.supervisor
-                .add_spec(
-                    &name,
-                    paths::PathSpec::from_config(&start, url),
-                    Origin::CommandLine,
-                )
+                .add_spec(&name, start.path_spec(url), Origin::CommandLine)
                 .unwrap();
         }
         let first = registry.get("proxyStream-1").unwrap();

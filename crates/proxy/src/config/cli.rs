@@ -632,7 +632,7 @@ impl<'a> Parser<'a> {
             "register-allow" => {
                 let text =
                     self.checked_value(arg, "peer, an IP address, a CIDR network or a host name")?;
-                let rule = RegisterAllow::parse(text).ok_or_else(|| {
+                let rule = super::parse_register_allow(text).ok_or_else(|| {
                     self.error(format!(
                         "Invalid rule \"{text}\" for {arg} (must be peer, an IP address, a CIDR network such as 10.0.0.0/8, or a host name)"
                     ))

@@ -515,7 +515,7 @@ fn server(ctx: &Ctx, s: RawServer) -> Result<ServerPart, ConfigError> {
     if let Some(list) = &s.register_allow {
         let mut entries = Vec::new();
         for e in list {
-            let Some(a) = RegisterAllow::parse(e.get_ref()) else {
+            let Some(a) = super::parse_register_allow(e.get_ref()) else {
                 return ctx.err(
                     e.span(),
                     "server.register_allow",

@@ -27,6 +27,7 @@ pub use crate::server::multicast::{
     MulticastConfig, DEFAULT_MULTICAST_PORT, DEFAULT_MULTICAST_TTL,
 };
 pub use crate::server::proxy_header::TrustedProxies;
+pub use crate::server::register::RegisterAllow;
 pub use crate::source::BackendTransport;
 pub use crate::supervisor::DEFAULT_MAX_REGISTERED;
 
@@ -181,76 +182,35 @@ pub struct ServerTls {
     pub only: bool,
 }
 
-/// One `--register-allow` entry: a back-end URL whose host it matches may be
-/// registered (and dialled by the proxy).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RegisterAllow {
-    /// `peer`: the host is an IP literal equal to the address the REGISTER came from.
-    Peer,
-    /// `<ip>` or `<ip>/<prefix>`: the host is an IP literal in this network.
-    Network { address: IpAddr, prefix: u8 },
-    /// A host name: the URL's host is this name (case-insensitive). The name is not
-    /// resolved to compare addresses.
-    Host(String),
-}
-
-impl RegisterAllow {
-    /// Parses an entry: `peer`, an IP address (brackets allowed around IPv6), a CIDR
-    /// network, or a host name (letters, digits, `-` and `.`).
-    #[must_use]
-    pub fn parse(text: &str) -> Option<RegisterAllow> {
-        if text.eq_ignore_ascii_case("peer") {
-            return Some(RegisterAllow::Peer);
-        }
-        let (addr_text, prefix_text) = match text.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (text, None),
-        };
-        if value::ip_address(addr_text).is_some() {
-            let (address, prefix) = value::ip_network(text)?;
-            return Some(RegisterAllow::Network { address, prefix });
-        }
-        let name = text.trim_end_matches('.');
-        let valid = prefix_text.is_none()
-            && !name.is_empty()
-            && name.len() <= 253
-            && name.split('.').all(|label| {
-                !label.is_empty()
-                    && label.len() <= 63
-                    && !label.starts_with('-')
-                    && !label.ends_with('-')
-                    && label
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            });
-        valid.then(|| RegisterAllow::Host(name.to_ascii_lowercase()))
+/// Parses a `--register-allow` entry ([`RegisterAllow`], the server's type): `peer`, an IP address (brackets allowed around IPv6), a CIDR
+/// network, or a host name (letters, digits, `-` and `.`).
+#[must_use]
+pub fn parse_register_allow(text: &str) -> Option<RegisterAllow> {
+    if text.eq_ignore_ascii_case("peer") {
+        return Some(RegisterAllow::Peer);
     }
-
-    /// Whether a URL with this host (as [`rtsp::url::RtspUrl::host`]: no brackets)
-    /// may be registered by `peer`.
-    #[must_use]
-    pub fn allows(&self, host: &str, peer: IpAddr) -> bool {
-        let ip = host.parse::<IpAddr>().ok().map(|ip| ip.to_canonical());
-        match self {
-            RegisterAllow::Peer => ip == Some(peer.to_canonical()),
-            RegisterAllow::Network { address, prefix } => {
-                ip.is_some_and(|ip| crate::net::in_network(ip, *address, *prefix))
-            }
-            RegisterAllow::Host(name) => {
-                ip.is_none() && host.trim_end_matches('.').eq_ignore_ascii_case(name)
-            }
-        }
+    let (addr_text, prefix_text) = match text.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (text, None),
+    };
+    if value::ip_address(addr_text).is_some() {
+        let (address, prefix) = value::ip_network(text)?;
+        return Some(RegisterAllow::Network { address, prefix });
     }
-}
-
-impl std::fmt::Display for RegisterAllow {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RegisterAllow::Peer => f.write_str("peer"),
-            RegisterAllow::Network { address, prefix } => write!(f, "{address}/{prefix}"),
-            RegisterAllow::Host(name) => f.write_str(name),
-        }
-    }
+    let name = text.trim_end_matches('.');
+    let valid = prefix_text.is_none()
+        && !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    valid.then(|| RegisterAllow::Host(name.to_ascii_lowercase()))
 }
 
 impl Default for Config {
@@ -311,12 +271,12 @@ fn stream_names(prefix: &str, count: usize) -> Vec<String> {
     }
 }
 
-/// A command-line back end's path: the configuration's defaults as they are.
-impl crate::paths::PathSpec {
-    /// The spec of a command-line URL: every source option of `config`.
+impl Config {
+    /// A command-line back end's path: the spec of `url` with every source
+    /// option of the configuration's defaults as they are.
     #[must_use]
-    pub fn from_config(config: &Config, url: &str) -> crate::path_spec::PathSpec {
-        crate::path_spec::PathSpec::new(url, config.defaults.clone())
+    pub fn path_spec(&self, url: &str) -> crate::path_spec::PathSpec {
+        crate::path_spec::PathSpec::new(url, self.defaults.clone())
     }
 }
 
@@ -335,7 +295,7 @@ impl crate::server::register::RegisterSettings for Config {
         interleaved: bool,
         connector: crate::source::Connector,
     ) -> crate::source::SourceSettings {
-        let mut settings = crate::paths::PathSpec::from_config(self, url).settings(None);
+        let mut settings = self.path_spec(url).settings(None);
         if interleaved || self.defaults.transport == PathTransport::Tcp {
             settings.transport = BackendTransport::Tcp;
         }
@@ -384,7 +344,7 @@ mod tests {
     #[test]
     fn register_allow_entries() {
         let peer: IpAddr = "192.0.2.7".parse().unwrap();
-        let parse = |t: &str| RegisterAllow::parse(t).unwrap_or_else(|| panic!("{t}"));
+        let parse = |t: &str| parse_register_allow(t).unwrap_or_else(|| panic!("{t}"));
         assert_eq!(parse("peer"), RegisterAllow::Peer);
         assert!(parse("peer").allows("192.0.2.7", peer));
         assert!(parse("PEER").allows("::ffff:192.0.2.7", peer));
@@ -423,7 +383,7 @@ mod tests {
             "-a.b",
             "a b",
         ] {
-            assert_eq!(RegisterAllow::parse(bad), None, "{bad:?}");
+            assert_eq!(parse_register_allow(bad), None, "{bad:?}");
         }
         assert_eq!(parse("10.1.0.0/16").to_string(), "10.1.0.0/16");
         assert_eq!(parse("192.0.2.9").to_string(), "192.0.2.9/32");
