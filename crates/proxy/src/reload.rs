@@ -110,19 +110,21 @@ pub fn reload(ctx: &ServerContext, file: &Path, current: &CurrentConfig) -> Outc
         }
     }
     let restarted = restart_command_line_streams(ctx, &new, &mut failed);
-    info!("config reloaded from {}: {diff}", file.display());
     let mut paths_restarted = diff.changed.clone();
     paths_restarted.extend(restarted.iter().cloned());
+    // In force before it is said: whoever acts on these lines (a REGISTER or
+    // an API PUT right after) builds from the new settings.
+    let mut running = (*old).clone();
+    running.defaults = new.defaults;
+    running.paths = new.paths;
+    current.set(running);
+    info!("config reloaded from {}: {diff}", file.display());
     if !paths_restarted.is_empty() {
         info!(
             "config reload: restarted (their settings changed): {}",
             paths_restarted.join(", ")
         );
     }
-    let mut running = (*old).clone();
-    running.defaults = new.defaults;
-    running.paths = new.paths;
-    current.set(running);
     Outcome::Applied {
         diff,
         restarted,
