@@ -337,6 +337,89 @@ async fn offer(
     peer: SocketAddr,
     local: Option<SocketAddr>,
 ) -> Response<Body> {
+    match admit_offer(viewers, name, headers, body, peer, local).await {
+        Ok(r) | Err(r) => r,
+    }
+}
+
+/// The steps of [`offer`]; a refusal is the response that says why.
+#[allow(
+    clippy::result_large_err,
+    reason = "a refusal is the response itself, made once per offer"
+)]
+async fn admit_offer(
+    viewers: &Arc<Viewers>,
+    name: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    peer: SocketAddr,
+    local: Option<SocketAddr>,
+) -> Result<Response<Body>, Response<Body>> {
+    check_content_type(headers)?;
+    authorize(viewers, name, headers, peer)?;
+    if viewers.health.phase() == Phase::Draining {
+        info!(%peer, path = %name, "WHEP offer refused: draining (shutting down)");
+        return Err(text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "draining (shutting down): no new viewer is accepted",
+        ));
+    }
+    let Some(stream) = viewers.ctx.streams.get(name) else {
+        return Err(text(
+            StatusCode::NOT_FOUND,
+            format!("no path named {name:?}"),
+        ));
+    };
+    let Ok(offer) = std::str::from_utf8(body) else {
+        return Err(text(StatusCode::BAD_REQUEST, "the offer is not UTF-8 text"));
+    };
+    check_viewer_limits(viewers, name)?;
+    // An on-demand path connects now; a path still on its first attempt is
+    // waited for.
+    stream.want();
+    if stream.availability() == Availability::Pending {
+        stream.settled(DESCRIBE_WAIT).await;
+    }
+    let Some(presentation) = stream.presentation() else {
+        return Err(text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the camera of this path cannot be reached now",
+        ));
+    };
+    let plan = Plan::of(&presentation);
+    let left_out = plan.left_out.join(", ");
+    if plan.is_empty() {
+        let mut r = text(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("nothing of this path plays in a browser: the camera sends {left_out}"),
+        );
+        if let Ok(v) = HeaderValue::from_str(&left_out) {
+            r.headers_mut().insert("X-Left-Out", v);
+        }
+        return Err(r);
+    }
+    let locals = local_candidates(&viewers.config, viewers.udp_port, local);
+    let now = Instant::now();
+    let (viewer, answer) = match Viewer::answer(offer, &plan, &locals, &viewers.crypto, now) {
+        Ok(v) => v,
+        Err(e) => {
+            info!(%peer, path = %name, "WHEP offer refused: {e}");
+            return Err(text(StatusCode::BAD_REQUEST, e.to_string()));
+        }
+    };
+    if !left_out.is_empty() {
+        info!(path = %name, "WebRTC viewers do not get: {left_out}");
+    }
+    let token = start_viewer(viewers, name, stream, viewer, peer, now)?;
+    Ok(created(answer, name, &token, &left_out))
+}
+
+/// A WHEP offer is `Content-Type: application/sdp`.
+#[allow(
+    clippy::result_large_err,
+    reason = "a refusal is the response itself, made once per offer"
+)]
+fn check_content_type(headers: &HeaderMap) -> Result<(), Response<Body>> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -346,11 +429,26 @@ async fn offer(
         .next()
         .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/sdp"))
     {
-        return text(
+        return Err(text(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "a WHEP offer is Content-Type: application/sdp",
-        );
+        ));
     }
+    Ok(())
+}
+
+/// Where users are required: the RTSP clients' users (Basic) or the admin
+/// token (Bearer).
+#[allow(
+    clippy::result_large_err,
+    reason = "a refusal is the response itself, made once per offer"
+)]
+fn authorize(
+    viewers: &Viewers,
+    name: &str,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+) -> Result<(), Response<Body>> {
     if let Some(auth) = &viewers.ctx.client_auth {
         let given = headers.get(header::AUTHORIZATION);
         let by_token = viewers
@@ -374,82 +472,58 @@ async fn offer(
                         HeaderValue::from_static("Bearer realm=\"rtsp-proxy\""),
                     );
                 }
-                return r;
+                return Err(r);
             }
         }
     }
-    if viewers.health.phase() == Phase::Draining {
-        info!(%peer, path = %name, "WHEP offer refused: draining (shutting down)");
-        return text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "draining (shutting down): no new viewer is accepted",
-        );
-    }
-    let Some(stream) = viewers.ctx.streams.get(name) else {
-        return text(StatusCode::NOT_FOUND, format!("no path named {name:?}"));
-    };
-    let Ok(offer) = std::str::from_utf8(body) else {
-        return text(StatusCode::BAD_REQUEST, "the offer is not UTF-8 text");
-    };
+    Ok(())
+}
+
+/// The viewer limits, in all and per path.
+#[allow(
+    clippy::result_large_err,
+    reason = "a refusal is the response itself, made once per offer"
+)]
+fn check_viewer_limits(viewers: &Viewers, name: &str) -> Result<(), Response<Body>> {
     {
         let sessions = viewers.lock();
         if sessions.len() >= viewers.config.max_viewers {
-            return text(
+            return Err(text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(
                     "the WebRTC viewer limit ({}) is reached",
                     viewers.config.max_viewers
                 ),
-            );
+            ));
         }
         let on_path = sessions.values().filter(|e| e.path == name).count();
         if on_path >= viewers.config.max_viewers_per_path {
-            return text(
+            return Err(text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(
                     "the WebRTC viewer limit of this path ({}) is reached",
                     viewers.config.max_viewers_per_path
                 ),
-            );
+            ));
         }
     }
-    // An on-demand path connects now; a path still on its first attempt is
-    // waited for.
-    stream.want();
-    if stream.availability() == Availability::Pending {
-        stream.settled(DESCRIBE_WAIT).await;
-    }
-    let Some(presentation) = stream.presentation() else {
-        return text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the camera of this path cannot be reached now",
-        );
-    };
-    let plan = Plan::of(&presentation);
-    let left_out = plan.left_out.join(", ");
-    if plan.is_empty() {
-        let mut r = text(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("nothing of this path plays in a browser: the camera sends {left_out}"),
-        );
-        if let Ok(v) = HeaderValue::from_str(&left_out) {
-            r.headers_mut().insert("X-Left-Out", v);
-        }
-        return r;
-    }
-    let locals = local_candidates(&viewers.config, viewers.udp_port, local);
-    let now = Instant::now();
-    let (mut viewer, answer) = match Viewer::answer(offer, &plan, &locals, &viewers.crypto, now) {
-        Ok(v) => v,
-        Err(e) => {
-            info!(%peer, path = %name, "WHEP offer refused: {e}");
-            return text(StatusCode::BAD_REQUEST, e.to_string());
-        }
-    };
-    if !left_out.is_empty() {
-        info!(path = %name, "WebRTC viewers do not get: {left_out}");
-    }
+    Ok(())
+}
 
+/// Subscribes the answered `viewer` to `stream` and starts its session task;
+/// returns the session's token (its resource URL's last segment).
+#[allow(
+    clippy::result_large_err,
+    reason = "a refusal is the response itself, made once per offer"
+)]
+fn start_viewer(
+    viewers: &Arc<Viewers>,
+    name: &str,
+    stream: Arc<relay::Stream>,
+    mut viewer: Viewer,
+    peer: SocketAddr,
+    now: Instant,
+) -> Result<String, Response<Body>> {
     let id = stream.new_subscriber();
     let (queue, media) = ViewerQueue::new(VIEWER_QUEUE_BATCHES);
     let sinks: Vec<(usize, Sink)> = viewer
@@ -481,10 +555,10 @@ async fn offer(
         )
         .is_none()
     {
-        return text(
+        return Err(text(
             StatusCode::SERVICE_UNAVAILABLE,
             "the stream's tracks changed; try again",
-        );
+        ));
     }
     stream.set_client(
         id,
@@ -543,6 +617,12 @@ async fn offer(
         );
     });
 
+    Ok(token)
+}
+
+/// `201 Created` with the answer, its `Location` and `ETag`, and the tracks
+/// left out.
+fn created(answer: String, name: &str, token: &str, left_out: &str) -> Response<Body> {
     let mut r = Response::new(Body::from(answer));
     *r.status_mut() = StatusCode::CREATED;
     let h = r.headers_mut();
@@ -556,7 +636,7 @@ async fn offer(
     if let Ok(v) = HeaderValue::from_str(&format!("\"{token}\"")) {
         h.insert(header::ETAG, v);
     }
-    if let Ok(v) = HeaderValue::from_str(&left_out) {
+    if let Ok(v) = HeaderValue::from_str(left_out) {
         if !left_out.is_empty() {
             h.insert("X-Left-Out", v);
         }
