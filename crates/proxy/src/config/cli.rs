@@ -653,59 +653,10 @@ impl<'a> Parser<'a> {
                     )));
                 }
             }
-            "admin" => {
-                let text = self.checked_value(arg, "an address and port (127.0.0.1:9090)")?;
-                let addr = text.parse::<std::net::SocketAddr>().map_err(|_| {
-                    self.error(format!(
-                        "Invalid address \"{text}\" for {arg} (must be an IP address and a port, such as 127.0.0.1:9090 or [::1]:9090)"
-                    ))
-                })?;
-                self.admin_listen = Some(addr);
-            }
-            "admin-token" => {
-                let text = self.checked_value(arg, "a token")?.to_owned();
-                self.admin_token = Some(self.admin_token_value(arg, &text)?);
-            }
-            "admin-token-file" => {
-                let path = self
-                    .checked_value(arg, "a file holding the token")?
-                    .to_owned();
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|e| self.error(format!("Cannot read {arg} \"{path}\": {e}")))?;
-                let first = text.lines().next().unwrap_or("").trim().to_owned();
-                self.admin_token = Some(self.admin_token_value(arg, &first)?);
-            }
+            "admin" | "admin-token" | "admin-token-file" => self.admin_option(arg, name)?,
             "backend-multicast" => self.backend_multicast = true,
-            "multicast-range" => {
-                let text =
-                    self.checked_value(arg, "an IPv4 multicast range such as 239.255.42.0/24")?;
-                let range = value::multicast_range(text).ok_or_else(|| {
-                    self.error(format!(
-                        "Invalid multicast range \"{text}\" for {arg} (must be an IPv4 address/prefix inside 224.0.0.0/4, outside 224.0.0.0/24)"
-                    ))
-                })?;
-                self.multicast_range = Some(range);
-            }
-            "multicast-ttl" => {
-                let text = self.checked_value(arg, "a TTL (1..255)")?;
-                let ttl = text
-                    .parse::<u8>()
-                    .ok()
-                    .filter(|t| *t > 0 && text.bytes().all(|b| b.is_ascii_digit()));
-                let ttl = ttl.ok_or_else(|| {
-                    self.error(format!("Invalid TTL \"{text}\" for {arg} (must be 1..255)"))
-                })?;
-                self.multicast_ttl = Some(ttl);
-            }
-            "multicast-port" => {
-                let text = self.checked_value(arg, "an even port number (2..65534)")?;
-                let port = value::port(text).filter(|p| p % 2 == 0 && *p < u16::MAX);
-                let port = port.ok_or_else(|| {
-                    self.error(format!(
-                        "Invalid port \"{text}\" for {arg} (must be even, 2..65534)"
-                    ))
-                })?;
-                self.multicast_port = Some(port);
+            "multicast-range" | "multicast-ttl" | "multicast-port" => {
+                self.multicast_option(arg, name)?
             }
             "log-format" => {
                 let text = self.checked_value(arg, "a log format (text or json)")?;
@@ -900,6 +851,73 @@ impl<'a> Parser<'a> {
             )));
         }
         Ok(token.to_owned())
+    }
+
+    /// `--admin`, `--admin-token`, `--admin-token-file` (the last arm).
+    fn admin_option(&mut self, arg: &str, name: &str) -> Result<(), UsageError> {
+        match name {
+            "admin" => {
+                let text = self.checked_value(arg, "an address and port (127.0.0.1:9090)")?;
+                let addr = text.parse::<std::net::SocketAddr>().map_err(|_| {
+                self.error(format!(
+                    "Invalid address \"{text}\" for {arg} (must be an IP address and a port, such as 127.0.0.1:9090 or [::1]:9090)"
+                ))
+            })?;
+                self.admin_listen = Some(addr);
+            }
+            "admin-token" => {
+                let text = self.checked_value(arg, "a token")?.to_owned();
+                self.admin_token = Some(self.admin_token_value(arg, &text)?);
+            }
+            _ => {
+                let path = self
+                    .checked_value(arg, "a file holding the token")?
+                    .to_owned();
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| self.error(format!("Cannot read {arg} \"{path}\": {e}")))?;
+                let first = text.lines().next().unwrap_or("").trim().to_owned();
+                self.admin_token = Some(self.admin_token_value(arg, &first)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// `--multicast-range`, `--multicast-ttl`, `--multicast-port` (the last arm).
+    fn multicast_option(&mut self, arg: &str, name: &str) -> Result<(), UsageError> {
+        match name {
+            "multicast-range" => {
+                let text =
+                    self.checked_value(arg, "an IPv4 multicast range such as 239.255.42.0/24")?;
+                let range = value::multicast_range(text).ok_or_else(|| {
+                self.error(format!(
+                    "Invalid multicast range \"{text}\" for {arg} (must be an IPv4 address/prefix inside 224.0.0.0/4, outside 224.0.0.0/24)"
+                ))
+            })?;
+                self.multicast_range = Some(range);
+            }
+            "multicast-ttl" => {
+                let text = self.checked_value(arg, "a TTL (1..255)")?;
+                let ttl = text
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|t| *t > 0 && text.bytes().all(|b| b.is_ascii_digit()));
+                let ttl = ttl.ok_or_else(|| {
+                    self.error(format!("Invalid TTL \"{text}\" for {arg} (must be 1..255)"))
+                })?;
+                self.multicast_ttl = Some(ttl);
+            }
+            _ => {
+                let text = self.checked_value(arg, "an even port number (2..65534)")?;
+                let port = value::port(text).filter(|p| p % 2 == 0 && *p < u16::MAX);
+                let port = port.ok_or_else(|| {
+                    self.error(format!(
+                        "Invalid port \"{text}\" for {arg} (must be even, 2..65534)"
+                    ))
+                })?;
+                self.multicast_port = Some(port);
+            }
+        }
+        Ok(())
     }
 
     /// One `--tls-*` or `--backend-tls-*` option.
