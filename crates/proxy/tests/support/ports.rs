@@ -1,7 +1,14 @@
 //! Free ports for servers started by tests.
+//!
+//! The suite runs many test processes at once (cargo-nextest runs every test
+//! in a process of its own): a port is reserved for the whole machine by a
+//! lock on a file named after it in [`lock_dir`], held until the test process
+//! exits, so two processes never hand out the same port.
 
 use std::collections::BTreeSet;
+use std::fs::{File, OpenOptions};
 use std::net::{Ipv4Addr, TcpListener, UdpSocket};
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -14,11 +21,13 @@ const LAST: u16 = 32_000;
 
 /// Ports handed out by this test process: never given twice.
 static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+/// The locks that reserve them from other processes, held until exit.
+static LOCKS: Mutex<Vec<File>> = Mutex::new(Vec::new());
 static RNG: Mutex<u64> = Mutex::new(0);
 
 /// An even port `p` such that TCP `p` and UDP `p` and `p + 1` can be bound on
 /// every interface right now, and that no other call in this process returned
-/// (neither `p` nor `p + 1`).
+/// (neither `p` nor `p + 1`), nor any other test process still running.
 ///
 /// Use it for any server a test starts (proxy RTSP port, back end, restarting a
 /// back end later on the same port is fine: the port stays reserved for the
@@ -35,13 +44,40 @@ pub fn free_port() -> u16 {
         if handed.contains(&port) || handed.contains(&(port + 1)) {
             continue;
         }
+        let Some(lock) = reserve(port) else {
+            continue;
+        };
         if can_bind(port) {
+            LOCKS.lock().unwrap_or_else(|e| e.into_inner()).push(lock);
             handed.insert(port);
             handed.insert(port + 1);
             return port;
         }
     }
     panic!("no free port found in {FIRST}..{LAST}");
+}
+
+/// Where the port locks are: one folder for every test process of the
+/// machine (of every checkout, too).
+fn lock_dir() -> PathBuf {
+    std::env::temp_dir().join("rtsp-proxy-test-ports")
+}
+
+/// An exclusive lock on `port`'s file (it covers `port + 1` too, since only
+/// even ports are handed out), or None if another process holds it.
+fn reserve(port: u16) -> Option<File> {
+    let dir = lock_dir();
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        panic!("cannot create {}: {e}", dir.display());
+    }
+    let path = dir.join(port.to_string());
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
+    file.try_lock().ok().map(|()| file)
 }
 
 fn can_bind(port: u16) -> bool {
