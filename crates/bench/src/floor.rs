@@ -29,11 +29,12 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::gen::{FrameBuf, Generator, Workload};
-use crate::load::{instant_at, receive_udp};
+use crate::probe::instant_at;
 use crate::probe::now_ns;
 use crate::procstat;
 use crate::stats::{describe, summarize, ClientStats, Summary};
 use crate::sys;
+use crate::udp_receive::receive_udp;
 
 /// How the sender fans out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

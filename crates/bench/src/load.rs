@@ -5,20 +5,20 @@
 
 use std::cell::RefCell;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::Duration;
 
 use rtsp::header::rtp_info;
 use rtsp::Method;
-use tokio::io::{AsyncReadExt, Interest};
+use tokio::io::AsyncReadExt;
 use tokio::net::UdpSocket;
 use tokio::time::Instant;
 
-use crate::probe::now_ns;
+use crate::probe::{instant_at, now_ns};
 use crate::rtsp_client::{self, media_control, request, RtspConn};
 use crate::stats::{describe, summarize, ClientStats, Summary};
-use crate::sys::{self, RecvBatch};
+use crate::sys;
+use crate::udp_receive::receive_udp;
 
 /// Lower transport asked of the server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,86 +61,6 @@ pub struct LoadConfig {
     pub rcvbuf: usize,
     /// Largest datagram expected.
     pub max_packet: usize,
-}
-
-thread_local! {
-    static BATCH: RefCell<Option<RecvBatch>> = const { RefCell::new(None) };
-}
-
-/// Turns a Unix-ns time into a tokio instant.
-pub fn instant_at(unix_ns: u64) -> Instant {
-    let now = now_ns();
-    let i = Instant::now();
-    if unix_ns >= now {
-        i + Duration::from_nanos(unix_ns - now)
-    } else {
-        i.checked_sub(Duration::from_nanos(now - unix_ns))
-            .unwrap_or(i)
-    }
-}
-
-/// Reads every datagram waiting on `sock` (until it would block) into `on_packet(bytes, recv_ns, truncated)`.
-pub(crate) fn recv_all(
-    sock: &UdpSocket,
-    max_packet: usize,
-    on_packet: &mut dyn FnMut(&[u8], u64, bool),
-) -> io::Result<()> {
-    let fd = sock.as_raw_fd();
-    loop {
-        let r = sock.try_io(Interest::READABLE, || {
-            BATCH.with(|cell| {
-                let mut guard = cell.borrow_mut();
-                let b = guard.get_or_insert_with(|| RecvBatch::new(max_packet.max(2048)));
-                let n = b.recv(fd)?;
-                let mut fallback = None;
-                for i in 0..n {
-                    let (data, ts, truncated) = b.get(i);
-                    let t = match ts {
-                        Some(t) => t,
-                        None => *fallback.get_or_insert_with(now_ns),
-                    };
-                    on_packet(data, t, truncated);
-                }
-                Ok(n)
-            })
-        });
-        match r {
-            Ok(n) if n < sys::BATCH => return Ok(()),
-            Ok(_) => continue,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// Receives RTP on `rtp` (and drains `rtcp`) into `st` until `end`.
-pub async fn receive_udp(
-    rtp: &UdpSocket,
-    rtcp: Option<&UdpSocket>,
-    st: &mut ClientStats,
-    end: Instant,
-    max_packet: usize,
-) -> io::Result<()> {
-    let sleep = tokio::time::sleep_until(end);
-    tokio::pin!(sleep);
-    loop {
-        tokio::select! {
-            _ = &mut sleep => return Ok(()),
-            r = rtp.readable() => {
-                r?;
-                recv_all(rtp, max_packet, &mut |d, t, tr| {
-                    if tr { st.truncated += 1; }
-                    st.on_rtp(d, t);
-                })?;
-            }
-            r = async { match rtcp { Some(s) => s.readable().await, None => std::future::pending().await } } => {
-                r?;
-                if let Some(s) = rtcp {
-                    recv_all(s, max_packet, &mut |_, _, _| st.rtcp += 1)?;
-                }
-            }
-        }
-    }
 }
 
 /// Runs the load and gives the summary (also printed to stdout).
@@ -199,7 +119,8 @@ pub fn run(cfg: LoadConfig) -> Result<Summary, String> {
 
 async fn session(cfg: &LoadConfig, st: &mut ClientStats) -> io::Result<()> {
     if cfg.transport == Transport::Webrtc {
-        return crate::whep_client::session(cfg, st).await;
+        return crate::whep_client::session(&cfg.url, cfg.rcvbuf, cfg.window.1, cfg.max_packet, st)
+            .await;
     }
     let url = rtsp::url::RtspUrl::parse(&cfg.url)
         .map_err(|e| io::Error::other(format!("bad URL: {e}")))?;

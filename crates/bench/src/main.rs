@@ -29,6 +29,7 @@ mod soak;
 mod source;
 mod stats;
 mod sys;
+mod udp_receive;
 mod whep_client;
 
 #[derive(Parser)]

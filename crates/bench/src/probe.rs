@@ -14,7 +14,9 @@
 //! CLOCK_REALTIME is shared by every process on one host, so a receiver in
 //! another process can subtract the send time from its own receive time.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::time::Instant;
 
 /// Encoded size of a probe.
 pub const PROBE_LEN: usize = 24;
@@ -81,6 +83,18 @@ impl Probe {
 pub fn stamp(probe: &mut [u8], send_ns: u64, frame_send_ns: u64) {
     probe[0..8].copy_from_slice(&send_ns.to_be_bytes());
     probe[8..16].copy_from_slice(&frame_send_ns.to_be_bytes());
+}
+
+/// Turns a Unix-ns time into a tokio instant.
+pub fn instant_at(unix_ns: u64) -> Instant {
+    let now = now_ns();
+    let i = Instant::now();
+    if unix_ns >= now {
+        i + Duration::from_nanos(unix_ns - now)
+    } else {
+        i.checked_sub(Duration::from_nanos(now - unix_ns))
+            .unwrap_or(i)
+    }
 }
 
 /// CLOCK_REALTIME now, ns since the Unix epoch.

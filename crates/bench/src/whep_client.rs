@@ -25,10 +25,10 @@ use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::Instant;
 
 use crate::gen::read_payload_probe;
-use crate::load::{instant_at, recv_all, LoadConfig};
-use crate::probe::now_ns;
+use crate::probe::{instant_at, now_ns};
 use crate::stats::ClientStats;
 use crate::sys;
+use crate::udp_receive::recv_all;
 
 /// Longest wait for the WHEP answer (the proxy may be reaching its back end).
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
@@ -175,9 +175,15 @@ fn drive(
 
 /// One WHEP viewer: offer, answer, connect, receive into `st` until the
 /// window ends, then DELETE the session.
-pub async fn session(cfg: &LoadConfig, st: &mut ClientStats) -> io::Result<()> {
-    let url = WhepUrl::parse(&cfg.url).map_err(err)?;
-    let sock = UdpSocket::from_std(sys::udp_receiver(0, cfg.rcvbuf)?)?;
+pub async fn session(
+    url: &str,
+    rcvbuf: usize,
+    window_end_ns: u64,
+    max_packet: usize,
+    st: &mut ClientStats,
+) -> io::Result<()> {
+    let url = WhepUrl::parse(url).map_err(err)?;
+    let sock = UdpSocket::from_std(sys::udp_receiver(0, rcvbuf)?)?;
     let local = sock.local_addr()?;
 
     let mut rtc = Rtc::builder()
@@ -225,7 +231,8 @@ pub async fn session(cfg: &LoadConfig, st: &mut ClientStats) -> io::Result<()> {
         .accept_answer(pending, answer)
         .map_err(|e| err(format!("answer refused: {e}")))?;
 
-    let result = receive(&mut rtc, &sock, local, server, cfg, st).await;
+    let end = instant_at(window_end_ns) + Duration::from_millis(200);
+    let result = receive(&mut rtc, &sock, local, server, end, max_packet, st).await;
     if let Some(resource) = location {
         // Best effort: the measurement is over.
         let _ = tokio::time::timeout(
@@ -242,10 +249,10 @@ async fn receive(
     sock: &UdpSocket,
     local: SocketAddr,
     server: SocketAddr,
-    cfg: &LoadConfig,
+    end: Instant,
+    max_packet: usize,
     st: &mut ClientStats,
 ) -> io::Result<()> {
-    let end = instant_at(cfg.window.1) + Duration::from_millis(200);
     let connect_by = Instant::now() + CONNECT_TIMEOUT;
     let mut connected = false;
     let mut wake = drive(rtc, sock, st, now_ns(), &mut connected)?;
@@ -264,7 +271,7 @@ async fn receive(
             r = sock.readable() => {
                 r?;
                 let mut failed = None;
-                recv_all(sock, cfg.max_packet, &mut |data, t, truncated| {
+                recv_all(sock, max_packet, &mut |data, t, truncated| {
                     if failed.is_some() {
                         return;
                     }
