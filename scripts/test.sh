@@ -186,74 +186,109 @@ stop_build() { # stop_build <pid>
   kill "$1" 2>/dev/null || true
   wait "$1" 2>/dev/null || true
 }
-if (($# == 0)); then
-  # Build the tests first; then the static binary (STATIC_PROFILE) and the fuzz
-  # targets build in the background while the tests run (the end-to-end tests
-  # mostly wait for real-time media).
-  echo "+ cargo test --workspace --locked --no-run"
-  cargo test --workspace --locked --no-run || exit $?
-  mkdir -p target
-  # tests/packaging.rs runs the same scripts/build-static.sh: its cargo waits
-  # for this build's lock on target/<host triple>/$STATIC_PROFILE and finds it fresh,
-  # so the suite does not wait for a whole build of its own.
-  echo "+ nice -n 19 scripts/build-static.sh > target/static-build.log &"
-  nice -n 19 scripts/build-static.sh >target/static-build.log 2>&1 &
-  static_build=$!
-  # At the lowest priority, so that the tests' real-time media never waits for it.
-  echo "+ FUZZ_SMOKE_PHASE=build nice -n 19 scripts/fuzz-smoke.sh > target/fuzz-smoke-build.log &"
-  FUZZ_SMOKE_PHASE=build nice -n 19 scripts/fuzz-smoke.sh >target/fuzz-smoke-build.log 2>&1 &
-  fuzz_build=$!
-fi
+# A process and all its descendants, parents first.
+descendants() { # descendants <pid>
+  local child
+  echo "$1"
+  for child in $(pgrep -P "$1" 2>/dev/null); do descendants "$child"; done
+}
+# Waits for a build started in the background at the lowest priority. On a
+# busy machine it may have had almost no CPU while the tests ran: as root it
+# is raised to normal priority first (cargo first, so that the compilers it
+# starts from then on inherit it); otherwise it goes on as it is.
+finish_build() { # finish_build <pid>
+  local p
+  [[ -n "$1" ]] || return 0
+  if ((EUID == 0)); then
+    for p in $(descendants "$1"); do renice -n 0 -p "$p" >/dev/null 2>&1 || true; done
+  fi
+  wait "$1"
+}
+fail() { # fail <what failed>
+  echo "test.sh: FAILED: $*" >&2
+  stop_build "$static_build"
+  stop_build "$fuzz_build"
+  exit 1
+}
+
 runner="${TEST_RUNNER:-}"
 if [[ -z "$runner" ]]; then
   if cargo nextest --version >/dev/null 2>&1; then runner=nextest; else runner=cargo; fi
 fi
-case "$runner" in
-  nextest)
-    # nextest does not run doctests: they run here (none so far, but one
-    # added later is not silently skipped).
-    if (($# == 0)); then
-      echo "+ cargo test --workspace --locked --doc"
-      cargo test --workspace --locked --doc || status=$?
-    fi
-    cmd=(cargo nextest run --workspace --locked --no-tests=warn "$@")
-    ;;
-  cargo) cmd=(cargo test --workspace --locked "$@" -- --test-threads=2) ;;
-  *)
-    echo "test.sh: TEST_RUNNER must be nextest or cargo, not $runner" >&2
-    exit 2
-    ;;
-esac
-if ((status == 0)); then
+if [[ "$runner" != nextest && "$runner" != cargo ]]; then
+  echo "test.sh: TEST_RUNNER must be nextest or cargo, not $runner" >&2
+  exit 2
+fi
+
+if (($# > 0)); then
+  # Some tests, as asked (without --workspace, which would override -p): no
+  # background builds (tests/packaging.rs builds the static binary itself).
+  if [[ "$runner" == nextest ]]; then
+    cmd=(cargo nextest run --locked --no-tests=warn "$@")
+  else
+    cmd=(cargo test --locked "$@" -- --test-threads=2)
+  fi
+  echo "+ ${cmd[*]}"
+  "${cmd[@]}" || fail "exit $?; end-to-end process logs: target/e2e-logs/"
+  exit 0
+fi
+
+# The whole suite. Build the tests first; then the static binary
+# (STATIC_PROFILE, for tests/packaging.rs) and the fuzz targets build in the
+# background at the lowest priority while the tests run (the end-to-end tests
+# mostly wait for real-time media, and never wait for these builds); what is
+# left of them when the tests are done finishes at normal priority.
+echo "+ cargo test --workspace --locked --no-run"
+cargo test --workspace --locked --no-run || exit $?
+mkdir -p target
+echo "+ nice -n 19 scripts/build-static.sh > target/static-build.log &"
+nice -n 19 scripts/build-static.sh >target/static-build.log 2>&1 &
+static_build=$!
+echo "+ FUZZ_SMOKE_PHASE=build nice -n 19 scripts/fuzz-smoke.sh > target/fuzz-smoke-build.log &"
+FUZZ_SMOKE_PHASE=build nice -n 19 scripts/fuzz-smoke.sh >target/fuzz-smoke-build.log 2>&1 &
+fuzz_build=$!
+
+if [[ "$runner" == nextest ]]; then
+  # nextest does not run doctests: they run here (none so far, but one added
+  # later is not silently skipped).
+  echo "+ cargo test --workspace --locked --doc"
+  cargo test --workspace --locked --doc || fail "doctests (exit $?)"
+  # Every test but the packaging ones, which need the static binary.
+  cmd=(cargo nextest run --workspace --locked -E 'not binary(packaging)')
+  echo "+ ${cmd[*]}"
+  "${cmd[@]}" || status=$?
+  echo "+ wait for the static build (target/static-build.log)"
+  finish_build "$static_build" || fail "building the static binary (target/static-build.log)"
+  static_build=
+  cmd=(cargo nextest run --workspace --locked -E 'binary(packaging)')
+  echo "+ ${cmd[*]}"
+  "${cmd[@]}" || status=$?
+else
+  # One test binary after the other; tests/packaging.rs waits for the static
+  # build's lock on target/<host triple>/$STATIC_PROFILE and finds it fresh.
+  cmd=(cargo test --workspace --locked -- --test-threads=2)
   echo "+ ${cmd[*]}"
   "${cmd[@]}" || status=$?
 fi
 if ((status != 0)); then
-  echo "test.sh: FAILED (exit $status); end-to-end process logs: target/e2e-logs/" >&2
-  stop_build "$static_build"
-  stop_build "$fuzz_build"
-  exit "$status"
-fi
-# Done by now (tests/packaging.rs waited for it); a failure failed that test.
-if [[ -n "$static_build" ]]; then
-  wait "$static_build" || echo "test.sh: the background static build failed: target/static-build.log" >&2
+  fail "exit $status; end-to-end process logs: target/e2e-logs/"
 fi
 
-# The fuzz targets (fuzz/), a few seconds each from their seeds: only for the
-# whole suite, and skipped with a message where no nightly toolchain is
-# installed (scripts/fuzz-smoke.sh; about 1 minute, 2 with a cold build).
-if (($# == 0)); then
-  build_status=0
-  wait "$fuzz_build" || build_status=$?
-  cat target/fuzz-smoke-build.log
-  if ((build_status != 0)); then
-    echo "test.sh: building the fuzz targets FAILED (exit $build_status)" >&2
-    exit "$build_status"
-  fi
-  echo "+ FUZZ_SMOKE_PHASE=run scripts/fuzz-smoke.sh"
-  FUZZ_SMOKE_PHASE=run scripts/fuzz-smoke.sh || status=$?
-  if ((status != 0)); then
-    echo "test.sh: fuzz smoke run FAILED (exit $status); crashes in fuzz/artifacts/" >&2
-  fi
+# The fuzz targets (fuzz/), a few seconds each from their seeds, skipped with a
+# message where no nightly toolchain is installed (scripts/fuzz-smoke.sh;
+# about 1 minute, 2 with a cold build).
+build_status=0
+echo "+ wait for the fuzz targets' build (target/fuzz-smoke-build.log)"
+finish_build "$fuzz_build" || build_status=$?
+fuzz_build=
+cat target/fuzz-smoke-build.log
+if ((build_status != 0)); then
+  echo "test.sh: building the fuzz targets FAILED (exit $build_status)" >&2
+  exit "$build_status"
+fi
+echo "+ FUZZ_SMOKE_PHASE=run scripts/fuzz-smoke.sh"
+FUZZ_SMOKE_PHASE=run scripts/fuzz-smoke.sh || status=$?
+if ((status != 0)); then
+  echo "test.sh: fuzz smoke run FAILED (exit $status); crashes in fuzz/artifacts/" >&2
 fi
 exit "$status"

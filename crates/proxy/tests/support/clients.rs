@@ -58,10 +58,20 @@ pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Result<Output, 
             stderr,
         }),
         None => Err(format!(
-            "{line} was killed after {timeout:?}; stderr:\n{}",
+            "{line} was killed after {timeout:?}; stdout (its end):\n{}\nstderr:\n{}",
+            tail(&String::from_utf8_lossy(&stdout), 4000),
             String::from_utf8_lossy(&stderr)
         )),
     }
+}
+
+/// The last `max` bytes of `text` or so (cut at a character boundary).
+fn tail(text: &str, max: usize) -> &str {
+    let mut start = text.len().saturating_sub(max);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
 }
 
 fn collect(mut pipe: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
