@@ -179,18 +179,22 @@ export RUST_BACKTRACE="${RUST_BACKTRACE:-1}"
 status=0
 fuzz_build=
 static_build=
-# Ends a background build (its cargo too) and waits for it.
-stop_build() { # stop_build <pid>
-  [[ -n "$1" ]] || return 0
-  pkill -TERM -P "$1" 2>/dev/null || true
-  kill "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
-}
 # A process and all its descendants, parents first.
 descendants() { # descendants <pid>
   local child
   echo "$1"
   for child in $(pgrep -P "$1" 2>/dev/null); do descendants "$child"; done
+}
+# Ends a background build and waits for it: every process under it, down to
+# the compilers (`cargo fuzz` runs `cargo build`, which runs rustc: stopping
+# only the script's children left a build running on into the next run).
+stop_build() { # stop_build <pid>
+  local p
+  [[ -n "$1" ]] || return 0
+  for p in $(descendants "$1"); do kill -STOP "$p" 2>/dev/null || true; done
+  for p in $(descendants "$1"); do kill -TERM "$p" 2>/dev/null || true; done
+  for p in $(descendants "$1"); do kill -CONT "$p" 2>/dev/null || true; done
+  wait "$1" 2>/dev/null || true
 }
 # Waits for a build started in the background at the lowest priority. On a
 # busy machine it may have had almost no CPU while the tests ran: as root it
