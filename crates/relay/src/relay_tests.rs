@@ -974,6 +974,65 @@ fn a_report_made_after_a_pause_keeps_the_back_ends_latency() {
     );
 }
 
+/// A camera restart can bring a pipeline with a longer capture-to-arrival
+/// latency (GStreamer's AAC: a frame more, 21 ms). The first report of the
+/// new back end must continue the mapping the client holds (the report made
+/// at the restart), or ffmpeg, which re-anchors at every report, sees audio
+/// time go back (resilience.rs saw "Non-monotonous DTS" under load).
+#[test]
+fn a_restarted_back_end_with_a_longer_latency_does_not_take_time_back() {
+    let stream = described_stream();
+    let (sink, _out, mut rx) = interleaved(64, 0);
+    // The first back end stamps its packets 40 ms before they arrive here.
+    let now = Instant::now();
+    stream.push_rtp(VIDEO, rtp_packet(1, 90_000, BACKEND_SSRC, b"abc"), now);
+    let captured = rtcp::ntp_from_system_time(SystemTime::now() - Duration::from_millis(40));
+    stream.push_rtcp(VIDEO, &backend_sr(BACKEND_SSRC, captured, 90_000), now);
+    play(&stream, 1, vec![(VIDEO, sink)], Instant::now());
+
+    // The camera restarts; its new pipeline stamps 61 ms before arrival.
+    stream.source_reset();
+    let now = Instant::now();
+    let new_ssrc = BACKEND_SSRC + 1;
+    stream.push_rtp(VIDEO, rtp_packet(700, 5_000_000, new_ssrc, b"abc"), now);
+    // A report we make before the new back end's first one.
+    stream.tick(now);
+    let captured = rtcp::ntp_from_system_time(SystemTime::now() - Duration::from_millis(61));
+    stream.push_rtcp(
+        VIDEO,
+        &backend_sr(new_ssrc, captured, 5_000_000),
+        Instant::now(),
+    );
+
+    let reports: Vec<SenderInfo> = on_channel(&drain_media(&mut rx), 1)
+        .iter()
+        .flat_map(|p| rtcp::sender_reports(p))
+        .collect();
+    assert_eq!(reports.len(), 3, "at PLAY, made at the restart, forwarded");
+    let (made, forwarded) = (reports[1], reports[2]);
+    let ahead = i128::from(forwarded.rtp_timestamp.wrapping_sub(made.rtp_timestamp) as i32);
+    let predicted = i128::from(made.ntp) + (ahead << 32) / 90_000;
+    let moved_ms = (i128::from(forwarded.ntp) - predicted) as f64 / 2f64.powi(32) * 1000.0;
+    assert!(
+        moved_ms.abs() < 3.0,
+        "the new back end's first report moves the client's clock by {moved_ms:.1} ms"
+    );
+
+    // Its next report keeps the same shift: the client's clock runs on.
+    let later = rtcp::ntp_add(captured, Duration::from_secs(5));
+    stream.push_rtcp(
+        VIDEO,
+        &backend_sr(new_ssrc, later, 5_450_000),
+        Instant::now(),
+    );
+    let next = rtcp::sender_reports(&on_channel(&drain_media(&mut rx), 1)[0])[0];
+    assert_eq!(
+        next.ntp.wrapping_sub(forwarded.ntp),
+        later.wrapping_sub(captured),
+        "the camera's clock, shifted once"
+    );
+}
+
 /// A new client gets a sender report right after its PLAY, consistent with the
 /// RTP-Info it was given, instead of waiting for the back end's next one.
 #[test]

@@ -316,6 +316,20 @@ struct Track {
     /// that one (ffmpeg does at every report) must not see time go back.
     sender_lag: Option<i64>,
     synth_sr_at: Option<Instant>,
+    /// The last sender report the subscribers were given (ours or the back
+    /// end's as forwarded): the RTP-to-NTP mapping they hold.
+    last_report: Option<SenderInfo>,
+    /// Added to the NTP time of the back end's reports in the current
+    /// mapping (NTP units). A new mapping (after a reconnect or a pause) can
+    /// come from a new pipeline whose capture-to-arrival latency is not the
+    /// old one's: its first report would move the watchers' clock by the
+    /// difference, and back in time if the new latency is longer (ffmpeg
+    /// re-anchors at every report: audio timestamps go back). Set at that
+    /// first report so that it continues [`Track::last_report`]; 0 while
+    /// nobody watches (the camera's own clock again).
+    ntp_shift: i64,
+    /// The mapping ended: the back end's next report sets [`Track::ntp_shift`].
+    shift_due: bool,
     /// Subscribers still being given a paced GOP replay: their sink joins
     /// `sinks` once their queue (replay, then the live packets meanwhile) is
     /// empty.
@@ -339,6 +353,9 @@ impl Track {
             backend_sr: None,
             sender_lag: None,
             synth_sr_at: None,
+            last_report: None,
+            ntp_shift: 0,
+            shift_due: false,
             pacing: Vec::new(),
         }
     }
@@ -349,6 +366,28 @@ impl Track {
         *lost_ended += self.reception.cumulative_lost();
         self.reception = ReceptionStats::new(self.continuity.clock_rate());
         self.backend_sr = None;
+        self.shift_due = true;
+    }
+
+    /// The back end's report `sr` (already in our timestamp space) as the
+    /// subscribers get it: its NTP time shifted by [`Track::ntp_shift`],
+    /// which the first report of a mapping sets.
+    fn forwarded_report(&mut self, mut sr: SenderInfo) -> SenderInfo {
+        if std::mem::take(&mut self.shift_due) {
+            let watched = !self.sinks.is_empty() || !self.pacing.is_empty();
+            self.ntp_shift = self
+                .last_report
+                .filter(|_| watched)
+                .and_then(|last| {
+                    continued_ntp(&last, sr.rtp_timestamp, self.continuity.clock_rate())
+                })
+                .map_or(0, |ntp| {
+                    let shift = i128::from(ntp) - i128::from(sr.ntp);
+                    i64::try_from(shift).unwrap_or(0)
+                });
+        }
+        sr.ntp = sr.ntp.wrapping_add_signed(self.ntp_shift);
+        sr
     }
 
     /// A sender report for `now` in our space: the back end's latest (carried
@@ -400,6 +439,17 @@ impl Track {
             Some(lag) => lag.saturating_add(sample.saturating_sub(lag) / 4),
         });
     }
+}
+
+/// The NTP time that `last`'s mapping gives RTP time `rtp_timestamp`, as a
+/// player extrapolates it; None over an hour away (or a wrap apart).
+fn continued_ntp(last: &SenderInfo, rtp_timestamp: u32, clock_rate: u32) -> Option<u64> {
+    let ahead = i64::from(rtp_timestamp.wrapping_sub(last.rtp_timestamp) as i32);
+    if ahead.unsigned_abs() > u64::from(clock_rate) * 3_600 {
+        return None;
+    }
+    let ahead_ntp = (i128::from(ahead) << 32) / i128::from(clock_rate.max(1));
+    u64::try_from(i128::from(last.ntp) + ahead_ntp).ok()
 }
 
 fn encode_sender_report(info: &SenderInfo) -> Bytes {
@@ -807,8 +857,10 @@ impl Stream {
                 t.reception.on_sender_report(&sr, now);
                 // Same SSRC/timestamp mapping as the RTP, the camera's NTP time kept.
                 if let Some(info) = t.continuity.map_sender_report(&sr) {
+                    let info = t.forwarded_report(info);
                     t.learn_sender_lag(&info, now, SystemTime::now());
                     t.backend_sr = Some((info, now));
+                    t.last_report = Some(info);
                     out = Some(encode_sender_report(&info));
                 }
             }
@@ -852,6 +904,7 @@ impl Stream {
                     continue;
                 };
                 t.synth_sr_at = Some(now);
+                t.last_report = Some(info);
                 sends.push((t.sinks.clone(), encode_sender_report(&info)));
             }
         }
@@ -980,6 +1033,7 @@ impl Stream {
                 // that players can line up audio and video from the start. After
                 // the PLAY response (queued above) on interleaved connections.
                 if let Some(info) = track.sender_report_at(now, wall) {
+                    track.last_report = Some(info);
                     sink.send_rtcp(&encode_sender_report(&info));
                 }
                 if paced {
