@@ -855,7 +855,8 @@ impl Stream {
             let mut out = None;
             for sr in rtcp::sender_reports(pkt) {
                 t.reception.on_sender_report(&sr, now);
-                // Same SSRC/timestamp mapping as the RTP, the camera's NTP time kept.
+                // Same SSRC/timestamp mapping as the RTP; the camera's NTP time,
+                // shifted only to continue the watchers' clock across mappings.
                 if let Some(info) = t.continuity.map_sender_report(&sr) {
                     let info = t.forwarded_report(info);
                     t.learn_sender_lag(&info, now, SystemTime::now());
