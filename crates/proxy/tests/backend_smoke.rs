@@ -503,10 +503,14 @@ fn parses_framecrc_output() {
         "equal DTS is flagged"
     );
     let backwards = format!("{text}1,       1000,       1000,     1024,      196, 0xe2de6284\n");
-    assert!(
-        parse_framecrc(&backwards).non_monotonic_dts,
-        "decreasing DTS is flagged"
+    let r = parse_framecrc(&backwards);
+    assert!(r.non_monotonic_dts, "decreasing DTS is flagged");
+    assert_eq!(
+        r.dts_regression.as_deref(),
+        Some("stream 1, packet 3 (output 5): DTS 1000 after 1024"),
+        "and where it went back is said"
     );
+    assert_eq!(parse_framecrc(text).dts_regression, None);
 
     // ffmpeg's unset first timestamp: the first two packets may tie.
     let start = "#media_type 0: video\n0, 0, 0, 3600, 1066, 0x1\n0, 0, 0, 3600, 502, 0x2, F=0x0\n\

@@ -265,6 +265,11 @@ pub struct RecordResult {
     /// written with a DTS not larger than the previous one (a tie between a
     /// stream's first two packets excepted: see [`ffmpeg_record`]).
     pub non_monotonic_dts: bool,
+    /// The first packet whose DTS was not larger than its stream's previous
+    /// one, e.g. `stream 1, packet 412 (output 830): DTS 31739 after 31744`.
+    /// [`ffmpeg_record`] also adds it to [`RecordResult::stderr`], which the
+    /// tests print when they fail.
+    pub dts_regression: Option<String>,
 }
 
 impl RecordResult {
@@ -320,7 +325,10 @@ pub fn ffmpeg_record(url: &str, transport: &str, seconds: u32) -> Result<RecordR
     ]
     .iter()
     .any(|p| lower.contains(p));
-    result.stderr = stderr;
+    result.stderr = match &result.dts_regression {
+        Some(at) => format!("{stderr}[framecrc check] {at}\n"),
+        None => stderr,
+    };
     Ok(result)
 }
 
@@ -361,6 +369,13 @@ pub(crate) fn parse_framecrc(text: &str) -> RecordResult {
                 // unset" warning), so the second one can tie with it.
                 if dts < *last || (dts == *last && *seen > 1) {
                     result.non_monotonic_dts = true;
+                    result.dts_regression.get_or_insert_with(|| {
+                        format!(
+                            "stream {stream}, packet {} (output {}): DTS {dts} after {last}",
+                            *seen + 1,
+                            result.packets.len() + 1
+                        )
+                    });
                 }
                 *last = dts;
                 *seen += 1;
