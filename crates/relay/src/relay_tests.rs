@@ -1033,6 +1033,61 @@ fn a_restarted_back_end_with_a_longer_latency_does_not_take_time_back() {
     );
 }
 
+/// The clock in `next` moved from the one `held` gives, in milliseconds
+/// (negative: time went back for a player that re-anchors on `next`).
+fn clock_moved_ms(held: &SenderInfo, next: &SenderInfo, clock_rate: i128) -> f64 {
+    let ahead = i128::from(next.rtp_timestamp.wrapping_sub(held.rtp_timestamp) as i32);
+    let predicted = i128::from(held.ntp) + (ahead << 32) / clock_rate;
+    (i128::from(next.ntp) - predicted) as f64 / 2f64.powi(32) * 1000.0
+}
+
+/// The reports the proxy makes while a client watches (here during a camera
+/// restart, before the new back end's first report) continue the mapping the
+/// client holds. Made from the wall clock and the arrival of the latest
+/// packet, they moved it by that packet's jitter: the new pipeline's first
+/// packet, which fixes the new mapping's timestamps, came 70 ms late, and
+/// ffmpeg's time went back (http_tunnel.rs under load).
+#[test]
+fn reports_made_while_a_client_watches_continue_its_clock() {
+    let stream = described_stream();
+    let (sink, _out, mut rx) = interleaved(64, 0);
+    // Real time throughout: the report made at the end reads the wall clock.
+    let t0 = Instant::now();
+    stream.push_rtp(VIDEO, rtp_packet(1, 90_000, BACKEND_SSRC, b"abc"), t0);
+    let captured = rtcp::ntp_from_system_time(SystemTime::now() - Duration::from_millis(40));
+    stream.push_rtcp(VIDEO, &backend_sr(BACKEND_SSRC, captured, 90_000), t0);
+    play(&stream, 1, vec![(VIDEO, sink)], t0);
+
+    // The camera restarts. Its new pipeline's first packet comes 70 ms
+    // late: the next one, captured 80 ms after it, comes 10 ms after it.
+    stream.source_reset();
+    let new_ssrc = BACKEND_SSRC + 1;
+    stream.push_rtp(
+        VIDEO,
+        rtp_packet(700, 5_000_000, new_ssrc, b"abc"),
+        Instant::now(),
+    );
+    std::thread::sleep(Duration::from_millis(10));
+    stream.push_rtp(
+        VIDEO,
+        rtp_packet(701, 5_007_200, new_ssrc, b"abc"),
+        Instant::now(),
+    );
+    // A report in the new mapping, before the back end's first one.
+    stream.tick(Instant::now());
+
+    let reports: Vec<SenderInfo> = on_channel(&drain_media(&mut rx), 1)
+        .iter()
+        .flat_map(|p| rtcp::sender_reports(p))
+        .collect();
+    assert_eq!(reports.len(), 2, "at PLAY, after the restart");
+    let moved = clock_moved_ms(&reports[0], &reports[1], 90_000);
+    assert!(
+        moved.abs() < 0.01,
+        "the report made after the restart moves the client's clock by {moved:.1} ms"
+    );
+}
+
 /// A new client gets a sender report right after its PLAY, consistent with the
 /// RTP-Info it was given, instead of waiting for the back end's next one.
 #[test]

@@ -310,10 +310,12 @@ struct Track {
     /// behind our wall clock at the RTP time we project for "now" (NTP units,
     /// 2^-32 s): its capture-to-arrival latency plus any clock offset.
     /// Learnt from every back-end report and kept across pauses and
-    /// reconnects, so that a sender report we make ourselves (at PLAY,
-    /// before the back end's first report after a resume) maps RTP time to
+    /// reconnects, so that a sender report we make ourselves for a first
+    /// watcher (at PLAY, or on a back end that sends none) maps RTP time to
     /// NTP time as the back end's next one will: a player that re-anchors on
     /// that one (ffmpeg does at every report) must not see time go back.
+    /// Reports made while somebody watches continue [`Track::last_report`]
+    /// instead (see [`Track::made_report_at`]).
     sender_lag: Option<i64>,
     synth_sr_at: Option<Instant>,
     /// The last sender report the subscribers were given (ours or the back
@@ -369,12 +371,41 @@ impl Track {
         self.shift_due = true;
     }
 
+    /// Whether a subscriber is on this track (relayed to, or being given its
+    /// paced replay).
+    fn watched(&self) -> bool {
+        !self.sinks.is_empty() || !self.pacing.is_empty()
+    }
+
+    /// A sender report we make ourselves at `now` (see
+    /// [`Track::sender_report_at`]). While somebody watches, its NTP time
+    /// continues [`Track::last_report`], the mapping they hold, as a player
+    /// extrapolates it: a report made from the wall clock and the arrival
+    /// time of the latest packet would move their clock by that packet's
+    /// jitter, and back in time when it came early. After a restart the new
+    /// pipeline's first packet, which fixes the timestamps of the new
+    /// mapping, often comes late: ffmpeg, which re-anchors at every report,
+    /// then saw time go back (http_tunnel.rs under load).
+    fn made_report_at(&self, now: Instant, wall: SystemTime) -> Option<SenderInfo> {
+        let mut info = self.sender_report_at(now, wall)?;
+        let held = self
+            .last_report
+            .filter(|_| self.watched())
+            .and_then(|last| {
+                continued_ntp(&last, info.rtp_timestamp, self.continuity.clock_rate())
+            });
+        if let Some(ntp) = held {
+            info.ntp = ntp;
+        }
+        Some(info)
+    }
+
     /// The back end's report `sr` (already in our timestamp space) as the
     /// subscribers get it: its NTP time shifted by [`Track::ntp_shift`],
     /// which the first report of a mapping sets.
     fn forwarded_report(&mut self, mut sr: SenderInfo) -> SenderInfo {
         if std::mem::take(&mut self.shift_due) {
-            let watched = !self.sinks.is_empty() || !self.pacing.is_empty();
+            let watched = self.watched();
             self.ntp_shift = self
                 .last_report
                 .filter(|_| watched)
@@ -901,7 +932,7 @@ impl Stream {
                 {
                     continue;
                 }
-                let Some(info) = t.sender_report_at(now, wall) else {
+                let Some(info) = t.made_report_at(now, wall) else {
                     continue;
                 };
                 t.synth_sr_at = Some(now);
@@ -1033,7 +1064,7 @@ impl Stream {
                 // A sender report right away, not at the back end's next one, so
                 // that players can line up audio and video from the start. After
                 // the PLAY response (queued above) on interleaved connections.
-                if let Some(info) = track.sender_report_at(now, wall) {
+                if let Some(info) = track.made_report_at(now, wall) {
                     track.last_report = Some(info);
                     sink.send_rtcp(&encode_sender_report(&info));
                 }
