@@ -1010,9 +1010,7 @@ fn a_restarted_back_end_with_a_longer_latency_does_not_take_time_back() {
         .collect();
     assert_eq!(reports.len(), 3, "at PLAY, made at the restart, forwarded");
     let (made, forwarded) = (reports[1], reports[2]);
-    let ahead = i128::from(forwarded.rtp_timestamp.wrapping_sub(made.rtp_timestamp) as i32);
-    let predicted = i128::from(made.ntp) + (ahead << 32) / 90_000;
-    let moved_ms = (i128::from(forwarded.ntp) - predicted) as f64 / 2f64.powi(32) * 1000.0;
+    let moved_ms = clock_moved_ms(&made, &forwarded, 90_000);
     assert!(
         moved_ms.abs() < 3.0,
         "the new back end's first report moves the client's clock by {moved_ms:.1} ms"
