@@ -388,16 +388,18 @@ impl Track {
     /// then saw time go back (http_tunnel.rs under load).
     fn made_report_at(&self, now: Instant, wall: SystemTime) -> Option<SenderInfo> {
         let mut info = self.sender_report_at(now, wall)?;
-        let held = self
-            .last_report
-            .filter(|_| self.watched())
-            .and_then(|last| {
-                continued_ntp(&last, info.rtp_timestamp, self.continuity.clock_rate())
-            });
-        if let Some(ntp) = held {
+        if let Some(ntp) = self.held_ntp(info.rtp_timestamp) {
             info.ntp = ntp;
         }
         Some(info)
+    }
+
+    /// The NTP time the watchers' clock ([`Track::last_report`]) gives RTP
+    /// time `rtp_timestamp`; None while nobody watches.
+    fn held_ntp(&self, rtp_timestamp: u32) -> Option<u64> {
+        self.last_report
+            .filter(|_| self.watched())
+            .and_then(|last| continued_ntp(&last, rtp_timestamp, self.continuity.clock_rate()))
     }
 
     /// The back end's report `sr` (already in our timestamp space) as the
@@ -405,17 +407,10 @@ impl Track {
     /// which the first report of a mapping sets.
     fn forwarded_report(&mut self, mut sr: SenderInfo) -> SenderInfo {
         if std::mem::take(&mut self.shift_due) {
-            let watched = self.watched();
-            self.ntp_shift = self
-                .last_report
-                .filter(|_| watched)
-                .and_then(|last| {
-                    continued_ntp(&last, sr.rtp_timestamp, self.continuity.clock_rate())
-                })
-                .map_or(0, |ntp| {
-                    let shift = i128::from(ntp) - i128::from(sr.ntp);
-                    i64::try_from(shift).unwrap_or(0)
-                });
+            self.ntp_shift = self.held_ntp(sr.rtp_timestamp).map_or(0, |ntp| {
+                let shift = i128::from(ntp) - i128::from(sr.ntp);
+                i64::try_from(shift).unwrap_or(0)
+            });
         }
         sr.ntp = sr.ntp.wrapping_add_signed(self.ntp_shift);
         sr
