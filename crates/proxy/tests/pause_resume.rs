@@ -222,6 +222,28 @@ fn retina_report_check_names_each_problem() {
     assert!(report.check_clean(0.5).unwrap_err().contains("no packet"));
 }
 
+/// The next frame's lateness is counted against the packet that came earliest
+/// for its timestamp, so that an error of the sender report (which moves every
+/// packet alike) does not count as lateness.
+#[test]
+fn retina_report_next_frame_lateness_is_against_the_earliest_packet() {
+    let mut s = RetinaStreamReport {
+        // Due 0.033 s after the report, came 0.063 s after PLAY...
+        next_frame_elapsed_secs: Some(0.033),
+        next_frame_received_after_play: Some(Duration::from_millis(63)),
+        // ... while the live packet at its earliest came 0.005 s after its.
+        least_arrival_less_timestamp_secs: Some(0.005),
+        ..Default::default()
+    };
+    let late = s.next_frame_lateness_secs().expect("all known");
+    assert!((late - 0.025).abs() < 1e-9, "{late}");
+    s.least_arrival_less_timestamp_secs = Some(0.030);
+    let on_time = s.next_frame_lateness_secs().expect("all known");
+    assert!(on_time.abs() < 1e-9, "{on_time}");
+    s.next_frame_received_after_play = None;
+    assert_eq!(s.next_frame_lateness_secs(), None);
+}
+
 // --- (a) retina: fresh start, then after a pause ----------------------------
 
 fn retina_fresh_then_after_a_pause(mode: SuspendMode, transport: RetinaTransport) {

@@ -105,7 +105,24 @@ pub struct RetinaStreamReport {
     pub first_received_after_play: Option<Duration>,
     /// When the last packet arrived, counted from the PLAY response.
     pub last_received_after_play: Option<Duration>,
+    /// The timestamp (same scale) of the next frame after the first packet's:
+    /// the first packet more than [`NEXT_FRAME_AFTER_SECS`] of media time
+    /// after the packet before it. After a keyframe-cache replay (its frames
+    /// retimed clock ticks apart) this is the first live frame.
+    pub next_frame_elapsed_secs: Option<f64>,
+    /// When that frame's first packet arrived, counted from the PLAY response.
+    pub next_frame_received_after_play: Option<Duration>,
+    /// The least, over that frame's packets and all after it, of arrival
+    /// (seconds after the PLAY response) less timestamp (same scale as
+    /// [`RetinaStreamReport::first_elapsed_secs`]): the packet that came
+    /// earliest for its timestamp.
+    pub least_arrival_less_timestamp_secs: Option<f64>,
 }
+
+/// Media time between two packets above which the second starts a frame of
+/// its own that is not part of a retimed replay (whose frames are clock ticks
+/// apart; a frame at 120 fps is 8 ms).
+pub const NEXT_FRAME_AFTER_SECS: f64 = 0.001;
 
 impl RetinaStreamReport {
     /// Media time covered (last minus first timestamp), in seconds.
@@ -120,6 +137,21 @@ impl RetinaStreamReport {
     /// agrees with the first packet).
     pub fn first_packet_from_sender_report_secs(&self) -> Option<f64> {
         Some(self.first_elapsed_secs? - self.first_sr_elapsed_secs?)
+    }
+
+    /// How much later, in seconds, the next frame (see
+    /// [`RetinaStreamReport::next_frame_elapsed_secs`]) arrived for its
+    /// timestamp than the packet that came earliest for its own: 0 when the
+    /// back end delivered it on time. A back end that delivers a frame late (an
+    /// encoder stalled on a busy machine) leaves the live edge at PLAY, the
+    /// frame before it, that much further behind the moment the sender report
+    /// sent at PLAY describes, through the proxy as for a client connected
+    /// straight to it. (Measured against the other packets, not against the
+    /// report, whose own error this must not hide.)
+    pub fn next_frame_lateness_secs(&self) -> Option<f64> {
+        let arrival_less_ts =
+            self.next_frame_received_after_play?.as_secs_f64() - self.next_frame_elapsed_secs?;
+        Some(arrival_less_ts - self.least_arrival_less_timestamp_secs?)
     }
 
     /// Wall-clock time between the first and the last packet, in seconds.
@@ -239,7 +271,7 @@ impl fmt::Display for RetinaReport {
                 f,
                 "\n    stream {i} {} {}/{}: {} pkts, loss {}, {} rtcp, ssrc {:08x?}, seq {:?}, \
                  first ts {}, last ts {}, first SR ts {}, first pkt after PLAY {:.2?}, \
-                 last {:.2?}",
+                 last {:.2?}, next frame ts {} after PLAY {:.2?}",
                 s.media,
                 s.encoding_name,
                 s.clock_rate,
@@ -253,6 +285,8 @@ impl fmt::Display for RetinaReport {
                 secs(s.first_sr_elapsed_secs),
                 s.first_received_after_play,
                 s.last_received_after_play,
+                secs(s.next_frame_elapsed_secs),
+                s.next_frame_received_after_play,
             )?;
         }
         Ok(())
@@ -393,6 +427,19 @@ async fn play(
                     s.first_payload = pkt.payload().iter().take(16).copied().collect();
                     s.first_elapsed_secs = Some(elapsed);
                     s.first_received_after_play = Some(at);
+                } else if s.next_frame_elapsed_secs.is_none()
+                    && s.last_elapsed_secs
+                        .is_some_and(|last| elapsed - last > NEXT_FRAME_AFTER_SECS)
+                {
+                    s.next_frame_elapsed_secs = Some(elapsed);
+                    s.next_frame_received_after_play = Some(at);
+                }
+                if s.next_frame_elapsed_secs.is_some() {
+                    let arrival_less_ts = at.as_secs_f64() - elapsed;
+                    s.least_arrival_less_timestamp_secs = Some(
+                        s.least_arrival_less_timestamp_secs
+                            .map_or(arrival_less_ts, |least| least.min(arrival_less_ts)),
+                    );
                 }
                 s.packets += 1;
                 s.loss += u64::from(pkt.loss());
