@@ -86,15 +86,16 @@ const FIRST_KEYFRAME_WITHIN: Duration = Duration::from_millis(150);
 /// fps and some jitter...
 const EARLIEST_FIRST_PACKET_SECS: f64 = -0.05;
 /// ... plus however much later than the live packets at their earliest the
-/// back end delivered the frame after it, up to this. The live edge at PLAY is the newest frame the proxy has; when the
-/// next one comes late (an H.265 encoder stalled on the loaded machine: -54
-/// ms once, with -50 allowed), the newest is that much older than the moment
-/// the report describes, for a client connected straight to the back end as
-/// well. A replay that did not end at the live edge is still caught: its next
-/// frame is a whole frame or more further on in media time, not later in
-/// arrival. (A back end that stalled *and dropped* frames at the join looks
-/// like that replay to the client: such a join is joined once more, where a
-/// replay that does not end at the live edge fails again.)
+/// back end delivered the frame after it, up to this. The live edge at PLAY
+/// is the newest frame the proxy has; when the next one comes late (an H.265
+/// encoder stalled on the loaded machine: -54 ms once, with -50 allowed), the
+/// newest is that much older than the moment the report describes, for a
+/// client connected straight to the back end as well. A replay that did not
+/// end at the live edge is still caught: its next frame is a whole frame or
+/// more further on in media time, not later in arrival. (A back end that
+/// stalled *and dropped* frames at the join looks like that replay to the
+/// client: such a join is joined once more, where a replay that does not end
+/// at the live edge fails again.)
 const BACK_END_LATE_AT_MOST_SECS: f64 = 0.25;
 /// Bound of a player's start (its process, its IPC socket).
 const PLAYER_START_TIMEOUT: Duration = Duration::from_secs(15);

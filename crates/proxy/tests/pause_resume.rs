@@ -228,10 +228,11 @@ fn retina_report_check_names_each_problem() {
 #[test]
 fn retina_report_next_frame_lateness_is_against_the_earliest_packet() {
     let mut s = RetinaStreamReport {
-        // Due 0.033 s after the report, came 0.063 s after PLAY...
+        // Stamped 0.033 s, came 0.063 s after PLAY: 0.030 s after its stamp...
         next_frame_elapsed_secs: Some(0.033),
         next_frame_received_after_play: Some(Duration::from_millis(63)),
-        // ... while the live packet at its earliest came 0.005 s after its.
+        // ... while the packet that came earliest for its stamp came 0.005 s
+        // after it.
         least_arrival_less_timestamp_secs: Some(0.005),
         ..Default::default()
     };
